@@ -22,6 +22,9 @@ pub struct State {
     pub resources: BTreeMap<ResourceAddr, ResourceState>,
     /// The intent journal: creates that were started but whose result is not recorded yet.
     pub intents: BTreeMap<ResourceAddr, Intent>,
+    /// Old instances replaced create-before-destroy whose delete has not finished yet. The next
+    /// plan deletes them.
+    pub deposed: Vec<Deposed>,
     pub outputs: BTreeMap<String, Output>,
 }
 
@@ -33,6 +36,7 @@ impl State {
             lineage: uuid::Uuid::new_v4().to_string(),
             resources: BTreeMap::new(),
             intents: BTreeMap::new(),
+            deposed: Vec::new(),
             outputs: BTreeMap::new(),
         }
     }
@@ -83,4 +87,11 @@ pub struct Output {
     /// Sensitive outputs are stored but printed as `(sensitive)` unless asked for by name.
     #[serde(default)]
     pub sensitive: bool,
+}
+
+/// An old instance kept after its replacement was created, until it is deleted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deposed {
+    pub addr: ResourceAddr,
+    pub resource: ResourceState,
 }

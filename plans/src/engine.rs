@@ -1,0 +1,828 @@
+//! The engine's phases: resolve pending intents, refresh, plan, apply.
+//!
+//! Each phase is a function over values (state in, state or plan out). Persisting state is the
+//! caller's business through [`Persist`]; talking to clouds is the providers' business through
+//! [`Provider`]. The engine decides order, diffs, guards and bookkeeping, nothing else.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{self, StreamExt};
+use matih_addrs::{ResourceAddr, ResourceType};
+use matih_state::{Deposed, Intent, Output, ResourceState, State, StateError};
+
+use crate::diff::diff_attrs;
+use crate::graph::{Dag, Outcome, walk};
+use crate::plan::*;
+use crate::provider::*;
+use crate::resource::DesiredGraph;
+use crate::value::{Ref, Value};
+
+/// The providers of one run, indexed by the resource types they own.
+pub struct Providers {
+    by_type: HashMap<ResourceType, (Arc<dyn Provider>, TypeSchema)>,
+    all: Vec<Arc<dyn Provider>>,
+}
+
+impl Providers {
+    pub fn new(list: Vec<Arc<dyn Provider>>) -> Result<Self, EngineError> {
+        let mut by_type: HashMap<ResourceType, (Arc<dyn Provider>, TypeSchema)> = HashMap::new();
+        for p in &list {
+            for s in p.schemas() {
+                if let Some((other, _)) = by_type.get(&s.rtype) {
+                    return Err(EngineError::DuplicateType {
+                        rtype: s.rtype.clone(),
+                        first: other.name().to_string(),
+                        second: p.name().to_string(),
+                    });
+                }
+                by_type.insert(s.rtype.clone(), (p.clone(), s));
+            }
+        }
+        Ok(Self { by_type, all: list })
+    }
+
+    fn get(&self, rtype: &ResourceType) -> Result<(&Arc<dyn Provider>, &TypeSchema), EngineError> {
+        self.by_type.get(rtype).map(|(p, s)| (p, s)).ok_or_else(|| EngineError::NoProvider { rtype: rtype.clone() })
+    }
+
+    /// API calls made so far by every provider, summed by name.
+    pub fn api_calls(&self) -> ApiCalls {
+        let mut out = ApiCalls::new();
+        for p in &self.all {
+            for (k, v) in p.api_calls() {
+                *out.entry(k).or_default() += v;
+            }
+        }
+        out
+    }
+}
+
+fn calls_since(before: &ApiCalls, after: ApiCalls) -> ApiCalls {
+    after.into_iter().filter_map(|(k, v)| {
+        let d = v - before.get(&k).copied().unwrap_or(0);
+        (d > 0).then_some((k, d))
+    }).collect()
+}
+
+/// Who owns what the engine creates: written as tags on every taggable resource.
+#[derive(Debug, Clone)]
+pub struct Ownership {
+    pub platform: String,
+    pub environment: String,
+}
+
+impl Ownership {
+    pub fn tags(&self, addr: &ResourceAddr) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("matih:platform".to_string(), self.platform.clone()),
+            ("matih:environment".to_string(), self.environment.clone()),
+            ("matih:address".to_string(), addr.to_string()),
+        ])
+    }
+}
+
+/// Writes state durably. Called after every finished resource and before every create.
+pub trait Persist: Send + Sync {
+    fn persist(&self, state: &mut State) -> Result<(), StateError>;
+}
+
+/// Which half of a change a graph node performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Create or update.
+    Apply,
+    /// Delete (of a removed resource, or of the old instance in a replacement).
+    Destroy,
+}
+
+/// Progress reported while the engine works.
+#[derive(Debug)]
+pub enum Event<'a> {
+    Refreshing { rtype: &'a ResourceType, count: usize },
+    IntentResolved { addr: &'a ResourceAddr, adopted: bool },
+    Started { addr: &'a ResourceAddr, action: Action, phase: Phase },
+    Finished { addr: &'a ResourceAddr, action: Action, phase: Phase, elapsed: Duration },
+    Failed { addr: &'a ResourceAddr, action: Action, phase: Phase, error: &'a EngineError },
+    Skipped { addr: &'a ResourceAddr, because: &'a ResourceAddr },
+}
+
+pub trait Observer: Send + Sync {
+    fn event(&self, e: Event<'_>);
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+
+impl Observer for Silent {
+    fn event(&self, _: Event<'_>) {}
+}
+
+/// Why the engine stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// No provider owns a resource type (a platform spec mapping bug, or a missing cargo feature).
+    #[error("no provider for resource type {rtype}")]
+    NoProvider { rtype: ResourceType },
+    /// Two providers claim the same resource type.
+    #[error("resource type {rtype} is claimed by both {first} and {second}")]
+    DuplicateType { rtype: ResourceType, first: String, second: String },
+    /// The desired resources depend on each other in a circle.
+    #[error("dependency cycle: {}", .addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(" -> "))]
+    Cycle { addrs: Vec<String> },
+    /// A resource refers to one that is not part of the platform.
+    #[error("{from} refers to {to}, which is not part of the platform")]
+    DanglingRef { from: ResourceAddr, to: ResourceAddr },
+    /// The provider rejected a resource's configuration.
+    #[error("invalid configuration for {addr}: {}", .errors.join("; "))]
+    InvalidConfig { addr: ResourceAddr, errors: Vec<String> },
+    /// A saved plan no longer matches the state or the platform spec.
+    #[error("the saved plan is stale: {what}")]
+    StalePlan { what: String },
+    /// The plan document is of another version.
+    #[error("the plan file has format version {found}; this matih-infra reads version {PLAN_FORMAT_VERSION}")]
+    PlanFormat { found: u32 },
+    /// The replacement guard stopped the plan.
+    #[error("the plan would replace or delete {} protected resource(s): {}", .0.len(), .0.iter().map(|b| b.address.to_string()).collect::<Vec<_>>().join(", "))]
+    Blocked(Vec<Blocked>),
+    /// A provider call failed for one resource.
+    #[error("{op} {addr}: {source}")]
+    Provider {
+        addr: ResourceAddr,
+        op: &'static str,
+        #[source]
+        source: ProviderError,
+    },
+    /// Refreshing a resource type failed.
+    #[error("refreshing {rtype}: {source}")]
+    Refresh {
+        rtype: ResourceType,
+        #[source]
+        source: ProviderError,
+    },
+    /// At apply time a reference had no value.
+    #[error("{addr} needs {} of {}, which is not in state", .reference.attr, .reference.addr)]
+    Unresolved { addr: ResourceAddr, reference: Ref },
+    /// Writing state failed. Work done before this point is in the previous state write.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// What resolving the intent journal did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct IntentReport {
+    pub adopted: Vec<ResourceAddr>,
+    pub forgotten: Vec<ResourceAddr>,
+}
+
+/// Resolves creates that were started but never recorded: a resource found by its owner tags is
+/// adopted into state, one not found is forgotten. Persists after each.
+pub async fn resolve_intents(
+    state: &mut State,
+    providers: &Providers,
+    persist: &dyn Persist,
+    obs: &dyn Observer,
+) -> Result<IntentReport, EngineError> {
+    let mut report = IntentReport::default();
+    let pending: Vec<(ResourceAddr, Intent)> = state.intents.iter().map(|(a, i)| (a.clone(), i.clone())).collect();
+    for (addr, intent) in pending {
+        let (provider, _) = providers.get(&intent.rtype)?;
+        let found = provider
+            .find_by_owner(FindRequest {
+                addr: addr.clone(),
+                rtype: intent.rtype.clone(),
+                name: intent.name.clone(),
+                client_token: intent.client_token.clone(),
+                owner_tags: intent.owner_tags.clone(),
+            })
+            .await
+            .map_err(|source| EngineError::Provider { addr: addr.clone(), op: "finding", source })?;
+        state.intents.remove(&addr);
+        let adopted = found.is_some();
+        if let Some(found) = found {
+            state.resources.insert(
+                addr.clone(),
+                ResourceState {
+                    rtype: intent.rtype.clone(),
+                    id: found.id,
+                    attrs: found.attrs,
+                    dependencies: intent.dependencies.clone(),
+                    owner_tags: intent.owner_tags.clone(),
+                    protected: intent.protected,
+                },
+            );
+            report.adopted.push(addr.clone());
+        } else {
+            report.forgotten.push(addr.clone());
+        }
+        persist.persist(state)?;
+        obs.event(Event::IntentResolved { addr: &addr, adopted });
+    }
+    Ok(report)
+}
+
+/// State as the clouds see it now, and what moved since the last apply.
+#[derive(Debug, Clone)]
+pub struct Refreshed {
+    pub state: State,
+    pub drift: Vec<Drift>,
+    pub api_calls: ApiCalls,
+    pub elapsed: Duration,
+}
+
+/// Refreshes every recorded resource with one batched read per resource type. The input state is
+/// not changed; the caller decides whether to persist the result.
+pub async fn refresh(
+    state: &State,
+    providers: &Providers,
+    parallelism: usize,
+    obs: &dyn Observer,
+) -> Result<Refreshed, EngineError> {
+    let start = Instant::now();
+    let before = providers.api_calls();
+    let mut by_type: BTreeMap<ResourceType, Vec<ReadItem>> = BTreeMap::new();
+    for (addr, r) in &state.resources {
+        by_type.entry(r.rtype.clone()).or_default().push(ReadItem { addr: addr.clone(), id: r.id.clone(), attrs: r.attrs.clone() });
+    }
+    let mut reads = Vec::with_capacity(by_type.len());
+    for (rtype, items) in by_type {
+        let (provider, _) = providers.get(&rtype)?;
+        obs.event(Event::Refreshing { rtype: &rtype, count: items.len() });
+        reads.push((provider.clone(), ReadRequest { rtype, items }));
+    }
+    let results: Vec<(ResourceType, Result<ReadResponse, ProviderError>)> = stream::iter(reads)
+        .map(|(p, req)| async move {
+            let rtype = req.rtype.clone();
+            (rtype, p.read(req).await)
+        })
+        .buffer_unordered(parallelism.max(1))
+        .collect()
+        .await;
+
+    let mut next = state.clone();
+    let mut drift = Vec::new();
+    for (rtype, result) in results {
+        let resp = result.map_err(|source| EngineError::Refresh { rtype: rtype.clone(), source })?;
+        for (addr, r) in state.resources.iter().filter(|(_, r)| r.rtype == rtype) {
+            match resp.found.get(addr) {
+                None => {
+                    next.resources.remove(addr);
+                    drift.push(Drift { address: addr.clone(), deleted: true, attributes: Vec::new() });
+                }
+                Some(seen) => {
+                    let entry = next.resources.get_mut(addr).expect("cloned from the same state");
+                    let seen_values: BTreeMap<String, Value> =
+                        seen.attrs.iter().map(|(k, v)| (k.clone(), Value::Known(v.clone()))).collect();
+                    let changed = diff_attrs(Some(&r.attrs), &seen_values, &[]);
+                    entry.id = seen.id.clone();
+                    for (k, v) in &seen.attrs {
+                        entry.attrs.insert(k.clone(), v.clone());
+                    }
+                    if !changed.is_empty() {
+                        drift.push(Drift { address: addr.clone(), deleted: false, attributes: changed });
+                    }
+                }
+            }
+        }
+    }
+    drift.sort_by(|a, b| a.address.cmp(&b.address));
+    Ok(Refreshed { state: next, drift, api_calls: calls_since(&before, providers.api_calls()), elapsed: start.elapsed() })
+}
+
+/// Everything `plan` needs besides the providers.
+pub struct PlanInput<'a> {
+    pub operation: Operation,
+    pub desired: &'a DesiredGraph,
+    /// The refreshed state.
+    pub state: &'a State,
+    /// The serial of the state as persisted (the refreshed copy is not written by `plan`).
+    pub recorded_serial: u64,
+    pub drift: Vec<Drift>,
+    /// Protected resources the user allowed to be replaced or deleted.
+    pub allow_replace: &'a BTreeSet<ResourceAddr>,
+    /// `destroy --include-protected`: every protected resource may go.
+    pub allow_all_protected: bool,
+    pub cloud: String,
+    pub environment: String,
+    pub spec_hash: String,
+    pub statistics: Statistics,
+}
+
+/// Checks the desired graph: every type has a provider, references point inside the graph, no
+/// cycles, and each provider accepts its resources' configuration. Returns a dependency order.
+pub async fn validate(desired: &DesiredGraph, providers: &Providers) -> Result<Vec<ResourceAddr>, EngineError> {
+    let mut dag = Dag::new();
+    let mut index = HashMap::with_capacity(desired.resources.len());
+    for addr in desired.resources.keys() {
+        index.insert(addr, dag.add(addr));
+    }
+    for (addr, d) in &desired.resources {
+        providers.get(&addr.rtype)?;
+        for dep in d.dependencies() {
+            let Some(&to) = index.get(&dep) else {
+                return Err(EngineError::DanglingRef { from: addr.clone(), to: dep });
+            };
+            dag.depend(index[addr], to);
+        }
+    }
+    let order = dag.topo_order().map_err(|c| EngineError::Cycle { addrs: c.0.iter().map(|&i| dag.node(i).to_string()).collect() })?;
+    for (addr, d) in &desired.resources {
+        let (provider, _) = providers.get(&addr.rtype)?;
+        let resp = provider.validate(ValidateRequest { addr: addr.clone(), config: d.config.clone() }).await;
+        if !resp.errors.is_empty() {
+            return Err(EngineError::InvalidConfig { addr: addr.clone(), errors: resp.errors });
+        }
+    }
+    Ok(order.into_iter().map(|i| (*dag.node(i)).clone()).collect())
+}
+
+/// Makes a plan: diffs the refreshed state against the desired graph (or against nothing, for
+/// destroy), applies the replacement guard, and records what it was made against.
+pub async fn plan(input: PlanInput<'_>, providers: &Providers) -> Result<Plan, EngineError> {
+    let start = Instant::now();
+    let empty = DesiredGraph::default();
+    let desired = if input.operation == Operation::Destroy { &empty } else { input.desired };
+    let order = validate(desired, providers).await?;
+    let state = input.state;
+    let drifted: HashMap<&ResourceAddr, &Drift> = input.drift.iter().map(|d| (&d.address, d)).collect();
+    let allowed = |a: &ResourceAddr| input.allow_all_protected || input.allow_replace.contains(a);
+
+    let mut planned: HashMap<ResourceAddr, BTreeMap<String, Value>> = HashMap::with_capacity(order.len());
+    let mut changes = Vec::with_capacity(order.len() + state.resources.len());
+    let mut blocked = Vec::new();
+    for addr in &order {
+        let d = &desired.resources[addr];
+        let (provider, schema) = providers.get(&addr.rtype)?;
+        let config: BTreeMap<String, Value> = d
+            .config
+            .iter()
+            .map(|(k, v)| {
+                let resolved = v.resolve(&mut |r: &Ref| planned.get(&r.addr).and_then(|p| p.get(&r.attr)).and_then(|v| v.as_known().cloned()));
+                (k.clone(), resolved)
+            })
+            .collect();
+        let prior = state.resources.get(addr);
+        let resp = provider.plan(PlanRequest { addr, schema, prior: prior.map(|p| &p.attrs), config: &config });
+        let protected = d.protected.unwrap_or(schema.protected_by_default);
+        let attributes = diff_attrs(prior.map(|p| &p.attrs), &resp.planned, &resp.requires_replace);
+        let (action, reason) = match prior {
+            None if drifted.get(addr).is_some_and(|d| d.deleted) => (Action::Create, Reason::DeletedOutside),
+            None => (Action::Create, Reason::New),
+            Some(_) if !resp.requires_replace.is_empty() => {
+                let action = if schema.create_before_destroy { Action::CreateBeforeDestroy } else { Action::Replace };
+                (action, Reason::ForcedReplace { attributes: resp.requires_replace.clone() })
+            }
+            Some(_) if !attributes.is_empty() => {
+                if drifted.contains_key(addr) { (Action::Update, Reason::DriftRepair) } else { (Action::Update, Reason::SpecChanged) }
+            }
+            Some(_) => (Action::NoOp, Reason::Unchanged),
+        };
+        if action.is_replace() && protected && !allowed(addr) {
+            blocked.push(Blocked { address: addr.clone(), action, forced_by: resp.requires_replace.clone() });
+        }
+        let applies = action != Action::NoOp;
+        changes.push(Change {
+            address: addr.clone(),
+            rtype: addr.rtype.clone(),
+            action,
+            reason,
+            protected,
+            deposed: false,
+            attributes,
+            config: applies.then(|| d.config.clone()),
+            name: applies.then(|| d.name.clone()),
+            depends_on: d.dependencies(),
+        });
+        planned.insert(addr.clone(), resp.planned);
+    }
+    for (addr, r) in &state.resources {
+        if desired.resources.contains_key(addr) {
+            continue;
+        }
+        providers.get(&r.rtype)?;
+        let reason = if input.operation == Operation::Destroy { Reason::Destroy } else { Reason::RemovedFromSpec };
+        if r.protected && !allowed(addr) {
+            blocked.push(Blocked { address: addr.clone(), action: Action::Delete, forced_by: Vec::new() });
+        }
+        changes.push(delete_change(addr, r, reason, false));
+    }
+    for dep in &state.deposed {
+        changes.push(delete_change(&dep.addr, &dep.resource, Reason::Deposed, true));
+    }
+    changes.sort_by(|a, b| (&a.address, a.deposed).cmp(&(&b.address, b.deposed)));
+    blocked.sort_by(|a, b| a.address.cmp(&b.address));
+
+    let mut outputs = Vec::new();
+    for (name, o) in &desired.outputs {
+        let after = o.value.resolve(&mut |r: &Ref| planned.get(&r.addr).and_then(|p| p.get(&r.attr)).and_then(|v| v.as_known().cloned()));
+        let action = match (state.outputs.get(name), &after) {
+            (None, _) => Action::Create,
+            (Some(prev), Value::Known(v)) if &prev.value == v && prev.sensitive == o.sensitive => Action::NoOp,
+            (Some(_), _) => Action::Update,
+        };
+        outputs.push(OutputChange {
+            name: name.clone(),
+            action,
+            sensitive: o.sensitive,
+            after: (!o.sensitive).then_some(after),
+            config: Some(o.value.clone()),
+        });
+    }
+    for (name, prev) in &state.outputs {
+        if !desired.outputs.contains_key(name) {
+            outputs.push(OutputChange { name: name.clone(), action: Action::Delete, sensitive: prev.sensitive, after: None, config: None });
+        }
+    }
+    outputs.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let mut summary = Summary { drifted: input.drift.len(), ..Summary::default() };
+    for c in &changes {
+        match c.action {
+            Action::NoOp => summary.unchanged += 1,
+            Action::Create => summary.create += 1,
+            Action::Update => summary.update += 1,
+            Action::Replace | Action::CreateBeforeDestroy => summary.replace += 1,
+            Action::Delete => summary.delete += 1,
+        }
+    }
+    let mut statistics = input.statistics;
+    statistics.resources_in_state = state.resources.len();
+    statistics.plan_ms = start.elapsed().as_millis() as u64;
+    Ok(Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        operation: input.operation,
+        cloud: input.cloud,
+        environment: input.environment,
+        state: StateRef { serial: input.recorded_serial, lineage: state.lineage.clone() },
+        spec_hash: input.spec_hash,
+        warnings: desired.warnings.clone(),
+        drift: input.drift,
+        changes,
+        outputs,
+        blocked,
+        summary,
+        statistics,
+    })
+}
+
+fn delete_change(addr: &ResourceAddr, r: &ResourceState, reason: Reason, deposed: bool) -> Change {
+    Change {
+        address: addr.clone(),
+        rtype: r.rtype.clone(),
+        action: Action::Delete,
+        reason,
+        protected: r.protected,
+        deposed,
+        attributes: Vec::new(),
+        config: None,
+        name: None,
+        depends_on: Vec::new(),
+    }
+}
+
+/// Refuses a plan made against another state, or another version of the plan format.
+pub fn check_plan(plan: &Plan, state: &State) -> Result<(), EngineError> {
+    if plan.format_version != PLAN_FORMAT_VERSION {
+        return Err(EngineError::PlanFormat { found: plan.format_version });
+    }
+    if plan.state.lineage != state.lineage {
+        return Err(EngineError::StalePlan {
+            what: format!("it was made for state lineage {}, but the state has lineage {}", plan.state.lineage, state.lineage),
+        });
+    }
+    if plan.state.serial != state.serial {
+        return Err(EngineError::StalePlan {
+            what: format!("it was made against state serial {}, but the state is now at serial {}", plan.state.serial, state.serial),
+        });
+    }
+    if !plan.blocked.is_empty() {
+        return Err(EngineError::Blocked(plan.blocked.clone()));
+    }
+    Ok(())
+}
+
+/// Knobs for apply.
+pub struct ApplyOptions {
+    pub parallelism: usize,
+    /// Set on the first Ctrl-C: nothing new starts, running operations finish.
+    pub stop: Arc<AtomicBool>,
+    pub ownership: Ownership,
+}
+
+/// How one graph node ended.
+#[derive(Debug)]
+pub enum NodeResult {
+    Done,
+    Failed(EngineError),
+    Skipped { because: ResourceAddr },
+    NotStarted,
+}
+
+/// One graph node's result.
+#[derive(Debug)]
+pub struct NodeReport {
+    pub address: ResourceAddr,
+    pub action: Action,
+    pub phase: Phase,
+    pub deposed: bool,
+    pub result: NodeResult,
+}
+
+/// The result of an apply: final state and what happened to every node.
+#[derive(Debug)]
+pub struct ApplyReport {
+    pub state: State,
+    pub nodes: Vec<NodeReport>,
+}
+
+impl ApplyReport {
+    pub fn failed(&self) -> impl Iterator<Item = &NodeReport> {
+        self.nodes.iter().filter(|n| matches!(n.result, NodeResult::Failed(_)))
+    }
+    pub fn is_complete(&self) -> bool {
+        self.nodes.iter().all(|n| matches!(n.result, NodeResult::Done))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    change: usize,
+    phase: Phase,
+}
+
+/// Builds the apply graph from a plan and the state it was made against.
+fn apply_graph(plan: &Plan, state: &State) -> Result<Dag<Node>, EngineError> {
+    let mut dag = Dag::new();
+    let mut apply_node: HashMap<&ResourceAddr, usize> = HashMap::new();
+    // Destroy nodes with the dependencies their instance had.
+    let mut destroy_nodes: Vec<(usize, &ResourceAddr, Vec<ResourceAddr>)> = Vec::new();
+    for (i, c) in plan.changes.iter().enumerate() {
+        let prior_deps = |deposed: bool| -> Vec<ResourceAddr> {
+            if deposed {
+                state.deposed.iter().filter(|d| d.addr == c.address).flat_map(|d| d.resource.dependencies.clone()).collect()
+            } else {
+                state.resources.get(&c.address).map(|r| r.dependencies.clone()).unwrap_or_default()
+            }
+        };
+        match c.action {
+            Action::NoOp => {}
+            Action::Create | Action::Update => {
+                apply_node.insert(&c.address, dag.add(Node { change: i, phase: Phase::Apply }));
+            }
+            Action::Delete => {
+                let n = dag.add(Node { change: i, phase: Phase::Destroy });
+                destroy_nodes.push((n, &c.address, prior_deps(c.deposed)));
+            }
+            Action::Replace => {
+                let d = dag.add(Node { change: i, phase: Phase::Destroy });
+                let a = dag.add(Node { change: i, phase: Phase::Apply });
+                dag.depend(a, d);
+                apply_node.insert(&c.address, a);
+                destroy_nodes.push((d, &c.address, prior_deps(false)));
+            }
+            Action::CreateBeforeDestroy => {
+                let a = dag.add(Node { change: i, phase: Phase::Apply });
+                let d = dag.add(Node { change: i, phase: Phase::Destroy });
+                dag.depend(d, a);
+                apply_node.insert(&c.address, a);
+                destroy_nodes.push((d, &c.address, prior_deps(false)));
+            }
+        }
+    }
+    // Creates and updates wait for what they depend on.
+    for c in &plan.changes {
+        if let Some(&a) = apply_node.get(&c.address) {
+            for dep in &c.depends_on {
+                if let Some(&b) = apply_node.get(dep) {
+                    dag.depend(a, b);
+                }
+            }
+        }
+    }
+    let new_deps: HashMap<&ResourceAddr, &Vec<ResourceAddr>> = plan.changes.iter().map(|c| (&c.address, &c.depends_on)).collect();
+    for &(d, addr, _) in &destroy_nodes {
+        let cbd = plan.changes[dag.node(d).change].action == Action::CreateBeforeDestroy;
+        // A resource is deleted only after everything that depended on it is deleted ...
+        for (other, _, other_prior) in &destroy_nodes {
+            if *other != d && other_prior.contains(addr) {
+                dag.depend(d, *other);
+            }
+        }
+        // ... or has moved off it.
+        for (y, &a) in &apply_node {
+            let prior_has = state.resources.get(*y).is_some_and(|r| r.dependencies.contains(addr));
+            let still = new_deps.get(y).is_some_and(|deps| deps.contains(addr));
+            if (prior_has && !still) || (cbd && still) {
+                dag.depend(d, a);
+            }
+        }
+    }
+    dag.topo_order().map_err(|c| EngineError::Cycle {
+        addrs: c.0.iter().map(|&i| {
+            let n = dag.node(i);
+            format!("{} ({})", plan.changes[n.change].address, if n.phase == Phase::Apply { "apply" } else { "destroy" })
+        }).collect(),
+    })?;
+    Ok(dag)
+}
+
+/// Applies a plan. The caller has checked it with [`check_plan`] and holds the state lock.
+/// State is persisted before every create (intent) and after every finished resource; on
+/// failure the returned state keeps everything that finished.
+pub async fn apply(
+    plan: &Plan,
+    state: State,
+    providers: &Providers,
+    persist: &dyn Persist,
+    opts: &ApplyOptions,
+    obs: &dyn Observer,
+) -> Result<ApplyReport, EngineError> {
+    check_plan(plan, &state)?;
+    let dag = apply_graph(plan, &state)?;
+    let shared = Mutex::new(state);
+    let outcomes = walk(&dag, opts.parallelism, &opts.stop, |i| {
+        let node = *dag.node(i);
+        let change = &plan.changes[node.change];
+        let shared = &shared;
+        async move {
+            let started = Instant::now();
+            obs.event(Event::Started { addr: &change.address, action: change.action, phase: node.phase });
+            let result = match node.phase {
+                Phase::Apply => apply_one(change, shared, providers, persist, &opts.ownership).await,
+                Phase::Destroy => destroy_one(change, shared, providers, persist).await,
+            };
+            match &result {
+                Ok(()) => obs.event(Event::Finished { addr: &change.address, action: change.action, phase: node.phase, elapsed: started.elapsed() }),
+                Err(e) => obs.event(Event::Failed { addr: &change.address, action: change.action, phase: node.phase, error: e }),
+            }
+            result
+        }
+    })
+    .await;
+
+    let mut state = shared.into_inner().expect("no panics while holding the state lock");
+    let mut nodes = Vec::with_capacity(outcomes.len());
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        let n = *dag.node(i);
+        let c = &plan.changes[n.change];
+        let result = match outcome {
+            Outcome::Done => NodeResult::Done,
+            Outcome::Failed(e) => NodeResult::Failed(e),
+            Outcome::Skipped { because } => {
+                let because = plan.changes[dag.node(because).change].address.clone();
+                obs.event(Event::Skipped { addr: &c.address, because: &because });
+                NodeResult::Skipped { because }
+            }
+            Outcome::NotStarted => NodeResult::NotStarted,
+        };
+        nodes.push(NodeReport { address: c.address.clone(), action: c.action, phase: n.phase, deposed: c.deposed, result });
+    }
+
+    // Outputs whose inputs are all known now.
+    let mut outputs_changed = false;
+    for o in &plan.outputs {
+        match (&o.config, o.action) {
+            (_, Action::NoOp) => {}
+            (None, _) => outputs_changed |= state.outputs.remove(&o.name).is_some(),
+            (Some(cfg), _) => {
+                let v = cfg.resolve(&mut |r: &Ref| state.resources.get(&r.addr).and_then(|res| res.attrs.get(&r.attr)).cloned());
+                if let Value::Known(value) = v {
+                    state.outputs.insert(o.name.clone(), Output { value, sensitive: o.sensitive });
+                    outputs_changed = true;
+                }
+            }
+        }
+    }
+    if outputs_changed {
+        persist.persist(&mut state)?;
+    }
+    Ok(ApplyReport { state, nodes })
+}
+
+fn resolve_config(change: &Change, state: &State) -> Result<serde_json::Map<String, serde_json::Value>, EngineError> {
+    let mut missing = None;
+    let mut out = serde_json::Map::new();
+    for (k, v) in change.config.iter().flatten() {
+        let resolved = v.resolve(&mut |r: &Ref| {
+            let got = state.resources.get(&r.addr).and_then(|res| res.attrs.get(&r.attr)).cloned();
+            if got.is_none() && missing.is_none() {
+                missing = Some(r.clone());
+            }
+            got
+        });
+        match resolved {
+            Value::Known(j) => {
+                out.insert(k.clone(), j);
+            }
+            _ => {
+                let reference = missing.take().unwrap_or_else(|| Ref { addr: change.address.clone(), attr: k.clone() });
+                return Err(EngineError::Unresolved { addr: change.address.clone(), reference });
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn apply_one(
+    change: &Change,
+    shared: &Mutex<State>,
+    providers: &Providers,
+    persist: &dyn Persist,
+    ownership: &Ownership,
+) -> Result<(), EngineError> {
+    let (provider, _) = providers.get(&change.rtype)?;
+    let addr = &change.address;
+    let owner_tags = ownership.tags(addr);
+    let name = change.name.clone().unwrap_or_else(|| addr.to_string());
+    let (config, prior) = {
+        let mut st = shared.lock().unwrap();
+        let config = resolve_config(change, &st)?;
+        let prior = match change.action {
+            Action::Update => st.resources.get(addr).map(|r| ReadResource { id: r.id.clone(), attrs: r.attrs.clone() }),
+            _ => None,
+        };
+        if prior.is_none() {
+            // Record the intent first: if we die after the cloud creates the resource, the next run
+            // finds it by its owner tags instead of creating it again.
+            if change.action == Action::CreateBeforeDestroy {
+                if let Some(old) = st.resources.remove(addr) {
+                    st.deposed.push(Deposed { addr: addr.clone(), resource: old });
+                }
+            }
+            let client_token = uuid::Uuid::new_v4().to_string();
+            st.intents.insert(
+                addr.clone(),
+                Intent {
+                    rtype: change.rtype.clone(),
+                    name: name.clone(),
+                    client_token,
+                    owner_tags: owner_tags.clone(),
+                    dependencies: change.depends_on.clone(),
+                    protected: change.protected,
+                    recorded_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+                },
+            );
+            persist.persist(&mut st)?;
+        }
+        (config, prior)
+    };
+    let client_token = shared.lock().unwrap().intents.get(addr).map(|i| i.client_token.clone()).unwrap_or_default();
+    let op = if prior.is_some() { "updating" } else { "creating" };
+    let resp = provider
+        .apply(ApplyRequest {
+            addr: addr.clone(),
+            rtype: change.rtype.clone(),
+            prior,
+            config,
+            identity: Identity { name, client_token, owner_tags: owner_tags.clone() },
+        })
+        .await
+        .map_err(|source| EngineError::Provider { addr: addr.clone(), op, source })?;
+    let mut st = shared.lock().unwrap();
+    st.intents.remove(addr);
+    st.resources.insert(
+        addr.clone(),
+        ResourceState {
+            rtype: change.rtype.clone(),
+            id: resp.id,
+            attrs: resp.attrs,
+            dependencies: change.depends_on.clone(),
+            owner_tags,
+            protected: change.protected,
+        },
+    );
+    persist.persist(&mut st)?;
+    Ok(())
+}
+
+async fn destroy_one(change: &Change, shared: &Mutex<State>, providers: &Providers, persist: &dyn Persist) -> Result<(), EngineError> {
+    let addr = &change.address;
+    let deposed = change.deposed || change.action == Action::CreateBeforeDestroy;
+    let target = {
+        let st = shared.lock().unwrap();
+        if deposed {
+            st.deposed.iter().find(|d| &d.addr == addr).map(|d| d.resource.clone())
+        } else {
+            st.resources.get(addr).cloned()
+        }
+    };
+    let Some(target) = target else { return Ok(()) };
+    let (provider, _) = providers.get(&target.rtype)?;
+    provider
+        .delete(DeleteRequest { addr: addr.clone(), rtype: target.rtype.clone(), id: target.id.clone(), attrs: target.attrs.clone() })
+        .await
+        .map_err(|source| EngineError::Provider { addr: addr.clone(), op: "deleting", source })?;
+    let mut st = shared.lock().unwrap();
+    if deposed {
+        if let Some(i) = st.deposed.iter().position(|d| &d.addr == addr && d.resource.id == target.id) {
+            st.deposed.remove(i);
+        }
+    } else {
+        st.resources.remove(addr);
+    }
+    persist.persist(&mut st)?;
+    Ok(())
+}

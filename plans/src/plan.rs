@@ -1,0 +1,199 @@
+//! A plan is a value: the changes, why (for display only), and the state serial, lineage and
+//! platform spec hash it was made against. `plan -o json` prints this document; the human text is
+//! rendered from it; `plan --out` saves it and `apply FILE` applies exactly it.
+
+use std::collections::BTreeMap;
+
+use matih_addrs::{ResourceAddr, ResourceType};
+use serde::{Deserialize, Serialize};
+
+use crate::diff::AttrChange;
+use crate::provider::ApiCalls;
+use crate::value::Value;
+
+/// Version of the plan document. Bump on any incompatible change; readers refuse other versions.
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+/// What a change does. Apply branches on this and nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    NoOp,
+    Create,
+    Update,
+    /// Delete then create (the cloud does not allow two at once).
+    Replace,
+    /// Create the new one, move references to it, then delete the old one.
+    CreateBeforeDestroy,
+    Delete,
+}
+
+impl Action {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::NoOp => " ",
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::CreateBeforeDestroy => "+/-",
+            Action::Delete => "-",
+        }
+    }
+
+    pub fn is_replace(self) -> bool {
+        matches!(self, Action::Replace | Action::CreateBeforeDestroy)
+    }
+
+    /// The verb used in progress and summaries.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Action::NoOp => "unchanged",
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Replace | Action::CreateBeforeDestroy => "replace",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// Why a change is proposed. Display only: apply never looks at it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Reason {
+    /// In the platform spec, not in state.
+    New,
+    /// Recorded in state but deleted outside matih-infra.
+    DeletedOutside,
+    /// The platform spec changed.
+    SpecChanged,
+    /// The resource was changed outside matih-infra; apply puts it back.
+    DriftRepair,
+    /// Attributes that cannot be updated in place changed.
+    ForcedReplace { attributes: Vec<String> },
+    /// In state, no longer in the platform spec.
+    RemovedFromSpec,
+    /// The old instance of a create-before-destroy replacement.
+    Deposed,
+    /// `destroy` was asked for.
+    Destroy,
+    Unchanged,
+}
+
+/// One resource's proposed change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub address: ResourceAddr,
+    #[serde(rename = "type")]
+    pub rtype: ResourceType,
+    pub action: Action,
+    pub reason: Reason,
+    pub protected: bool,
+    /// True for the old instance of a create-before-destroy replacement.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deposed: bool,
+    /// The attributes that change (empty for deletes and no-ops).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<AttrChange>,
+    /// What apply sends to the provider: configuration with references still unresolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<BTreeMap<String, Value>>,
+    /// The deterministic cloud name (creates and replaces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Resources this one depends on after apply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<ResourceAddr>,
+}
+
+/// A resource that changed outside matih-infra since the last apply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Drift {
+    pub address: ResourceAddr,
+    pub deleted: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<AttrChange>,
+}
+
+/// A change the replacement guard stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Blocked {
+    pub address: ResourceAddr,
+    pub action: Action,
+    /// The attributes forcing a replacement (empty for a delete).
+    pub forced_by: Vec<String>,
+}
+
+/// An output's value after apply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputChange {
+    pub name: String,
+    pub action: Action,
+    pub sensitive: bool,
+    /// The planned value with references resolved as far as known (hidden when sensitive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Value>,
+    /// What apply evaluates (absent for removed outputs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Operation {
+    Apply,
+    Destroy,
+}
+
+/// The state a plan was made against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateRef {
+    pub serial: u64,
+    pub lineage: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub replace: usize,
+    pub delete: usize,
+    pub unchanged: usize,
+    pub drifted: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Statistics {
+    pub resources_in_state: usize,
+    pub refresh_ms: u64,
+    pub plan_ms: u64,
+    /// API calls made while refreshing, by `service:Operation`.
+    pub api_calls: ApiCalls,
+}
+
+/// The plan document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub tool_version: String,
+    pub operation: Operation,
+    pub cloud: String,
+    pub environment: String,
+    pub state: StateRef,
+    pub spec_hash: String,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    pub drift: Vec<Drift>,
+    /// Every resource, no-ops included, sorted by address (deposed instances after their current one).
+    pub changes: Vec<Change>,
+    pub outputs: Vec<OutputChange>,
+    /// Changes the replacement guard stopped; apply refuses a plan with any.
+    pub blocked: Vec<Blocked>,
+    pub summary: Summary,
+    pub statistics: Statistics,
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        self.changes.iter().any(|c| c.action != Action::NoOp) || self.outputs.iter().any(|o| o.action != Action::NoOp)
+    }
+}
