@@ -1,1 +1,81 @@
-fn main() {}
+//! matih-infra: the command-line interface. Parsing, per-command settings, printing and exit
+//! codes live here; the engine, state, platform spec and providers are crates of their own.
+
+mod cli;
+mod commands;
+mod context;
+mod exit;
+mod progress;
+mod render;
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::Parser;
+
+use crate::cli::{Cli, Format};
+use crate::exit::{Class, Failure, code};
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let is_help = matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion);
+            let _ = e.print();
+            std::process::exit(if is_help { code::OK } else { code::USAGE });
+        }
+    };
+    let color = !cli.global.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal();
+    let env = commands::Env {
+        style: render::Style { color },
+        progress: progress::Progress::new(cli.global.quiet, std::io::stderr().is_terminal()),
+        stdin_tty: std::io::stdin().is_terminal(),
+        stop: Arc::new(AtomicBool::new(false)),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let result = runtime.block_on(async {
+        let stop = env.stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.store(true, Ordering::SeqCst);
+                eprintln!("\ninterrupt: starting nothing new; waiting for in-flight operations (Ctrl-C again to exit now)");
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    // State and the intent journal are written before and after every operation,
+                    // so exiting here loses nothing that was recorded.
+                    eprintln!("interrupt: exiting now; run the command again to resolve anything in flight");
+                    std::process::exit(code::INTERRUPTED);
+                }
+            }
+        });
+        commands::dispatch(&cli, &env).await
+    });
+    let status = match result {
+        Ok(c) => c,
+        Err(f) => report(&cli, f, color),
+    };
+    std::process::exit(status);
+}
+
+fn report(cli: &Cli, f: Failure, color: bool) -> i32 {
+    let code = f.class.code();
+    if cli.global.format == Format::Json {
+        let _ = commands::print_json(&f.to_json());
+    }
+    // Platform spec errors carry source snippets; show them the way miette draws them.
+    if let Some(spec_err) = f.error.downcast_ref::<matih_spec::SpecError>() {
+        if let matih_spec::SpecError::Invalid(diags) = spec_err {
+            if color && std::io::stderr().is_terminal() {
+                eprintln!("{:?}", miette::Report::new(diags.summary_report()));
+            } else {
+                eprint!("error: {}\n{diags}", spec_err);
+            }
+            return code;
+        }
+    }
+    if f.class == Class::Unexpected {
+        eprintln!("matih-infra hit an internal error; this is a bug.");
+    }
+    eprint!("{}", f.render());
+    code
+}

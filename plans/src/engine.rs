@@ -350,6 +350,7 @@ pub async fn plan(input: PlanInput<'_>, providers: &Providers) -> Result<Plan, E
     let allowed = |a: &ResourceAddr| input.allow_all_protected || input.allow_replace.contains(a);
 
     let mut planned: HashMap<ResourceAddr, BTreeMap<String, Value>> = HashMap::with_capacity(order.len());
+    let mut actions: HashMap<ResourceAddr, Action> = HashMap::with_capacity(order.len());
     let mut changes = Vec::with_capacity(order.len() + state.resources.len());
     let mut blocked = Vec::new();
     for addr in &order {
@@ -371,7 +372,10 @@ pub async fn plan(input: PlanInput<'_>, providers: &Providers) -> Result<Plan, E
             None if drifted.get(addr).is_some_and(|d| d.deleted) => (Action::Create, Reason::DeletedOutside),
             None => (Action::Create, Reason::New),
             Some(_) if !resp.requires_replace.is_empty() => {
-                let action = if schema.create_before_destroy { Action::CreateBeforeDestroy } else { Action::Replace };
+                // The old instance cannot outlive a dependency that is destroyed before its own
+                // replacement is created, so create-before-destroy degrades to destroy-first.
+                let dep_destroyed_first = d.dependencies().iter().any(|dep| actions.get(dep) == Some(&Action::Replace));
+                let action = if schema.create_before_destroy && !dep_destroyed_first { Action::CreateBeforeDestroy } else { Action::Replace };
                 (action, Reason::ForcedReplace { attributes: resp.requires_replace.clone() })
             }
             Some(_) if !attributes.is_empty() => {
@@ -396,6 +400,7 @@ pub async fn plan(input: PlanInput<'_>, providers: &Providers) -> Result<Plan, E
             depends_on: d.dependencies(),
         });
         planned.insert(addr.clone(), resp.planned);
+        actions.insert(addr.clone(), action);
     }
     for (addr, r) in &state.resources {
         if desired.resources.contains_key(addr) {

@@ -1,0 +1,175 @@
+//! Command-line types (clap). No behaviour lives here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "matih-infra",
+    version,
+    about = "Stands up the MATIH platform's Kubernetes infrastructure on EKS, GKE and AKS",
+    long_about = None,
+    after_help = "Exit codes: 0 ok, 1 error, 2 changes present (plan --detailed-exitcode), \
+3 blocked by the replacement guard, 64 bad arguments, 70 internal error, 130 interrupted."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The platform spec; tenants are read from `tenants/*.yaml` beside it.
+    #[arg(short = 'c', long = "config", global = true, default_value = "matih.yaml", env = "MATIH_CONFIG")]
+    pub config: PathBuf,
+    /// The state file [default: .matih/state/<environment>-<cloud>.json beside the spec].
+    #[arg(long, global = true, env = "MATIH_STATE")]
+    pub state: Option<PathBuf>,
+    /// Which cloud to work on.
+    #[arg(long, global = true, env = "MATIH_CLOUD")]
+    pub cloud: Option<CloudArg>,
+    /// Output format on stdout.
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// More detail on stderr (API call counts, timings).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// No colour (also when NO_COLOR is set or output is not a terminal).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// Wait this long for the state lock held by another process [e.g. 30s, 5m; 0 = fail at once].
+    #[arg(long, global = true, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub lock_timeout: std::time::Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CloudArg {
+    Eks,
+    Gke,
+    Aks,
+    /// A local simulated cloud in a JSON file, for trying the tool and testing the engine.
+    #[value(hide = true)]
+    Fake,
+}
+
+impl CloudArg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloudArg::Eks => "eks",
+            CloudArg::Gke => "gke",
+            CloudArg::Aks => "aks",
+            CloudArg::Fake => "fake",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the platform spec and its tenants.
+    Validate,
+    /// Refresh state against the cloud and show what apply would change.
+    Plan(PlanArgs),
+    /// Plan and apply, or apply a saved plan exactly.
+    Apply(ApplyArgs),
+    /// Delete everything in state, dependents first.
+    Destroy(DestroyArgs),
+    /// Refresh state against the cloud and record what is there, changing nothing in the cloud.
+    Refresh,
+    /// Inspect or edit the state file.
+    #[command(subcommand)]
+    State(StateCommand),
+    /// Print outputs recorded by the last apply.
+    Output {
+        /// One output; sensitive outputs are printed only when named.
+        name: Option<String>,
+    },
+    /// Print the resource dependency graph in Graphviz DOT.
+    Graph,
+    /// Print shell completions.
+    Completions {
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct GuardArgs {
+    /// Allow replacing or deleting this protected resource (repeatable).
+    #[arg(long = "allow-replace", value_name = "ADDR")]
+    pub allow_replace: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub guard: GuardArgs,
+    /// Save the plan for `apply FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 0 for no changes, 2 for changes, 1 for errors, 3 when the replacement guard blocks.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Plan a destroy instead.
+    #[arg(long)]
+    pub destroy: bool,
+    #[arg(long, requires = "destroy")]
+    pub include_protected: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A plan saved by `plan --out`; applied exactly, refused if state or spec moved on.
+    pub plan_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub guard: GuardArgs,
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// How many resources to work on at once.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallelism: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    pub guard: GuardArgs,
+    /// Also delete protected resources (clusters, networks, DNS zones, reserved addresses).
+    #[arg(long)]
+    pub include_protected: bool,
+    #[arg(long)]
+    pub auto_approve: bool,
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallelism: u16,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// List recorded resources.
+    List,
+    /// Show one resource's recorded attributes.
+    Show { address: String },
+    /// Forget resources without deleting them in the cloud.
+    Rm {
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
+    /// Move a resource to another address.
+    Mv { from: String, to: String },
+    /// Release a lock left behind (local locks are released by the OS when their holder exits).
+    Unlock {
+        #[arg(long, required = true)]
+        force: bool,
+    },
+}

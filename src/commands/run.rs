@@ -1,0 +1,308 @@
+//! plan, apply, destroy, refresh, graph: the commands that talk to providers.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context as _;
+use matih_plans::*;
+use matih_spec::LoadedSpec;
+use matih_state::State;
+
+use super::{Env, print_json};
+use crate::cli::{ApplyArgs, CloudArg, DestroyArgs, Format, Global, GuardArgs, PlanArgs};
+use crate::context::{self, Locked};
+use crate::exit::{Class, Failure, code};
+use crate::render::{self, ApplyDoc, ResourceResult};
+
+/// Everything a provider-facing command holds while it runs.
+struct Session {
+    spec: LoadedSpec,
+    cloud: CloudArg,
+    providers: Providers,
+    desired: DesiredGraph,
+    locked: Locked,
+    state: State,
+}
+
+async fn open(g: &Global, env: &Env, command: &str) -> Result<Session, Failure> {
+    let spec = context::load_spec(g)?;
+    let cloud = context::cloud(g, &spec)?;
+    let (providers, desired) = context::providers(&spec, cloud)?;
+    let locked = Locked::open(context::state_path(g, &spec, cloud), g, command)?;
+    let mut state = locked.load()?;
+    if !state.intents.is_empty() {
+        env.progress.line(&format!("resolving {} interrupted create(s) from the intent journal", state.intents.len()));
+        resolve_intents(&mut state, &providers, &locked, &env.progress).await?;
+    }
+    Ok(Session { spec, cloud, providers, desired, locked, state })
+}
+
+fn parse_allow(guard: &GuardArgs) -> Result<BTreeSet<ResourceAddr>, Failure> {
+    guard
+        .allow_replace
+        .iter()
+        .map(|s| s.parse::<ResourceAddr>().map_err(|e| Failure::usage(format!("--allow-replace: {e}"))))
+        .collect()
+}
+
+async fn make_plan(s: &Session, env: &Env, g: &Global, operation: Operation, guard: &GuardArgs, include_protected: bool) -> Result<Plan, Failure> {
+    let allow = parse_allow(guard)?;
+    let refreshed = matih_plans::refresh(&s.state, &s.providers, 10, &env.progress).await?;
+    let plan = matih_plans::plan(
+        PlanInput {
+            operation,
+            desired: &s.desired,
+            state: &refreshed.state,
+            recorded_serial: s.state.serial,
+            drift: refreshed.drift,
+            allow_replace: &allow,
+            allow_all_protected: include_protected,
+            cloud: s.cloud.as_str().to_string(),
+            environment: s.spec.spec.platform.environment.clone(),
+            spec_hash: s.spec.hash.clone(),
+            statistics: Statistics { refresh_ms: refreshed.elapsed.as_millis() as u64, api_calls: refreshed.api_calls, ..Statistics::default() },
+        },
+        &s.providers,
+    )
+    .await?;
+    for w in &plan.warnings {
+        eprintln!("warning: {w}");
+    }
+    if g.verbose > 0 {
+        let total: u64 = plan.statistics.api_calls.values().sum();
+        env.progress.line(&format!(
+            "refresh: {total} API call(s) in {} ms; plan: {} ms",
+            plan.statistics.refresh_ms, plan.statistics.plan_ms
+        ));
+        for (k, v) in &plan.statistics.api_calls {
+            env.progress.line(&format!("  {k}: {v}"));
+        }
+    }
+    Ok(plan)
+}
+
+fn show_plan(plan: &Plan, g: &Global, env: &Env) -> Result<(), Failure> {
+    match g.format {
+        Format::Json => print_json(plan),
+        Format::Text => {
+            print!("{}", render::plan_text(plan, env.style));
+            Ok(())
+        }
+    }
+}
+
+fn blocked_failure(plan: &Plan) -> Failure {
+    crate::exit::classify(EngineError::Blocked(plan.blocked.clone()).into())
+}
+
+pub async fn plan(g: &Global, a: &PlanArgs, env: &Env) -> Result<i32, Failure> {
+    let s = open(g, env, "plan").await?;
+    let op = if a.destroy { Operation::Destroy } else { Operation::Apply };
+    let plan = make_plan(&s, env, g, op, &a.guard, a.include_protected).await?;
+    show_plan(&plan, g, env)?;
+    if let Some(out) = &a.out {
+        write_plan(out, &plan)?;
+        env.progress.line(&format!("saved the plan to {}; apply it with `matih-infra apply {}`", out.display(), out.display()));
+    }
+    if !plan.blocked.is_empty() {
+        // The plan document on stdout already lists what is blocked; say why on stderr.
+        eprint!("{}", blocked_failure(&plan).render());
+        return Ok(code::BLOCKED);
+    }
+    Ok(if a.detailed_exitcode && plan.has_changes() { code::CHANGES } else { code::OK })
+}
+
+fn write_plan(path: &Path, plan: &Plan) -> Result<(), Failure> {
+    let bytes = serde_json::to_vec_pretty(plan).map_err(anyhow::Error::from)?;
+    std::fs::write(path, bytes).with_context(|| format!("writing the plan to {}", path.display()))?;
+    Ok(())
+}
+
+fn read_plan(path: &Path) -> Result<Plan, Failure> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading the plan file {}", path.display()))?;
+    let version: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Failure::user(anyhow::anyhow!("{} is not a plan file: {e}", path.display())).hint("save a plan with `matih-infra plan --out FILE`"))?;
+    let found = version.get("format_version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+    if found != PLAN_FORMAT_VERSION {
+        return Err(EngineError::PlanFormat { found }.into());
+    }
+    serde_json::from_value(version).map_err(|e| Failure::user(anyhow::anyhow!("{} is not a valid plan file: {e}", path.display())))
+}
+
+fn require_approval(auto_approve: bool, env: &Env, verb: &str) -> Result<(), Failure> {
+    if !auto_approve && !env.stdin_tty {
+        return Err(Failure::usage(format!("refusing to {verb} without confirmation: standard input is not a terminal"))
+            .hint(format!("pass --auto-approve to {verb} non-interactively")));
+    }
+    Ok(())
+}
+
+fn confirm(verb: &str) -> Result<bool, Failure> {
+    eprint!("\nDo you want to {verb}? Only 'yes' is accepted: ");
+    std::io::stderr().flush().ok();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(anyhow::Error::from)?;
+    Ok(line.trim() == "yes")
+}
+
+pub async fn apply(g: &Global, a: &ApplyArgs, env: &Env) -> Result<i32, Failure> {
+    if a.plan_file.is_none() {
+        require_approval(a.auto_approve, env, "apply")?;
+    }
+    let mut s = open(g, env, "apply").await?;
+    let plan = match &a.plan_file {
+        Some(path) => {
+            let plan = read_plan(path)?;
+            if plan.cloud != s.cloud.as_str() {
+                return Err(EngineError::StalePlan { what: format!("it is for cloud {}, not {}", plan.cloud, s.cloud.as_str()) }.into());
+            }
+            if s.state.serial == 0 && plan.state.serial == 0 && s.state.resources.is_empty() {
+                // Nothing has been written yet: the plan's lineage becomes the state's.
+                s.state.lineage = plan.state.lineage.clone();
+            }
+            if plan.spec_hash != s.spec.hash {
+                return Err(EngineError::StalePlan { what: "the platform spec or a tenant file changed since it was made".into() }.into());
+            }
+            plan
+        }
+        None => {
+            let plan = make_plan(&s, env, g, Operation::Apply, &a.guard, false).await?;
+            if g.format == Format::Text {
+                show_plan(&plan, g, env)?;
+            }
+            if !plan.blocked.is_empty() {
+                return Err(blocked_failure(&plan));
+            }
+            if !plan.has_changes() {
+                if g.format == Format::Json {
+                    print_json(&doc(&plan, "complete", &s.state, Vec::new()))?;
+                }
+                return Ok(code::OK);
+            }
+            if !a.auto_approve && !confirm("apply these changes")? {
+                return Err(Failure::user(anyhow::anyhow!("apply cancelled; nothing was changed")));
+            }
+            plan
+        }
+    };
+    execute(s, plan, g, env, a.parallelism as usize).await
+}
+
+pub async fn destroy(g: &Global, a: &DestroyArgs, env: &Env) -> Result<i32, Failure> {
+    require_approval(a.auto_approve, env, "destroy")?;
+    let s = open(g, env, "destroy").await?;
+    let plan = make_plan(&s, env, g, Operation::Destroy, &a.guard, a.include_protected).await?;
+    if g.format == Format::Text {
+        show_plan(&plan, g, env)?;
+    }
+    if !plan.blocked.is_empty() {
+        return Err(blocked_failure(&plan).hint(
+            "pass --allow-replace ADDR for each protected resource to delete, or --include-protected to delete them all",
+        ));
+    }
+    if !plan.has_changes() {
+        if g.format == Format::Json {
+            print_json(&doc(&plan, "complete", &s.state, Vec::new()))?;
+        }
+        return Ok(code::OK);
+    }
+    if !a.auto_approve && !confirm("destroy these resources")? {
+        return Err(Failure::user(anyhow::anyhow!("destroy cancelled; nothing was changed")));
+    }
+    execute(s, plan, g, env, a.parallelism as usize).await
+}
+
+fn doc(plan: &Plan, outcome: &'static str, state: &State, resources: Vec<ResourceResult>) -> ApplyDoc {
+    let outputs = state
+        .outputs
+        .iter()
+        .map(|(k, o)| (k.clone(), if o.sensitive { serde_json::json!("(sensitive)") } else { o.value.clone() }))
+        .collect();
+    ApplyDoc { format_version: 1, operation: plan.operation, outcome, state_serial: state.serial, summary: plan.summary.clone(), resources, outputs }
+}
+
+async fn execute(s: Session, plan: Plan, g: &Global, env: &Env, parallelism: usize) -> Result<i32, Failure> {
+    let opts = ApplyOptions { parallelism, stop: env.stop.clone(), ownership: context::ownership(&s.spec) };
+    let report = matih_plans::apply(&plan, s.state, &s.providers, &s.locked, &opts, &env.progress).await?;
+    let interrupted = env.stop.load(Ordering::SeqCst) && !report.is_complete();
+    let mut resources = Vec::with_capacity(report.nodes.len());
+    for n in &report.nodes {
+        let (result, error, because) = match &n.result {
+            NodeResult::Done => ("done", None, None),
+            NodeResult::Failed(e) => ("failed", Some(e.to_string()), None),
+            NodeResult::Skipped { because } => ("skipped", None, Some(because.to_string())),
+            NodeResult::NotStarted => ("not-started", None, None),
+        };
+        resources.push(ResourceResult {
+            address: n.address.to_string(),
+            action: n.action,
+            phase: if n.phase == Phase::Apply { "apply" } else { "destroy" },
+            result,
+            error,
+            because,
+        });
+    }
+    let failed = report.failed().count();
+    let outcome = if failed > 0 { "failed" } else if interrupted { "interrupted" } else { "complete" };
+    let d = doc(&plan, outcome, &report.state, resources);
+    match g.format {
+        Format::Json => print_json(&d)?,
+        Format::Text => print!("\n{}", render::apply_text(&d)),
+    }
+    if failed > 0 {
+        let first = report.failed().next().map(|n| n.address.to_string()).unwrap_or_default();
+        let mut f = Failure::user(anyhow::anyhow!("{failed} resource(s) failed, starting with {first}; everything that finished is recorded in state"));
+        f.hint = Some("fix the cause above and run apply again: finished resources are not redone".into());
+        if g.format == Format::Json {
+            // The apply document above already carries every failure.
+            eprint!("{}", f.render());
+            return Ok(code::USER);
+        }
+        return Err(f);
+    }
+    if interrupted {
+        return Err(Failure::new(Class::Interrupted, anyhow::anyhow!("interrupted: in-flight operations finished and were recorded; run apply again to continue")));
+    }
+    Ok(code::OK)
+}
+
+pub async fn refresh(g: &Global, env: &Env) -> Result<i32, Failure> {
+    let s = open(g, env, "refresh").await?;
+    let mut refreshed = matih_plans::refresh(&s.state, &s.providers, 10, &env.progress).await?;
+    s.locked.persist(&mut refreshed.state)?;
+    match g.format {
+        Format::Json => print_json(&serde_json::json!({
+            "state_serial": refreshed.state.serial,
+            "resources": refreshed.state.resources.len(),
+            "drift": refreshed.drift,
+            "api_calls": refreshed.api_calls,
+        }))?,
+        Format::Text => {
+            for d in &refreshed.drift {
+                println!("{}: {}", d.address, if d.deleted { "deleted outside matih-infra; forgotten".to_string() } else {
+                    format!("changed outside matih-infra ({})", d.attributes.iter().map(|a| a.path.as_str()).collect::<Vec<_>>().join(", "))
+                });
+            }
+            println!("Refreshed {} resource(s); {} drifted. State serial {}.", refreshed.state.resources.len(), refreshed.drift.len(), refreshed.state.serial);
+        }
+    }
+    Ok(code::OK)
+}
+
+pub fn graph(g: &Global) -> Result<i32, Failure> {
+    let spec = context::load_spec(g)?;
+    let cloud = context::cloud(g, &spec)?;
+    let (_, desired) = context::providers(&spec, cloud)?;
+    let mut out = String::from("digraph matih {\n  rankdir = \"BT\";\n");
+    for (addr, d) in &desired.resources {
+        out.push_str(&format!("  {:?};\n", addr.to_string()));
+        for dep in d.dependencies() {
+            out.push_str(&format!("  {:?} -> {:?};\n", addr.to_string(), dep.to_string()));
+        }
+    }
+    out.push_str("}\n");
+    print!("{out}");
+    Ok(code::OK)
+}

@@ -1,0 +1,195 @@
+//! Human text rendered from the same documents `-o json` prints.
+
+use std::fmt::Write;
+
+use matih_plans::{Action, AttrChange, Plan, Reason, Value};
+use serde::Serialize;
+
+/// Colour on or off; decided once from the terminal, `NO_COLOR` and `--no-color`.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() }
+    }
+    fn action(&self, a: Action) -> String {
+        let code = match a {
+            Action::Create => "32",
+            Action::Update => "33",
+            Action::Delete => "31",
+            Action::Replace | Action::CreateBeforeDestroy => "35",
+            Action::NoOp => "0",
+        };
+        self.paint(code, a.symbol())
+    }
+    pub fn bold(&self, s: &str) -> String {
+        self.paint("1", s)
+    }
+}
+
+fn show_json(v: &serde_json::Value) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+fn show_value(v: &Value) -> String {
+    match v {
+        Value::Known(j) => show_json(j),
+        Value::Unknown => "(known after apply)".into(),
+        Value::Ref(r) => format!("{}.{}", r.addr, r.attr),
+        Value::List(items) => format!("[{}]", items.iter().map(show_value).collect::<Vec<_>>().join(", ")),
+        Value::Map(m) => format!("{{{}}}", m.iter().map(|(k, v)| format!("{k}: {}", show_value(v))).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+fn attr_lines(out: &mut String, attrs: &[AttrChange], indent: &str, creating: bool) {
+    let width = attrs.iter().map(|a| a.path.len()).max().unwrap_or(0);
+    for a in attrs {
+        let after = a.after.as_ref().map(show_value).unwrap_or_else(|| "(removed)".into());
+        let line = match (&a.before, creating) {
+            (Some(b), false) => format!("{}: {} → {after}", a.path, show_json(b)),
+            _ => format!("{:width$} = {after}", a.path),
+        };
+        let _ = write!(out, "{indent}{line}");
+        if a.forces_replacement {
+            out.push_str("  # forces replacement");
+        }
+        out.push('\n');
+    }
+}
+
+fn reason_text(r: &Reason) -> Option<String> {
+    Some(match r {
+        Reason::New | Reason::Unchanged | Reason::SpecChanged | Reason::Destroy => return None,
+        Reason::DeletedOutside => "deleted outside matih-infra".into(),
+        Reason::DriftRepair => "changed outside matih-infra".into(),
+        Reason::ForcedReplace { attributes } => format!("{} cannot change in place", attributes.join(", ")),
+        Reason::RemovedFromSpec => "no longer in the platform spec".into(),
+        Reason::Deposed => "old instance left by an earlier replacement".into(),
+    })
+}
+
+/// The plan as people read it.
+pub fn plan_text(plan: &Plan, style: Style) -> String {
+    let mut out = String::new();
+    if !plan.drift.is_empty() {
+        out.push_str(&style.bold("Changed outside matih-infra since the last apply:"));
+        out.push('\n');
+        for d in &plan.drift {
+            if d.deleted {
+                let _ = writeln!(out, "  {} {} (deleted)", style.action(Action::Delete), d.address);
+            } else {
+                let _ = writeln!(out, "  {} {}", style.action(Action::Update), d.address);
+                attr_lines(&mut out, &d.attributes, "      ", false);
+            }
+        }
+        out.push('\n');
+    }
+    let changes: Vec<_> = plan.changes.iter().filter(|c| c.action != Action::NoOp).collect();
+    if !plan.has_changes() {
+        out.push_str("No changes. The infrastructure matches the platform spec.\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "{}",
+            style.bold(&format!("matih-infra will {} ({}, {}):", if plan.operation == matih_plans::Operation::Destroy { "destroy" } else { "make these changes" }, plan.cloud, plan.environment))
+        );
+        for c in &changes {
+            let mut head = format!("{:>3} {}", style.action(c.action), c.address);
+            if c.deposed {
+                head.push_str(" (deposed)");
+            }
+            if c.protected && matches!(c.action, Action::Delete | Action::Replace | Action::CreateBeforeDestroy) {
+                head.push_str(" [protected]");
+            }
+            if let Some(r) = reason_text(&c.reason) {
+                let _ = write!(head, "  # {r}");
+            }
+            let _ = writeln!(out, "{head}");
+            attr_lines(&mut out, &c.attributes, "      ", c.action == Action::Create);
+        }
+        let outputs: Vec<_> = plan.outputs.iter().filter(|o| o.action != Action::NoOp).collect();
+        if !outputs.is_empty() {
+            out.push_str("\nOutputs:\n");
+            for o in outputs {
+                let v = match (&o.after, o.sensitive, o.action) {
+                    (_, _, Action::Delete) => String::new(),
+                    (_, true, _) => " = (sensitive)".into(),
+                    (Some(v), _, _) => format!(" = {}", show_value(v)),
+                    (None, _, _) => String::new(),
+                };
+                let _ = writeln!(out, "{:>3} {}{v}", style.action(o.action), o.name);
+            }
+        }
+    }
+    let s = &plan.summary;
+    let _ = writeln!(
+        out,
+        "\nPlan: {} to create, {} to update, {} to replace, {} to delete; {} unchanged.",
+        s.create, s.update, s.replace, s.delete, s.unchanged
+    );
+    if !plan.blocked.is_empty() {
+        out.push('\n');
+        for b in &plan.blocked {
+            let why = if b.forced_by.is_empty() { String::new() } else { format!(" because {} changed", b.forced_by.join(", ")) };
+            let _ = writeln!(out, "{} {} would be {}d{why}: it is protected.", style.paint("31", "Blocked:"), b.address, b.action.verb());
+        }
+    }
+    out
+}
+
+/// How one resource ended in an apply (the `-o json` apply document).
+#[derive(Debug, Serialize)]
+pub struct ResourceResult {
+    pub address: String,
+    pub action: Action,
+    pub phase: &'static str,
+    pub result: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub because: Option<String>,
+}
+
+/// The apply result document.
+#[derive(Debug, Serialize)]
+pub struct ApplyDoc {
+    pub format_version: u32,
+    pub operation: matih_plans::Operation,
+    /// `complete`, `failed` or `interrupted`.
+    pub outcome: &'static str,
+    pub state_serial: u64,
+    /// What the plan proposed.
+    pub summary: matih_plans::Summary,
+    pub resources: Vec<ResourceResult>,
+    pub outputs: serde_json::Map<String, serde_json::Value>,
+}
+
+pub fn apply_text(doc: &ApplyDoc) -> String {
+    let mut out = String::new();
+    let count = |r: &str| doc.resources.iter().filter(|x| x.result == r).count();
+    for r in doc.resources.iter().filter(|r| r.result == "failed") {
+        let _ = writeln!(out, "failed: {} ({}): {}", r.address, r.action.verb(), r.error.as_deref().unwrap_or(""));
+    }
+    for r in doc.resources.iter().filter(|r| r.result == "skipped") {
+        let _ = writeln!(out, "skipped: {} (upstream {} failed)", r.address, r.because.as_deref().unwrap_or("?"));
+    }
+    let _ = writeln!(
+        out,
+        "Apply {}: {} done, {} failed, {} skipped, {} not started.",
+        doc.outcome,
+        count("done"),
+        count("failed"),
+        count("skipped"),
+        count("not-started")
+    );
+    if !doc.outputs.is_empty() {
+        out.push_str("\nOutputs:\n");
+        for (k, v) in &doc.outputs {
+            let _ = writeln!(out, "  {k} = {}", show_json(v));
+        }
+    }
+    out
+}

@@ -1,0 +1,354 @@
+//! The binary end to end on the fake cloud: plan text and JSON snapshots, exit codes, the
+//! replacement guard, saved plans, lock contention between processes, and a SIGKILL mid-apply.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_matih-infra");
+
+/// A copy of examples/ in a temp dir; the fake cloud and state live under its .matih/.
+struct Work {
+    dir: tempfile::TempDir,
+}
+
+impl Work {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"), dir.path());
+        Work { dir }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.current_dir(self.dir.path()).args(args).env_remove("NO_COLOR").env_remove("MATIH_CLOUD").env_remove("MATIH_FAKE_CLOUD").stdin(Stdio::null());
+        for k in ["MATIH_FAKE_FAIL", "MATIH_FAKE_HANG_AFTER_CREATE", "MATIH_FAKE_LATENCY_MS", "MATIH_CONFIG", "MATIH_STATE"] {
+            c.env_remove(k);
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut c = self.cmd(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> (i32, Value) {
+        let out = self.run(args);
+        let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{}", text(&out.stdout), text(&out.stderr)));
+        (out.status.code().unwrap(), v)
+    }
+
+    fn edit(&self, file: &str, from: &str, to: &str) {
+        let p = self.path(file);
+        let s = std::fs::read_to_string(&p).unwrap();
+        assert!(s.contains(from), "{file} has no `{from}`");
+        std::fs::write(&p, s.replacen(from, to, 1)).unwrap();
+    }
+
+    fn cloud_objects(&self) -> Vec<Value> {
+        let bytes = std::fs::read(self.path(".matih/fake-cloud.json")).unwrap_or_default();
+        if bytes.is_empty() {
+            return Vec::new();
+        }
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        v["objects"].as_object().unwrap().values().cloned().collect()
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&dst).unwrap();
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+const FAKE: &[&str] = &["--cloud", "fake"];
+
+fn args<'a>(a: &[&'a str]) -> Vec<&'a str> {
+    a.iter().copied().chain(FAKE.iter().copied()).collect()
+}
+
+fn redact_plan(mut v: Value) -> Value {
+    v["state"]["lineage"] = "[lineage]".into();
+    v["spec_hash"] = "[hash]".into();
+    v["tool_version"] = "[version]".into();
+    v["statistics"]["refresh_ms"] = 0.into();
+    v["statistics"]["plan_ms"] = 0.into();
+    v
+}
+
+#[test]
+fn validate_reports_the_spec() {
+    let w = Work::new();
+    let (c, v) = w.json(&["validate", "-o", "json"]);
+    assert_eq!(c, 0);
+    assert_eq!(v["clouds"], serde_json::json!(["eks", "gke", "aks"]));
+    assert_eq!(v["tenants"], serde_json::json!(["acme", "bigcorp"]));
+    assert_eq!(v["zone"], "matih.ai");
+}
+
+#[test]
+fn a_broken_spec_names_file_line_and_column() {
+    let w = Work::new();
+    w.edit("tenants/acme.yaml", "slug: acme", "slug: Acme_Corp");
+    let out = w.run(&["validate"]);
+    assert_eq!(code(&out), 1);
+    let err = text(&out.stderr);
+    assert!(err.contains("tenants/acme.yaml:"), "{err}");
+    assert!(err.contains("help:") || err.contains("hint:"), "{err}");
+    // Every command validates first.
+    let out = w.run(&args(&["plan"]));
+    assert_eq!(code(&out), 1);
+    assert!(!w.path(".matih/state").exists(), "nothing is recorded for an invalid spec");
+}
+
+#[test]
+fn first_plan_text_and_json() {
+    let w = Work::new();
+    let out = w.run(&args(&["plan", "--no-color"]));
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    insta::assert_snapshot!("first_plan_text", text(&out.stdout));
+    let (c, v) = w.json(&args(&["plan", "-o", "json"]));
+    assert_eq!(c, 0);
+    insta::assert_json_snapshot!("first_plan_json", redact_plan(v));
+}
+
+#[test]
+fn apply_converges_and_exit_codes_follow_the_plan() {
+    let w = Work::new();
+    let out = w.run(&args(&["apply"]));
+    assert_eq!(code(&out), 64, "no TTY and no --auto-approve");
+    assert!(text(&out.stderr).contains("--auto-approve"));
+
+    let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
+    assert_eq!(c, 0, "{v}");
+    assert_eq!(v["outcome"], "complete");
+    assert_eq!(v["summary"]["create"], 12);
+    assert!(v["outputs"]["cluster_endpoint"].as_str().unwrap().starts_with("https://"));
+    assert_eq!(v["outputs"]["cluster_ca"], "(sensitive)");
+
+    let out = w.run(&args(&["plan", "--detailed-exitcode"]));
+    assert_eq!(code(&out), 0, "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("No changes."));
+
+    // A new tenant with a dedicated ingress: an address and a record.
+    std::fs::write(w.path("tenants/globex.yaml"), "slug: globex\ndisplay_name: Globex\ndedicated_ingress: true\n").unwrap();
+    let (c, v) = w.json(&args(&["plan", "--detailed-exitcode", "-o", "json"]));
+    assert_eq!(c, 2);
+    let changed: Vec<(&str, &str)> = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] != "no-op")
+        .map(|c| (c["address"].as_str().unwrap(), c["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(changed, [(r#"dns.record.tenant["globex"]"#, "create"), (r#"fake.address.ingress["globex"]"#, "create")]);
+
+    // Removing a tenant removes what it had.
+    std::fs::remove_file(w.path("tenants/acme.yaml")).unwrap();
+    std::fs::remove_file(w.path("tenants/globex.yaml")).unwrap();
+    // The tenant's reserved address is protected: removing it is said explicitly.
+    let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
+    assert_eq!(c, 3, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains(r#"fake.address.ingress["acme"]"#));
+    let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json", "--allow-replace", r#"fake.address.ingress["acme"]"#]));
+    assert_eq!(c, 0, "{v}");
+    assert_eq!(v["summary"]["delete"], 2);
+    let addrs: Vec<String> = w.cloud_objects().iter().map(|o| o["tags"]["matih:address"].as_str().unwrap().to_string()).collect();
+    assert!(!addrs.iter().any(|a| a.contains("acme")), "{addrs:?}");
+    assert_eq!(addrs.len(), 10);
+}
+
+#[test]
+fn the_replacement_guard_blocks_with_exit_3() {
+    let w = Work::new();
+    assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
+    w.edit("matih.yaml", "vpc_cidr: 10.0.0.0/16", "vpc_cidr: 10.1.0.0/16");
+    let out = w.run(&args(&["plan", "--no-color"]));
+    assert_eq!(code(&out), 3);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("Blocked: fake.network.main would be replaced because cidr changed"), "{stdout}");
+    assert!(text(&out.stderr).contains("--allow-replace"));
+    let out = w.run(&args(&["apply", "--auto-approve"]));
+    assert_eq!(code(&out), 3);
+    let out = w.run(&args(&["plan", "--allow-replace", "fake.network.main", "--allow-replace", "fake.cluster.main", "--detailed-exitcode"]));
+    assert_eq!(code(&out), 2, "{}", text(&out.stdout));
+    let out = w.run(&args(&["plan", "--allow-replace", "not an address"]));
+    assert_eq!(code(&out), 64);
+}
+
+#[test]
+fn saved_plans_apply_exactly_or_are_refused_when_stale() {
+    let w = Work::new();
+    let out = w.run(&args(&["plan", "--out", "p1.json", "-q"]));
+    assert_eq!(code(&out), 0);
+    let out = w.run(&args(&["apply", "p1.json", "-q"]));
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(w.cloud_objects().len(), 12);
+    // Applying the same plan again: state has moved on.
+    let out = w.run(&args(&["apply", "p1.json"]));
+    assert_eq!(code(&out), 1);
+    let err = text(&out.stderr);
+    assert!(err.contains("stale") && err.contains("serial"), "{err}");
+    assert!(err.contains("hint: run `matih-infra plan --out FILE` again"), "{err}");
+    // A spec change after planning.
+    assert_eq!(code(&w.run(&args(&["plan", "--out", "p2.json", "-q"]))), 0);
+    std::fs::write(w.path("tenants/initech.yaml"), "slug: initech\ndisplay_name: Initech\ndedicated_ingress: false\n").unwrap();
+    let out = w.run(&args(&["apply", "p2.json"]));
+    assert_eq!(code(&out), 1);
+    assert!(text(&out.stderr).contains("platform spec or a tenant file changed"), "{}", text(&out.stderr));
+    assert_eq!(w.cloud_objects().len(), 12, "a refused plan changes nothing");
+}
+
+#[test]
+fn failures_skip_dependents_and_keep_finished_work_in_state() {
+    let w = Work::new();
+    let out = w.run_env(&args(&["apply", "--auto-approve", "-o", "json"]), &[("MATIH_FAKE_FAIL", "create:fake.cluster.main")]);
+    assert_eq!(code(&out), 1);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["outcome"], "failed");
+    let by = |addr: &str| v["resources"].as_array().unwrap().iter().find(|r| r["address"] == addr).unwrap().clone();
+    assert_eq!(by("fake.cluster.main")["result"], "failed");
+    assert!(by("fake.cluster.main")["error"].as_str().unwrap().contains("InvalidParameterValue"));
+    assert_eq!(by(r#"fake.node_pool.pool["system"]"#)["result"], "skipped");
+    assert_eq!(by(r#"fake.node_pool.pool["system"]"#)["because"], "fake.cluster.main");
+    assert_eq!(by("dns.record.api")["result"], "done");
+    let (_, st) = w.json(&args(&["state", "list", "-o", "json"]));
+    assert_eq!(st["resources"].as_array().unwrap().len(), 9);
+    // The next apply does only what is left.
+    let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
+    assert_eq!(c, 0);
+    assert_eq!(v["summary"]["create"], 3);
+    assert_eq!(w.cloud_objects().len(), 12);
+}
+
+#[test]
+fn errors_in_json_mode_are_json() {
+    let w = Work::new();
+    let (c, v) = w.json(&["plan", "--cloud", "fake", "-o", "json", "-c", "missing.yaml"]);
+    assert_eq!(c, 1);
+    assert_eq!(v["error"]["class"], "user");
+    assert!(v["error"]["hint"].as_str().unwrap().contains("-c/--config"));
+}
+
+#[test]
+fn state_commands_and_outputs() {
+    let w = Work::new();
+    assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
+    let out = w.run(&args(&["state", "show", "fake.network.main"]));
+    assert_eq!(code(&out), 0);
+    assert!(text(&out.stdout).contains("cidr = \"10.0.0.0/16\""));
+    let out = w.run(&args(&["output", "cluster_ca"]));
+    assert!(text(&out.stdout).starts_with("CA-"), "a sensitive output is printed when named");
+    let out = w.run(&args(&["state", "mv", "dns.record.api", "dns.record.api2"]));
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    // The moved record is no longer where the spec wants it: plan deletes the old address and creates the new.
+    let (c, v) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
+    assert_eq!(c, 2);
+    assert_eq!((v["summary"]["create"].as_u64(), v["summary"]["delete"].as_u64()), (Some(1), Some(1)));
+    let out = w.run(&args(&["state", "rm", "dns.record.api2"]));
+    assert_eq!(code(&out), 0);
+    let out = w.run(&args(&["state", "rm", "dns.record.nope"]));
+    assert_eq!(code(&out), 1);
+    assert!(text(&out.stderr).contains("is not in state"));
+    let out = w.run(&args(&["graph"]));
+    assert!(text(&out.stdout).contains(r#""fake.cluster.main" -> "fake.subnet.private[\"zone-a\"]";"#), "{}", text(&out.stdout));
+}
+
+fn wait_for(path: &Path, child: &mut std::process::Child) {
+    let start = Instant::now();
+    while !path.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("child exited early with {status}");
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "child never reached the hang point");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigkill_mid_apply_then_rerun_adopts_instead_of_recreating() {
+    let w = Work::new();
+    let marker = w.path("hung");
+    let mut child = w
+        .cmd(&args(&["apply", "--auto-approve", "-q"]))
+        .env("MATIH_FAKE_HANG_AFTER_CREATE", format!("fake.cluster.main={}", marker.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&marker, &mut child);
+
+    // While it hangs it holds the state lock: another process is refused, naming the holder.
+    let out = w.run(&args(&["plan"]));
+    assert_eq!(code(&out), 1);
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("pid {}", child.id())) && err.contains("apply"), "{err}");
+
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+
+    let (_, st) = w.json(&args(&["state", "list", "-o", "json"]));
+    assert_eq!(st["pending_intents"], serde_json::json!(["fake.cluster.main"]), "the intent was persisted before the create");
+
+    let out = w.run(&args(&["apply", "--auto-approve"]));
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("fake.cluster.main: adopted"), "{}", text(&out.stderr));
+    let clusters = w.cloud_objects().into_iter().filter(|o| o["type"] == "fake.cluster").count();
+    assert_eq!(clusters, 1, "the cluster was created once");
+    assert_eq!(w.cloud_objects().len(), 12);
+    let out = w.run(&args(&["plan", "--detailed-exitcode"]));
+    assert_eq!(code(&out), 0);
+}
+
+#[test]
+fn a_second_process_waits_for_the_lock_with_lock_timeout() {
+    let w = Work::new();
+    let marker = w.path("hung");
+    let mut child = w
+        .cmd(&args(&["apply", "--auto-approve", "-q"]))
+        .env("MATIH_FAKE_HANG_AFTER_CREATE", format!("fake.network.main={}", marker.display()))
+        .spawn()
+        .unwrap();
+    wait_for(&marker, &mut child);
+    let mut waiter = w.cmd(&args(&["plan", "--lock-timeout", "60s"])).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // The waiter says it is waiting, naming the holder; then the holder dies and the waiter goes ahead.
+    let mut stderr = std::io::BufReader::new(waiter.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    assert!(line.contains("waiting up to 1m for the state lock") && line.contains(&format!("pid {}", child.id())), "{line}");
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    let out = waiter.wait_with_output().unwrap();
+    assert_eq!(code(&out), 0);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("Plan: ") && !stdout.contains("+ fake.network.main"), "the network was adopted, not planned again: {stdout}");
+}
