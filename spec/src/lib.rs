@@ -1,1 +1,428 @@
-//! placeholder
+//! The platform spec: loading and validating what the user wants stood up.
+//!
+//! A platform spec is one YAML file (by convention `matih.yaml`) plus a `tenants/` directory
+//! beside it holding one file per tenant (`tenants/acme.yaml`), so onboarding scripts add or
+//! remove a tenant by adding or removing a file. [`load`] reads them all, decodes them into a
+//! [`PlatformSpec`] and checks it; on failure it returns every problem at once
+//! ([`SpecError::Invalid`]), each with its file, line and column, a label on the offending key
+//! or value and a hint how to fix it.
+//!
+//! # The platform file
+//!
+//! ```yaml
+//! platform:
+//!   name: matih                       # DNS label, at most 32 characters
+//!   domain: matih.ai                  # lower case, at least two labels
+//!   environment: prod                 # `prod` serves matih.ai; any other label, e.g.
+//!                                     # `staging`, gets the zone staging.matih.ai
+//!   acme_email: platform-team@matih.ai
+//! clouds:                             # at least one of eks, gke, aks
+//!   eks:
+//!     region: us-east-1
+//!     kubernetes_version: "1.33"      # 1.NN
+//!     network:
+//!       vpc_cidr: 10.0.0.0/16         # /16../24; pods take VPC IPs (Amazon VPC CNI)
+//!       availability_zones: 3         # 2..=6, default 3; a public + a private subnet each
+//!       nat_gateways: single          # single (default) | per-az
+//!       service_cidr: 172.20.0.0/16   # private, /12../24, outside the VPC
+//!       cluster_dns_ip: 172.20.0.10   # optional, default: 10th address of service_cidr
+//!     endpoint:                       # optional; these are the defaults
+//!       { public_access: true, private_access: true, public_access_cidrs: [0.0.0.0/0] }
+//!     node_pools:                     # at least one; the same shape on every cloud
+//!       - { name: system, machine_type: m6i.large, min: 2, max: 4, desired: 2 }
+//!   gke:
+//!     project: matih-prod
+//!     region: us-central1
+//!     kubernetes_version: "1.33"
+//!     network:                        # pairwise disjoint
+//!       subnet_cidr: 10.10.0.0/20     # nodes
+//!       pods_cidr: 10.16.0.0/14       # alias-IP secondary range
+//!       services_cidr: 10.20.0.0/20   # alias-IP secondary range
+//!     node_pools: [...]
+//!   aks:
+//!     subscription_id: 00000000-0000-0000-0000-000000000000
+//!     resource_group: matih-prod-rg
+//!     location: eastus
+//!     kubernetes_version: "1.33"
+//!     network:
+//!       vnet_cidr: 10.30.0.0/16
+//!       node_subnet_cidr: 10.30.0.0/20   # inside the VNet (Azure CNI: pods get VNet IPs)
+//!       pod_subnet_cidr: 10.30.16.0/20   # optional, inside the VNet, apart from nodes
+//!       service_cidr: 172.16.0.0/16      # outside the VNet and AKS-reserved ranges
+//!       dns_service_ip: 172.16.0.10      # optional, default: 10th address
+//!     node_pools: [...]               # AKS pool names: 1-12 lower-case letters/digits
+//! addons:                             # optional; versions default to the tested pins
+//!   calico: { version: v3.32.1 }
+//!   ingress_nginx: { version: controller-v1.15.1 }
+//!   cert_manager: { version: v1.21.1 }
+//!   coredns:
+//!     forwarders: [1.1.1.1, 8.8.8.8]
+//!     stub_domains: { corp.example: [10.0.0.2] }
+//! ```
+//!
+//! # Tenant files
+//!
+//! `tenants/<slug>.yaml` (or `.yml`): `slug` (equal to the file stem, a DNS label of at most 32
+//! characters, not a platform record such as `api`, `www` or an environment name),
+//! `display_name`, and `dedicated_ingress` (default false: share the platform's ingress).
+//! Other files in `tenants/`, and files whose name starts with `.`, are ignored; a missing
+//! `tenants/` directory means no tenants.
+//!
+//! # What this crate deliberately does not do
+//!
+//! It talks to no cloud: whether a region, machine type or Kubernetes version exists, or a
+//! quota suffices, is for the providers at plan time. It does not check CIDRs across clouds
+//! (the clusters are not peered). It does not compute resources or plans; it only hands out a
+//! valid, defaulted [`PlatformSpec`] and a [`LoadedSpec::hash`] of the files it came from.
+//!
+//! YAML details: one document per file; anchors and aliases work, merge keys (`<<`) do not;
+//! tags other than `!!str` are ignored.
+
+mod check;
+mod decode;
+mod diag;
+mod model;
+mod yaml;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+pub use diag::{Diagnostics, SpecDiagnostic, SummaryReport};
+pub use model::{
+    Addon, Addons, AksNetwork, AksSpec, CloudKind, Clouds, ClusterView, CoreDns, EksEndpoint, EksNetwork, EksSpec,
+    EksSubnets, GkeNetwork, GkeSpec, NatGateways, NodePool, Platform, PlatformSpec, TenantSpec, UnknownCloud,
+};
+
+use crate::decode::Decoder;
+use crate::diag::{Note, Problem, Sink, SourceFile, Span};
+use crate::yaml::Node;
+
+/// The name of the directory, beside the platform file, that holds one file per tenant.
+pub const TENANT_DIR: &str = "tenants";
+
+/// Why a platform spec could not be loaded.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum SpecError {
+    /// A spec file, or the tenants directory, could not be read.
+    #[error("cannot read {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The files were read but the spec has problems; all of them are listed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Invalid(Diagnostics),
+}
+
+/// A valid platform spec and where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedSpec {
+    pub spec: PlatformSpec,
+    /// The platform file, as given to [`load`].
+    pub config_path: PathBuf,
+    /// `tenants/` beside the platform file (it need not exist).
+    pub tenant_dir: PathBuf,
+    /// Lower-case hex SHA-256 over the platform file and every tenant file, each as its name
+    /// (`matih.yaml`, `tenants/acme.yaml`) and bytes, the platform file first and tenant files
+    /// sorted by name. Moving the directory does not change it; editing, adding or removing a
+    /// counted file does. A saved plan is refused when this changes.
+    pub hash: String,
+}
+
+/// Loads the platform file at `config_path` and the tenant files in `tenants/` beside it, and
+/// validates them together.
+pub fn load(config_path: &Path) -> Result<LoadedSpec, SpecError> {
+    let config_bytes = read(config_path)?;
+    let tenant_dir = config_path.parent().unwrap_or(Path::new("")).join(TENANT_DIR);
+    let tenant_names = tenant_file_names(&tenant_dir)?;
+    let mut tenant_files = Vec::with_capacity(tenant_names.len());
+    for name in tenant_names {
+        let path = tenant_dir.join(&name);
+        let bytes = read(&path)?;
+        tenant_files.push((name, path, bytes));
+    }
+
+    let config_name = config_path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let mut files: Vec<(String, &[u8])> = vec![(config_name, &config_bytes)];
+    files.extend(tenant_files.iter().map(|(name, _, bytes)| (format!("{TENANT_DIR}/{name}"), bytes.as_slice())));
+    let hash = hash_files(&files);
+
+    let mut sink = Sink::default();
+    let config = source_file(config_path, config_bytes, &mut sink);
+    let spec = config.and_then(|file| {
+        let root = yaml::parse(&file, &mut sink)?;
+        Decoder::new(&file, &mut sink).platform_file(&root)
+    });
+
+    let mut tenants: Vec<ParsedTenant> = Vec::new();
+    for (name, path, bytes) in tenant_files {
+        let stem = Path::new(&name).file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        if let Some(file) = source_file(&path, bytes, &mut sink) {
+            tenants.extend(parse_tenant_file(&file, &stem, &mut sink));
+        }
+    }
+    let environment = spec.as_ref().map(|s| s.platform.environment.as_str());
+    check_tenants_together(&tenants, environment, &mut sink);
+
+    let mut file_order = vec![config_path.to_path_buf()];
+    file_order.extend(tenants_paths(&tenant_dir, &tenants, &sink));
+    match spec {
+        Some(mut spec) if sink.items.is_empty() => {
+            spec.tenants = tenants.into_iter().map(|t| t.spec).collect();
+            spec.tenants.sort_by(|a, b| a.slug.cmp(&b.slug));
+            Ok(LoadedSpec { spec, config_path: config_path.to_path_buf(), tenant_dir, hash })
+        }
+        _ => Err(SpecError::Invalid(Diagnostics::new(sink.items, &file_order))),
+    }
+}
+
+/// Parses and checks one tenant file on its own: everything but the rules that need the other
+/// tenants (unique slugs) or the platform file (the environment name is reserved). `file` is
+/// used for messages and to check that the slug matches the file name.
+pub fn parse_tenant(file: &Path, source: &str) -> Result<TenantSpec, Diagnostics> {
+    let mut sink = Sink::default();
+    let stem = file.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    let src = SourceFile::new(file, source.to_string());
+    let parsed = parse_tenant_file(&src, &stem, &mut sink);
+    check_tenants_together(parsed.as_slice(), None, &mut sink);
+    match parsed {
+        Some(t) if sink.items.is_empty() => Ok(t.spec),
+        _ => Err(Diagnostics::new(sink.items, &[file.to_path_buf()])),
+    }
+}
+
+/// A decoded tenant with what is needed to locate cross-file problems.
+struct ParsedTenant {
+    spec: TenantSpec,
+    file: Arc<SourceFile>,
+    root: Node,
+}
+
+impl ParsedTenant {
+    fn slug_span(&self) -> Span {
+        decode::locate(&self.root, "slug", false)
+    }
+}
+
+fn parse_tenant_file(file: &Arc<SourceFile>, stem: &str, sink: &mut Sink) -> Option<ParsedTenant> {
+    let root = yaml::parse(file, sink)?;
+    let spec = Decoder::new(file, sink).tenant_file(&root, stem)?;
+    Some(ParsedTenant { spec, file: Arc::clone(file), root })
+}
+
+/// Rules across tenant files: reserved slugs (which depend on the environment) and duplicates.
+fn check_tenants_together(tenants: &[ParsedTenant], environment: Option<&str>, sink: &mut Sink) {
+    for (i, t) in tenants.iter().enumerate() {
+        let slug = &t.spec.slug;
+        if check::slug_is_reserved(slug, environment) {
+            sink.error(
+                &t.file,
+                t.slug_span(),
+                Problem::new(format!("tenant slug `{slug}` is reserved"), "reserved name").help(format!(
+                    "`{slug}.<zone>` is a platform record (reserved: {}, and the environment's own name); \
+                     pick another slug and rename the file to match",
+                    check::RESERVED_SLUGS.join(", ")
+                )),
+            );
+        }
+        if let Some(first) = tenants[..i].iter().find(|o| o.spec.slug == *slug) {
+            let note = Note {
+                file: Arc::clone(&first.file),
+                span: first.slug_span(),
+                message: format!("`{slug}` first defined here"),
+            };
+            sink.error(
+                &t.file,
+                t.slug_span(),
+                Problem::new(format!("tenant `{slug}` is defined twice"), "duplicate tenant")
+                    .help("keep one file per tenant: delete or merge the other one")
+                    .note(note),
+            );
+        }
+    }
+}
+
+/// The tenant files that can appear in diagnostics, in name order (for sorting them).
+fn tenants_paths(tenant_dir: &Path, tenants: &[ParsedTenant], sink: &Sink) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = tenants.iter().map(|t| t.file.path().to_path_buf()).collect();
+    paths.extend(sink.items.iter().map(|d| d.path().to_path_buf()).filter(|p| p.starts_with(tenant_dir)));
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, SpecError> {
+    fs::read(path).map_err(|source| SpecError::Io { path: path.to_path_buf(), source })
+}
+
+/// Names of the tenant files in `dir`, sorted: regular files (or links to them) ending in
+/// `.yaml` or `.yml`, not hidden. A missing directory has none.
+fn tenant_file_names(dir: &Path) -> Result<Vec<String>, SpecError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(SpecError::Io { path: dir.to_path_buf(), source }),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| SpecError::Io { path: dir.to_path_buf(), source })?;
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else { continue };
+        let is_yaml = name.ends_with(".yaml") || name.ends_with(".yml");
+        if !is_yaml || name.starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        let meta = fs::metadata(&path).map_err(|source| SpecError::Io { path: path.clone(), source })?;
+        if meta.is_file() {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The text of a file, or a located problem when it is not UTF-8.
+fn source_file(path: &Path, bytes: Vec<u8>, sink: &mut Sink) -> Option<Arc<SourceFile>> {
+    match String::from_utf8(bytes) {
+        Ok(text) => Some(SourceFile::new(path, text)),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let file = SourceFile::new(path, String::from_utf8_lossy(e.as_bytes()).into_owned());
+            let start = file.pos_of_byte(at);
+            sink.error(
+                &file,
+                Span { start, end: at + 1 },
+                Problem::new("the file is not valid UTF-8", "invalid byte").help("save the file as UTF-8"),
+            );
+            None
+        }
+    }
+}
+
+/// SHA-256 over `(name, bytes)` pairs, each framed by its length so that no two different
+/// file sets hash alike.
+fn hash_files(files: &[(String, &[u8])]) -> String {
+    let mut h = Sha256::new();
+    for (name, bytes) in files {
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLATFORM: &str = "\
+platform: { name: matih, domain: matih.ai, environment: staging, acme_email: a@matih.ai }
+clouds:
+  eks:
+    region: us-east-1
+    kubernetes_version: \"1.33\"
+    network: { vpc_cidr: 10.0.0.0/16, service_cidr: 172.20.0.0/16 }
+    node_pools: [{ name: system, machine_type: m6i.large, min: 2, max: 4 }]
+";
+
+    fn write(dir: &Path, name: &str, text: &str) {
+        let path = dir.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn loads_tenants_sorted_and_ignores_other_files() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "matih.yaml", PLATFORM);
+        write(dir.path(), "tenants/zeta.yml", "slug: zeta\ndisplay_name: Zeta\n");
+        write(dir.path(), "tenants/acme.yaml", "slug: acme\ndisplay_name: Acme Corp\ndedicated_ingress: true\n");
+        write(dir.path(), "tenants/README.md", "not a tenant");
+        write(dir.path(), "tenants/.acme.yaml.swp", "junk");
+        let loaded = load(&dir.path().join("matih.yaml")).unwrap();
+        let slugs: Vec<&str> = loaded.spec.tenants.iter().map(|t| t.slug.as_str()).collect();
+        assert_eq!(slugs, ["acme", "zeta"]);
+        assert!(loaded.spec.tenants[0].dedicated_ingress);
+        assert!(!loaded.spec.tenants[1].dedicated_ingress);
+        assert_eq!(loaded.spec.tenants[0].file, dir.path().join("tenants/acme.yaml"));
+        assert_eq!(loaded.tenant_dir, dir.path().join("tenants"));
+        assert_eq!(loaded.spec.zone_name(), "staging.matih.ai");
+        assert_eq!(loaded.spec.parent_zone().as_deref(), Some("matih.ai"));
+        assert_eq!(loaded.spec.cluster(CloudKind::Eks).unwrap().region, "us-east-1");
+        assert!(loaded.spec.cluster(CloudKind::Gke).is_none());
+    }
+
+    #[test]
+    fn missing_tenant_dir_means_no_tenants() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "matih.yaml", PLATFORM);
+        assert!(load(&dir.path().join("matih.yaml")).unwrap().spec.tenants.is_empty());
+    }
+
+    #[test]
+    fn hash_changes_with_any_counted_file_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("matih.yaml");
+        write(dir.path(), "matih.yaml", PLATFORM);
+        let h0 = load(&config).unwrap().hash;
+        assert_eq!(h0.len(), 64);
+        assert_eq!(load(&config).unwrap().hash, h0, "stable across loads");
+
+        write(dir.path(), "tenants/notes.txt", "ignored");
+        assert_eq!(load(&config).unwrap().hash, h0, "ignored files do not count");
+
+        write(dir.path(), "tenants/acme.yaml", "slug: acme\ndisplay_name: Acme\n");
+        let h1 = load(&config).unwrap().hash;
+        assert_ne!(h1, h0);
+
+        write(dir.path(), "tenants/acme.yaml", "slug: acme\ndisplay_name: Acme Corp\n");
+        assert_ne!(load(&config).unwrap().hash, h1);
+    }
+
+    #[test]
+    fn hash_frames_names_and_contents() {
+        // Moving bytes between a name and a content must change the hash.
+        assert_ne!(hash_files(&[("ab".into(), b"c")]), hash_files(&[("a".into(), b"bc")]));
+    }
+
+    #[test]
+    fn reserved_slugs_include_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "matih.yaml", &PLATFORM.replace("environment: staging", "environment: qa"));
+        write(dir.path(), "tenants/qa.yaml", "slug: qa\ndisplay_name: QA Corp\n");
+        write(dir.path(), "tenants/api.yaml", "slug: api\ndisplay_name: API Corp\n");
+        let Err(SpecError::Invalid(d)) = load(&dir.path().join("matih.yaml")) else { panic!("expected invalid") };
+        let messages: Vec<&str> = d.items().iter().map(|i| i.message()).collect();
+        assert_eq!(messages, ["tenant slug `api` is reserved", "tenant slug `qa` is reserved"]);
+    }
+
+    #[test]
+    fn unreadable_config_is_an_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = load(&dir.path().join("nope.yaml")).unwrap_err();
+        assert!(matches!(&err, SpecError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound));
+    }
+
+    #[test]
+    fn non_utf8_files_are_located() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("matih.yaml"), b"platform:\n  name: m\xffatih\n").unwrap();
+        let Err(SpecError::Invalid(d)) = load(&dir.path().join("matih.yaml")) else { panic!("expected invalid") };
+        assert_eq!((d.items()[0].line(), d.items()[0].column()), (2, 10));
+    }
+
+    #[test]
+    fn parse_tenant_checks_one_file() {
+        let t = parse_tenant(Path::new("tenants/acme.yaml"), "slug: acme\ndisplay_name: Acme\n").unwrap();
+        assert_eq!(t.slug, "acme");
+        let d = parse_tenant(Path::new("tenants/www.yaml"), "slug: www\ndisplay_name: W\n").unwrap_err();
+        assert_eq!(d.to_string().lines().next().unwrap(), "tenants/www.yaml:1:7: tenant slug `www` is reserved");
+    }
+}

@@ -1,0 +1,895 @@
+//! Semantic rules: each takes decoded, well-typed values and reports findings at paths relative
+//! to the value it was given; the decoder turns those paths into file positions.
+//!
+//! The rules encode what the clouds and Kubernetes would reject later (often minutes into an
+//! apply), and what the platform's own naming needs. They do not call any cloud: quotas, region
+//! names and machine types are checked by the provider at plan time.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use crate::diag::Problem;
+use crate::model::{
+    Addons, AksNetwork, AksSpec, CloudKind, EksEndpoint, EksNetwork, GkeNetwork, GkeSpec, NodePool, Platform,
+    TenantSpec, subnet_bits, tenth_address,
+};
+
+/// Longest tenant slug (and platform name): derived names such as `nginx-tenant-<slug>` and
+/// cloud resource names built from it must stay within the clouds' limits.
+pub(crate) const MAX_SLUG_LEN: usize = 32;
+
+/// Names under the platform zone that are platform records, not tenants.
+pub(crate) const RESERVED_SLUGS: &[&str] = &["api", "www", "prod", "staging", "dev", "test"];
+
+/// Ranges AKS reserves for itself; the service CIDR must not overlap them.
+const AKS_RESERVED: &[&str] = &["169.254.0.0/16", "172.30.0.0/16", "172.31.0.0/16", "192.0.2.0/24"];
+
+/// The private ranges an EKS service CIDR must come from.
+const RFC1918: &[&str] = &["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"];
+
+/// A finding at a path below the node it was checked against.
+#[derive(Debug)]
+pub(crate) struct Finding {
+    /// Dotted path relative to the checked node: `vpc_cidr`, `node_pools[1].name`, `` (the node).
+    pub path: String,
+    /// Point at the key rather than its value (for problems about a whole section).
+    pub on_key: bool,
+    pub problem: Problem,
+    /// Secondary locations in the same file: (relative path, message).
+    pub notes: Vec<(String, String)>,
+}
+
+/// Findings of the rules run against one node.
+#[derive(Debug, Default)]
+pub(crate) struct Findings(pub Vec<Finding>);
+
+impl Findings {
+    fn at(&mut self, path: impl Into<String>, problem: Problem) -> &mut Finding {
+        self.0.push(Finding { path: path.into(), on_key: false, problem, notes: Vec::new() });
+        self.0.last_mut().expect("just pushed")
+    }
+
+    fn at_key(&mut self, path: impl Into<String>, problem: Problem) -> &mut Finding {
+        let f = self.at(path, problem);
+        f.on_key = true;
+        f
+    }
+}
+
+impl Finding {
+    fn note(&mut self, path: impl Into<String>, message: impl Into<String>) -> &mut Self {
+        self.notes.push((path.into(), message.into()));
+        self
+    }
+}
+
+fn net(s: &str) -> Ipv4Net {
+    s.parse().expect("constant CIDR")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names
+
+/// Why `s` is not a DNS label (RFC 1123: lower-case letters, digits and `-`, not at either end)
+/// of at most `max` characters, or `None` when it is one.
+pub(crate) fn dns_label_problem(s: &str, max: usize) -> Option<String> {
+    if s.is_empty() {
+        return Some("is empty".into());
+    }
+    let len = s.chars().count();
+    if len > max {
+        return Some(format!("is {len} characters long; the limit is {max}"));
+    }
+    if s.chars().any(|c| c.is_ascii_uppercase()) {
+        return Some("contains upper-case letters".into());
+    }
+    if let Some(c) = s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+        return Some(format!("contains `{c}`; only a-z, 0-9 and `-` are allowed"));
+    }
+    if s.starts_with('-') || s.ends_with('-') {
+        return Some("starts or ends with `-`".into());
+    }
+    None
+}
+
+/// A suggestion for a name that failed [`dns_label_problem`]: lower-cased, other characters
+/// turned into `-`, trimmed to `max`.
+fn label_suggestion(s: &str, max: usize) -> String {
+    let mapped: String = s
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' })
+        .collect();
+    let mut out = String::new();
+    for c in mapped.chars() {
+        if !(c == '-' && out.ends_with('-')) {
+            out.push(c);
+        }
+    }
+    let trimmed: String = out.trim_matches('-').chars().take(max).collect();
+    trimmed.trim_end_matches('-').to_string()
+}
+
+/// Why `s` is not a lower-case DNS name of at least two labels, or `None`.
+pub(crate) fn dns_name_problem(s: &str) -> Option<String> {
+    if s.ends_with('.') {
+        return Some("ends with `.`; write the name without the trailing dot".into());
+    }
+    if s.len() > 253 {
+        return Some(format!("is {} characters long; a DNS name has at most 253", s.len()));
+    }
+    let labels: Vec<&str> = s.split('.').collect();
+    if labels.len() < 2 {
+        return Some("has a single label; it needs at least two, e.g. `matih.ai`".into());
+    }
+    for label in &labels {
+        if let Some(why) = dns_label_problem(label, 63) {
+            return Some(format!("has a label `{label}` that {why}"));
+        }
+    }
+    if labels.last().is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit())) {
+        return Some("ends in an all-numeric label, which no top-level domain is".into());
+    }
+    None
+}
+
+pub(crate) fn platform(p: &Platform, out: &mut Findings) {
+    if let Some(why) = dns_label_problem(&p.name, MAX_SLUG_LEN) {
+        out.at(
+            "name",
+            Problem::new(format!("platform name `{}` {why}", p.name), "not a DNS label").help(format!(
+                "the name prefixes cloud resource names, so it must be a DNS label of at most {MAX_SLUG_LEN} \
+             characters, e.g. `{}`",
+                label_suggestion(&p.name, MAX_SLUG_LEN)
+            )),
+        );
+    }
+    if let Some(why) = dns_name_problem(&p.domain) {
+        let lower = p.domain.to_ascii_lowercase();
+        let help = if lower != p.domain && dns_name_problem(&lower).is_none() {
+            format!("write it in lower case: `{lower}`")
+        } else {
+            "give the platform's DNS domain, lower case with at least two labels, e.g. `matih.ai`".to_string()
+        };
+        out.at("domain", Problem::new(format!("domain `{}` {why}", p.domain), "not a valid domain").help(help));
+    }
+    if let Some(why) = dns_label_problem(&p.environment, 63) {
+        out.at(
+            "environment",
+            Problem::new(format!("environment `{}` {why}", p.environment), "not a DNS label").help(format!(
+                "`prod`, or a DNS label such as `staging` (it becomes the zone `<environment>.{}`)",
+                p.domain
+            )),
+        );
+    } else if p.environment == "production" {
+        out.at(
+            "environment",
+            Problem::new(
+                "environment `production` would get its own zone `production.<domain>`",
+                "did you mean `prod`?",
+            )
+            .help("write `prod` for the production environment: it serves the platform domain itself"),
+        );
+    } else if matches!(p.environment.as_str(), "api" | "www") {
+        out.at(
+            "environment",
+            Problem::new(
+                format!("environment `{}` collides with the platform record of that name", p.environment),
+                "reserved",
+            )
+            .help("pick another name, e.g. `staging`"),
+        );
+    }
+    if let Some(why) = email_problem(&p.acme_email) {
+        out.at(
+            "acme_email",
+            Problem::new(format!("acme_email `{}` {why}", p.acme_email), "not an e-mail address").help(
+                "give a mailbox the team reads, e.g. `platform-team@matih.ai`: \
+                     Let's Encrypt sends expiry warnings there",
+            ),
+        );
+    }
+}
+
+fn email_problem(s: &str) -> Option<String> {
+    let Some((local, domain)) = s.split_once('@') else {
+        return Some("has no `@`".into());
+    };
+    if domain.contains('@') {
+        return Some("has more than one `@`".into());
+    }
+    if local.is_empty() || local.len() > 64 || local.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some("has an empty or malformed part before the `@`".into());
+    }
+    dns_name_problem(&domain.to_ascii_lowercase()).map(|why| format!("has a domain part that {why}"))
+}
+
+/// `1.NN`: the minor version only; the cloud picks the patch release.
+pub(crate) fn kubernetes_version(v: &str, out: &mut Findings) {
+    let ok = v.strip_prefix("1.").is_some_and(|m| m.len() == 2 && m.bytes().all(|b| b.is_ascii_digit()));
+    if ok {
+        return;
+    }
+    let help = if v.matches('.').count() == 2 {
+        let minor: String = v.rsplit_once('.').map(|x| x.0).unwrap_or(v).to_string();
+        format!("give the minor version only, e.g. \"{minor}\"; the cloud picks the patch release")
+    } else if v.strip_prefix("1.").is_some_and(|m| m.len() == 1) {
+        format!("did you mean \"{v}0\"? Quote the version: an unquoted 1.30 is the number 1.3 to most YAML tools")
+    } else {
+        "write the Kubernetes minor version as a quoted string, e.g. \"1.33\"".to_string()
+    };
+    out.at(
+        "kubernetes_version",
+        Problem::new(format!("kubernetes_version `{v}` is not of the form `1.NN`"), "expected e.g. \"1.33\"")
+            .help(help),
+    );
+}
+
+/// Region or location names: lower-case letters, digits and `-`.
+pub(crate) fn region(key: &str, v: &str, example: &str, out: &mut Findings) {
+    let ok = !v.is_empty()
+        && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !v.starts_with('-')
+        && !v.ends_with('-');
+    if !ok {
+        out.at(
+            key,
+            Problem::new(format!("{key} `{v}` is not a region name"), "not a region")
+                .help(format!("use the cloud's own lower-case name, e.g. `{example}`")),
+        );
+    }
+}
+
+pub(crate) fn node_pools(cloud: CloudKind, pools: &[NodePool], out: &mut Findings) {
+    if pools.is_empty() {
+        out.at(
+            "node_pools",
+            Problem::new(format!("{cloud} has no node pools"), "empty")
+                .help("add at least one pool, e.g. `- { name: system, machine_type: <type>, min: 2, max: 4 }`"),
+        );
+    }
+    for (i, pool) in pools.iter().enumerate() {
+        let at = |field: &str| format!("node_pools[{i}].{field}");
+        if let Some(why) = node_pool_name_problem(cloud, &pool.name) {
+            let help = match cloud {
+                CloudKind::Aks => {
+                    "AKS node pool names are 1 to 12 lower-case letters and digits, starting with a letter, \
+                     e.g. `system`"
+                }
+                CloudKind::Gke => "use a DNS label of at most 40 characters, e.g. `system`",
+                CloudKind::Eks => "use a DNS label of at most 63 characters, e.g. `system`",
+            };
+            let message = format!("node pool name `{}` {why}", pool.name);
+            out.at(at("name"), Problem::new(message, "invalid name").help(help));
+        }
+        if let Some(first) = pools[..i].iter().position(|p| p.name == pool.name) {
+            out.at(
+                at("name"),
+                Problem::new(format!("node pool name `{}` is used twice", pool.name), "duplicate name")
+                    .help("give every pool of a cluster its own name"),
+            )
+            .note(format!("node_pools[{first}].name"), "first used here");
+        }
+        if pool.machine_type.trim().is_empty() || pool.machine_type.chars().any(char::is_whitespace) {
+            out.at(
+                at("machine_type"),
+                Problem::new(format!("machine_type `{}` is not a machine type", pool.machine_type), "invalid")
+                    .help("give the cloud's instance type, e.g. `m6i.large`, `e2-standard-4` or `Standard_D4s_v5`"),
+            );
+        }
+        if pool.max == 0 {
+            out.at(
+                at("max"),
+                Problem::new("node pool max is 0, so the pool can never have a node", "must be at least 1")
+                    .help("set max to 1 or more, or remove the pool"),
+            );
+        } else if pool.min > pool.max {
+            out.at(
+                at("min"),
+                Problem::new(format!("node pool min ({}) is above max ({})", pool.min, pool.max), "min > max")
+                    .help("lower min or raise max so that min <= max"),
+            )
+            .note(at("max"), "max is set here");
+        }
+        if let Some(d) = pool.desired
+            && pool.min <= pool.max
+            && (d < pool.min || d > pool.max)
+        {
+            out.at(
+                at("desired"),
+                Problem::new(
+                    format!("node pool desired ({d}) is outside [min, max] = [{}, {}]", pool.min, pool.max),
+                    "out of range",
+                )
+                .help(format!(
+                    "set desired between {} and {}, or remove it to let the autoscaler decide",
+                    pool.min, pool.max
+                )),
+            );
+        }
+    }
+}
+
+fn node_pool_name_problem(cloud: CloudKind, name: &str) -> Option<String> {
+    let max = match cloud {
+        CloudKind::Eks => 63,
+        CloudKind::Gke => 40,
+        CloudKind::Aks => 12,
+    };
+    if let Some(why) = dns_label_problem(name, max) {
+        return Some(why);
+    }
+    if cloud == CloudKind::Aks {
+        if name.contains('-') {
+            return Some("contains `-`, which AKS does not allow in pool names".into());
+        }
+        if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+            return Some("does not start with a letter".into());
+        }
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------------------------
+// Networks
+
+fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// Why `ip` cannot be the cluster DNS service IP of `service`, or `None`.
+fn dns_ip_problem(ip: Ipv4Addr, service: Ipv4Net) -> Option<String> {
+    if !service.contains(&ip) {
+        Some(format!("is outside the service range {service}"))
+    } else if ip == service.network() {
+        Some(format!("is the network address of the service range {service}"))
+    } else if u32::from(ip) == u32::from(service.network()) + 1 {
+        Some(format!(
+            "is the first address of the service range {service}, which Kubernetes gives the `kubernetes` API service"
+        ))
+    } else {
+        None
+    }
+}
+
+/// EKS: Amazon VPC CNI gives pods VPC IPs, so the VPC must be big enough for the subnets.
+pub(crate) fn eks_network(n: &EksNetwork, out: &mut Findings) {
+    let vpc = n.vpc_cidr;
+    let vpc_prefix_ok = (16..=24).contains(&vpc.prefix_len());
+    if !vpc_prefix_ok {
+        out.at(
+            "vpc_cidr",
+            Problem::new(
+                format!("vpc_cidr {vpc} is a /{}; EKS VPCs here are /16 to /24", vpc.prefix_len()),
+                "prefix out of range",
+            )
+            .help("pods take VPC IPs with the Amazon VPC CNI, so prefer a large VPC such as a /16, e.g. 10.0.0.0/16"),
+        );
+    }
+    let az = n.availability_zones;
+    if !(2..=6).contains(&az) {
+        out.at(
+            "availability_zones",
+            Problem::new(format!("availability_zones is {az}; EKS needs 2 to 6"), "must be 2..=6")
+                .help("EKS needs subnets in at least two zones; 3 is the usual choice"),
+        );
+    } else if vpc_prefix_ok {
+        let bits = subnet_bits(az);
+        let subnet_prefix = vpc.prefix_len() + bits;
+        if subnet_prefix > 24 {
+            let slices = 1u32 << bits;
+            let help = format!(
+                "{az} zones need {} subnets (one public and one private per zone), cut as {slices} equal \
+                 slices ({bits} prefix bits); for each to be at least a /24 the VPC must be a /{} or larger, \
+                 e.g. a /16",
+                2 * u32::from(az),
+                24 - bits
+            );
+            let message = format!(
+                "vpc_cidr {vpc} is too small for {az} availability zones: its {} subnets would be /{subnet_prefix}",
+                2 * u32::from(az)
+            );
+            out.at("vpc_cidr", Problem::new(message, "too small").help(help))
+                .note("availability_zones", "sets the number of subnets");
+        }
+    }
+
+    let svc = n.service_cidr;
+    if !RFC1918.iter().any(|r| net(r).contains(&svc)) {
+        out.at(
+            "service_cidr",
+            Problem::new(format!("service_cidr {svc} is not inside a private range"), "not private").help(
+                "EKS takes the service range from 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16, e.g. 172.20.0.0/16",
+            ),
+        );
+    } else if !(12..=24).contains(&svc.prefix_len()) {
+        out.at(
+            "service_cidr",
+            Problem::new(
+                format!("service_cidr {svc} is a /{}; EKS accepts /12 to /24", svc.prefix_len()),
+                "prefix out of range",
+            )
+            .help("use e.g. a /16 such as 172.20.0.0/16"),
+        );
+    }
+    if overlaps(vpc, svc) {
+        let help = format!(
+            "service IPs must not collide with node and pod IPs in the VPC; pick a range outside {vpc}, \
+             e.g. 172.20.0.0/16"
+        );
+        out.at(
+            "service_cidr",
+            Problem::new(format!("service_cidr {svc} overlaps vpc_cidr {vpc}"), "overlaps the VPC").help(help),
+        )
+        .note("vpc_cidr", "the VPC range");
+    }
+    if let Some(ip) = n.cluster_dns_ip {
+        dns_ip("cluster_dns_ip", ip, svc, out);
+    }
+}
+
+/// The cluster DNS service IP must be a usable address of the service range.
+fn dns_ip(key: &str, ip: Ipv4Addr, service: Ipv4Net, out: &mut Findings) {
+    if let Some(why) = dns_ip_problem(ip, service) {
+        let help = format!(
+            "pick an address inside service_cidr {service} past its first host, e.g. {} \
+             (or remove the key to use that default)",
+            tenth_address(service)
+        );
+        out.at(key, Problem::new(format!("{key} {ip} {why}"), "not usable").help(help))
+            .note("service_cidr", "the service range");
+    }
+}
+
+/// EKS API endpoint access; checked against the cluster node (paths `endpoint.*`).
+pub(crate) fn eks_endpoint(e: &EksEndpoint, out: &mut Findings) {
+    if !e.public_access && !e.private_access {
+        out.at(
+            "endpoint.public_access",
+            Problem::new("the EKS API endpoint has neither public nor private access", "no access")
+                .help("set public_access or private_access (or both) to true"),
+        );
+    }
+    if e.public_access && e.public_access_cidrs.is_empty() {
+        out.at(
+            "endpoint.public_access_cidrs",
+            Problem::new("public_access is on but public_access_cidrs is empty", "empty").help(
+                "list the source ranges allowed on the public endpoint, e.g. [0.0.0.0/0], or set public_access: false",
+            ),
+        );
+    }
+}
+
+/// GKE: the project ID format (checked against the cluster node).
+pub(crate) fn gke(g: &GkeSpec, out: &mut Findings) {
+    let p = &g.project;
+    let ok = (6..=30).contains(&p.len())
+        && p.starts_with(|c: char| c.is_ascii_lowercase())
+        && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !p.ends_with('-');
+    if !ok {
+        out.at(
+            "project",
+            Problem::new(format!("project `{p}` is not a GCP project ID"), "not a project ID").help(
+                "a project ID is 6 to 30 lower-case letters, digits and `-`, starting with a letter, e.g. `matih-prod` \
+                 (the ID, not the display name)",
+            ),
+        );
+    }
+}
+
+/// GKE VPC-native: the subnet and its two alias-IP secondary ranges must be disjoint.
+pub(crate) fn gke_network(n: &GkeNetwork, out: &mut Findings) {
+    let ranges = [("subnet_cidr", n.subnet_cidr), ("pods_cidr", n.pods_cidr), ("services_cidr", n.services_cidr)];
+    for (j, (bk, b)) in ranges.iter().enumerate() {
+        for (ak, a) in &ranges[..j] {
+            if overlaps(*a, *b) {
+                let help = format!(
+                    "GKE needs the node subnet and the pod and service secondary ranges to be disjoint; \
+                     move {bk} outside {a}"
+                );
+                out.at(*bk, Problem::new(format!("{bk} {b} overlaps {ak} {a}"), format!("overlaps {ak}")).help(help))
+                    .note(*ak, format!("the {ak} range"));
+            }
+        }
+    }
+}
+
+/// AKS: the subscription and resource group names (checked against the cluster node).
+pub(crate) fn aks(a: &AksSpec, out: &mut Findings) {
+    let s = &a.subscription_id;
+    let groups: Vec<&str> = s.split('-').collect();
+    let guid = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups.iter().all(|g| g.chars().all(|c| c.is_ascii_hexdigit()));
+    if !guid {
+        out.at(
+            "subscription_id",
+            Problem::new(format!("subscription_id `{s}` is not a GUID"), "not a GUID")
+                .help("give the subscription ID (not its name), e.g. 00000000-0000-0000-0000-000000000000"),
+        );
+    }
+    let rg = &a.resource_group;
+    let ok = (1..=90).contains(&rg.chars().count())
+        && rg.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '(' | ')'))
+        && !rg.ends_with('.');
+    if !ok {
+        out.at(
+            "resource_group",
+            Problem::new(format!("resource_group `{rg}` is not a valid resource group name"), "invalid").help(
+                "use 1 to 90 letters, digits, `-`, `_`, `.`, `(` or `)`, not ending in `.`, e.g. `matih-prod-rg`",
+            ),
+        );
+    }
+}
+
+/// AKS with Azure CNI: subnets inside the VNet, the service range outside it and outside the
+/// ranges AKS reserves.
+pub(crate) fn aks_network(n: &AksNetwork, out: &mut Findings) {
+    let vnet = n.vnet_cidr;
+    let mut subnets = vec![("node_subnet_cidr", n.node_subnet_cidr)];
+    if let Some(pod) = n.pod_subnet_cidr {
+        subnets.push(("pod_subnet_cidr", pod));
+    }
+    for (key, s) in &subnets {
+        if !vnet.contains(s) {
+            out.at(
+                *key,
+                Problem::new(format!("{key} {s} is not inside vnet_cidr {vnet}"), "outside the VNet")
+                    .help(format!("pick a subnet of {vnet}")),
+            )
+            .note("vnet_cidr", "the VNet range");
+        }
+    }
+    if let Some(pod) = n.pod_subnet_cidr
+        && overlaps(n.node_subnet_cidr, pod)
+    {
+        out.at(
+            "pod_subnet_cidr",
+            Problem::new(
+                format!("pod_subnet_cidr {pod} overlaps node_subnet_cidr {}", n.node_subnet_cidr),
+                "overlaps the node subnet",
+            )
+            .help("give pods their own subnet of the VNet, next to the node subnet"),
+        )
+        .note("node_subnet_cidr", "the node subnet");
+    }
+
+    let svc = n.service_cidr;
+    if overlaps(vnet, svc) {
+        out.at(
+            "service_cidr",
+            Problem::new(format!("service_cidr {svc} overlaps vnet_cidr {vnet}"), "overlaps the VNet").help(format!(
+                "Azure CNI puts nodes and pods on VNet IPs; pick a service range outside {vnet}, e.g. 172.16.0.0/16"
+            )),
+        )
+        .note("vnet_cidr", "the VNet range");
+    } else if let Some((key, s)) = subnets.iter().find(|(_, s)| overlaps(*s, svc)) {
+        out.at(
+            "service_cidr",
+            Problem::new(format!("service_cidr {svc} overlaps {key} {s}"), format!("overlaps {key}"))
+                .help("pick a service range that overlaps no subnet, e.g. 172.16.0.0/16"),
+        )
+        .note(*key, "this subnet");
+    }
+    if let Some(r) = AKS_RESERVED.iter().map(|r| net(r)).find(|r| overlaps(*r, svc)) {
+        out.at(
+            "service_cidr",
+            Problem::new(format!("service_cidr {svc} overlaps {r}, which AKS reserves"), "reserved by AKS").help(
+                "AKS reserves 169.254.0.0/16, 172.30.0.0/16, 172.31.0.0/16 and 192.0.2.0/24; \
+                 pick another range, e.g. 172.16.0.0/16",
+            ),
+        );
+    }
+    if let Some(ip) = n.dns_service_ip {
+        dns_ip("dns_service_ip", ip, svc, out);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Add-ons
+
+pub(crate) fn addons(a: &Addons, out: &mut Findings) {
+    for (key, addon) in [("calico", &a.calico), ("ingress_nginx", &a.ingress_nginx), ("cert_manager", &a.cert_manager)]
+    {
+        let v = &addon.version;
+        if v.trim().is_empty() || v.chars().any(char::is_whitespace) {
+            let default = match key {
+                "calico" => Addons::DEFAULT_CALICO,
+                "ingress_nginx" => Addons::DEFAULT_INGRESS_NGINX,
+                _ => Addons::DEFAULT_CERT_MANAGER,
+            };
+            out.at(
+                format!("{key}.version"),
+                Problem::new(format!("{key} version `{v}` is empty or has spaces"), "invalid version")
+                    .help(format!("give a release tag, e.g. `{default}` (the tested default), or remove the key")),
+            );
+        }
+    }
+    let dns = &a.coredns;
+    if dns.forwarders.len() > 15 {
+        out.at(
+            "coredns.forwarders",
+            Problem::new(
+                format!("coredns has {} forwarders; CoreDNS uses at most 15", dns.forwarders.len()),
+                "too many",
+            )
+            .help("list at most 15 upstream resolvers"),
+        );
+    }
+    for (domain, servers) in &dns.stub_domains {
+        if let Some(why) = dns_name_problem(domain).filter(|_| !is_single_label(domain)) {
+            out.at_key(
+                format!("coredns.stub_domains.{domain}"),
+                Problem::new(format!("stub domain `{domain}` {why}"), "not a domain")
+                    .help("use a lower-case DNS name, e.g. `corp.example`"),
+            );
+        }
+        if servers.is_empty() {
+            out.at(
+                format!("coredns.stub_domains.{domain}"),
+                Problem::new(format!("stub domain `{domain}` has no servers"), "empty")
+                    .help("list the resolvers for this domain, e.g. [10.0.0.2]"),
+            );
+        }
+    }
+}
+
+/// A single-label stub domain (`corp`) is allowed; only its label must be valid.
+fn is_single_label(domain: &str) -> bool {
+    !domain.contains('.') && dns_label_problem(domain, 63).is_none()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tenants
+
+/// The rules one tenant file can check on its own; `stem` is its file name without extension.
+pub(crate) fn tenant(t: &TenantSpec, stem: &str, out: &mut Findings) {
+    let slug = &t.slug;
+    if let Some(why) = dns_label_problem(slug, MAX_SLUG_LEN) {
+        out.at("slug", Problem::new(format!("tenant slug `{slug}` {why}"), "not a valid slug").help(format!(
+            "a slug is a DNS label of at most {MAX_SLUG_LEN} characters (lower-case a-z, 0-9 and `-`, not at either end), \
+             e.g. `{}`; rename the file to match",
+            label_suggestion(slug, MAX_SLUG_LEN)
+        )));
+    } else if slug != stem {
+        out.at(
+            "slug",
+            Problem::new(
+                format!("tenant slug `{slug}` does not match its file name `{stem}`"),
+                "differs from the file name",
+            )
+            .help(format!(
+                "rename the file to `{slug}.yaml`, or set `slug: {stem}`: each tenant lives in `tenants/<slug>.yaml`"
+            )),
+        );
+    }
+    if t.display_name.trim().is_empty() {
+        out.at(
+            "display_name",
+            Problem::new("display_name is empty", "empty").help("give the name people see, e.g. `Acme Corp`"),
+        );
+    }
+}
+
+/// Whether `slug` names a platform record under the zone (given the spec's environment).
+pub(crate) fn slug_is_reserved(slug: &str, environment: Option<&str>) -> bool {
+    RESERVED_SLUGS.contains(&slug) || environment == Some(slug)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::NatGateways;
+
+    fn messages(f: &Findings) -> Vec<String> {
+        f.0.iter().map(|x| format!("{}: {}", x.path, x.problem.message)).collect()
+    }
+
+    fn eks(vpc: &str, az: u8, svc: &str, dns: Option<&str>) -> Findings {
+        let n = EksNetwork {
+            vpc_cidr: vpc.parse().unwrap(),
+            availability_zones: az,
+            nat_gateways: NatGateways::Single,
+            service_cidr: svc.parse().unwrap(),
+            cluster_dns_ip: dns.map(|d| d.parse().unwrap()),
+        };
+        let mut f = Findings::default();
+        eks_network(&n, &mut f);
+        f
+    }
+
+    #[test]
+    fn dns_labels() {
+        assert_eq!(dns_label_problem("acme-2", 32), None);
+        assert!(dns_label_problem("", 32).is_some());
+        assert!(dns_label_problem("Acme", 32).unwrap().contains("upper-case"));
+        assert!(dns_label_problem("acme_corp", 32).unwrap().contains("`_`"));
+        assert!(dns_label_problem("-acme", 32).is_some());
+        assert!(dns_label_problem(&"a".repeat(33), 32).unwrap().contains("limit is 32"));
+        assert_eq!(label_suggestion("Acme_Corp!", 32), "acme-corp");
+    }
+
+    #[test]
+    fn dns_names() {
+        assert_eq!(dns_name_problem("matih.ai"), None);
+        assert_eq!(dns_name_problem("staging.matih.ai"), None);
+        assert!(dns_name_problem("matih").unwrap().contains("single label"));
+        assert!(dns_name_problem("matih.ai.").unwrap().contains("trailing dot"));
+        assert!(dns_name_problem("Matih.ai").unwrap().contains("upper-case"));
+        assert!(dns_name_problem("matih_ai.com").is_some());
+        assert!(dns_name_problem("10.0.0.1").unwrap().contains("all-numeric"));
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(email_problem("platform-team@matih.ai"), None);
+        assert!(email_problem("platform-team").is_some());
+        assert!(email_problem("a@b@matih.ai").is_some());
+        assert!(email_problem("@matih.ai").is_some());
+        assert!(email_problem("me@localhost").is_some());
+    }
+
+    #[test]
+    fn kubernetes_versions() {
+        let check = |v: &str| {
+            let mut f = Findings::default();
+            kubernetes_version(v, &mut f);
+            f.0.pop().and_then(|x| x.problem.help)
+        };
+        assert_eq!(check("1.33"), None);
+        assert!(check("1.3").unwrap().contains("\"1.30\""));
+        assert!(check("1.33.2").unwrap().contains("\"1.33\""));
+        assert!(check("v1.33").is_some());
+        assert!(check("2.0").is_some());
+    }
+
+    #[test]
+    fn eks_accepts_the_usual_layout() {
+        assert!(eks("10.0.0.0/16", 3, "172.20.0.0/16", Some("172.20.0.10")).0.is_empty());
+        // Smallest VPC that still gives /24 subnets for 3 zones.
+        assert!(eks("10.0.0.0/21", 3, "172.20.0.0/16", None).0.is_empty());
+    }
+
+    #[test]
+    fn eks_vpc_too_small_names_the_needed_prefix() {
+        let f = eks("10.0.0.0/22", 3, "172.20.0.0/16", None);
+        assert_eq!(f.0.len(), 1, "{:?}", messages(&f));
+        assert!(f.0[0].problem.help.as_ref().unwrap().contains("/21 or larger"));
+        // 2 zones → 4 subnets → 2 bits: a /22 is fine, a /23 is not.
+        assert!(eks("10.0.0.0/22", 2, "172.20.0.0/16", None).0.is_empty());
+        assert_eq!(eks("10.0.0.0/23", 2, "172.20.0.0/16", None).0.len(), 1);
+    }
+
+    #[test]
+    fn eks_range_rules() {
+        assert_eq!(
+            messages(&eks("10.0.0.0/8", 3, "172.20.0.0/16", None)),
+            ["vpc_cidr: vpc_cidr 10.0.0.0/8 is a /8; EKS VPCs here are /16 to /24"]
+        );
+        assert_eq!(eks("10.0.0.0/16", 1, "172.20.0.0/16", None).0[0].path, "availability_zones");
+        assert_eq!(eks("10.0.0.0/16", 7, "172.20.0.0/16", None).0[0].path, "availability_zones");
+        assert!(messages(&eks("10.0.0.0/16", 3, "100.64.0.0/16", None))[0].contains("not inside a private range"));
+        assert!(messages(&eks("10.0.0.0/16", 3, "172.20.0.0/25", None))[0].contains("/12 to /24"));
+        let overlap = eks("10.0.0.0/16", 3, "10.0.128.0/20", None);
+        assert_eq!(messages(&overlap), ["service_cidr: service_cidr 10.0.128.0/20 overlaps vpc_cidr 10.0.0.0/16"]);
+        assert_eq!(overlap.0[0].notes[0].0, "vpc_cidr");
+    }
+
+    #[test]
+    fn cluster_dns_ip_must_be_a_usable_service_address() {
+        assert!(messages(&eks("10.0.0.0/16", 3, "172.20.0.0/16", Some("172.21.0.10")))[0].contains("outside"));
+        assert!(messages(&eks("10.0.0.0/16", 3, "172.20.0.0/16", Some("172.20.0.0")))[0].contains("network address"));
+        assert!(messages(&eks("10.0.0.0/16", 3, "172.20.0.0/16", Some("172.20.0.1")))[0].contains("first address"));
+    }
+
+    #[test]
+    fn gke_ranges_are_pairwise_disjoint() {
+        let n = |s: &str, p: &str, v: &str| GkeNetwork {
+            subnet_cidr: s.parse().unwrap(),
+            pods_cidr: p.parse().unwrap(),
+            services_cidr: v.parse().unwrap(),
+        };
+        let mut f = Findings::default();
+        gke_network(&n("10.10.0.0/20", "10.16.0.0/14", "10.20.0.0/20"), &mut f);
+        assert!(f.0.is_empty());
+        gke_network(&n("10.10.0.0/20", "10.0.0.0/11", "10.20.0.0/20"), &mut f);
+        assert_eq!(
+            messages(&f),
+            [
+                "pods_cidr: pods_cidr 10.0.0.0/11 overlaps subnet_cidr 10.10.0.0/20",
+                "services_cidr: services_cidr 10.20.0.0/20 overlaps pods_cidr 10.0.0.0/11"
+            ]
+        );
+    }
+
+    #[test]
+    fn aks_rules() {
+        let base = AksNetwork {
+            vnet_cidr: "10.30.0.0/16".parse().unwrap(),
+            node_subnet_cidr: "10.30.0.0/20".parse().unwrap(),
+            pod_subnet_cidr: Some("10.30.16.0/20".parse().unwrap()),
+            service_cidr: "172.16.0.0/16".parse().unwrap(),
+            dns_service_ip: Some("172.16.0.10".parse().unwrap()),
+        };
+        let run = |n: &AksNetwork| {
+            let mut f = Findings::default();
+            aks_network(n, &mut f);
+            messages(&f)
+        };
+        assert!(run(&base).is_empty());
+        let outside = AksNetwork { node_subnet_cidr: "10.31.0.0/20".parse().unwrap(), ..base.clone() };
+        assert!(run(&outside)[0].contains("not inside vnet_cidr"));
+        let pod_overlap = AksNetwork { pod_subnet_cidr: Some("10.30.8.0/21".parse().unwrap()), ..base.clone() };
+        assert!(run(&pod_overlap)[0].contains("overlaps node_subnet_cidr"));
+        let svc_in_vnet =
+            AksNetwork { service_cidr: "10.30.128.0/20".parse().unwrap(), dns_service_ip: None, ..base.clone() };
+        assert!(run(&svc_in_vnet)[0].contains("overlaps vnet_cidr"));
+        let reserved =
+            AksNetwork { service_cidr: "172.30.0.0/16".parse().unwrap(), dns_service_ip: None, ..base.clone() };
+        assert!(run(&reserved)[0].contains("AKS reserves"));
+        let first_host = AksNetwork { dns_service_ip: Some("172.16.0.1".parse().unwrap()), ..base.clone() };
+        assert!(run(&first_host)[0].contains("first address"));
+    }
+
+    #[test]
+    fn node_pool_rules() {
+        let pool = |name: &str, min, max, desired| NodePool {
+            name: name.into(),
+            machine_type: "m6i.large".into(),
+            min,
+            max,
+            desired,
+        };
+        let run = |cloud, pools: &[NodePool]| {
+            let mut f = Findings::default();
+            node_pools(cloud, pools, &mut f);
+            messages(&f)
+        };
+        assert!(run(CloudKind::Eks, &[pool("system", 2, 4, Some(2)), pool("data-workers", 0, 10, None)]).is_empty());
+        assert_eq!(run(CloudKind::Eks, &[]), ["node_pools: eks has no node pools"]);
+        assert_eq!(
+            run(CloudKind::Eks, &[pool("a", 1, 1, None), pool("a", 1, 1, None)]),
+            ["node_pools[1].name: node pool name `a` is used twice"]
+        );
+        assert_eq!(
+            run(CloudKind::Eks, &[pool("a", 3, 2, None)]),
+            ["node_pools[0].min: node pool min (3) is above max (2)"]
+        );
+        assert_eq!(
+            run(CloudKind::Eks, &[pool("a", 1, 2, Some(5))]),
+            ["node_pools[0].desired: node pool desired (5) is outside [min, max] = [1, 2]"]
+        );
+        assert_eq!(
+            run(CloudKind::Eks, &[pool("a", 0, 0, None)]),
+            ["node_pools[0].max: node pool max is 0, so the pool can never have a node"]
+        );
+        // AKS is stricter than a DNS label.
+        assert!(run(CloudKind::Aks, &[pool("data-workers", 1, 2, None)])[0].contains("`-`"));
+        assert!(run(CloudKind::Aks, &[pool("1pool", 1, 2, None)])[0].contains("letter"));
+        assert!(run(CloudKind::Gke, &[pool("data-workers", 1, 2, None)]).is_empty());
+    }
+
+    #[test]
+    fn tenant_rules() {
+        let t = |slug: &str, name: &str| TenantSpec {
+            slug: slug.into(),
+            display_name: name.into(),
+            dedicated_ingress: false,
+            file: "tenants/x.yaml".into(),
+        };
+        let run = |t: &TenantSpec, stem: &str| {
+            let mut f = Findings::default();
+            tenant(t, stem, &mut f);
+            messages(&f)
+        };
+        assert!(run(&t("acme", "Acme Corp"), "acme").is_empty());
+        assert!(run(&t("acme", "Acme Corp"), "acme-corp")[0].contains("does not match its file name"));
+        assert!(run(&t("Acme_Corp", "Acme Corp"), "Acme_Corp")[0].contains("upper-case"));
+        assert!(run(&t(&"a".repeat(33), "A"), &"a".repeat(33))[0].contains("limit is 32"));
+        assert_eq!(run(&t("acme", " "), "acme"), ["display_name: display_name is empty"]);
+        assert!(slug_is_reserved("api", Some("prod")));
+        assert!(slug_is_reserved("qa", Some("qa")));
+        assert!(!slug_is_reserved("acme", Some("prod")));
+    }
+}
