@@ -272,6 +272,10 @@ pub async fn refresh(
                     drift.push(Drift { address: addr.clone(), deleted: true, attributes: Vec::new() });
                 }
                 Some(seen) => {
+                    // The common case is "nothing moved": check that before building a diff.
+                    if seen.id == r.id && seen.attrs.iter().all(|(k, v)| r.attrs.get(k) == Some(v)) {
+                        continue;
+                    }
                     let entry = next.resources.get_mut(addr).expect("cloned from the same state");
                     let seen_values: BTreeMap<String, Value> =
                         seen.attrs.iter().map(|(k, v)| (k.clone(), Value::Known(v.clone()))).collect();
@@ -330,7 +334,7 @@ pub async fn validate(desired: &DesiredGraph, providers: &Providers) -> Result<V
     let order = dag.topo_order().map_err(|c| EngineError::Cycle { addrs: c.0.iter().map(|&i| dag.node(i).to_string()).collect() })?;
     for (addr, d) in &desired.resources {
         let (provider, _) = providers.get(&addr.rtype)?;
-        let resp = provider.validate(ValidateRequest { addr: addr.clone(), config: d.config.clone() }).await;
+        let resp = provider.validate(ValidateRequest { addr, config: &d.config }).await;
         if !resp.errors.is_empty() {
             return Err(EngineError::InvalidConfig { addr: addr.clone(), errors: resp.errors });
         }

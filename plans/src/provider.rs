@@ -60,9 +60,9 @@ impl TypeSchema {
 
 /// Ask the provider to check a resource's configuration before anything else happens.
 #[derive(Debug, Clone)]
-pub struct ValidateRequest {
-    pub addr: ResourceAddr,
-    pub config: BTreeMap<String, Value>,
+pub struct ValidateRequest<'a> {
+    pub addr: &'a ResourceAddr,
+    pub config: &'a BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -191,7 +191,7 @@ pub trait Provider: Send + Sync {
     /// The resource types this provider owns.
     fn schemas(&self) -> Vec<TypeSchema>;
 
-    async fn validate(&self, _req: ValidateRequest) -> ValidateResponse {
+    async fn validate(&self, _req: ValidateRequest<'_>) -> ValidateResponse {
         ValidateResponse::default()
     }
 
@@ -237,12 +237,18 @@ pub fn default_plan(req: PlanRequest<'_>) -> PlanResponse {
             }
         }
     }
+    let replacing = req.prior.is_none() || !requires_replace.is_empty();
     for a in req.schema.attributes.iter().filter(|a| a.computed) {
-        let v = match req.prior.and_then(|p| p.get(&a.name)) {
-            Some(old) if requires_replace.is_empty() => Value::Known(old.clone()),
-            _ => Value::Unknown,
-        };
-        planned.insert(a.name.clone(), v);
+        match req.prior.and_then(|p| p.get(&a.name)) {
+            _ if replacing => {
+                planned.insert(a.name.clone(), Value::Unknown);
+            }
+            Some(old) => {
+                planned.insert(a.name.clone(), Value::Known(old.clone()));
+            }
+            // The cloud never reported it for this instance; that alone is no reason to update.
+            None => {}
+        }
     }
     PlanResponse { planned, requires_replace }
 }
@@ -250,5 +256,44 @@ pub fn default_plan(req: PlanRequest<'_>) -> PlanResponse {
 impl fmt::Display for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} (token {})", self.name, self.client_token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> TypeSchema {
+        TypeSchema {
+            rtype: ResourceType::new("t", "x").unwrap(),
+            attributes: vec![AttrSchema::force_new("cidr"), AttrSchema::updatable("tag"), AttrSchema::computed("id"), AttrSchema::computed("ns")],
+            create_before_destroy: false,
+            protected_by_default: false,
+        }
+    }
+
+    #[test]
+    fn default_plan_keeps_computed_values_and_flags_force_new() {
+        let s = schema();
+        let addr = ResourceAddr::must("t.x.a");
+        let prior: Attrs = json!({"cidr": "10.0.0.0/16", "tag": "a", "id": "x-1"}).as_object().unwrap().clone();
+        let mut config = BTreeMap::new();
+        config.insert("cidr".to_string(), Value::str("10.0.0.0/16"));
+        config.insert("tag".to_string(), Value::str("b"));
+        let r = default_plan(PlanRequest { addr: &addr, schema: &s, prior: Some(&prior), config: &config });
+        assert!(r.requires_replace.is_empty());
+        assert_eq!(r.planned["id"], Value::str("x-1"));
+        assert!(!r.planned.contains_key("ns"), "a computed value the cloud never reported is not planned as unknown");
+
+        config.insert("cidr".to_string(), Value::str("10.1.0.0/16"));
+        let r = default_plan(PlanRequest { addr: &addr, schema: &s, prior: Some(&prior), config: &config });
+        assert_eq!(r.requires_replace, vec!["cidr".to_string()]);
+        assert_eq!(r.planned["id"], Value::Unknown);
+        assert_eq!(r.planned["ns"], Value::Unknown);
+
+        let r = default_plan(PlanRequest { addr: &addr, schema: &s, prior: None, config: &config });
+        assert!(r.requires_replace.is_empty());
+        assert_eq!(r.planned["id"], Value::Unknown);
     }
 }

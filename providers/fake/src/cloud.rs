@@ -163,6 +163,15 @@ impl FakeCloud {
         })
     }
 
+    /// Puts objects into the cloud directly (for benchmarks that start from a converged cloud).
+    pub fn seed(&self, objects: impl IntoIterator<Item = (String, String, Attrs)>) {
+        self.with_data(|d| {
+            for (rtype, id, attrs) in objects {
+                d.objects.insert(id.clone(), FakeObject { id, rtype, name: String::new(), attrs, tags: BTreeMap::new() });
+            }
+        })
+    }
+
     /// Deletes an object behind the tool's back.
     pub fn remove(&self, id: &str) {
         self.with_data(|d| d.objects.remove(id));
@@ -256,7 +265,7 @@ impl Provider for FakeCloud {
         crate::graph::schemas()
     }
 
-    async fn validate(&self, req: ValidateRequest) -> ValidateResponse {
+    async fn validate(&self, req: ValidateRequest<'_>) -> ValidateResponse {
         let mut errors = Vec::new();
         if let Some(Value::Known(Json::String(cidr))) = req.config.get("cidr") {
             if !cidr.contains('/') {
