@@ -114,24 +114,40 @@ impl ResourceAddr {
     }
 }
 
-impl fmt::Display for ResourceAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.rtype, self.name)?;
+impl ResourceAddr {
+    /// Writes the address as `Display` shows it, with plain `write_str` calls: state files hold
+    /// several addresses per resource, so this path is kept cheap.
+    pub fn write_to<W: fmt::Write>(&self, w: &mut W) -> fmt::Result {
+        w.write_str(&self.rtype.group)?;
+        w.write_char('.')?;
+        w.write_str(&self.rtype.kind)?;
+        w.write_char('.')?;
+        w.write_str(&self.name)?;
         match &self.key {
             None => Ok(()),
-            Some(InstanceKey::Int(i)) => write!(f, "[{i}]"),
+            Some(InstanceKey::Int(i)) => write!(w, "[{i}]"),
             Some(InstanceKey::Str(s)) => {
-                f.write_str("[\"")?;
-                for c in s.chars() {
-                    match c {
-                        '"' => f.write_str("\\\"")?,
-                        '\\' => f.write_str("\\\\")?,
-                        c => write!(f, "{c}")?,
+                w.write_str("[\"")?;
+                if s.contains(['"', '\\']) {
+                    for c in s.chars() {
+                        match c {
+                            '"' => w.write_str("\\\"")?,
+                            '\\' => w.write_str("\\\\")?,
+                            c => w.write_char(c)?,
+                        }
                     }
+                } else {
+                    w.write_str(s)?;
                 }
-                f.write_str("\"]")
+                w.write_str("\"]")
             }
         }
+    }
+}
+
+impl fmt::Display for ResourceAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_to(f)
     }
 }
 
@@ -149,30 +165,34 @@ impl FromStr for ResourceAddr {
                 let inner = &rest[1..rest.len() - 1];
                 let key = if let Some(q) = inner.strip_prefix('"') {
                     let q = q.strip_suffix('"').ok_or_else(|| syntax("unterminated string key"))?;
-                    let mut out = String::new();
-                    let mut chars = q.chars();
-                    while let Some(c) = chars.next() {
-                        match c {
-                            '\\' => out.push(chars.next().ok_or_else(|| syntax("dangling `\\` in key"))?),
-                            '"' => return Err(syntax("unescaped `\"` in key")),
-                            c => out.push(c),
+                    if !q.contains(['"', '\\']) {
+                        InstanceKey::Str(q.to_string())
+                    } else {
+                        let mut out = String::with_capacity(q.len());
+                        let mut chars = q.chars();
+                        while let Some(c) = chars.next() {
+                            match c {
+                                '\\' => out.push(chars.next().ok_or_else(|| syntax("dangling `\\` in key"))?),
+                                '"' => return Err(syntax("unescaped `\"` in key")),
+                                c => out.push(c),
+                            }
                         }
+                        InstanceKey::Str(out)
                     }
-                    InstanceKey::Str(out)
+                } else if !inner.is_empty() && inner.bytes().all(|b| b.is_ascii_digit()) {
+                    InstanceKey::Int(inner.parse().map_err(|_| syntax("the numeric key is too large"))?)
                 } else {
-                    InstanceKey::Int(inner.parse().map_err(|_| {
-                        syntax("a key is a quoted string (`[\"acme\"]`) or a number (`[0]`)")
-                    })?)
+                    return Err(syntax("a key is a quoted string (`[\"acme\"]`) or a number (`[0]`)"));
                 };
                 (&input[..i], Some(key))
             }
         };
-        let parts: Vec<&str> = head.split('.').collect();
-        if parts.len() != 3 {
+        let mut parts = head.splitn(4, '.');
+        let (Some(group), Some(kind), Some(name), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(syntax("an address is `<group>.<kind>.<name>` with an optional `[key]`"));
-        }
-        let rtype = ResourceType::new(parts[0], parts[1])?;
-        let mut addr = ResourceAddr::new(&rtype, parts[2])?;
+        };
+        let rtype = ResourceType::new(group, kind)?;
+        let mut addr = ResourceAddr::new(&rtype, name)?;
         addr.key = key;
         Ok(addr)
     }
@@ -186,8 +206,17 @@ impl Serialize for ResourceAddr {
 
 impl<'de> Deserialize<'de> for ResourceAddr {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ResourceAddr;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a resource address such as `eks.subnet.private[\"us-east-1a\"]`")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ResourceAddr, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -232,7 +261,10 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for s in ["eks.vpc", "eks.vpc.main.x", "EKS.vpc.main", "eks.vpc.main[", "eks.vpc.main[abc]", "eks..main", r#"a.b.c["x"#] {
+        for s in [
+            "eks.vpc", "eks.vpc.main.x", "EKS.vpc.main", "eks.vpc.main[", "eks.vpc.main[abc]", "eks..main", r#"a.b.c["x"#,
+            "a.b.c[]", "a.b.c[-1]", "a.b.c[+7]", "a.b.c[18446744073709551616]", r#"a.b.c["a"b"]"#, r#"a.b.c["a\"]"#, "a.b.c[1][2]", "",
+        ] {
             assert!(s.parse::<ResourceAddr>().is_err(), "{s} should not parse");
         }
     }

@@ -1,0 +1,227 @@
+//! The one error type of this crate, [`StateError`], and its "how to fix it" hints.
+//!
+//! Every refusal the format and the store make is a variant of its own, so callers match on the
+//! type, never on the text. The messages name the files involved; [`StateError::hint`] gives the
+//! line the CLI prints as `hint:`. This module does not print anything or choose exit codes.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use matih_addrs::ResourceAddr;
+
+use crate::format::TOOL_VERSION;
+use crate::store::LockInfo;
+
+/// Why a state file could not be parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CorruptKind {
+    /// The file has no content at all.
+    Empty,
+    /// The file ends in the middle of the document (an interrupted copy, a full disk).
+    Truncated,
+    /// The text is not JSON.
+    Syntax,
+    /// The text is JSON, but not a state file of the version it claims (a missing or unknown
+    /// field, a value of the wrong type, an address that does not parse).
+    Invalid,
+}
+
+impl fmt::Display for CorruptKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CorruptKind::Empty => "is empty",
+            CorruptKind::Truncated => "is truncated",
+            CorruptKind::Syntax => "is not valid JSON",
+            CorruptKind::Invalid => "is not a valid state file",
+        })
+    }
+}
+
+/// Everything that can go wrong reading, writing or locking state.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// A file system operation on the state file, its backup, temporary or lock file failed.
+    #[error("could not {op} `{}`", path.display())]
+    Io {
+        /// What was being done, as a verb phrase: "read", "create directory", "rename into place".
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// The file is empty, truncated or not a state file. It was left untouched.
+    #[error("state file `{}` {kind} (line {line}, column {column})", path.display())]
+    Corrupt {
+        path: PathBuf,
+        kind: CorruptKind,
+        /// 1-based line of the problem, as reported by the JSON parser.
+        line: usize,
+        /// 1-based column of the problem; 0 when the problem is at the very start of the line
+        /// (as for an empty file, or one cut off right after a newline).
+        column: usize,
+        /// The backup next to the file, when there is one to restore from.
+        backup: Option<PathBuf>,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// The file was written by a newer matih-infra, in a format this one cannot read.
+    #[error(
+        "state file `{}` has format version {found}, written by a newer matih-infra{}; this is matih-infra {TOOL_VERSION}, which reads format versions up to {supported}",
+        path.display(),
+        written_by.as_deref().map(|v| format!(" ({v})")).unwrap_or_default()
+    )]
+    NewerFormat {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+        /// The `tool_version` recorded in the file, when it has one.
+        written_by: Option<String>,
+    },
+
+    /// The file has no `format_version`, or one older than any matih-infra ever wrote.
+    #[error(
+        "state file `{}` has {}, which this matih-infra cannot read",
+        path.display(),
+        match found { Some(v) => format!("unknown format version {v}"), None => "no `format_version`".to_string() }
+    )]
+    UnknownFormat { path: PathBuf, found: Option<u32> },
+
+    /// The state file's serial is older than its backup's: the file was replaced by an older
+    /// copy, or the backup by a newer one. Loading it would lose the newer records.
+    #[error(
+        "state file `{}` (serial {serial}) is older than its backup `{}` (serial {backup_serial})",
+        path.display(),
+        backup.display()
+    )]
+    OlderThanBackup {
+        path: PathBuf,
+        serial: u64,
+        backup: PathBuf,
+        backup_serial: u64,
+    },
+
+    /// The state file is missing but its backup exists; starting from empty state would forget
+    /// every resource the backup records.
+    #[error("state file `{}` is missing, but its backup `{}` exists", path.display(), backup.display())]
+    MissingWithBackup { path: PathBuf, backup: PathBuf },
+
+    /// Another process holds the state lock.
+    #[error("{}", locked_message(path, holder.as_ref(), *waited))]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it, as recorded in the lock file (absent if it could not be read).
+        holder: Option<LockInfo>,
+        /// How long this process waited before giving up.
+        waited: Duration,
+    },
+
+    /// The same address appears twice in `resources` or `intents`.
+    #[error("state file `{}` lists `{address}` more than once", path.display())]
+    DuplicateAddress {
+        path: PathBuf,
+        /// Boxed to keep `StateError` small.
+        address: Box<ResourceAddr>,
+    },
+
+    /// An entry's `type` does not match the type part of its address.
+    #[error("state file `{}` records `{address}` with type `{rtype}`, which does not match its address", path.display())]
+    TypeMismatch {
+        path: PathBuf,
+        /// Boxed to keep `StateError` small.
+        address: Box<ResourceAddr>,
+        rtype: String,
+    },
+
+    /// `save` was given the lock of another store. A bug in the caller, not in the files.
+    #[error("the lock `{}` does not guard state file `{}`", lock.display(), path.display())]
+    WrongLock { path: PathBuf, lock: PathBuf },
+}
+
+fn locked_message(path: &Path, holder: Option<&LockInfo>, waited: Duration) -> String {
+    let waited = if waited.is_zero() {
+        String::new()
+    } else {
+        format!(
+            " (gave up after {})",
+            humantime::format_duration(Duration::from_millis(waited.as_millis() as u64))
+        )
+    };
+    match holder {
+        Some(h) => format!(
+            "state is locked by `{}` (pid {} on host {}, since {}){waited}",
+            h.command, h.pid, h.host, h.started_at
+        ),
+        None => format!(
+            "state is locked by another process (no owner recorded in `{}`){waited}",
+            path.display()
+        ),
+    }
+}
+
+impl StateError {
+    /// How to fix it, for the CLI's `hint:` line. `None` when there is nothing better to say
+    /// than the message.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            StateError::Io { path, source, .. } => match source.kind() {
+                io::ErrorKind::PermissionDenied => Some(format!(
+                    "check that you own `{}` and its directory (state files are created with mode 0600)",
+                    path.display()
+                )),
+                io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => Some(format!(
+                    "free some space on the file system holding `{}`; the state file was not changed",
+                    path.display()
+                )),
+                _ => None,
+            },
+            StateError::Corrupt { path, line, column, backup, .. } => Some(match backup {
+                Some(b) => format!(
+                    "the previous version is kept in `{b}`: check it, then `cp {b} {p}` to restore it (or fix `{p}` by hand at line {line}, column {column})",
+                    b = b.display(),
+                    p = path.display()
+                ),
+                None => format!(
+                    "fix `{}` by hand at line {line}, column {column}, or restore it from your own copies; there is no backup next to it",
+                    path.display()
+                ),
+            }),
+            StateError::NewerFormat { written_by, .. } => Some(match written_by {
+                Some(v) => format!("upgrade matih-infra to {v} or later to use this state"),
+                None => "upgrade matih-infra to the version that wrote this state".to_string(),
+            }),
+            StateError::UnknownFormat { path, .. } => Some(format!(
+                "`{}` was not written by a released matih-infra; restore the file from its backup or your own copies",
+                path.display()
+            )),
+            StateError::OlderThanBackup { path, backup, .. } => Some(format!(
+                "if the backup is the right state, `cp {b} {p}`; if you restored `{p}` on purpose, move `{b}` aside",
+                b = backup.display(),
+                p = path.display()
+            )),
+            StateError::MissingWithBackup { path, backup } => Some(format!(
+                "to continue from the backup, `cp {b} {p}`; to start from empty state, move `{b}` aside (resources it records will no longer be managed)",
+                b = backup.display(),
+                p = path.display()
+            )),
+            StateError::Locked { .. } => Some(
+                "wait for the other command to finish, or pass `--lock-timeout <duration>` (e.g. `--lock-timeout 5m`) to wait for it; a local lock is released as soon as its holder exits"
+                    .to_string(),
+            ),
+            StateError::DuplicateAddress { path, address } => Some(format!(
+                "remove all but one entry for `{address}` from `{}`, or restore the file from its backup",
+                path.display()
+            )),
+            StateError::TypeMismatch { path, address, .. } => Some(format!(
+                "correct the `type` of `{address}` in `{}`, or restore the file from its backup",
+                path.display()
+            )),
+            StateError::WrongLock { .. } => None,
+        }
+    }
+}

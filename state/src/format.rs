@@ -1,0 +1,1099 @@
+//! The versioned on-disk layout of a state file: [`encode`] and [`decode`].
+//!
+//! # Version 2 (current, written by this crate)
+//!
+//! Pretty-printed JSON with a fixed key order, so that equal states give equal bytes and a
+//! `diff` of two state files is readable:
+//!
+//! ```json
+//! {
+//!   "format_version": 2,
+//!   "tool_version": "0.1.0",
+//!   "serial": 7,
+//!   "lineage": "3f0c…",
+//!   "resources": [
+//!     {
+//!       "address": "eks.vpc.main",
+//!       "type": "eks.vpc",
+//!       "id": "vpc-0abc",
+//!       "attrs": { "cidr": "10.0.0.0/16" },
+//!       "dependencies": [],
+//!       "owner_tags": { "matih:platform": "prod" },
+//!       "protected": true
+//!     }
+//!   ],
+//!   "intents": [
+//!     {
+//!       "address": "eks.subnet.private[\"us-east-1a\"]",
+//!       "type": "eks.subnet",
+//!       "name": "prod-private-us-east-1a",
+//!       "client_token": "…",
+//!       "owner_tags": {},
+//!       "dependencies": ["eks.vpc.main"],
+//!       "protected": false,
+//!       "recorded_at": "2026-05-01T10:00:00Z"
+//!     }
+//!   ],
+//!   "deposed": [],
+//!   "outputs": { "cluster_endpoint": { "value": "https://…", "sensitive": false } }
+//! }
+//! ```
+//!
+//! `resources` and `intents` are arrays sorted by address (the order of [`ResourceAddr`]).
+//! `deposed` lists old instances replaced create-before-destroy and not deleted yet, each in the
+//! same shape as an entry of `resources`, in the order they were recorded (one address may
+//! appear more than once there).
+//! object keys inside `attrs` and output values are written sorted. Every field is required and
+//! unknown fields are refused: a field this version does not know would be dropped by the next
+//! save, so a file carrying one was written by something else and is not ours to rewrite.
+//!
+//! # Version 1 (pre-release; read and upgraded, never written)
+//!
+//! ```json
+//! {
+//!   "format_version": 1,
+//!   "tool_version": "0.0.3",
+//!   "serial": 3,
+//!   "lineage": "…",
+//!   "resources": {
+//!     "eks.vpc.main": {
+//!       "type": "eks.vpc",
+//!       "id": "vpc-0abc",
+//!       "attributes": { "cidr": "10.0.0.0/16" },
+//!       "dependencies": [],
+//!       "owner_tags": {}
+//!     }
+//!   },
+//!   "outputs": {}
+//! }
+//! ```
+//!
+//! That is: `resources` is an object keyed by address, the attributes field is called
+//! `attributes` (not `attrs`), there is no `intents` journal and no `protected` flag (read as
+//! `false`), no `deposed` list. `tool_version` may be absent. Upgrading to version 2 happens in memory on read; the
+//! next save writes version 2.
+//!
+//! # Refusals
+//!
+//! [`decode`] never guesses. An empty, truncated or unparsable file, a `format_version` newer than
+//! [`FORMAT_VERSION`], a missing or unknown older version, the same address twice, or a `type`
+//! that does not match its address are all errors; the caller (the store) leaves the file alone.
+//!
+//! # Not here
+//!
+//! Where the file lives, locking, backups and atomic replacement are the store's job
+//! ([`crate::store`]). This module turns bytes into a [`State`] and back, nothing else.
+//!
+//! # Performance
+//!
+//! The store saves the whole state after every finished resource, so both directions avoid a
+//! `serde_json::Value` tree for the document: [`encode`] serializes through borrowed views of the
+//! model, and [`decode`] deserializes straight into the model's types. The version is found by a
+//! probe that stops after the header keys (which [`encode`] writes first), so a well-formed file
+//! is parsed once. Large states (from a few thousand resources) are rendered and parsed on
+//! several threads; the bytes and the result are the same as on one (see the private
+//! `parallel` module for why the split parse is exact). Addresses are parsed and rendered by a
+//! fast path that gives the same results as `matih_addrs`.
+
+mod parallel;
+mod pretty;
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write as _;
+use std::marker::PhantomData;
+use std::ops::Not;
+use std::path::Path;
+
+use matih_addrs::{ResourceAddr, ResourceType};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{CorruptKind, StateError};
+use crate::model::{Attrs, Deposed, Intent, Output, ResourceState, State};
+
+/// The format version [`encode`] writes and the newest one [`decode`] reads.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest format version [`decode`] can upgrade.
+pub const OLDEST_READABLE_VERSION: u32 = 1;
+
+/// The version of this crate, recorded in every file as `tool_version` (the workspace gives
+/// the CLI and this crate the same version).
+pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Serializes `state` in the current format ([`FORMAT_VERSION`]).
+///
+/// Equal states give equal bytes, whatever order their attribute maps were built in.
+pub fn encode(state: &State) -> Vec<u8> {
+    let mut parts = Vec::new();
+    encode_into(state, parallelism(state.resources.len()), &mut parts);
+    parts.concat()
+}
+
+/// Puts the keys of every JSON object in `state` (attributes, output values) in the order
+/// [`encode`] writes them, so that later encodes of the same state need not sort them again.
+/// Does not change what the state means: JSON objects are unordered.
+pub fn sort_objects(state: &mut State) {
+    fn sort_map(m: &mut serde_json::Map<String, Value>) {
+        if !m.keys().is_sorted() {
+            m.sort_keys();
+        }
+        m.values_mut().for_each(sort_value);
+    }
+    fn sort_value(v: &mut Value) {
+        match v {
+            Value::Object(m) => sort_map(m),
+            Value::Array(a) => a.iter_mut().for_each(sort_value),
+            _ => {}
+        }
+    }
+    state
+        .resources
+        .values_mut()
+        .for_each(|r| sort_map(&mut r.attrs));
+    state
+        .deposed
+        .iter_mut()
+        .for_each(|d| sort_map(&mut d.resource.attrs));
+    state
+        .outputs
+        .values_mut()
+        .for_each(|o| sort_value(&mut o.value));
+}
+
+/// A low estimate of the size of a resource on disk, to guess the count from the file size.
+const BYTES_PER_RESOURCE_ESTIMATE: usize = 500;
+
+/// Resources per thread below which encoding or decoding stays on one thread.
+const MIN_RESOURCES_PER_THREAD: usize = 1_000;
+
+/// How many threads to render or parse `resources` resources on.
+pub(crate) fn parallelism(resources: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores
+        .min(8)
+        .min(resources / MIN_RESOURCES_PER_THREAD)
+        .max(1)
+}
+
+/// [`encode`], as consecutive pieces of the file in `parts` (so the store can write them
+/// without joining them first), rendering the resources on up to `threads` threads. The bytes
+/// do not depend on `threads`. The buffers already in `parts` are reused: a store that saves
+/// after every finished resource would otherwise allocate (and fault in) a file-sized buffer
+/// each time.
+pub(crate) fn encode_into(state: &State, threads: usize, parts: &mut Vec<Vec<u8>>) {
+    const ENCODE: &str =
+        "serializing to memory cannot fail: every map key is a string and JSON values are finite";
+    let entries: Vec<(&ResourceAddr, &ResourceState)> = state.resources.iter().collect();
+    let chunk_len = entries.len().div_ceil(threads.max(1)).max(1);
+    let chunks = entries.chunks(chunk_len).len();
+    parts.resize_with(chunks + 2, Vec::new);
+    parts.iter_mut().for_each(Vec::clear);
+    let (head, rest) = parts.split_first_mut().expect("at least two parts");
+    let (tail, bodies) = rest.split_last_mut().expect("at least two parts");
+
+    // `"resources": [` — the elements sit at level 2, each line of them starting with 4 spaces.
+    write!(
+        head,
+        "{{\n  \"format_version\": {FORMAT_VERSION},\n  \"tool_version\": "
+    )
+    .expect(ENCODE);
+    serde_json::to_writer(&mut *head, TOOL_VERSION).expect(ENCODE);
+    write!(head, ",\n  \"serial\": {},\n  \"lineage\": ", state.serial).expect(ENCODE);
+    serde_json::to_writer(&mut *head, &state.lineage).expect(ENCODE);
+    head.extend_from_slice(b",\n  \"resources\": [");
+
+    let render = |first_chunk: bool,
+                  chunk: &[(&ResourceAddr, &ResourceState)],
+                  buf: &mut Vec<u8>| {
+        // ~700 bytes for a typical resource; a good guess saves most of the reallocation copies.
+        buf.reserve(768 * chunk.len());
+        for (i, (address, r)) in chunk.iter().enumerate() {
+            pretty::line(&mut *buf, first_chunk && i == 0, 2).expect(ENCODE);
+            let mut ser = serde_json::Serializer::with_formatter(&mut *buf, pretty::Pretty::at(2));
+            ResourceOut::new(address, r)
+                .serialize(&mut ser)
+                .expect(ENCODE);
+        }
+    };
+    let mut work = entries.chunks(chunk_len).zip(bodies.iter_mut()).enumerate();
+    if threads > 1 && chunks > 1 {
+        let (_, (first, first_buf)) = work.next().expect("more than one chunk");
+        std::thread::scope(|scope| {
+            let rest: Vec<_> = work
+                .map(|(_, (c, buf))| scope.spawn(move || render(false, c, buf)))
+                .collect();
+            render(true, first, first_buf);
+            for h in rest {
+                h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            }
+        });
+    } else {
+        work.for_each(|(i, (c, buf))| render(i == 0, c, buf));
+    }
+
+    tail.reserve(1024 + 512 * (state.intents.len() + state.deposed.len()));
+    if !entries.is_empty() {
+        pretty::line(&mut *tail, true, 1).expect(ENCODE);
+    }
+    fn level1(tail: &mut Vec<u8>) -> serde_json::Serializer<&mut Vec<u8>, pretty::Pretty> {
+        serde_json::Serializer::with_formatter(tail, pretty::Pretty::at(1))
+    }
+    tail.extend_from_slice(b"],\n  \"intents\": ");
+    IntentsOut(&state.intents)
+        .serialize(&mut level1(&mut *tail))
+        .expect(ENCODE);
+    tail.extend_from_slice(b",\n  \"deposed\": ");
+    DeposedOut(&state.deposed)
+        .serialize(&mut level1(&mut *tail))
+        .expect(ENCODE);
+    tail.extend_from_slice(b",\n  \"outputs\": ");
+    OutputsOut(&state.outputs)
+        .serialize(&mut level1(&mut *tail))
+        .expect(ENCODE);
+    tail.extend_from_slice(b"\n}\n");
+}
+
+/// Parses a state file, upgrading older format versions in memory.
+///
+/// `path` is only used to name the file in errors.
+pub fn decode(bytes: &[u8], path: &Path) -> Result<State, StateError> {
+    decode_inner(Input::Shared(bytes), path)
+}
+
+/// [`decode`] for a buffer the caller owns, which saves a copy when decoding on several
+/// threads. `bytes` is left as it was.
+pub(crate) fn decode_mut(bytes: &mut [u8], path: &Path) -> Result<State, StateError> {
+    decode_inner(Input::Owned(bytes), path)
+}
+
+enum Input<'a> {
+    Shared(&'a [u8]),
+    Owned(&'a mut [u8]),
+}
+
+fn decode_inner(mut input: Input<'_>, path: &Path) -> Result<State, StateError> {
+    let bytes: &[u8] = match &input {
+        Input::Shared(b) => b,
+        Input::Owned(b) => b,
+    };
+    let header = read_header(bytes, path)?;
+    match header.format_version {
+        Some(2) => {
+            // Decoding is a third of a load-and-save; big files are split across threads.
+            let threads = parallelism(bytes.len() / BYTES_PER_RESOURCE_ESTIMATE);
+            if threads > 1 {
+                let state = match &mut input {
+                    Input::Owned(b) => parallel::decode_v2(b, path, threads),
+                    Input::Shared(b) => parallel::decode_v2(&mut b.to_vec(), path, threads),
+                };
+                if let Some(state) = state {
+                    return Ok(state);
+                }
+            }
+            let bytes: &[u8] = match &input {
+                Input::Shared(b) => b,
+                Input::Owned(b) => b,
+            };
+            decode_v2(bytes, path)
+        }
+        Some(1) => decode_v1(bytes, path),
+        Some(found) if found > FORMAT_VERSION => Err(StateError::NewerFormat {
+            path: path.to_path_buf(),
+            found,
+            supported: FORMAT_VERSION,
+            written_by: header.tool_version,
+        }),
+        found => Err(StateError::UnknownFormat {
+            path: path.to_path_buf(),
+            found,
+        }),
+    }
+}
+
+/// The header fields of a state file, read without parsing the rest of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Header {
+    /// `format_version`, if present.
+    pub format_version: Option<u32>,
+    /// `tool_version`, if present: the matih-infra version that wrote the file.
+    pub tool_version: Option<String>,
+    /// `serial`, if present.
+    pub serial: Option<u64>,
+    /// `lineage`, if present.
+    pub lineage: Option<String>,
+}
+
+/// Reads the header fields (`format_version`, `tool_version`, `serial`, `lineage`).
+///
+/// Stops as soon as all four are seen, which for files written by [`encode`] is after the first
+/// four lines; otherwise scans the top-level object. It therefore does not prove that the rest of
+/// the file is well-formed. Syntax errors before that point are reported as
+/// [`StateError::Corrupt`].
+pub fn read_header(bytes: &[u8], path: &Path) -> Result<Header, StateError> {
+    let out = RefCell::new(Header::default());
+    let complete = RefCell::new(false);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let res = HeaderProbe {
+        out: &out,
+        complete: &complete,
+    }
+    .deserialize(&mut de);
+    // The probe stops early by returning an error once it has what it needs; `complete` tells
+    // that apart from a real error without looking at the error's text.
+    if *complete.borrow() {
+        return Ok(out.into_inner());
+    }
+    match res {
+        Ok(()) => Ok(out.into_inner()),
+        Err(e) => Err(corrupt(path, bytes, e)),
+    }
+}
+
+fn corrupt(path: &Path, bytes: &[u8], source: serde_json::Error) -> StateError {
+    use serde_json::error::Category;
+    let kind = match source.classify() {
+        Category::Eof if bytes.iter().all(u8::is_ascii_whitespace) => CorruptKind::Empty,
+        Category::Eof => CorruptKind::Truncated,
+        Category::Syntax | Category::Io => CorruptKind::Syntax,
+        Category::Data => CorruptKind::Invalid,
+    };
+    StateError::Corrupt {
+        path: path.to_path_buf(),
+        kind,
+        line: source.line(),
+        column: source.column(),
+        backup: None,
+        source,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing: borrowed views of the model, serialized in the order the format documents.
+
+struct DeposedOut<'a>(&'a [Deposed]);
+
+impl Serialize for DeposedOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            self.0
+                .iter()
+                .map(|d| ResourceOut::new(&d.addr, &d.resource)),
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct ResourceOut<'a> {
+    address: AddrOut<'a>,
+    #[serde(rename = "type")]
+    rtype: TypeOut<'a>,
+    id: &'a str,
+    attrs: SortedMap<'a>,
+    dependencies: AddrsOut<'a>,
+    owner_tags: &'a BTreeMap<String, String>,
+    protected: bool,
+}
+
+impl<'a> ResourceOut<'a> {
+    fn new(address: &'a ResourceAddr, r: &'a ResourceState) -> Self {
+        ResourceOut {
+            address: AddrOut(address),
+            rtype: TypeOut(&r.rtype),
+            id: &r.id,
+            attrs: SortedMap(&r.attrs),
+            dependencies: AddrsOut(&r.dependencies),
+            owner_tags: &r.owner_tags,
+            protected: r.protected,
+        }
+    }
+}
+
+thread_local! {
+    /// Scratch space to render an address in before writing it as a JSON string.
+    static TEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// An address, written as its text form (same as its `Serialize`, minus the `fmt` overhead).
+struct AddrOut<'a>(&'a ResourceAddr);
+
+impl Serialize for AddrOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TEXT.with_borrow_mut(|buf| {
+            buf.clear();
+            let _ = self.0.write_to(buf);
+            s.serialize_str(buf)
+        })
+    }
+}
+
+struct AddrsOut<'a>(&'a [ResourceAddr]);
+
+impl Serialize for AddrsOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(AddrOut))
+    }
+}
+
+/// A resource type, written as `group.kind`.
+struct TypeOut<'a>(&'a ResourceType);
+
+impl Serialize for TypeOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TEXT.with_borrow_mut(|buf| {
+            buf.clear();
+            buf.push_str(&self.0.group);
+            buf.push('.');
+            buf.push_str(&self.0.kind);
+            s.serialize_str(buf)
+        })
+    }
+}
+
+struct IntentsOut<'a>(&'a BTreeMap<ResourceAddr, Intent>);
+
+impl Serialize for IntentsOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|(address, i)| IntentOut {
+            address: AddrOut(address),
+            rtype: TypeOut(&i.rtype),
+            name: &i.name,
+            client_token: &i.client_token,
+            owner_tags: &i.owner_tags,
+            dependencies: AddrsOut(&i.dependencies),
+            protected: i.protected,
+            recorded_at: &i.recorded_at,
+        }))
+    }
+}
+
+#[derive(Serialize)]
+struct IntentOut<'a> {
+    address: AddrOut<'a>,
+    #[serde(rename = "type")]
+    rtype: TypeOut<'a>,
+    name: &'a str,
+    client_token: &'a str,
+    owner_tags: &'a BTreeMap<String, String>,
+    dependencies: AddrsOut<'a>,
+    protected: bool,
+    recorded_at: &'a str,
+}
+
+struct OutputsOut<'a>(&'a BTreeMap<String, Output>);
+
+impl Serialize for OutputsOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(name, o)| {
+            (
+                name,
+                OutputOut {
+                    value: SortedValue(&o.value),
+                    sensitive: o.sensitive,
+                },
+            )
+        }))
+    }
+}
+
+#[derive(Serialize)]
+struct OutputOut<'a> {
+    value: SortedValue<'a>,
+    sensitive: bool,
+}
+
+/// A JSON object written with its keys sorted, recursively.
+///
+/// `serde_json` is built with `preserve_order` in this workspace, so a map iterates in insertion
+/// order; sorting on write makes the file independent of the order a provider filled the map in.
+/// Maps that are already sorted (every map that came from [`decode`]) are written without
+/// allocating.
+struct SortedMap<'a>(&'a serde_json::Map<String, Value>);
+
+impl Serialize for SortedMap<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let m = self.0;
+        if m.keys().is_sorted() {
+            return s.collect_map(m.iter().map(|(k, v)| (k, SortedValue(v))));
+        }
+        let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut map = s.serialize_map(Some(entries.len()))?;
+        for (k, v) in entries {
+            map.serialize_entry(k, &SortedValue(v))?;
+        }
+        map.end()
+    }
+}
+
+struct SortedValue<'a>(&'a Value);
+
+impl Serialize for SortedValue<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Object(m) => SortedMap(m).serialize(s),
+            Value::Array(a) => s.collect_seq(a.iter().map(SortedValue)),
+            scalar => scalar.serialize(s),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading: the header probe.
+
+struct HeaderProbe<'a> {
+    out: &'a RefCell<Header>,
+    complete: &'a RefCell<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum HeaderKey {
+    FormatVersion,
+    ToolVersion,
+    Serial,
+    Lineage,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> DeserializeSeed<'de> for HeaderProbe<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for HeaderProbe<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a state file (a JSON object with `format_version`)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<HeaderKey>()? {
+            let mut h = self.out.borrow_mut();
+            match key {
+                HeaderKey::FormatVersion => h.format_version = Some(map.next_value()?),
+                HeaderKey::ToolVersion => h.tool_version = map.next_value()?,
+                HeaderKey::Serial => h.serial = Some(map.next_value()?),
+                HeaderKey::Lineage => h.lineage = Some(map.next_value()?),
+                HeaderKey::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            if h.format_version.is_some()
+                && h.tool_version.is_some()
+                && h.serial.is_some()
+                && h.lineage.is_some()
+            {
+                *self.complete.borrow_mut() = true;
+                // Not an error: the only way to stop a serde visitor early. See `read_header`.
+                return Err(de::Error::custom("header complete"));
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading: version 2.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileV2<'a> {
+    #[allow(dead_code)] // checked by the header probe
+    format_version: u32,
+    #[allow(dead_code)] // informational
+    tool_version: String,
+    serial: u64,
+    lineage: String,
+    resources: ResourceList,
+    #[serde(borrow)]
+    intents: Vec<IntentV2<'a>>,
+    deposed: ResourceList,
+    outputs: BTreeMap<String, OutputV2>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResourceV2<'a> {
+    address: Addr,
+    #[serde(borrow, rename = "type")]
+    rtype: Type<'a>,
+    id: String,
+    attrs: AttrsIn,
+    dependencies: Vec<Addr>,
+    owner_tags: BTreeMap<String, String>,
+    protected: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IntentV2<'a> {
+    address: Addr,
+    #[serde(borrow, rename = "type")]
+    rtype: Type<'a>,
+    name: String,
+    client_token: String,
+    owner_tags: BTreeMap<String, String>,
+    dependencies: Vec<Addr>,
+    protected: bool,
+    recorded_at: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutputV2 {
+    value: Value,
+    sensitive: bool,
+}
+
+fn decode_v2(bytes: &[u8], path: &Path) -> Result<State, StateError> {
+    let file: FileV2 = serde_json::from_slice(bytes).map_err(|e| corrupt(path, bytes, e))?;
+    let resources = file.resources.checked(path)?;
+    assemble_v2(
+        path,
+        file.serial,
+        file.lineage,
+        vec![resources],
+        file.intents,
+        file.deposed,
+        file.outputs,
+    )
+}
+
+/// Builds the state from the parts of a version 2 file; `resources` may come in several
+/// consecutive pieces.
+fn assemble_v2(
+    path: &Path,
+    serial: u64,
+    lineage: String,
+    resources: Vec<Vec<(ResourceAddr, ResourceState)>>,
+    intents: Vec<IntentV2<'_>>,
+    deposed: ResourceList,
+    outputs: BTreeMap<String, OutputV2>,
+) -> Result<State, StateError> {
+    let resources = collect_unique(path, resources)?;
+    let intents = intents
+        .into_iter()
+        .map(|i| {
+            let address = i.address.0;
+            check_type(path, &address, &i.rtype.0)?;
+            let rtype = address.rtype.clone();
+            Ok((
+                address,
+                Intent {
+                    rtype,
+                    name: i.name,
+                    client_token: i.client_token,
+                    owner_tags: i.owner_tags,
+                    dependencies: i.dependencies.into_iter().map(|a| a.0).collect(),
+                    protected: i.protected,
+                    recorded_at: i.recorded_at,
+                },
+            ))
+        })
+        .collect::<Result<Vec<_>, StateError>>()?;
+    let intents = collect_unique(path, vec![intents])?;
+    // Several old instances of one address may wait for deletion, so no uniqueness check here;
+    // the list keeps the order it was recorded in.
+    let deposed = deposed
+        .checked(path)?
+        .into_iter()
+        .map(|(addr, resource)| Deposed { addr, resource })
+        .collect();
+    Ok(State {
+        serial,
+        lineage,
+        resources,
+        intents,
+        deposed,
+        outputs: outputs
+            .into_iter()
+            .map(|(k, o)| (k, o.into_model()))
+            .collect(),
+    })
+}
+
+impl ResourceV2<'_> {
+    /// The model's record, and the `type` text if it contradicts the address.
+    fn into_parts(self) -> (ResourceAddr, ResourceState, Option<String>) {
+        let address = self.address.0;
+        let bad_type = type_matches(&address, &self.rtype.0)
+            .not()
+            .then(|| self.rtype.0.into_owned());
+        let rtype = address.rtype.clone();
+        let state = ResourceState {
+            rtype,
+            id: self.id,
+            attrs: self.attrs.0,
+            dependencies: self.dependencies.into_iter().map(|a| a.0).collect(),
+            owner_tags: self.owner_tags,
+            protected: self.protected,
+        };
+        (address, state, bad_type)
+    }
+}
+
+/// A `resources` or `deposed` array, each element turned into the model's record as soon as it
+/// is read (no list of on-disk records is built first). A `type` that contradicts its address
+/// is kept aside, to be reported as [`StateError::TypeMismatch`] once the file has parsed.
+struct ResourceList {
+    items: Vec<(ResourceAddr, ResourceState)>,
+    mismatch: Option<(ResourceAddr, String)>,
+}
+
+impl ResourceList {
+    fn checked(self, path: &Path) -> Result<Vec<(ResourceAddr, ResourceState)>, StateError> {
+        match self.mismatch {
+            None => Ok(self.items),
+            Some((address, rtype)) => Err(StateError::TypeMismatch {
+                path: path.to_path_buf(),
+                address: Box::new(address),
+                rtype,
+            }),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ResourceList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ResourceList;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of resources")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ResourceList, A::Error> {
+                let mut list = ResourceList {
+                    items: Vec::with_capacity(seq.size_hint().unwrap_or(0)),
+                    mismatch: None,
+                };
+                while let Some(r) = seq.next_element::<ResourceV2>()? {
+                    let (address, state, bad_type) = r.into_parts();
+                    if let Some(t) = bad_type
+                        && list.mismatch.is_none()
+                    {
+                        list.mismatch = Some((address.clone(), t));
+                    }
+                    list.items.push((address, state));
+                }
+                Ok(list)
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+impl OutputV2 {
+    fn into_model(self) -> Output {
+        Output {
+            value: self.value,
+            sensitive: self.sensitive,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading: version 1, upgraded to the model on the way in.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileV1<'a> {
+    #[allow(dead_code)] // checked by the header probe
+    format_version: u32,
+    #[allow(dead_code)] // informational
+    #[serde(default)]
+    tool_version: Option<String>,
+    serial: u64,
+    lineage: String,
+    #[serde(borrow)]
+    resources: Pairs<Addr, ResourceV1<'a>>,
+    outputs: BTreeMap<String, OutputV2>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResourceV1<'a> {
+    #[serde(borrow, rename = "type")]
+    rtype: Type<'a>,
+    id: String,
+    attributes: Attrs,
+    dependencies: Vec<Addr>,
+    owner_tags: BTreeMap<String, String>,
+}
+
+fn decode_v1(bytes: &[u8], path: &Path) -> Result<State, StateError> {
+    let file: FileV1 = serde_json::from_slice(bytes).map_err(|e| corrupt(path, bytes, e))?;
+    let resources = file
+        .resources
+        .0
+        .into_iter()
+        .map(|(address, r)| {
+            let address = address.0;
+            check_type(path, &address, &r.rtype.0)?;
+            let rtype = address.rtype.clone();
+            Ok((
+                address,
+                ResourceState {
+                    rtype,
+                    id: r.id,
+                    attrs: r.attributes,
+                    dependencies: r.dependencies.into_iter().map(|a| a.0).collect(),
+                    owner_tags: r.owner_tags,
+                    protected: false,
+                },
+            ))
+        })
+        .collect::<Result<Vec<_>, StateError>>()?;
+    let resources = collect_unique(path, vec![resources])?;
+    Ok(State {
+        serial: file.serial,
+        lineage: file.lineage,
+        resources,
+        intents: BTreeMap::new(),
+        deposed: Vec::new(),
+        outputs: file
+            .outputs
+            .into_iter()
+            .map(|(k, o)| (k, o.into_model()))
+            .collect(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading: helpers.
+
+/// Builds a map from entries given in consecutive pieces, refusing the same address twice.
+fn collect_unique<V>(
+    path: &Path,
+    pieces: Vec<Vec<(ResourceAddr, V)>>,
+) -> Result<BTreeMap<ResourceAddr, V>, StateError> {
+    // Files we write are sorted, so one pass proves both order and uniqueness, and the map is
+    // then built straight from the pieces.
+    if pieces.iter().flatten().is_sorted_by(|a, b| a.0 < b.0) {
+        return Ok(pieces.into_iter().flatten().collect());
+    }
+    let mut v: Vec<_> = pieces.into_iter().flatten().collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(w) = v.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(StateError::DuplicateAddress {
+            path: path.to_path_buf(),
+            address: Box::new(w[0].0.clone()),
+        });
+    }
+    Ok(v.into_iter().collect())
+}
+
+fn check_type(path: &Path, address: &ResourceAddr, rtype: &str) -> Result<(), StateError> {
+    if type_matches(address, rtype) {
+        Ok(())
+    } else {
+        Err(StateError::TypeMismatch {
+            path: path.to_path_buf(),
+            address: Box::new(address.clone()),
+            rtype: rtype.to_string(),
+        })
+    }
+}
+
+fn type_matches(address: &ResourceAddr, rtype: &str) -> bool {
+    rtype
+        .split_once('.')
+        .is_some_and(|(group, kind)| group == address.rtype.group && kind == address.rtype.kind)
+}
+
+/// An attribute map, built at its final size rather than grown entry by entry (most resources
+/// have a handful of attributes, and each growth of an `IndexMap` reallocates and rehashes).
+/// Same result as deserializing [`Attrs`] directly, a repeated key included (the last wins).
+struct AttrsIn(Attrs);
+
+thread_local! {
+    /// Entries of the attribute map being read, before the map is built.
+    static ENTRIES: std::cell::RefCell<Vec<(String, Value)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl<'de> Deserialize<'de> for AttrsIn {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = AttrsIn;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of attributes")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AttrsIn, A::Error> {
+                // Taken rather than borrowed: nothing below calls back in here, but this way
+                // it would still be correct if it did.
+                let mut entries = ENTRIES.take();
+                entries.clear();
+                while let Some(entry) = map.next_entry::<String, Value>()? {
+                    entries.push(entry);
+                }
+                let mut attrs = Attrs::with_capacity(entries.len());
+                attrs.extend(entries.drain(..));
+                ENTRIES.set(entries);
+                Ok(AttrsIn(attrs))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// An address read from the file without first copying it into a `String` when the JSON text
+/// has no escapes.
+struct Addr(ResourceAddr);
+
+impl<'de> Deserialize<'de> for Addr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Addr;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a resource address such as `eks.vpc.main`")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Addr, E> {
+                s.parse().map(Addr).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The `type` field; only compared with the address, so kept as text (borrowed where possible).
+struct Type<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Type<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Type<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a resource type such as `eks.vpc`")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Type<'a>, E> {
+                Ok(Type(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Type<'a>, E> {
+                Ok(Type(Cow::Owned(s.to_string())))
+            }
+        }
+        d.deserialize_str(V(PhantomData))
+    }
+}
+
+/// A JSON object read as a list of entries, so that a repeated key is seen rather than silently
+/// overwritten.
+struct Pairs<K, V>(Vec<(K, V)>);
+
+impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Pairs<K, V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct PairsVisitor<K, V>(PhantomData<(K, V)>);
+        impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Visitor<'de> for PairsVisitor<K, V> {
+            type Value = Pairs<K, V>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut v = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(entry) = map.next_entry()? {
+                    v.push(entry);
+                }
+                Ok(Pairs(v))
+            }
+        }
+        d.deserialize_map(PairsVisitor(PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(n: usize) -> State {
+        let mut s = State::new();
+        let t = ResourceType::new("eks", "subnet").unwrap();
+        for i in 0..n {
+            let a = ResourceAddr::keyed(&t, "net", format!("n{i}")).unwrap();
+            let attrs =
+                serde_json::json!({"i": i, "list": [{"b": 1, "a": 2}, {}], "s": "},\n    {"});
+            s.resources.insert(
+                a.clone(),
+                ResourceState {
+                    rtype: t.clone(),
+                    id: format!("id-{i}"),
+                    attrs: attrs.as_object().unwrap().clone(),
+                    dependencies: vec![ResourceAddr::must("eks.vpc.main")],
+                    owner_tags: BTreeMap::from([("k".into(), a.to_string())]),
+                    protected: i % 2 == 0,
+                },
+            );
+        }
+        s
+    }
+
+    #[test]
+    fn encoding_does_not_depend_on_the_thread_count() {
+        for n in [0, 1, 2, 7] {
+            let s = state(n);
+            let one = encode(&s);
+            let mut parts = vec![b"stale".to_vec(); 9];
+            for threads in 1..5 {
+                encode_into(&s, threads, &mut parts);
+                assert_eq!(parts.concat(), one, "{n} resources on {threads} threads");
+            }
+        }
+    }
+
+    #[test]
+    fn parallel_decode_agrees_with_one_pass_and_restores_the_buffer() {
+        let s = state(50);
+        let bytes = encode(&s);
+        for threads in 2..6 {
+            let mut buf = bytes.clone();
+            let parallel = parallel::decode_v2(&mut buf, Path::new("x"), threads)
+                .expect("the layout encode writes");
+            assert_eq!(buf, bytes, "buffer restored");
+            assert_eq!(parallel, decode_v2(&bytes, Path::new("x")).unwrap());
+            assert_eq!(parallel, s);
+        }
+    }
+
+    #[test]
+    fn parallel_decode_declines_other_layouts_and_bad_files() {
+        let s = state(20);
+        let doc: Value = serde_json::from_slice(&encode(&s)).unwrap();
+        let compact = serde_json::to_vec(&doc).unwrap();
+        assert!(parallel::decode_v2(&mut compact.clone(), Path::new("x"), 3).is_none());
+
+        // A duplicate split across two pieces is left for the one-pass decoder to report.
+        let mut dup = doc.clone();
+        let first = dup["resources"][0].clone();
+        dup["resources"].as_array_mut().unwrap().push(first);
+        let mut text = serde_json::to_vec_pretty(&dup).unwrap();
+        assert!(parallel::decode_v2(&mut text, Path::new("x"), 3).is_none());
+
+        // A bad element in the last piece.
+        let mut bad = encode(&s);
+        let at = bad.windows(4).rposition(|w| w == b"\"id-").unwrap();
+        bad[at] = b'?';
+        let original = bad.clone();
+        assert!(parallel::decode_v2(&mut bad, Path::new("x"), 3).is_none());
+        assert_eq!(bad, original, "buffer restored after a failure");
+    }
+
+    #[test]
+    fn decode_mut_leaves_the_buffer_as_it_was() {
+        let bytes = encode(&state(3 * MIN_RESOURCES_PER_THREAD));
+        let mut buf = bytes.clone();
+        let s = decode_mut(&mut buf, Path::new("x")).unwrap();
+        assert_eq!(buf, bytes);
+        assert_eq!(s.resources.len(), 3 * MIN_RESOURCES_PER_THREAD);
+    }
+}

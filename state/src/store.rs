@@ -1,0 +1,594 @@
+//! The local store: one state file on disk, its backup, and its lock.
+//!
+//! For a state file `F` (the CLI picks `.matih/state/<env>-<cloud>.json` next to the platform
+//! spec) the store uses:
+//!
+//! - `F` — the state, in the format of [`crate::format`], mode 0600 in a directory created 0700;
+//! - `F.backup` — the state as it was before the last save;
+//! - `F.lock` — an OS lock ([`File::try_lock`], `flock` on Unix) plus who holds it, as JSON
+//!   ([`LockInfo`]). The file itself stays in place (deleting a lock file someone may be waiting
+//!   on would let two processes lock two different files); it is emptied on release;
+//! - `F.tmp` — the file a save writes into. Between saves it holds the state from before the
+//!   backup (a save recycles the outgoing backup as the next save's scratch file rather than
+//!   delete it, see below); it is never read;
+//! - `F.backup.tmp` — the current state's second name during a save.
+//!
+//! A save ([`LocalStore::save`]):
+//!
+//! 1. writes the new state into `F.tmp` (mode 0600) and syncs it;
+//! 2. hard-links `F` to `F.backup.tmp` (a synced copy where there are no hard links);
+//! 3. renames `F.tmp` over `F` — the commit point;
+//! 4. renames the old `F.backup` to `F.tmp` and `F.backup.tmp` to `F.backup`;
+//! 5. syncs the directory.
+//!
+//! `F` exists at every moment and is always a whole file, old or new: a crash anywhere leaves
+//! the last committed state loadable (at worst with an older backup, or none). Reusing the
+//! outgoing backup's inode means a save allocates and frees no disk blocks in the steady state,
+//! which matters on file systems mounted with `discard`, where freeing a large file costs
+//! milliseconds. The price: a program that keeps `F` open across three saves sees its content
+//! change when that file comes round as scratch; readers that read the file in one go (as
+//! [`LocalStore::load`] does) are not affected.
+//!
+//! A load ([`LocalStore::load`]) refuses rather than guesses: a corrupt file, a file older than
+//! its backup, or a missing file with a backup present are errors that leave every file
+//! untouched.
+//!
+//! The OS lock belongs to the open lock file: it is released when the [`StateLock`] guard is
+//! dropped or the process dies, however it dies, so a lock left behind by a crash never blocks
+//! anyone. Programs the CLI starts do not inherit it (the file is opened close-on-exec), and two
+//! `lock` calls in one process exclude each other like two processes do. The recorded owner is
+//! only for messages.
+//!
+//! Not here: remote stores (object storage with a lock table), state migrations across lineages,
+//! or any decision about *what* to save — the engine calls [`LocalStore::save`] after every
+//! finished resource.
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::StateError;
+use crate::format;
+use crate::model::State;
+
+/// How often a waiting [`LocalStore::lock`] retries.
+const LOCK_POLL: Duration = Duration::from_millis(100);
+
+/// How to take the state lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockOptions {
+    /// How long to wait for another holder to let go. Zero fails at once.
+    pub timeout: Duration,
+    /// The command taking the lock, recorded for others to see (`matih-infra apply`).
+    pub command: String,
+}
+
+/// Who holds the lock, as recorded in the lock file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockInfo {
+    pub host: String,
+    pub pid: u32,
+    pub command: String,
+    /// RFC 3339, seconds precision, UTC.
+    pub started_at: String,
+}
+
+impl LockInfo {
+    /// The info for this process, starting now.
+    pub fn current(command: &str) -> Self {
+        LockInfo {
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            pid: std::process::id(),
+            command: command.to_string(),
+            started_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        }
+    }
+}
+
+/// Proof of holding the state lock. The lock is released when this is dropped (or the process
+/// exits); [`StateLock::release`] does the same and reports errors.
+#[derive(Debug)]
+pub struct StateLock {
+    file: File,
+    path: PathBuf,
+    info: LockInfo,
+    released: bool,
+}
+
+impl StateLock {
+    /// What this process recorded in the lock file.
+    pub fn info(&self) -> &LockInfo {
+        &self.info
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Empties the lock file and releases the lock.
+    pub fn release(mut self) -> Result<(), StateError> {
+        self.released = true;
+        self.file
+            .set_len(0)
+            .map_err(|e| io_err("clear", &self.path, e))?;
+        self.file
+            .unlock()
+            .map_err(|e| io_err("unlock", &self.path, e))
+    }
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        if !self.released {
+            // Best effort: the info is only advisory, and closing the file releases the lock.
+            let _ = self.file.set_len(0);
+            let _ = self.file.unlock();
+        }
+    }
+}
+
+/// One state file on the local file system, with its backup and lock file beside it.
+#[derive(Debug)]
+pub struct LocalStore {
+    path: PathBuf,
+    backup: PathBuf,
+    lock: PathBuf,
+    tmp: PathBuf,
+    backup_tmp: PathBuf,
+    /// The buffers of the last save, reused by the next: saves come after every finished
+    /// resource, and a fresh file-sized buffer each time costs more than rendering into it.
+    /// Locked for the duration of a save.
+    buffers: Mutex<Vec<Vec<u8>>>,
+}
+
+impl Clone for LocalStore {
+    fn clone(&self) -> Self {
+        LocalStore::new(self.path.clone())
+    }
+}
+
+impl LocalStore {
+    /// A store for the state file at `path`. Touches nothing on disk.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        LocalStore {
+            backup: with_suffix(&path, ".backup"),
+            lock: with_suffix(&path, ".lock"),
+            tmp: with_suffix(&path, ".tmp"),
+            backup_tmp: with_suffix(&path, ".backup.tmp"),
+            buffers: Mutex::new(Vec::new()),
+            path,
+        }
+    }
+
+    /// The state file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The previous version of the state file: `<file>.backup`.
+    pub fn backup_path(&self) -> &Path {
+        &self.backup
+    }
+
+    /// The lock file: `<file>.lock`.
+    pub fn lock_path(&self) -> &Path {
+        &self.lock
+    }
+
+    /// Takes the state lock, waiting up to `opts.timeout` for another holder to release it.
+    ///
+    /// Creates the directory (0700) and the lock file (0600) if needed, and records
+    /// [`LockInfo`] for this process in the lock file. Fails with [`StateError::Locked`], naming
+    /// the holder, when the lock is still held after the timeout.
+    pub fn lock(&self, opts: &LockOptions) -> Result<StateLock, StateError> {
+        self.lock_with(opts, |_| {})
+    }
+
+    /// Like [`lock`](Self::lock), but calls `on_wait` once, with the holder, when it finds the
+    /// lock held and is about to wait for it (never when `opts.timeout` is zero). The CLI uses it
+    /// to say who it is waiting for.
+    pub fn lock_with(
+        &self,
+        opts: &LockOptions,
+        on_wait: impl FnOnce(Option<&LockInfo>),
+    ) -> Result<StateLock, StateError> {
+        ensure_dir(self.dir())?;
+        let mut file = open_lock_file(&self.lock)?;
+        let start = Instant::now();
+        let mut on_wait = Some(on_wait);
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) => {
+                    let waited = start.elapsed();
+                    if waited >= opts.timeout {
+                        return Err(StateError::Locked {
+                            path: self.lock.clone(),
+                            holder: self.read_lock_info(),
+                            waited: if opts.timeout.is_zero() {
+                                Duration::ZERO
+                            } else {
+                                waited
+                            },
+                        });
+                    }
+                    if let Some(f) = on_wait.take() {
+                        f(self.read_lock_info().as_ref());
+                    }
+                    std::thread::sleep(LOCK_POLL.min(opts.timeout - waited));
+                }
+                Err(TryLockError::Error(e)) => return Err(io_err("lock", &self.lock, e)),
+            }
+        }
+        // From here on the lock is ours; whatever a dead holder left in the file is overwritten.
+        let info = LockInfo::current(&opts.command);
+        let mut json = serde_json::to_vec_pretty(&info).expect("lock info serializes");
+        json.push(b'\n');
+        let written = file
+            .set_len(0)
+            .and_then(|()| file.seek(SeekFrom::Start(0)))
+            .and_then(|_| file.write_all(&json));
+        if let Err(e) = written {
+            let _ = file.unlock();
+            return Err(io_err("write lock info to", &self.lock, e));
+        }
+        Ok(StateLock {
+            file,
+            path: self.lock.clone(),
+            info,
+            released: false,
+        })
+    }
+
+    /// Who holds (or, if it died, last held) the lock, as recorded in the lock file. `None` when
+    /// the file is missing, empty or unreadable. This does not tell whether the lock is held.
+    pub fn read_lock_info(&self) -> Option<LockInfo> {
+        let bytes = fs::read(&self.lock).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Clears a lock left behind, returning what it recorded.
+    ///
+    /// For a local store there is rarely anything to do: the OS releases the lock the moment its
+    /// holder exits, whatever way it exits, and the next `lock` overwrites stale info. So this
+    /// only empties the info of a lock nobody holds; if a live process holds the lock it fails
+    /// with [`StateError::Locked`] rather than break a lock that is protecting a running command
+    /// (stop that command instead). The command exists for the remote stores to come, whose locks
+    /// can outlive their holder.
+    pub fn force_unlock(&self) -> Result<Option<LockInfo>, StateError> {
+        let mut file = match OpenOptions::new().read(true).write(true).open(&self.lock) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("open", &self.lock, e)),
+        };
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(StateError::Locked {
+                    path: self.lock.clone(),
+                    holder: self.read_lock_info(),
+                    waited: Duration::ZERO,
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(io_err("lock", &self.lock, e)),
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| io_err("read", &self.lock, e))?;
+        let stale = serde_json::from_slice(&bytes).ok();
+        file.set_len(0)
+            .map_err(|e| io_err("clear", &self.lock, e))?;
+        file.unlock().map_err(|e| io_err("unlock", &self.lock, e))?;
+        Ok(stale)
+    }
+
+    /// Reads the state. `None` when there is neither a state file nor a backup (a new
+    /// environment). Needs no lock: a save replaces the file by renaming, so a load sees either
+    /// the old file or the new one.
+    ///
+    /// Refuses, leaving every file as it is: a corrupt or unreadable file
+    /// ([`StateError::Corrupt`], naming the backup to restore from), a format it cannot read, a
+    /// state file older than its backup ([`StateError::OlderThanBackup`]; only compared when both
+    /// have the same lineage, and a backup that cannot be read is ignored), and a missing state
+    /// file whose backup exists ([`StateError::MissingWithBackup`]).
+    pub fn load(&self) -> Result<Option<State>, StateError> {
+        // The backup first: a save in progress elsewhere replaces the state file before it
+        // moves the backup, so at every moment the backup is no newer than the state file, and
+        // reading the backup before the state file can never see it newer by accident.
+        let backup_header = read_header_of(&self.backup);
+        let mut bytes = match fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return if exists(&self.backup)? {
+                    Err(StateError::MissingWithBackup {
+                        path: self.path.clone(),
+                        backup: self.backup.clone(),
+                    })
+                } else {
+                    Ok(None)
+                };
+            }
+            Err(e) => return Err(io_err("read", &self.path, e)),
+        };
+        let state = match format::decode_mut(&mut bytes, &self.path) {
+            Ok(s) => s,
+            Err(StateError::Corrupt {
+                path,
+                kind,
+                line,
+                column,
+                source,
+                ..
+            }) => {
+                let backup = exists(&self.backup)?.then(|| self.backup.clone());
+                return Err(StateError::Corrupt {
+                    path,
+                    kind,
+                    line,
+                    column,
+                    backup,
+                    source,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        // A backup that cannot be read, or belongs to another lineage (a state file restored
+        // from elsewhere on purpose), says nothing about this file; the next save replaces it.
+        if let Some(h) = backup_header
+            && h.lineage.as_deref() == Some(state.lineage.as_str())
+            && let Some(backup_serial) = h.serial
+            && backup_serial > state.serial
+        {
+            return Err(StateError::OlderThanBackup {
+                path: self.path.clone(),
+                serial: state.serial,
+                backup: self.backup.clone(),
+                backup_serial,
+            });
+        }
+        Ok(Some(state))
+    }
+
+    /// Writes `state` as the new state file, keeping the current one as the backup.
+    ///
+    /// Sorts the keys of JSON objects in `state` (see [`format::sort_objects`]) and increments
+    /// `state.serial`, then replaces the file atomically (the steps are in the
+    /// [module docs](self)). If anything fails before the new file is renamed into place, the
+    /// state file, its backup and `state.serial` are as they were, and the temporary file is
+    /// removed. If a step after that fails (moving the backup into place, syncing the
+    /// directory), the new state is already the state file, so the serial stays incremented to
+    /// match it, and the error is still returned.
+    pub fn save(&self, state: &mut State, lock: &StateLock) -> Result<(), StateError> {
+        if lock.path != self.lock {
+            return Err(StateError::WrongLock {
+                path: self.path.clone(),
+                lock: lock.path.clone(),
+            });
+        }
+        // Sorting keys here, once per changed resource, spares every later save from doing it.
+        format::sort_objects(state);
+        let previous = state.serial;
+        state.serial = previous + 1;
+        match self.write(state) {
+            Ok(()) => Ok(()),
+            Err((committed, e)) => {
+                if !committed {
+                    state.serial = previous;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The write half of `save`. The flag in the error says whether the new file was already
+    /// renamed into place.
+    #[allow(clippy::result_large_err)] // private, and the size is only paid on failure
+    fn write(&self, state: &State) -> Result<(), (bool, StateError)> {
+        // Held for the whole save: it also keeps two threads saving through one store from
+        // writing the same scratch file at once.
+        let mut pieces = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
+        format::encode_into(
+            state,
+            format::parallelism(state.resources.len()),
+            &mut pieces,
+        );
+        self.write_pieces(&pieces)
+    }
+
+    #[allow(clippy::result_large_err)] // as `write`
+    fn write_pieces(&self, pieces: &[Vec<u8>]) -> Result<(), (bool, StateError)> {
+        let dir = self.dir();
+        let staged = ensure_dir(dir)
+            .and_then(|()| write_synced(&self.tmp, pieces))
+            .and_then(|()| self.link_previous());
+        let has_previous = match staged {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = fs::remove_file(&self.tmp);
+                return Err((false, e));
+            }
+        };
+        if let Err(e) = fs::rename(&self.tmp, &self.path) {
+            let _ = fs::remove_file(&self.tmp);
+            let _ = fs::remove_file(&self.backup_tmp);
+            return Err((false, io_err("rename into place", &self.path, e)));
+        }
+        // Committed. The previous state becomes the backup; the backup before it is kept as the
+        // scratch file of the next save rather than deleted (see `open_scratch`).
+        if has_previous {
+            if is_lone_file(&self.backup) {
+                let _ = fs::rename(&self.backup, &self.tmp);
+            }
+            fs::rename(&self.backup_tmp, &self.backup)
+                .map_err(|e| (true, io_err("rename into place", &self.backup, e)))?;
+        }
+        sync_dir(dir).map_err(|e| (true, e))
+    }
+
+    /// Gives the current state file a second name, `<file>.backup.tmp`, to become the backup
+    /// once the new file has replaced it. Hard link where the file system has them, else a
+    /// synced copy. `false` if there is no current state file (the first save).
+    fn link_previous(&self) -> Result<bool, StateError> {
+        remove_if_exists(&self.backup_tmp)?;
+        match fs::hard_link(&self.path, &self.backup_tmp) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(_) => {
+                let copied = fs::copy(&self.path, &self.backup_tmp)
+                    .and_then(|_| File::open(&self.backup_tmp))
+                    .and_then(|f| f.sync_data());
+                match copied {
+                    Ok(()) => Ok(true),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound && !self.path.exists() => {
+                        Ok(false)
+                    }
+                    Err(e) => {
+                        let _ = fs::remove_file(&self.backup_tmp);
+                        Err(io_err("copy to backup", &self.backup_tmp, e))
+                    }
+                }
+            }
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        }
+    }
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+fn io_err(op: &'static str, path: &Path, source: io::Error) -> StateError {
+    StateError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn exists(path: &Path) -> Result<bool, StateError> {
+    path.try_exists().map_err(|e| io_err("check", path, e))
+}
+
+fn remove_if_exists(path: &Path) -> Result<(), StateError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err("remove", path, e)),
+    }
+}
+
+/// The header of the backup, reading only its start when that suffices. `None` when there is
+/// no backup or it cannot be read or parsed: the next save replaces it anyway.
+fn read_header_of(path: &Path) -> Option<format::Header> {
+    let mut file = File::open(path).ok()?;
+    let mut head = Vec::with_capacity(4096);
+    (&mut file).take(4096).read_to_end(&mut head).ok()?;
+    if let Ok(h) = format::read_header(&head, path)
+        && h.serial.is_some()
+        && h.lineage.is_some()
+    {
+        return Some(h);
+    }
+    file.read_to_end(&mut head).ok()?;
+    format::read_header(&head, path).ok()
+}
+
+fn ensure_dir(dir: &Path) -> Result<(), StateError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+        .map_err(|e| io_err("create directory", dir, e))
+}
+
+fn open_lock_file(path: &Path) -> Result<File, StateError> {
+    let mut o = OpenOptions::new();
+    // Never truncate on open: until we hold the lock, the content is the holder's.
+    o.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path).map_err(|e| io_err("open", path, e))
+}
+
+/// Writes `pieces`, one after the other, to the scratch file at `path` (mode 0600) and syncs it.
+fn write_synced(path: &Path, pieces: &[Vec<u8>]) -> Result<(), StateError> {
+    let mut f = open_scratch(path)?;
+    #[cfg(unix)]
+    {
+        // Whatever the umask, or the mode of a recycled file: exactly 0600.
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(|e| io_err("set permissions of", path, e))?;
+    }
+    let mut len = 0;
+    for bytes in pieces {
+        f.write_all(bytes).map_err(|e| io_err("write", path, e))?;
+        len += bytes.len() as u64;
+    }
+    f.set_len(len).map_err(|e| io_err("write", path, e))?;
+    f.sync_data().map_err(|e| io_err("sync", path, e))
+}
+
+/// Opens the file a save writes into, positioned at its start: the scratch file kept by the
+/// previous save (what was the backup before it) when there is one, else a new file.
+///
+/// Rewriting an existing file in place spares the file system from freeing one file's blocks
+/// and allocating another's on every save; on a file system mounted with `discard`, freeing
+/// alone costs milliseconds for a large state. A scratch file that anything else links to, or
+/// that is not a plain file, is replaced rather than written through.
+fn open_scratch(path: &Path) -> Result<File, StateError> {
+    if is_lone_file(path)
+        && let Ok(f) = OpenOptions::new().write(true).open(path)
+    {
+        return Ok(f);
+    }
+    remove_if_exists(path)?;
+    let mut o = OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path).map_err(|e| io_err("create", path, e))
+}
+
+/// Whether `path` is a plain file with no other name, so that recycling it as scratch cannot
+/// write through to anything else.
+fn is_lone_file(path: &Path) -> bool {
+    match fs::symlink_metadata(path) {
+        #[cfg(unix)]
+        Ok(meta) => meta.is_file() && std::os::unix::fs::MetadataExt::nlink(&meta) == 1,
+        #[cfg(not(unix))]
+        Ok(meta) => meta.is_file(),
+        Err(_) => false,
+    }
+}
+
+/// Makes the renames in `dir` durable.
+fn sync_dir(dir: &Path) -> Result<(), StateError> {
+    #[cfg(unix)]
+    {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_err("sync directory", dir, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}

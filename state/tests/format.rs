@@ -1,0 +1,426 @@
+//! The on-disk format: round trips, layout, upgrade from version 1, and every refusal.
+
+mod common;
+
+use std::path::Path;
+
+use matih_addrs::ResourceAddr;
+use matih_state::format::{self, FORMAT_VERSION, TOOL_VERSION};
+use matih_state::{CorruptKind, State, StateError};
+use serde_json::{Value, json};
+
+const PATH: &str = "/nowhere/prod-aws.json";
+
+fn path() -> &'static Path {
+    Path::new(PATH)
+}
+
+fn decode(bytes: &[u8]) -> Result<State, StateError> {
+    format::decode(bytes, path())
+}
+
+#[test]
+fn round_trips_every_part_of_the_model() {
+    let state = common::sample_state();
+    let bytes = format::encode(&state);
+    assert_eq!(decode(&bytes).unwrap(), state);
+}
+
+#[test]
+fn round_trips_a_large_state() {
+    // Large enough for encode and decode to split the work across threads where there are
+    // several cores.
+    let state = common::big_state(5_000, 7);
+    let bytes = format::encode(&state);
+    let back = decode(&bytes).unwrap();
+    assert_eq!(back, state);
+    // Decoding gives the keys back sorted, so encoding again is byte-identical.
+    assert_eq!(format::encode(&back), bytes);
+}
+
+#[test]
+fn layout_is_the_documented_pretty_json() {
+    let state = common::sample_state();
+    let bytes = format::encode(&state);
+    let text = std::str::from_utf8(&bytes).unwrap();
+    // Re-printing the document with serde_json's own pretty printer changes nothing: two-space
+    // indentation, a newline at the end, keys in the order written.
+    let doc: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        format!("{}\n", serde_json::to_string_pretty(&doc).unwrap()),
+        text
+    );
+
+    let top: Vec<&str> = doc
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        top,
+        [
+            "format_version",
+            "tool_version",
+            "serial",
+            "lineage",
+            "resources",
+            "intents",
+            "deposed",
+            "outputs"
+        ]
+    );
+    assert_eq!(doc["format_version"], json!(FORMAT_VERSION));
+    assert_eq!(doc["tool_version"], json!(TOOL_VERSION));
+
+    let r = &doc["resources"][0];
+    let keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "address",
+            "type",
+            "id",
+            "attrs",
+            "dependencies",
+            "owner_tags",
+            "protected"
+        ]
+    );
+    // Sorted by address; addresses and types as strings.
+    assert_eq!(
+        doc["resources"][0]["address"],
+        json!(r#"eks.subnet.private["us-east-1a"]"#)
+    );
+    assert_eq!(doc["resources"][1]["address"], json!("eks.vpc.main"));
+    assert_eq!(doc["resources"][1]["type"], json!("eks.vpc"));
+    // Attribute keys sorted, at every depth.
+    let attrs: Vec<&str> = doc["resources"][1]["attrs"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(attrs, ["cidr", "nested", "z_last"]);
+    let inner: Vec<&str> = doc["resources"][1]["attrs"]["z_last"][2]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(inner, ["a", "b"]);
+
+    let i = &doc["intents"][0];
+    let keys: Vec<&str> = i.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "address",
+            "type",
+            "name",
+            "client_token",
+            "owner_tags",
+            "dependencies",
+            "protected",
+            "recorded_at"
+        ]
+    );
+    assert_eq!(
+        doc["outputs"]["token"],
+        json!({"value": "s3cr3t", "sensitive": true})
+    );
+}
+
+#[test]
+fn equal_states_give_equal_bytes_whatever_the_insertion_order() {
+    let a = common::sample_state();
+    let mut b = a.clone();
+    let vpc = ResourceAddr::must("eks.vpc.main");
+    let attrs = &mut b.resources.get_mut(&vpc).unwrap().attrs;
+    let entries: Vec<(String, Value)> = std::mem::take(attrs).into_iter().rev().collect();
+    attrs.extend(entries);
+    assert_ne!(
+        a.resources[&vpc].attrs.keys().collect::<Vec<_>>(),
+        b.resources[&vpc].attrs.keys().collect::<Vec<_>>(),
+        "the test needs a different insertion order"
+    );
+    assert_eq!(format::encode(&a), format::encode(&b));
+}
+
+#[test]
+fn upgrades_version_1() {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/v1.json"
+    ))
+    .unwrap();
+    let state = decode(&bytes).unwrap();
+    assert_eq!(state.serial, 14);
+    assert_eq!(state.lineage, "5c1f8a52-3b0e-4d6e-9f0a-6b7f3c2d1e90");
+    assert_eq!(state.resources.len(), 3);
+    assert!(state.intents.is_empty());
+    assert!(state.deposed.is_empty());
+
+    let vpc = &state.resources[&ResourceAddr::must("eks.vpc.main")];
+    assert_eq!(vpc.id, "vpc-0a1b2c3d4e5f67890");
+    assert_eq!(vpc.rtype.to_string(), "eks.vpc");
+    assert_eq!(
+        Value::Object(vpc.attrs.clone()),
+        json!({"cidr_block": "10.0.0.0/16", "enable_dns_hostnames": true, "tags": {"Name": "prod"}})
+    );
+    assert!(
+        !vpc.protected,
+        "version 1 had no `protected`; it reads as false"
+    );
+
+    let subnet = &state.resources[&ResourceAddr::must(r#"eks.subnet.private["us-east-1a"]"#)];
+    assert_eq!(
+        subnet.dependencies,
+        vec![ResourceAddr::must("eks.vpc.main")]
+    );
+    assert_eq!(subnet.owner_tags["matih:platform"], "prod");
+    let pool = &state.resources[&ResourceAddr::must("fake.node_pool.workers[3]")];
+    assert_eq!(pool.dependencies.len(), 2);
+    assert!(state.outputs["admin_token"].sensitive);
+
+    // The next save writes version 2, which reads back as the same state.
+    let v2 = format::encode(&state);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&v2).unwrap()["format_version"],
+        json!(2)
+    );
+    assert_eq!(decode(&v2).unwrap(), state);
+}
+
+#[test]
+fn refuses_an_empty_file() {
+    for bytes in [&b""[..], b"  \n\n"] {
+        match decode(bytes) {
+            Err(StateError::Corrupt {
+                kind: CorruptKind::Empty,
+                backup: None,
+                ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn refuses_every_truncation() {
+    let bytes = format::encode(&common::sample_state());
+    // Dropping the final newline still leaves a whole document; any shorter prefix does not.
+    for len in 0..bytes.len() - 1 {
+        match decode(&bytes[..len]) {
+            Err(StateError::Corrupt {
+                kind: CorruptKind::Truncated | CorruptKind::Empty,
+                line,
+                ..
+            }) => {
+                let lines = bytes[..len].iter().filter(|&&b| b == b'\n').count() + 1;
+                assert_eq!(
+                    line, lines,
+                    "at {len}: the error points at the end of the file"
+                );
+            }
+            other => panic!("prefix of {len} bytes: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn reports_line_and_column_of_garbage() {
+    let bytes = b"{\n  \"format_version\": 2,\n  \"serial\": oops\n}\n";
+    match decode(bytes) {
+        Err(
+            e @ StateError::Corrupt {
+                kind: CorruptKind::Syntax,
+                line: 3,
+                column: 13,
+                ..
+            },
+        ) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains(PATH) && msg.contains("line 3, column 13"),
+                "{msg}"
+            );
+            let hint = e.hint().unwrap();
+            assert!(
+                hint.contains("line 3, column 13") && hint.contains("no backup"),
+                "{hint}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    for garbage in [
+        &b"not json"[..],
+        b"\x00\x01\x02",
+        b"[1, 2]",
+        b"\"a string\"",
+        b"null",
+    ] {
+        assert!(
+            matches!(decode(garbage), Err(StateError::Corrupt { .. })),
+            "{:?}",
+            String::from_utf8_lossy(garbage)
+        );
+    }
+}
+
+#[test]
+fn refuses_a_file_that_is_json_but_not_state() {
+    let good: Value = serde_json::from_slice(&format::encode(&common::sample_state())).unwrap();
+    let mut cases = Vec::new();
+    let mut missing = good.clone();
+    missing["resources"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("id");
+    cases.push(("missing field", missing));
+    let mut unknown = good.clone();
+    unknown["resources"][0]["colour"] = json!("blue");
+    cases.push(("unknown field", unknown));
+    let mut bad_addr = good.clone();
+    bad_addr["resources"][0]["address"] = json!("Not An Address");
+    cases.push(("bad address", bad_addr));
+    let mut bad_type = good.clone();
+    bad_type["serial"] = json!("seven");
+    cases.push(("wrong type", bad_type));
+    for (what, doc) in cases {
+        let bytes = serde_json::to_vec_pretty(&doc).unwrap();
+        match decode(&bytes) {
+            Err(StateError::Corrupt {
+                kind: CorruptKind::Invalid,
+                line,
+                ..
+            }) => assert!(line > 1, "{what}"),
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn refuses_a_newer_format_naming_the_version_that_wrote_it() {
+    let bytes = br#"{"format_version": 3, "tool_version": "0.9.0", "serial": 1, "lineage": "x", "something_new": []}"#;
+    match decode(bytes) {
+        Err(
+            e @ StateError::NewerFormat {
+                found: 3,
+                supported: FORMAT_VERSION,
+                ..
+            },
+        ) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("written by a newer matih-infra (0.9.0)"),
+                "{msg}"
+            );
+            assert!(e.hint().unwrap().contains("0.9.0 or later"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Without a tool version it still refuses, and says so.
+    assert!(matches!(
+        decode(br#"{"format_version": 99}"#),
+        Err(StateError::NewerFormat {
+            found: 99,
+            written_by: None,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn refuses_unknown_older_or_missing_versions() {
+    assert!(matches!(
+        decode(br#"{"format_version": 0, "serial": 1}"#),
+        Err(StateError::UnknownFormat { found: Some(0), .. })
+    ));
+    assert!(matches!(
+        decode(br#"{"serial": 1, "lineage": "x"}"#),
+        Err(StateError::UnknownFormat { found: None, .. })
+    ));
+}
+
+#[test]
+fn refuses_duplicate_addresses() {
+    let mut doc: Value = serde_json::from_slice(&format::encode(&common::sample_state())).unwrap();
+    let first = doc["resources"][0].clone();
+    doc["resources"].as_array_mut().unwrap().push(first);
+    match decode(&serde_json::to_vec_pretty(&doc).unwrap()) {
+        Err(StateError::DuplicateAddress { address, .. }) => {
+            assert_eq!(address.to_string(), r#"eks.subnet.private["us-east-1a"]"#)
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let mut doc: Value = serde_json::from_slice(&format::encode(&common::sample_state())).unwrap();
+    let first = doc["intents"][0].clone();
+    doc["intents"].as_array_mut().unwrap().push(first);
+    assert!(matches!(
+        decode(&serde_json::to_vec_pretty(&doc).unwrap()),
+        Err(StateError::DuplicateAddress { .. })
+    ));
+
+    // Version 1 keyed resources by address: a repeated key is a duplicate, not an overwrite.
+    let v1 = br#"{"format_version": 1, "serial": 1, "lineage": "x", "outputs": {}, "resources": {
+        "eks.vpc.main": {"type": "eks.vpc", "id": "a", "attributes": {}, "dependencies": [], "owner_tags": {}},
+        "eks.vpc.main": {"type": "eks.vpc", "id": "b", "attributes": {}, "dependencies": [], "owner_tags": {}}}}"#;
+    assert!(matches!(
+        decode(v1),
+        Err(StateError::DuplicateAddress { .. })
+    ));
+}
+
+#[test]
+fn refuses_a_type_that_contradicts_the_address() {
+    let mut doc: Value = serde_json::from_slice(&format::encode(&common::sample_state())).unwrap();
+    doc["resources"][1]["type"] = json!("eks.subnet");
+    match decode(&serde_json::to_vec_pretty(&doc).unwrap()) {
+        Err(StateError::TypeMismatch { address, rtype, .. }) => {
+            assert_eq!(address.to_string(), "eks.vpc.main");
+            assert_eq!(rtype, "eks.subnet");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn accepts_any_key_order_and_layout() {
+    // A hand-edited file: keys reordered, compact. Not the layout `encode` writes, so it also
+    // exercises the one-pass decoder on a large file.
+    let state = common::big_state(3_000, 1);
+    let doc: Value = serde_json::from_slice(&format::encode(&state)).unwrap();
+    let mut reordered = serde_json::Map::new();
+    for key in [
+        "outputs",
+        "resources",
+        "lineage",
+        "deposed",
+        "intents",
+        "serial",
+        "tool_version",
+        "format_version",
+    ] {
+        reordered.insert(key.into(), doc[key].clone());
+    }
+    let compact = serde_json::to_vec(&Value::Object(reordered)).unwrap();
+    assert_eq!(decode(&compact).unwrap(), state);
+}
+
+#[test]
+fn header_is_read_without_the_rest() {
+    let state = common::sample_state();
+    let bytes = format::encode(&state);
+    // Everything after the header may be missing: only the header is looked at.
+    let head = &bytes[..bytes
+        .windows(12)
+        .position(|w| w == b"\"resources\":")
+        .unwrap()];
+    let h = format::read_header(head, path()).unwrap();
+    assert_eq!(h.format_version, Some(FORMAT_VERSION));
+    assert_eq!(h.tool_version.as_deref(), Some(TOOL_VERSION));
+    assert_eq!(h.serial, Some(state.serial));
+    assert_eq!(h.lineage.as_deref(), Some(state.lineage.as_str()));
+}
