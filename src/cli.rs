@@ -98,9 +98,7 @@ pub enum Command {
     /// Print the resource dependency graph in Graphviz DOT.
     Graph,
     /// Print shell completions.
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -50,11 +50,14 @@ pub fn cloud(global: &Global, spec: &LoadedSpec) -> Result<CloudArg, Failure> {
         CloudArg::Aks => Some(CloudKind::Aks),
         CloudArg::Fake => None,
     };
-    if let Some(kind) = kind {
-        if !configured.contains(&kind) {
-            return Err(Failure::usage(format!("--cloud {kind}: {} has no `clouds.{kind}` section", spec.config_path.display()))
-                .hint(format!("add a `clouds.{kind}` section to the platform spec or choose another cloud")));
-        }
+    if let Some(kind) = kind
+        && !configured.contains(&kind)
+    {
+        return Err(Failure::usage(format!(
+            "--cloud {kind}: {} has no `clouds.{kind}` section",
+            spec.config_path.display()
+        ))
+        .hint(format!("add a `clouds.{kind}` section to the platform spec or choose another cloud")));
     }
     Ok(chosen)
 }
@@ -73,12 +76,18 @@ pub fn providers(spec: &LoadedSpec, cloud: CloudArg) -> Result<(Providers, Desir
         CloudArg::Fake => {
             let path = match std::env::var_os("MATIH_FAKE_CLOUD") {
                 Some(p) => PathBuf::from(p),
-                None => spec.config_path.parent().map(Path::to_path_buf).unwrap_or_default().join(".matih").join("fake-cloud.json"),
+                None => spec
+                    .config_path
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default()
+                    .join(".matih")
+                    .join("fake-cloud.json"),
             };
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             }
-            let opts = matih_provider_fake::FakeOptions::from_env().map_err(|e| Failure::usage(e))?;
+            let opts = matih_provider_fake::FakeOptions::from_env().map_err(Failure::usage)?;
             let fake: Arc<dyn Provider> = Arc::new(matih_provider_fake::FakeCloud::file_backed(&path, opts));
             Ok((Providers::new(vec![fake])?, matih_provider_fake::desired_graph(&spec.spec)))
         }
@@ -106,7 +115,9 @@ impl Locked {
             if quiet {
                 return;
             }
-            let who = holder.map(|h| format!(" held by `{}` (pid {} on {}, since {})", h.command, h.pid, h.host, h.started_at)).unwrap_or_default();
+            let who = holder
+                .map(|h| format!(" held by `{}` (pid {} on {}, since {})", h.command, h.pid, h.host, h.started_at))
+                .unwrap_or_default();
             eprintln!("waiting up to {} for the state lock{who}", humantime::format_duration(opts.timeout));
         })?;
         Ok(Self { store, lock })

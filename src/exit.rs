@@ -129,11 +129,20 @@ pub fn classify(error: anyhow::Error) -> Failure {
                 Class::Blocked,
                 Some("pass --allow-replace ADDR for each protected resource you mean to replace or delete".to_string()),
             ),
-            EngineError::StalePlan { .. } => (Class::User, Some("run `matih-infra plan --out FILE` again and apply the new plan".to_string())),
-            EngineError::State(s) => (Class::User, s.hint()),
-            EngineError::NoProvider { .. } | EngineError::DuplicateType { .. } | EngineError::Cycle { .. } | EngineError::DanglingRef { .. } => {
-                (Class::Unexpected, Some("this is a bug in matih-infra's resource mapping; please report it with the platform spec".to_string()))
+            EngineError::StalePlan { .. } => {
+                (Class::User, Some("run `matih-infra plan --out FILE` again and apply the new plan".to_string()))
             }
+            EngineError::State(s) => (Class::User, s.hint()),
+            EngineError::NoProvider { .. }
+            | EngineError::DuplicateType { .. }
+            | EngineError::Cycle { .. }
+            | EngineError::DanglingRef { .. } => (
+                Class::Unexpected,
+                Some(
+                    "this is a bug in matih-infra's resource mapping; please report it with the platform spec"
+                        .to_string(),
+                ),
+            ),
             _ => (Class::User, None),
         };
         return Failure { class, error, hint };

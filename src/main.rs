@@ -21,12 +21,15 @@ fn main() {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let is_help = matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion);
+            let is_help =
+                matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion);
             let _ = e.print();
             std::process::exit(if is_help { code::OK } else { code::USAGE });
         }
     };
-    let color = !cli.global.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal();
+    let color = !cli.global.no_color
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::io::stdout().is_terminal();
     let env = commands::Env {
         style: render::Style { color },
         progress: progress::Progress::new(cli.global.quiet, std::io::stderr().is_terminal()),
@@ -39,7 +42,9 @@ fn main() {
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 stop.store(true, Ordering::SeqCst);
-                eprintln!("\ninterrupt: starting nothing new; waiting for in-flight operations (Ctrl-C again to exit now)");
+                eprintln!(
+                    "\ninterrupt: starting nothing new; waiting for in-flight operations (Ctrl-C again to exit now)"
+                );
                 if tokio::signal::ctrl_c().await.is_ok() {
                     // State and the intent journal are written before and after every operation,
                     // so exiting here loses nothing that was recorded.
@@ -63,15 +68,15 @@ fn report(cli: &Cli, f: Failure, color: bool) -> i32 {
         let _ = commands::print_json(&f.to_json());
     }
     // Platform spec errors carry source snippets; show them the way miette draws them.
-    if let Some(spec_err) = f.error.downcast_ref::<matih_spec::SpecError>() {
-        if let matih_spec::SpecError::Invalid(diags) = spec_err {
-            if color && std::io::stderr().is_terminal() {
-                eprintln!("{:?}", miette::Report::new(diags.summary_report()));
-            } else {
-                eprint!("error: {}\n{diags}", spec_err);
-            }
-            return code;
+    if let Some(spec_err) = f.error.downcast_ref::<matih_spec::SpecError>()
+        && let matih_spec::SpecError::Invalid(diags) = spec_err
+    {
+        if color && std::io::stderr().is_terminal() {
+            eprintln!("{:?}", miette::Report::new(diags.summary_report()));
+        } else {
+            eprint!("error: {}\n{diags}", spec_err);
         }
+        return code;
     }
     if f.class == Class::Unexpected {
         eprintln!("matih-infra hit an internal error; this is a bug.");

@@ -23,8 +23,18 @@ enum Mode {
 
 impl Progress {
     pub fn new(quiet: bool, tty: bool) -> Self {
-        let mode = if quiet { Mode::Quiet } else if tty { Mode::Bars } else { Mode::Lines };
-        let multi = MultiProgress::with_draw_target(if mode == Mode::Bars { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
+        let mode = if quiet {
+            Mode::Quiet
+        } else if tty {
+            Mode::Bars
+        } else {
+            Mode::Lines
+        };
+        let multi = MultiProgress::with_draw_target(if mode == Mode::Bars {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
         Self { mode, bars: Mutex::default(), multi }
     }
 
@@ -64,7 +74,11 @@ impl Observer for Progress {
             Event::Refreshing { rtype, count } => self.line(&format!("refreshing {count} × {rtype}")),
             Event::IntentResolved { addr, adopted } => self.line(&format!(
                 "{addr}: {}",
-                if adopted { "adopted (created by an interrupted run)" } else { "forgotten (an interrupted create never happened)" }
+                if adopted {
+                    "adopted (created by an interrupted run)"
+                } else {
+                    "forgotten (an interrupted create never happened)"
+                }
             )),
             Event::Started { addr, action, phase } => {
                 let key = format!("{addr}/{phase:?}");

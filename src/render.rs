@@ -40,7 +40,9 @@ fn show_value(v: &Value) -> String {
         Value::Unknown => "(known after apply)".into(),
         Value::Ref(r) => format!("{}.{}", r.addr, r.attr),
         Value::List(items) => format!("[{}]", items.iter().map(show_value).collect::<Vec<_>>().join(", ")),
-        Value::Map(m) => format!("{{{}}}", m.iter().map(|(k, v)| format!("{k}: {}", show_value(v))).collect::<Vec<_>>().join(", ")),
+        Value::Map(m) => {
+            format!("{{{}}}", m.iter().map(|(k, v)| format!("{k}: {}", show_value(v))).collect::<Vec<_>>().join(", "))
+        }
     }
 }
 
@@ -94,7 +96,12 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
         let _ = writeln!(
             out,
             "{}",
-            style.bold(&format!("matih-infra will {} ({}, {}):", if plan.operation == matih_plans::Operation::Destroy { "destroy" } else { "make these changes" }, plan.cloud, plan.environment))
+            style.bold(&format!(
+                "matih-infra will {} ({}, {}):",
+                if plan.operation == matih_plans::Operation::Destroy { "destroy" } else { "make these changes" },
+                plan.cloud,
+                plan.environment
+            ))
         );
         for c in &changes {
             let mut head = format!("{:>3} {}", style.action(c.action), c.address);
@@ -133,8 +140,18 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
     if !plan.blocked.is_empty() {
         out.push('\n');
         for b in &plan.blocked {
-            let why = if b.forced_by.is_empty() { String::new() } else { format!(" because {} changed", b.forced_by.join(", ")) };
-            let _ = writeln!(out, "{} {} would be {}d{why}: it is protected.", style.paint("31", "Blocked:"), b.address, b.action.verb());
+            let why = if b.forced_by.is_empty() {
+                String::new()
+            } else {
+                format!(" because {} changed", b.forced_by.join(", "))
+            };
+            let _ = writeln!(
+                out,
+                "{} {} would be {}d{why}: it is protected.",
+                style.paint("31", "Blocked:"),
+                b.address,
+                b.action.verb()
+            );
         }
     }
     out

@@ -27,8 +27,15 @@ impl Work {
 
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
-        c.current_dir(self.dir.path()).args(args).env_remove("NO_COLOR").env_remove("MATIH_CLOUD").env_remove("MATIH_FAKE_CLOUD").stdin(Stdio::null());
-        for k in ["MATIH_FAKE_FAIL", "MATIH_FAKE_HANG_AFTER_CREATE", "MATIH_FAKE_LATENCY_MS", "MATIH_CONFIG", "MATIH_STATE"] {
+        c.current_dir(self.dir.path())
+            .args(args)
+            .env_remove("NO_COLOR")
+            .env_remove("MATIH_CLOUD")
+            .env_remove("MATIH_FAKE_CLOUD")
+            .stdin(Stdio::null());
+        for k in
+            ["MATIH_FAKE_FAIL", "MATIH_FAKE_HANG_AFTER_CREATE", "MATIH_FAKE_LATENCY_MS", "MATIH_CONFIG", "MATIH_STATE"]
+        {
             c.env_remove(k);
         }
         c
@@ -48,7 +55,8 @@ impl Work {
 
     fn json(&self, args: &[&str]) -> (i32, Value) {
         let out = self.run(args);
-        let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{}", text(&out.stdout), text(&out.stderr)));
+        let v = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}\n{}", text(&out.stdout), text(&out.stderr)));
         (out.status.code().unwrap(), v)
     }
 
@@ -160,7 +168,8 @@ fn apply_converges_and_exit_codes_follow_the_plan() {
     assert!(text(&out.stdout).contains("No changes."));
 
     // A new tenant with a dedicated ingress: an address and a record.
-    std::fs::write(w.path("tenants/globex.yaml"), "slug: globex\ndisplay_name: Globex\ndedicated_ingress: true\n").unwrap();
+    std::fs::write(w.path("tenants/globex.yaml"), "slug: globex\ndisplay_name: Globex\ndedicated_ingress: true\n")
+        .unwrap();
     let (c, v) = w.json(&args(&["plan", "--detailed-exitcode", "-o", "json"]));
     assert_eq!(c, 2);
     let changed: Vec<(&str, &str)> = v["changes"]
@@ -170,7 +179,10 @@ fn apply_converges_and_exit_codes_follow_the_plan() {
         .filter(|c| c["action"] != "no-op")
         .map(|c| (c["address"].as_str().unwrap(), c["action"].as_str().unwrap()))
         .collect();
-    assert_eq!(changed, [(r#"dns.record.tenant["globex"]"#, "create"), (r#"fake.address.ingress["globex"]"#, "create")]);
+    assert_eq!(
+        changed,
+        [(r#"dns.record.tenant["globex"]"#, "create"), (r#"fake.address.ingress["globex"]"#, "create")]
+    );
 
     // Removing a tenant removes what it had.
     std::fs::remove_file(w.path("tenants/acme.yaml")).unwrap();
@@ -179,10 +191,12 @@ fn apply_converges_and_exit_codes_follow_the_plan() {
     let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
     assert_eq!(c, 3, "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains(r#"fake.address.ingress["acme"]"#));
-    let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json", "--allow-replace", r#"fake.address.ingress["acme"]"#]));
+    let (c, v) =
+        w.json(&args(&["apply", "--auto-approve", "-o", "json", "--allow-replace", r#"fake.address.ingress["acme"]"#]));
     assert_eq!(c, 0, "{v}");
     assert_eq!(v["summary"]["delete"], 2);
-    let addrs: Vec<String> = w.cloud_objects().iter().map(|o| o["tags"]["matih:address"].as_str().unwrap().to_string()).collect();
+    let addrs: Vec<String> =
+        w.cloud_objects().iter().map(|o| o["tags"]["matih:address"].as_str().unwrap().to_string()).collect();
     assert!(!addrs.iter().any(|a| a.contains("acme")), "{addrs:?}");
     assert_eq!(addrs.len(), 10);
 }
@@ -199,7 +213,14 @@ fn the_replacement_guard_blocks_with_exit_3() {
     assert!(text(&out.stderr).contains("--allow-replace"));
     let out = w.run(&args(&["apply", "--auto-approve"]));
     assert_eq!(code(&out), 3);
-    let out = w.run(&args(&["plan", "--allow-replace", "fake.network.main", "--allow-replace", "fake.cluster.main", "--detailed-exitcode"]));
+    let out = w.run(&args(&[
+        "plan",
+        "--allow-replace",
+        "fake.network.main",
+        "--allow-replace",
+        "fake.cluster.main",
+        "--detailed-exitcode",
+    ]));
     assert_eq!(code(&out), 2, "{}", text(&out.stdout));
     let out = w.run(&args(&["plan", "--allow-replace", "not an address"]));
     assert_eq!(code(&out), 64);
@@ -221,7 +242,8 @@ fn saved_plans_apply_exactly_or_are_refused_when_stale() {
     assert!(err.contains("hint: run `matih-infra plan --out FILE` again"), "{err}");
     // A spec change after planning.
     assert_eq!(code(&w.run(&args(&["plan", "--out", "p2.json", "-q"]))), 0);
-    std::fs::write(w.path("tenants/initech.yaml"), "slug: initech\ndisplay_name: Initech\ndedicated_ingress: false\n").unwrap();
+    std::fs::write(w.path("tenants/initech.yaml"), "slug: initech\ndisplay_name: Initech\ndedicated_ingress: false\n")
+        .unwrap();
     let out = w.run(&args(&["apply", "p2.json"]));
     assert_eq!(code(&out), 1);
     assert!(text(&out.stderr).contains("platform spec or a tenant file changed"), "{}", text(&out.stderr));
@@ -231,7 +253,8 @@ fn saved_plans_apply_exactly_or_are_refused_when_stale() {
 #[test]
 fn failures_skip_dependents_and_keep_finished_work_in_state() {
     let w = Work::new();
-    let out = w.run_env(&args(&["apply", "--auto-approve", "-o", "json"]), &[("MATIH_FAKE_FAIL", "create:fake.cluster.main")]);
+    let out = w
+        .run_env(&args(&["apply", "--auto-approve", "-o", "json"]), &[("MATIH_FAKE_FAIL", "create:fake.cluster.main")]);
     assert_eq!(code(&out), 1);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["outcome"], "failed");
@@ -280,7 +303,11 @@ fn state_commands_and_outputs() {
     assert_eq!(code(&out), 1);
     assert!(text(&out.stderr).contains("is not in state"));
     let out = w.run(&args(&["graph"]));
-    assert!(text(&out.stdout).contains(r#""fake.cluster.main" -> "fake.subnet.private[\"zone-a\"]";"#), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains(r#""fake.cluster.main" -> "fake.subnet.private[\"zone-a\"]";"#),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 fn wait_for(path: &Path, child: &mut std::process::Child) {
@@ -317,7 +344,11 @@ fn sigkill_mid_apply_then_rerun_adopts_instead_of_recreating() {
     child.wait().unwrap();
 
     let (_, st) = w.json(&args(&["state", "list", "-o", "json"]));
-    assert_eq!(st["pending_intents"], serde_json::json!(["fake.cluster.main"]), "the intent was persisted before the create");
+    assert_eq!(
+        st["pending_intents"],
+        serde_json::json!(["fake.cluster.main"]),
+        "the intent was persisted before the create"
+    );
 
     let out = w.run(&args(&["apply", "--auto-approve"]));
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
@@ -339,16 +370,107 @@ fn a_second_process_waits_for_the_lock_with_lock_timeout() {
         .spawn()
         .unwrap();
     wait_for(&marker, &mut child);
-    let mut waiter = w.cmd(&args(&["plan", "--lock-timeout", "60s"])).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut waiter =
+        w.cmd(&args(&["plan", "--lock-timeout", "60s"])).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     // The waiter says it is waiting, naming the holder; then the holder dies and the waiter goes ahead.
     let mut stderr = std::io::BufReader::new(waiter.stderr.take().unwrap());
     let mut line = String::new();
     std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
-    assert!(line.contains("waiting up to 1m for the state lock") && line.contains(&format!("pid {}", child.id())), "{line}");
+    assert!(
+        line.contains("waiting up to 1m for the state lock") && line.contains(&format!("pid {}", child.id())),
+        "{line}"
+    );
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     child.wait().unwrap();
     let out = waiter.wait_with_output().unwrap();
     assert_eq!(code(&out), 0);
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("Plan: ") && !stdout.contains("+ fake.network.main"), "the network was adopted, not planned again: {stdout}");
+    assert!(
+        stdout.contains("Plan: ") && !stdout.contains("+ fake.network.main"),
+        "the network was adopted, not planned again: {stdout}"
+    );
+}
+
+#[test]
+fn a_corrupt_state_file_is_refused_and_left_alone() {
+    let w = Work::new();
+    assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
+    let state = w.path(".matih/state/prod-fake.json");
+    let bytes = std::fs::read(&state).unwrap();
+    std::fs::write(&state, &bytes[..bytes.len() / 2]).unwrap();
+    let before = std::fs::read(&state).unwrap();
+    let backup = std::fs::read(w.path(".matih/state/prod-fake.json.backup")).unwrap();
+    for cmd in [&["plan"][..], &["apply", "--auto-approve"], &["state", "list"]] {
+        let out = w.run(&args(cmd));
+        assert_eq!(code(&out), 1, "{cmd:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains("prod-fake.json") && err.contains("hint:") && err.contains(".backup"), "{err}");
+    }
+    assert_eq!(std::fs::read(&state).unwrap(), before, "a refused state file is not overwritten");
+    assert_eq!(std::fs::read(w.path(".matih/state/prod-fake.json.backup")).unwrap(), backup);
+    assert_eq!(w.cloud_objects().len(), 12, "nothing was created again");
+}
+
+#[test]
+fn drift_is_shown_apart_from_changes_and_repaired() {
+    let w = Work::new();
+    assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
+    // Change one object and delete another behind the tool's back.
+    let path = w.path(".matih/fake-cloud.json");
+    let mut cloud: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let objects = cloud["objects"].as_object_mut().unwrap();
+    let id_of = |objects: &serde_json::Map<String, Value>, addr: &str| {
+        objects.iter().find(|(_, o)| o["tags"]["matih:address"] == addr).map(|(k, _)| k.clone()).unwrap()
+    };
+    let pool = id_of(objects, r#"fake.node_pool.pool["system"]"#);
+    objects[&pool]["attrs"]["max"] = 9.into();
+    let api = id_of(objects, "dns.record.api");
+    objects.remove(&api);
+    std::fs::write(&path, serde_json::to_vec(&cloud).unwrap()).unwrap();
+
+    let out = w.run(&args(&["plan", "--no-color", "--detailed-exitcode"]));
+    assert_eq!(code(&out), 2);
+    insta::with_settings!({ filters => vec![(r"\b[a-z]+-\d{6}\b", "[id]")] }, {
+        insta::assert_snapshot!("drift_plan_text", text(&out.stdout));
+    });
+    assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
+    assert_eq!(code(&w.run(&args(&["plan", "--detailed-exitcode"]))), 0);
+}
+
+#[test]
+fn first_ctrl_c_finishes_in_flight_work_records_it_and_exits_130() {
+    let w = Work::new();
+    let mut child = w
+        .cmd(&args(&["apply", "--auto-approve", "--parallelism", "1"]))
+        .env("MATIH_FAKE_LATENCY_MS", "300")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    // Wait until the first create is in flight, then interrupt.
+    loop {
+        line.clear();
+        assert!(
+            std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0,
+            "apply ended before creating anything"
+        );
+        if line.contains("creating…") {
+            break;
+        }
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert!(rest.contains("interrupt: starting nothing new"), "{rest}");
+    let (_, st) = w.json(&args(&["state", "list", "-o", "json"]));
+    assert_eq!(st["resources"].as_array().unwrap().len(), 1, "the in-flight create finished and was recorded");
+    assert_eq!(st["pending_intents"], serde_json::json!([]));
+    assert_eq!(w.cloud_objects().len(), 1);
+    let out = w.run(&args(&["apply", "--auto-approve", "-q"]));
+    assert_eq!(code(&out), 0);
+    assert_eq!(w.cloud_objects().len(), 12);
 }

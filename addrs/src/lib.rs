@@ -188,7 +188,8 @@ impl FromStr for ResourceAddr {
             }
         };
         let mut parts = head.splitn(4, '.');
-        let (Some(group), Some(kind), Some(name), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(group), Some(kind), Some(name), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(syntax("an address is `<group>.<kind>.<name>` with an optional `[key]`"));
         };
         let rtype = ResourceType::new(group, kind)?;
@@ -262,8 +263,21 @@ mod tests {
     #[test]
     fn rejects_malformed() {
         for s in [
-            "eks.vpc", "eks.vpc.main.x", "EKS.vpc.main", "eks.vpc.main[", "eks.vpc.main[abc]", "eks..main", r#"a.b.c["x"#,
-            "a.b.c[]", "a.b.c[-1]", "a.b.c[+7]", "a.b.c[18446744073709551616]", r#"a.b.c["a"b"]"#, r#"a.b.c["a\"]"#, "a.b.c[1][2]", "",
+            "eks.vpc",
+            "eks.vpc.main.x",
+            "EKS.vpc.main",
+            "eks.vpc.main[",
+            "eks.vpc.main[abc]",
+            "eks..main",
+            r#"a.b.c["x"#,
+            "a.b.c[]",
+            "a.b.c[-1]",
+            "a.b.c[+7]",
+            "a.b.c[18446744073709551616]",
+            r#"a.b.c["a"b"]"#,
+            r#"a.b.c["a\"]"#,
+            "a.b.c[1][2]",
+            "",
         ] {
             assert!(s.parse::<ResourceAddr>().is_err(), "{s} should not parse");
         }
@@ -271,7 +285,8 @@ mod tests {
 
     #[test]
     fn orders_by_type_then_name_then_key() {
-        let mut v = vec![ResourceAddr::must("b.a.x"), ResourceAddr::must(r#"a.b.y["2"]"#), ResourceAddr::must(r#"a.b.y["1"]"#)];
+        let mut v =
+            [ResourceAddr::must("b.a.x"), ResourceAddr::must(r#"a.b.y["2"]"#), ResourceAddr::must(r#"a.b.y["1"]"#)];
         v.sort();
         let s: Vec<String> = v.iter().map(|a| a.to_string()).collect();
         assert_eq!(s, [r#"a.b.y["1"]"#, r#"a.b.y["2"]"#, "b.a.x"]);

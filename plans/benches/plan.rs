@@ -23,12 +23,20 @@ fn graph() -> DesiredGraph {
     let tenants = (RESOURCES - 2) / 2;
     let at = ResourceType::new("fake", "address").unwrap();
     let platform = ResourceAddr::keyed(&at, "ingress", "platform").unwrap();
-    g.add(Desired::new(platform, "ip-platform").set("name", Value::str("ip-platform")).set("purpose", Value::str("ingress")));
+    g.add(
+        Desired::new(platform, "ip-platform")
+            .set("name", Value::str("ip-platform"))
+            .set("purpose", Value::str("ingress")),
+    );
     let rt = ResourceType::new("dns", "record").unwrap();
     for i in 0..tenants {
         let slug = format!("tenant{i:05}");
         let ip = ResourceAddr::keyed(&at, "ingress", slug.as_str()).unwrap();
-        g.add(Desired::new(ip.clone(), format!("ip-{slug}")).set("name", Value::str(format!("ip-{slug}"))).set("purpose", Value::str("ingress")));
+        g.add(
+            Desired::new(ip.clone(), format!("ip-{slug}"))
+                .set("name", Value::str(format!("ip-{slug}")))
+                .set("purpose", Value::str("ingress")),
+        );
         g.add(
             Desired::new(ResourceAddr::keyed(&rt, "tenant", slug.as_str()).unwrap(), format!("{slug}.matih.ai"))
                 .set("zone_id", Value::reference(&zone, "id"))
@@ -48,7 +56,9 @@ fn converged(g: &DesiredGraph, cloud: &FakeCloud) -> State {
         let id = format!("id-{addr}");
         let mut attrs = serde_json::Map::new();
         for (k, v) in &d.config {
-            let val = v.resolve(&mut |r| Some(if r.attr == "ip" { json!("198.51.100.1") } else { json!(format!("id-{}", r.addr)) }));
+            let val = v.resolve(&mut |r| {
+                Some(if r.attr == "ip" { json!("198.51.100.1") } else { json!(format!("id-{}", r.addr)) })
+            });
             attrs.insert(k.clone(), val.into_known().unwrap());
         }
         attrs.insert("id".into(), json!(id));
@@ -58,7 +68,14 @@ fn converged(g: &DesiredGraph, cloud: &FakeCloud) -> State {
         }
         st.resources.insert(
             addr.clone(),
-            ResourceState { rtype: addr.rtype.clone(), id, attrs, dependencies: d.dependencies(), owner_tags: Default::default(), protected: false },
+            ResourceState {
+                rtype: addr.rtype.clone(),
+                id,
+                attrs,
+                dependencies: d.dependencies(),
+                owner_tags: Default::default(),
+                protected: false,
+            },
         );
     }
     cloud.seed(st.resources.values().map(|r| (r.rtype.to_string(), r.id.clone(), r.attrs.clone())));

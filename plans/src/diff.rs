@@ -45,7 +45,12 @@ fn diff_value(path: String, before: Option<&Json>, after: &Value, forces: bool, 
             }
             for (k, bv) in b {
                 if !a.contains_key(k) {
-                    out.push(AttrChange { path: format!("{path}.{k}"), before: Some(bv.clone()), after: None, forces_replacement: forces });
+                    out.push(AttrChange {
+                        path: format!("{path}.{k}"),
+                        before: Some(bv.clone()),
+                        after: None,
+                        forces_replacement: forces,
+                    });
                 }
             }
         }
@@ -64,7 +69,12 @@ fn diff_value(path: String, before: Option<&Json>, after: &Value, forces: bool, 
                 diff_value(format!("{path}.{k}"), b.get(k), av, forces, out);
             }
         }
-        _ => out.push(AttrChange { path, before: before.cloned(), after: Some(after.clone()), forces_replacement: forces }),
+        _ => out.push(AttrChange {
+            path,
+            before: before.cloned(),
+            after: Some(after.clone()),
+            forces_replacement: forces,
+        }),
     }
 }
 

@@ -61,10 +61,13 @@ impl Providers {
 }
 
 fn calls_since(before: &ApiCalls, after: ApiCalls) -> ApiCalls {
-    after.into_iter().filter_map(|(k, v)| {
-        let d = v - before.get(&k).copied().unwrap_or(0);
-        (d > 0).then_some((k, d))
-    }).collect()
+    after
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let d = v - before.get(&k).copied().unwrap_or(0);
+            (d > 0).then_some((k, d))
+        })
+        .collect()
 }
 
 /// Who owns what the engine creates: written as tags on every taggable resource.
@@ -244,7 +247,11 @@ pub async fn refresh(
     let before = providers.api_calls();
     let mut by_type: BTreeMap<ResourceType, Vec<ReadItem>> = BTreeMap::new();
     for (addr, r) in &state.resources {
-        by_type.entry(r.rtype.clone()).or_default().push(ReadItem { addr: addr.clone(), id: r.id.clone(), attrs: r.attrs.clone() });
+        by_type.entry(r.rtype.clone()).or_default().push(ReadItem {
+            addr: addr.clone(),
+            id: r.id.clone(),
+            attrs: r.attrs.clone(),
+        });
     }
     let mut reads = Vec::with_capacity(by_type.len());
     for (rtype, items) in by_type {
@@ -292,7 +299,12 @@ pub async fn refresh(
         }
     }
     drift.sort_by(|a, b| a.address.cmp(&b.address));
-    Ok(Refreshed { state: next, drift, api_calls: calls_since(&before, providers.api_calls()), elapsed: start.elapsed() })
+    Ok(Refreshed {
+        state: next,
+        drift,
+        api_calls: calls_since(&before, providers.api_calls()),
+        elapsed: start.elapsed(),
+    })
 }
 
 /// Everything `plan` needs besides the providers.
@@ -331,7 +343,9 @@ pub async fn validate(desired: &DesiredGraph, providers: &Providers) -> Result<V
             dag.depend(index[addr], to);
         }
     }
-    let order = dag.topo_order().map_err(|c| EngineError::Cycle { addrs: c.0.iter().map(|&i| dag.node(i).to_string()).collect() })?;
+    let order = dag
+        .topo_order()
+        .map_err(|c| EngineError::Cycle { addrs: c.0.iter().map(|&i| dag.node(i).to_string()).collect() })?;
     for (addr, d) in &desired.resources {
         let (provider, _) = providers.get(&addr.rtype)?;
         let resp = provider.validate(ValidateRequest { addr, config: &d.config }).await;
@@ -364,7 +378,9 @@ pub async fn plan(input: PlanInput<'_>, providers: &Providers) -> Result<Plan, E
             .config
             .iter()
             .map(|(k, v)| {
-                let resolved = v.resolve(&mut |r: &Ref| planned.get(&r.addr).and_then(|p| p.get(&r.attr)).and_then(|v| v.as_known().cloned()));
+                let resolved = v.resolve(&mut |r: &Ref| {
+                    planned.get(&r.addr).and_then(|p| p.get(&r.attr)).and_then(|v| v.as_known().cloned())
+                });
                 (k.clone(), resolved)
             })
             .collect();
@@ -379,11 +395,19 @@ pub async fn plan(input: PlanInput<'_>, providers: &Providers) -> Result<Plan, E
                 // The old instance cannot outlive a dependency that is destroyed before its own
                 // replacement is created, so create-before-destroy degrades to destroy-first.
                 let dep_destroyed_first = d.dependencies().iter().any(|dep| actions.get(dep) == Some(&Action::Replace));
-                let action = if schema.create_before_destroy && !dep_destroyed_first { Action::CreateBeforeDestroy } else { Action::Replace };
+                let action = if schema.create_before_destroy && !dep_destroyed_first {
+                    Action::CreateBeforeDestroy
+                } else {
+                    Action::Replace
+                };
                 (action, Reason::ForcedReplace { attributes: resp.requires_replace.clone() })
             }
             Some(_) if !attributes.is_empty() => {
-                if drifted.contains_key(addr) { (Action::Update, Reason::DriftRepair) } else { (Action::Update, Reason::SpecChanged) }
+                if drifted.contains_key(addr) {
+                    (Action::Update, Reason::DriftRepair)
+                } else {
+                    (Action::Update, Reason::SpecChanged)
+                }
             }
             Some(_) => (Action::NoOp, Reason::Unchanged),
         };
@@ -425,7 +449,9 @@ pub async fn plan(input: PlanInput<'_>, providers: &Providers) -> Result<Plan, E
 
     let mut outputs = Vec::new();
     for (name, o) in &desired.outputs {
-        let after = o.value.resolve(&mut |r: &Ref| planned.get(&r.addr).and_then(|p| p.get(&r.attr)).and_then(|v| v.as_known().cloned()));
+        let after = o.value.resolve(&mut |r: &Ref| {
+            planned.get(&r.addr).and_then(|p| p.get(&r.attr)).and_then(|v| v.as_known().cloned())
+        });
         let action = match (state.outputs.get(name), &after) {
             (None, _) => Action::Create,
             (Some(prev), Value::Known(v)) if &prev.value == v && prev.sensitive == o.sensitive => Action::NoOp,
@@ -441,7 +467,13 @@ pub async fn plan(input: PlanInput<'_>, providers: &Providers) -> Result<Plan, E
     }
     for (name, prev) in &state.outputs {
         if !desired.outputs.contains_key(name) {
-            outputs.push(OutputChange { name: name.clone(), action: Action::Delete, sensitive: prev.sensitive, after: None, config: None });
+            outputs.push(OutputChange {
+                name: name.clone(),
+                action: Action::Delete,
+                sensitive: prev.sensitive,
+                after: None,
+                config: None,
+            });
         }
     }
     outputs.sort_by(|a, b| a.name.cmp(&b.name));
@@ -499,12 +531,18 @@ pub fn check_plan(plan: &Plan, state: &State) -> Result<(), EngineError> {
     }
     if plan.state.lineage != state.lineage {
         return Err(EngineError::StalePlan {
-            what: format!("it was made for state lineage {}, but the state has lineage {}", plan.state.lineage, state.lineage),
+            what: format!(
+                "it was made for state lineage {}, but the state has lineage {}",
+                plan.state.lineage, state.lineage
+            ),
         });
     }
     if plan.state.serial != state.serial {
         return Err(EngineError::StalePlan {
-            what: format!("it was made against state serial {}, but the state is now at serial {}", plan.state.serial, state.serial),
+            what: format!(
+                "it was made against state serial {}, but the state is now at serial {}",
+                plan.state.serial, state.serial
+            ),
         });
     }
     if !plan.blocked.is_empty() {
@@ -571,7 +609,12 @@ fn apply_graph(plan: &Plan, state: &State) -> Result<Dag<Node>, EngineError> {
     for (i, c) in plan.changes.iter().enumerate() {
         let prior_deps = |deposed: bool| -> Vec<ResourceAddr> {
             if deposed {
-                state.deposed.iter().filter(|d| d.addr == c.address).flat_map(|d| d.resource.dependencies.clone()).collect()
+                state
+                    .deposed
+                    .iter()
+                    .filter(|d| d.addr == c.address)
+                    .flat_map(|d| d.resource.dependencies.clone())
+                    .collect()
             } else {
                 state.resources.get(&c.address).map(|r| r.dependencies.clone()).unwrap_or_default()
             }
@@ -611,7 +654,8 @@ fn apply_graph(plan: &Plan, state: &State) -> Result<Dag<Node>, EngineError> {
             }
         }
     }
-    let new_deps: HashMap<&ResourceAddr, &Vec<ResourceAddr>> = plan.changes.iter().map(|c| (&c.address, &c.depends_on)).collect();
+    let new_deps: HashMap<&ResourceAddr, &Vec<ResourceAddr>> =
+        plan.changes.iter().map(|c| (&c.address, &c.depends_on)).collect();
     for &(d, addr, _) in &destroy_nodes {
         let cbd = plan.changes[dag.node(d).change].action == Action::CreateBeforeDestroy;
         // A resource is deleted only after everything that depended on it is deleted ...
@@ -630,10 +674,18 @@ fn apply_graph(plan: &Plan, state: &State) -> Result<Dag<Node>, EngineError> {
         }
     }
     dag.topo_order().map_err(|c| EngineError::Cycle {
-        addrs: c.0.iter().map(|&i| {
-            let n = dag.node(i);
-            format!("{} ({})", plan.changes[n.change].address, if n.phase == Phase::Apply { "apply" } else { "destroy" })
-        }).collect(),
+        addrs: c
+            .0
+            .iter()
+            .map(|&i| {
+                let n = dag.node(i);
+                format!(
+                    "{} ({})",
+                    plan.changes[n.change].address,
+                    if n.phase == Phase::Apply { "apply" } else { "destroy" }
+                )
+            })
+            .collect(),
     })?;
     Ok(dag)
 }
@@ -664,8 +716,18 @@ pub async fn apply(
                 Phase::Destroy => destroy_one(change, shared, providers, persist).await,
             };
             match &result {
-                Ok(()) => obs.event(Event::Finished { addr: &change.address, action: change.action, phase: node.phase, elapsed: started.elapsed() }),
-                Err(e) => obs.event(Event::Failed { addr: &change.address, action: change.action, phase: node.phase, error: e }),
+                Ok(()) => obs.event(Event::Finished {
+                    addr: &change.address,
+                    action: change.action,
+                    phase: node.phase,
+                    elapsed: started.elapsed(),
+                }),
+                Err(e) => obs.event(Event::Failed {
+                    addr: &change.address,
+                    action: change.action,
+                    phase: node.phase,
+                    error: e,
+                }),
             }
             result
         }
@@ -687,7 +749,13 @@ pub async fn apply(
             }
             Outcome::NotStarted => NodeResult::NotStarted,
         };
-        nodes.push(NodeReport { address: c.address.clone(), action: c.action, phase: n.phase, deposed: c.deposed, result });
+        nodes.push(NodeReport {
+            address: c.address.clone(),
+            action: c.action,
+            phase: n.phase,
+            deposed: c.deposed,
+            result,
+        });
     }
 
     // Outputs whose inputs are all known now.
@@ -697,7 +765,9 @@ pub async fn apply(
             (_, Action::NoOp) => {}
             (None, _) => outputs_changed |= state.outputs.remove(&o.name).is_some(),
             (Some(cfg), _) => {
-                let v = cfg.resolve(&mut |r: &Ref| state.resources.get(&r.addr).and_then(|res| res.attrs.get(&r.attr)).cloned());
+                let v = cfg.resolve(&mut |r: &Ref| {
+                    state.resources.get(&r.addr).and_then(|res| res.attrs.get(&r.attr)).cloned()
+                });
                 if let Value::Known(value) = v {
                     state.outputs.insert(o.name.clone(), Output { value, sensitive: o.sensitive });
                     outputs_changed = true;
@@ -756,10 +826,10 @@ async fn apply_one(
         if prior.is_none() {
             // Record the intent first: if we die after the cloud creates the resource, the next run
             // finds it by its owner tags instead of creating it again.
-            if change.action == Action::CreateBeforeDestroy {
-                if let Some(old) = st.resources.remove(addr) {
-                    st.deposed.push(Deposed { addr: addr.clone(), resource: old });
-                }
+            if change.action == Action::CreateBeforeDestroy
+                && let Some(old) = st.resources.remove(addr)
+            {
+                st.deposed.push(Deposed { addr: addr.clone(), resource: old });
             }
             let client_token = uuid::Uuid::new_v4().to_string();
             st.intents.insert(
@@ -807,7 +877,12 @@ async fn apply_one(
     Ok(())
 }
 
-async fn destroy_one(change: &Change, shared: &Mutex<State>, providers: &Providers, persist: &dyn Persist) -> Result<(), EngineError> {
+async fn destroy_one(
+    change: &Change,
+    shared: &Mutex<State>,
+    providers: &Providers,
+    persist: &dyn Persist,
+) -> Result<(), EngineError> {
     let addr = &change.address;
     let deposed = change.deposed || change.action == Action::CreateBeforeDestroy;
     let target = {
@@ -821,7 +896,12 @@ async fn destroy_one(change: &Change, shared: &Mutex<State>, providers: &Provide
     let Some(target) = target else { return Ok(()) };
     let (provider, _) = providers.get(&target.rtype)?;
     provider
-        .delete(DeleteRequest { addr: addr.clone(), rtype: target.rtype.clone(), id: target.id.clone(), attrs: target.attrs.clone() })
+        .delete(DeleteRequest {
+            addr: addr.clone(),
+            rtype: target.rtype.clone(),
+            id: target.id.clone(),
+            attrs: target.attrs.clone(),
+        })
         .await
         .map_err(|source| EngineError::Provider { addr: addr.clone(), op: "deleting", source })?;
     let mut st = shared.lock().unwrap();

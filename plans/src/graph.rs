@@ -121,7 +121,9 @@ pub enum Outcome<E> {
     Done,
     Failed(E),
     /// Not run because the node at this index failed.
-    Skipped { because: usize },
+    Skipped {
+        because: usize,
+    },
     /// Not started because the walk was interrupted.
     NotStarted,
 }

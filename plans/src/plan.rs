@@ -69,7 +69,9 @@ pub enum Reason {
     /// The resource was changed outside matih-infra; apply puts it back.
     DriftRepair,
     /// Attributes that cannot be updated in place changed.
-    ForcedReplace { attributes: Vec<String> },
+    ForcedReplace {
+        attributes: Vec<String>,
+    },
     /// In state, no longer in the platform spec.
     RemovedFromSpec,
     /// The old instance of a create-before-destroy replacement.

@@ -267,7 +267,12 @@ mod tests {
     fn schema() -> TypeSchema {
         TypeSchema {
             rtype: ResourceType::new("t", "x").unwrap(),
-            attributes: vec![AttrSchema::force_new("cidr"), AttrSchema::updatable("tag"), AttrSchema::computed("id"), AttrSchema::computed("ns")],
+            attributes: vec![
+                AttrSchema::force_new("cidr"),
+                AttrSchema::updatable("tag"),
+                AttrSchema::computed("id"),
+                AttrSchema::computed("ns"),
+            ],
             create_before_destroy: false,
             protected_by_default: false,
         }

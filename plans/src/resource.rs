@@ -72,7 +72,7 @@ impl DesiredGraph {
         let addr = d.addr.clone();
         let prev = self.resources.insert(addr.clone(), d);
         assert!(prev.is_none(), "two desired resources at {addr}");
-        &self.resources.get_key_value(&addr).unwrap().0
+        self.resources.get_key_value(&addr).unwrap().0
     }
 
     pub fn output(&mut self, name: &str, value: Value, sensitive: bool) {

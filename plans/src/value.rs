@@ -134,7 +134,9 @@ fn from_json(j: Json) -> Result<Value, String> {
             Value::Ref(r)
         }
         Json::Array(v) => Value::list(v.into_iter().map(from_json).collect::<Result<_, _>>()?),
-        Json::Object(m) => Value::map(m.into_iter().map(|(k, v)| Ok((k, from_json(v)?))).collect::<Result<_, String>>()?),
+        Json::Object(m) => {
+            Value::map(m.into_iter().map(|(k, v)| Ok((k, from_json(v)?))).collect::<Result<_, String>>()?)
+        }
         other => Value::Known(other),
     })
 }
@@ -171,7 +173,10 @@ mod tests {
         m.insert("name".to_string(), Value::str("n"));
         let v = Value::map(m);
         let j = serde_json::to_string(&v).unwrap();
-        assert_eq!(j, r#"{"arn":{"$unknown":true},"name":"n","subnet":{"$ref":"eks.subnet.private[\"us-east-1a\"]","attr":"id"}}"#);
+        assert_eq!(
+            j,
+            r#"{"arn":{"$unknown":true},"name":"n","subnet":{"$ref":"eks.subnet.private[\"us-east-1a\"]","attr":"id"}}"#
+        );
         let back: Value = serde_json::from_str(&j).unwrap();
         assert_eq!(back, v);
     }

@@ -79,11 +79,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn times_out_with_attempts_and_last_status() {
         let mut n = 0;
-        let r: Result<Result<(), WaitError>, ()> = wait_until("cluster ACTIVE", WaitPolicy::new(Duration::from_secs(5)), |_| {}, || {
-            n += 1;
-            let s = format!("CREATING ({n})");
-            async move { Ok(WaitStep::Pending(s)) }
-        })
+        let r: Result<Result<(), WaitError>, ()> = wait_until(
+            "cluster ACTIVE",
+            WaitPolicy::new(Duration::from_secs(5)),
+            |_| {},
+            || {
+                n += 1;
+                let s = format!("CREATING ({n})");
+                async move { Ok(WaitStep::Pending(s)) }
+            },
+        )
         .await;
         let err = r.unwrap().unwrap_err();
         let msg = err.to_string();
@@ -96,15 +101,25 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn returns_value_and_terminal_failure() {
         let mut n = 0;
-        let ok: Result<Result<u32, WaitError>, ()> = wait_until("x", WaitPolicy::new(Duration::from_secs(60)), |_| {}, || {
-            n += 1;
-            let step = if n == 3 { WaitStep::Done(n) } else { WaitStep::Pending("no".into()) };
-            async move { Ok(step) }
-        })
+        let ok: Result<Result<u32, WaitError>, ()> = wait_until(
+            "x",
+            WaitPolicy::new(Duration::from_secs(60)),
+            |_| {},
+            || {
+                n += 1;
+                let step = if n == 3 { WaitStep::Done(n) } else { WaitStep::Pending("no".into()) };
+                async move { Ok(step) }
+            },
+        )
         .await;
         assert_eq!(ok.unwrap().unwrap(), 3);
-        let failed: Result<Result<u32, WaitError>, ()> =
-            wait_until("y", WaitPolicy::new(Duration::from_secs(60)), |_| {}, || async { Ok(WaitStep::Failed("FAILED".into())) }).await;
+        let failed: Result<Result<u32, WaitError>, ()> = wait_until(
+            "y",
+            WaitPolicy::new(Duration::from_secs(60)),
+            |_| {},
+            || async { Ok(WaitStep::Failed("FAILED".into())) },
+        )
+        .await;
         assert!(matches!(failed.unwrap(), Err(WaitError::Failed { attempts: 1, .. })));
     }
 }

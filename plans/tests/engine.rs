@@ -38,17 +38,41 @@ fn graph(version: &str, cidr: &str, machine: &str) -> DesiredGraph {
     let mut ids = Vec::new();
     for z in ["a", "b"] {
         let s = a(&format!(r#"fake.subnet.private["{z}"]"#));
-        g.add(Desired::new(s.clone(), format!("sn-{z}")).set("network_id", Value::reference(&net, "id")).set("cidr", Value::str(format!("10.0.{}.0/24", z.len()))).set("zone", Value::str(z)).set("role", Value::str("private")));
+        g.add(
+            Desired::new(s.clone(), format!("sn-{z}"))
+                .set("network_id", Value::reference(&net, "id"))
+                .set("cidr", Value::str(format!("10.0.{}.0/24", z.len())))
+                .set("zone", Value::str(z))
+                .set("role", Value::str("private")),
+        );
         ids.push(Value::reference(&s, "id"));
     }
     let cl = a("fake.cluster.main");
-    g.add(Desired::new(cl.clone(), "cl").set("name", Value::str("cl")).set("version", Value::str(version)).set("subnet_ids", Value::list(ids)));
-    g.add(Desired::new(a(r#"fake.node_pool.pool["system"]"#), "pool").set("cluster_id", Value::reference(&cl, "id")).set("machine_type", Value::str(machine)).set("min", Value::Known(json!(1))).set("max", Value::Known(json!(3))));
+    g.add(
+        Desired::new(cl.clone(), "cl")
+            .set("name", Value::str("cl"))
+            .set("version", Value::str(version))
+            .set("subnet_ids", Value::list(ids)),
+    );
+    g.add(
+        Desired::new(a(r#"fake.node_pool.pool["system"]"#), "pool")
+            .set("cluster_id", Value::reference(&cl, "id"))
+            .set("machine_type", Value::str(machine))
+            .set("min", Value::Known(json!(1)))
+            .set("max", Value::Known(json!(3))),
+    );
     let zone = a("dns.zone.platform");
     g.add(Desired::new(zone.clone(), "z").set("name", Value::str("matih.ai")));
     let ip = a(r#"fake.address.ingress["platform"]"#);
     g.add(Desired::new(ip.clone(), "ip").set("name", Value::str("ip")).set("purpose", Value::str("ingress")));
-    g.add(Desired::new(a("dns.record.api"), "api").set("zone_id", Value::reference(&zone, "id")).set("name", Value::str("api.matih.ai")).set("type", Value::str("A")).set("values", Value::list(vec![Value::reference(&ip, "ip")])).set("ttl", Value::Known(json!(300))));
+    g.add(
+        Desired::new(a("dns.record.api"), "api")
+            .set("zone_id", Value::reference(&zone, "id"))
+            .set("name", Value::str("api.matih.ai"))
+            .set("type", Value::str("A"))
+            .set("values", Value::list(vec![Value::reference(&ip, "ip")]))
+            .set("ttl", Value::Known(json!(300))),
+    );
     g.output("endpoint", Value::reference(&cl, "endpoint"), false);
     g
 }
@@ -66,7 +90,11 @@ fn world(opts: FakeOptions) -> World {
 }
 
 fn opts(parallelism: usize) -> ApplyOptions {
-    ApplyOptions { parallelism, stop: Arc::new(AtomicBool::new(false)), ownership: Ownership { platform: "matih".into(), environment: "prod".into() } }
+    ApplyOptions {
+        parallelism,
+        stop: Arc::new(AtomicBool::new(false)),
+        ownership: Ownership { platform: "matih".into(), environment: "prod".into() },
+    }
 }
 
 async fn make_plan(w: &World, g: &DesiredGraph, state: &State, op: Operation, allow: &[&str]) -> Plan {
@@ -112,10 +140,15 @@ async fn creates_in_dependency_order_and_propagates_known_after_apply() {
     assert_eq!(p.summary.create, 8);
     let subnet = p.changes.iter().find(|c| c.address == a(r#"fake.subnet.private["a"]"#)).unwrap();
     let network_id = subnet.attributes.iter().find(|c| c.path == "network_id").unwrap();
-    assert_eq!(network_id.after, Some(Value::Unknown), "a reference to an uncreated resource is known only after apply");
+    assert_eq!(
+        network_id.after,
+        Some(Value::Unknown),
+        "a reference to an uncreated resource is known only after apply"
+    );
 
     let state = apply(&p, empty, &w.providers, &w.mem, &opts(10), &Silent).await.unwrap().state;
-    let creates: Vec<String> = w.cloud.calls().into_iter().filter(|c| c.op == "Create").map(|c| c.addrs[0].clone()).collect();
+    let creates: Vec<String> =
+        w.cloud.calls().into_iter().filter(|c| c.op == "Create").map(|c| c.addrs[0].clone()).collect();
     let pos = |s: &str| creates.iter().position(|x| x == s).unwrap();
     assert!(pos("fake.network.main") < pos(r#"fake.subnet.private["a"]"#));
     assert!(pos(r#"fake.subnet.private["b"]"#) < pos("fake.cluster.main"));
@@ -155,7 +188,11 @@ async fn parallelism_bound_is_reached_and_never_exceeded() {
     let w = world(FakeOptions { latency: Duration::from_millis(30), ..Default::default() });
     let mut g = DesiredGraph::default();
     for i in 0..24 {
-        g.add(Desired::new(a(&format!("fake.address.ingress[{i}]")), format!("ip{i}")).set("name", Value::str(format!("ip{i}"))).set("purpose", Value::str("x")));
+        g.add(
+            Desired::new(a(&format!("fake.address.ingress[{i}]")), format!("ip{i}"))
+                .set("name", Value::str(format!("ip{i}")))
+                .set("purpose", Value::str("x")),
+        );
     }
     let empty = State::new();
     let p = make_plan(&w, &g, &empty, Operation::Apply, &[]).await;
@@ -178,7 +215,9 @@ async fn a_failure_skips_its_dependents_and_keeps_finished_work() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(result("fake.cluster.main"), NodeResult::Skipped { because } if *because == a(r#"fake.subnet.private["a"]"#)));
+    assert!(
+        matches!(result("fake.cluster.main"), NodeResult::Skipped { because } if *because == a(r#"fake.subnet.private["a"]"#))
+    );
     assert!(matches!(result(r#"fake.node_pool.pool["system"]"#), NodeResult::Skipped { .. }));
     assert!(matches!(result("dns.record.api"), NodeResult::Done));
     // What finished is in state; the failed create left an intent that the next run resolves.
@@ -195,8 +234,14 @@ async fn destroy_deletes_dependents_first_and_guards_protected() {
     let state = converge(&w, &g, State::new()).await;
     let p = make_plan(&w, &g, &state, Operation::Destroy, &[]).await;
     let blocked: Vec<String> = p.blocked.iter().map(|b| b.address.to_string()).collect();
-    assert_eq!(blocked, ["dns.zone.platform", r#"fake.address.ingress["platform"]"#, "fake.cluster.main", "fake.network.main"]);
-    assert!(matches!(apply(&p, state.clone(), &w.providers, &w.mem, &opts(10), &Silent).await, Err(EngineError::Blocked(_))));
+    assert_eq!(
+        blocked,
+        ["dns.zone.platform", r#"fake.address.ingress["platform"]"#, "fake.cluster.main", "fake.network.main"]
+    );
+    assert!(matches!(
+        apply(&p, state.clone(), &w.providers, &w.mem, &opts(10), &Silent).await,
+        Err(EngineError::Blocked(_))
+    ));
     assert!(w.cloud.calls().iter().all(|c| c.op != "Delete"), "a blocked plan deletes nothing");
 
     let all = ["dns.zone.platform", r#"fake.address.ingress["platform"]"#, "fake.cluster.main", "fake.network.main"];
@@ -205,7 +250,8 @@ async fn destroy_deletes_dependents_first_and_guards_protected() {
     w.cloud.clear_calls();
     let r = apply(&p, state, &w.providers, &w.mem, &opts(10), &Silent).await.unwrap();
     assert!(r.is_complete());
-    let deletes: Vec<String> = w.cloud.calls().into_iter().filter(|c| c.op == "Delete").map(|c| c.addrs[0].clone()).collect();
+    let deletes: Vec<String> =
+        w.cloud.calls().into_iter().filter(|c| c.op == "Delete").map(|c| c.addrs[0].clone()).collect();
     let pos = |s: &str| deletes.iter().position(|x| x == s).unwrap();
     assert!(pos(r#"fake.node_pool.pool["system"]"#) < pos("fake.cluster.main"));
     assert!(pos("fake.cluster.main") < pos(r#"fake.subnet.private["a"]"#));
@@ -257,8 +303,18 @@ async fn update_in_place_and_create_before_destroy() {
     w.cloud.clear_calls();
     let r = apply(&p, state, &w.providers, &w.mem, &opts(10), &Silent).await.unwrap();
     assert!(r.is_complete());
-    let calls: Vec<(String, String)> = w.cloud.calls().into_iter().filter(|c| c.rtype == "fake.node_pool").map(|c| (c.op.to_string(), c.addrs[0].clone())).collect();
-    assert_eq!(calls.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(), ["Create", "Delete"], "new pool first, then the old one");
+    let calls: Vec<(String, String)> = w
+        .cloud
+        .calls()
+        .into_iter()
+        .filter(|c| c.rtype == "fake.node_pool")
+        .map(|c| (c.op.to_string(), c.addrs[0].clone()))
+        .collect();
+    assert_eq!(
+        calls.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(),
+        ["Create", "Delete"],
+        "new pool first, then the old one"
+    );
     assert!(r.state.deposed.is_empty());
     assert_ne!(r.state.resources[&a(r#"fake.node_pool.pool["system"]"#)].id, old_pool);
     assert!(w.cloud.objects().iter().all(|o| o.id != old_pool));
@@ -266,7 +322,8 @@ async fn update_in_place_and_create_before_destroy() {
 
 #[tokio::test]
 async fn a_deposed_instance_left_by_a_failed_delete_is_deleted_next_time() {
-    let w = world(FakeOptions { fail: vec![FailOn::Delete(a(r#"fake.node_pool.pool["system"]"#))], ..Default::default() });
+    let w =
+        world(FakeOptions { fail: vec![FailOn::Delete(a(r#"fake.node_pool.pool["system"]"#))], ..Default::default() });
     let state = converge(&w, &graph("1.32", "10.0.0.0/16", "m6i.large"), State::new()).await;
     let g2 = graph("1.32", "10.0.0.0/16", "m6i.xlarge");
     let p = make_plan(&w, &g2, &state, Operation::Apply, &[]).await;
@@ -357,11 +414,19 @@ async fn removed_resources_are_deleted_and_cycles_are_reported() {
     assert_eq!(p.summary.delete, 1);
 
     let mut cyc = DesiredGraph::default();
-    cyc.add(Desired::new(a("fake.address.ingress[1]"), "x").set("name", Value::reference(&a("fake.address.ingress[2]"), "id")));
-    cyc.add(Desired::new(a("fake.address.ingress[2]"), "y").set("name", Value::reference(&a("fake.address.ingress[1]"), "id")));
+    cyc.add(
+        Desired::new(a("fake.address.ingress[1]"), "x")
+            .set("name", Value::reference(&a("fake.address.ingress[2]"), "id")),
+    );
+    cyc.add(
+        Desired::new(a("fake.address.ingress[2]"), "y")
+            .set("name", Value::reference(&a("fake.address.ingress[1]"), "id")),
+    );
     let err = validate(&cyc, &w.providers).await.unwrap_err();
     assert!(matches!(err, EngineError::Cycle { .. }), "{err}");
     let mut dangling = DesiredGraph::default();
-    dangling.add(Desired::new(a("fake.address.ingress[1]"), "x").set("name", Value::reference(&a("fake.network.nope"), "id")));
+    dangling.add(
+        Desired::new(a("fake.address.ingress[1]"), "x").set("name", Value::reference(&a("fake.network.nope"), "id")),
+    );
     assert!(matches!(validate(&dangling, &w.providers).await.unwrap_err(), EngineError::DanglingRef { .. }));
 }

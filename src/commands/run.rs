@@ -47,7 +47,14 @@ fn parse_allow(guard: &GuardArgs) -> Result<BTreeSet<ResourceAddr>, Failure> {
         .collect()
 }
 
-async fn make_plan(s: &Session, env: &Env, g: &Global, operation: Operation, guard: &GuardArgs, include_protected: bool) -> Result<Plan, Failure> {
+async fn make_plan(
+    s: &Session,
+    env: &Env,
+    g: &Global,
+    operation: Operation,
+    guard: &GuardArgs,
+    include_protected: bool,
+) -> Result<Plan, Failure> {
     let allow = parse_allow(guard)?;
     let refreshed = matih_plans::refresh(&s.state, &s.providers, 10, &env.progress).await?;
     let plan = matih_plans::plan(
@@ -62,7 +69,11 @@ async fn make_plan(s: &Session, env: &Env, g: &Global, operation: Operation, gua
             cloud: s.cloud.as_str().to_string(),
             environment: s.spec.spec.platform.environment.clone(),
             spec_hash: s.spec.hash.clone(),
-            statistics: Statistics { refresh_ms: refreshed.elapsed.as_millis() as u64, api_calls: refreshed.api_calls, ..Statistics::default() },
+            statistics: Statistics {
+                refresh_ms: refreshed.elapsed.as_millis() as u64,
+                api_calls: refreshed.api_calls,
+                ..Statistics::default()
+            },
         },
         &s.providers,
     )
@@ -104,7 +115,11 @@ pub async fn plan(g: &Global, a: &PlanArgs, env: &Env) -> Result<i32, Failure> {
     show_plan(&plan, g, env)?;
     if let Some(out) = &a.out {
         write_plan(out, &plan)?;
-        env.progress.line(&format!("saved the plan to {}; apply it with `matih-infra apply {}`", out.display(), out.display()));
+        env.progress.line(&format!(
+            "saved the plan to {}; apply it with `matih-infra apply {}`",
+            out.display(),
+            out.display()
+        ));
     }
     if !plan.blocked.is_empty() {
         // The plan document on stdout already lists what is blocked; say why on stderr.
@@ -122,19 +137,24 @@ fn write_plan(path: &Path, plan: &Plan) -> Result<(), Failure> {
 
 fn read_plan(path: &Path) -> Result<Plan, Failure> {
     let bytes = std::fs::read(path).with_context(|| format!("reading the plan file {}", path.display()))?;
-    let version: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| Failure::user(anyhow::anyhow!("{} is not a plan file: {e}", path.display())).hint("save a plan with `matih-infra plan --out FILE`"))?;
+    let version: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        Failure::user(anyhow::anyhow!("{} is not a plan file: {e}", path.display()))
+            .hint("save a plan with `matih-infra plan --out FILE`")
+    })?;
     let found = version.get("format_version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
     if found != PLAN_FORMAT_VERSION {
         return Err(EngineError::PlanFormat { found }.into());
     }
-    serde_json::from_value(version).map_err(|e| Failure::user(anyhow::anyhow!("{} is not a valid plan file: {e}", path.display())))
+    serde_json::from_value(version)
+        .map_err(|e| Failure::user(anyhow::anyhow!("{} is not a valid plan file: {e}", path.display())))
 }
 
 fn require_approval(auto_approve: bool, env: &Env, verb: &str) -> Result<(), Failure> {
     if !auto_approve && !env.stdin_tty {
-        return Err(Failure::usage(format!("refusing to {verb} without confirmation: standard input is not a terminal"))
-            .hint(format!("pass --auto-approve to {verb} non-interactively")));
+        return Err(Failure::usage(format!(
+            "refusing to {verb} without confirmation: standard input is not a terminal"
+        ))
+        .hint(format!("pass --auto-approve to {verb} non-interactively")));
     }
     Ok(())
 }
@@ -156,14 +176,20 @@ pub async fn apply(g: &Global, a: &ApplyArgs, env: &Env) -> Result<i32, Failure>
         Some(path) => {
             let plan = read_plan(path)?;
             if plan.cloud != s.cloud.as_str() {
-                return Err(EngineError::StalePlan { what: format!("it is for cloud {}, not {}", plan.cloud, s.cloud.as_str()) }.into());
+                return Err(EngineError::StalePlan {
+                    what: format!("it is for cloud {}, not {}", plan.cloud, s.cloud.as_str()),
+                }
+                .into());
             }
             if s.state.serial == 0 && plan.state.serial == 0 && s.state.resources.is_empty() {
                 // Nothing has been written yet: the plan's lineage becomes the state's.
                 s.state.lineage = plan.state.lineage.clone();
             }
             if plan.spec_hash != s.spec.hash {
-                return Err(EngineError::StalePlan { what: "the platform spec or a tenant file changed since it was made".into() }.into());
+                return Err(EngineError::StalePlan {
+                    what: "the platform spec or a tenant file changed since it was made".into(),
+                }
+                .into());
             }
             plan
         }
@@ -220,7 +246,15 @@ fn doc(plan: &Plan, outcome: &'static str, state: &State, resources: Vec<Resourc
         .iter()
         .map(|(k, o)| (k.clone(), if o.sensitive { serde_json::json!("(sensitive)") } else { o.value.clone() }))
         .collect();
-    ApplyDoc { format_version: 1, operation: plan.operation, outcome, state_serial: state.serial, summary: plan.summary.clone(), resources, outputs }
+    ApplyDoc {
+        format_version: 1,
+        operation: plan.operation,
+        outcome,
+        state_serial: state.serial,
+        summary: plan.summary.clone(),
+        resources,
+        outputs,
+    }
 }
 
 async fn execute(s: Session, plan: Plan, g: &Global, env: &Env, parallelism: usize) -> Result<i32, Failure> {
@@ -245,7 +279,13 @@ async fn execute(s: Session, plan: Plan, g: &Global, env: &Env, parallelism: usi
         });
     }
     let failed = report.failed().count();
-    let outcome = if failed > 0 { "failed" } else if interrupted { "interrupted" } else { "complete" };
+    let outcome = if failed > 0 {
+        "failed"
+    } else if interrupted {
+        "interrupted"
+    } else {
+        "complete"
+    };
     let d = doc(&plan, outcome, &report.state, resources);
     match g.format {
         Format::Json => print_json(&d)?,
@@ -253,7 +293,9 @@ async fn execute(s: Session, plan: Plan, g: &Global, env: &Env, parallelism: usi
     }
     if failed > 0 {
         let first = report.failed().next().map(|n| n.address.to_string()).unwrap_or_default();
-        let mut f = Failure::user(anyhow::anyhow!("{failed} resource(s) failed, starting with {first}; everything that finished is recorded in state"));
+        let mut f = Failure::user(anyhow::anyhow!(
+            "{failed} resource(s) failed, starting with {first}; everything that finished is recorded in state"
+        ));
         f.hint = Some("fix the cause above and run apply again: finished resources are not redone".into());
         if g.format == Format::Json {
             // The apply document above already carries every failure.
@@ -263,7 +305,12 @@ async fn execute(s: Session, plan: Plan, g: &Global, env: &Env, parallelism: usi
         return Err(f);
     }
     if interrupted {
-        return Err(Failure::new(Class::Interrupted, anyhow::anyhow!("interrupted: in-flight operations finished and were recorded; run apply again to continue")));
+        return Err(Failure::new(
+            Class::Interrupted,
+            anyhow::anyhow!(
+                "interrupted: in-flight operations finished and were recorded; run apply again to continue"
+            ),
+        ));
     }
     Ok(code::OK)
 }
@@ -281,11 +328,25 @@ pub async fn refresh(g: &Global, env: &Env) -> Result<i32, Failure> {
         }))?,
         Format::Text => {
             for d in &refreshed.drift {
-                println!("{}: {}", d.address, if d.deleted { "deleted outside matih-infra; forgotten".to_string() } else {
-                    format!("changed outside matih-infra ({})", d.attributes.iter().map(|a| a.path.as_str()).collect::<Vec<_>>().join(", "))
-                });
+                println!(
+                    "{}: {}",
+                    d.address,
+                    if d.deleted {
+                        "deleted outside matih-infra; forgotten".to_string()
+                    } else {
+                        format!(
+                            "changed outside matih-infra ({})",
+                            d.attributes.iter().map(|a| a.path.as_str()).collect::<Vec<_>>().join(", ")
+                        )
+                    }
+                );
             }
-            println!("Refreshed {} resource(s); {} drifted. State serial {}.", refreshed.state.resources.len(), refreshed.drift.len(), refreshed.state.serial);
+            println!(
+                "Refreshed {} resource(s); {} drifted. State serial {}.",
+                refreshed.state.resources.len(),
+                refreshed.drift.len(),
+                refreshed.state.serial
+            );
         }
     }
     Ok(code::OK)

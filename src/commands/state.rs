@@ -20,7 +20,7 @@ fn path(g: &Global) -> Result<PathBuf, Failure> {
 }
 
 fn addr(s: &str) -> Result<ResourceAddr, Failure> {
-    s.parse().map_err(|e| Failure::usage(e))
+    s.parse().map_err(Failure::usage)
 }
 
 fn not_in_state(a: &ResourceAddr) -> Failure {
@@ -60,7 +60,10 @@ pub fn run(g: &Global, cmd: &StateCommand, _env: &Env) -> Result<i32, Failure> {
                         println!("  {k} = {v}");
                     }
                     if !r.dependencies.is_empty() {
-                        println!("  depends on: {}", r.dependencies.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
+                        println!(
+                            "  depends on: {}",
+                            r.dependencies.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                        );
                     }
                 }
             }
@@ -89,7 +92,8 @@ pub fn run(g: &Global, cmd: &StateCommand, _env: &Env) -> Result<i32, Failure> {
             let locked = Locked::open(path, g, "state mv")?;
             let mut state = locked.load()?;
             if state.resources.contains_key(&to) {
-                return Err(Failure::user(anyhow::anyhow!("{to} is already in state")).hint("remove it first with `state rm` if it is stale"));
+                return Err(Failure::user(anyhow::anyhow!("{to} is already in state"))
+                    .hint("remove it first with `state rm` if it is stale"));
             }
             let r = state.resources.remove(&from).ok_or_else(|| not_in_state(&from))?;
             state.resources.insert(to.clone(), r);
@@ -120,7 +124,8 @@ pub fn output(g: &Global, name: Option<&str>) -> Result<i32, Failure> {
     let state = LocalStore::new(path(g)?).load()?.unwrap_or_default();
     if let Some(name) = name {
         let o = state.outputs.get(name).ok_or_else(|| {
-            Failure::user(anyhow::anyhow!("no output named `{name}`")).hint("run `matih-infra output` to list outputs; they are recorded by apply")
+            Failure::user(anyhow::anyhow!("no output named `{name}`"))
+                .hint("run `matih-infra output` to list outputs; they are recorded by apply")
         })?;
         match g.format {
             Format::Json => print_json(&o.value)?,

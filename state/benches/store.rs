@@ -67,12 +67,7 @@ fn main() {
     let mut state = synthetic_state(RESOURCES);
     let dir = tempfile::tempdir().unwrap();
     let store = LocalStore::new(dir.path().join("state").join("prod-aws.json"));
-    let lock = store
-        .lock(&LockOptions {
-            timeout: Duration::ZERO,
-            command: "bench".into(),
-        })
-        .unwrap();
+    let lock = store.lock(&LockOptions { timeout: Duration::ZERO, command: "bench".into() }).unwrap();
 
     // Warm up as an apply does: the first saves create the directory, the backup and the
     // scratch file that every later save reuses.
@@ -94,12 +89,7 @@ fn main() {
         drop((bytes, back));
 
         // A save after a resource finished, as during an apply.
-        state
-            .resources
-            .get_mut(&first)
-            .unwrap()
-            .attrs
-            .insert("state".into(), json!(format!("run-{run}")));
+        state.resources.get_mut(&first).unwrap().attrs.insert("state".into(), json!(format!("run-{run}")));
         let t = Instant::now();
         store.save(&mut state, &lock).unwrap();
         save.push(t.elapsed());
@@ -118,33 +108,16 @@ fn main() {
                 .env(LOAD_ONCE, store.path())
                 .output()
                 .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            Duration::from_nanos(
-                String::from_utf8(out.stdout)
-                    .unwrap()
-                    .trim()
-                    .parse()
-                    .unwrap(),
-            )
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            Duration::from_nanos(String::from_utf8(out.stdout).unwrap().trim().parse().unwrap())
         })
         .collect();
 
     let on_disk = std::fs::metadata(store.path()).unwrap().len();
-    assert_eq!(
-        format::encode(&state).len() as u64,
-        on_disk,
-        "encode and the saved file agree"
-    );
+    assert_eq!(format::encode(&state).len() as u64, on_disk, "encode and the saved file agree");
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!(
-        "state store: {RESOURCES} resources, {RUNS} runs, {cores} cores, files in {}",
-        dir.path().display()
-    );
+    println!("state store: {RESOURCES} resources, {RUNS} runs, {cores} cores, files in {}", dir.path().display());
     println!("                              median        min");
     let rows = [
         ("encode (memory)", &enc),
@@ -154,25 +127,14 @@ fn main() {
         ("load, fresh process", &fresh),
     ];
     for (name, v) in rows {
-        println!(
-            "  {name:<23} {:8.2} ms {:8.2} ms",
-            ms(median(v)),
-            ms(min(v))
-        );
+        println!("  {name:<23} {:8.2} ms {:8.2} ms", ms(median(v)), ms(min(v)));
     }
     for (name, loads) in [("load + save", &load), ("fresh load + save", &fresh)] {
         let both: Vec<Duration> = save.iter().zip(loads).map(|(s, l)| *s + *l).collect();
-        println!(
-            "  {name:<23} {:8.2} ms {:8.2} ms   (target ≤ 50 ms)",
-            ms(median(&both)),
-            ms(min(&both))
-        );
+        println!("  {name:<23} {:8.2} ms {:8.2} ms   (target ≤ 50 ms)", ms(median(&both)), ms(min(&both)));
     }
     println!("  bytes on disk           {on_disk:>8}");
-    println!(
-        "  bytes per resource      {:>8.1}                (target ≤ 1024)",
-        on_disk as f64 / RESOURCES as f64
-    );
+    println!("  bytes per resource      {:>8.1}                (target ≤ 1024)", on_disk as f64 / RESOURCES as f64);
 }
 
 fn median(v: &[Duration]) -> Duration {

@@ -98,12 +98,7 @@ pub enum StateError {
         path.display(),
         backup.display()
     )]
-    OlderThanBackup {
-        path: PathBuf,
-        serial: u64,
-        backup: PathBuf,
-        backup_serial: u64,
-    },
+    OlderThanBackup { path: PathBuf, serial: u64, backup: PathBuf, backup_serial: u64 },
 
     /// The state file is missing but its backup exists; starting from empty state would forget
     /// every resource the backup records.
@@ -147,20 +142,14 @@ fn locked_message(path: &Path, holder: Option<&LockInfo>, waited: Duration) -> S
     let waited = if waited.is_zero() {
         String::new()
     } else {
-        format!(
-            " (gave up after {})",
-            humantime::format_duration(Duration::from_millis(waited.as_millis() as u64))
-        )
+        format!(" (gave up after {})", humantime::format_duration(Duration::from_millis(waited.as_millis() as u64)))
     };
     match holder {
         Some(h) => format!(
             "state is locked by `{}` (pid {} on host {}, since {}){waited}",
             h.command, h.pid, h.host, h.started_at
         ),
-        None => format!(
-            "state is locked by another process (no owner recorded in `{}`){waited}",
-            path.display()
-        ),
+        None => format!("state is locked by another process (no owner recorded in `{}`){waited}", path.display()),
     }
 }
 

@@ -152,18 +152,9 @@ pub fn sort_objects(state: &mut State) {
             _ => {}
         }
     }
-    state
-        .resources
-        .values_mut()
-        .for_each(|r| sort_map(&mut r.attrs));
-    state
-        .deposed
-        .iter_mut()
-        .for_each(|d| sort_map(&mut d.resource.attrs));
-    state
-        .outputs
-        .values_mut()
-        .for_each(|o| sort_value(&mut o.value));
+    state.resources.values_mut().for_each(|r| sort_map(&mut r.attrs));
+    state.deposed.iter_mut().for_each(|d| sort_map(&mut d.resource.attrs));
+    state.outputs.values_mut().for_each(|o| sort_value(&mut o.value));
 }
 
 /// A low estimate of the size of a resource on disk, to guess the count from the file size.
@@ -175,10 +166,7 @@ const MIN_RESOURCES_PER_THREAD: usize = 1_000;
 /// How many threads to render or parse `resources` resources on.
 pub(crate) fn parallelism(resources: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cores
-        .min(8)
-        .min(resources / MIN_RESOURCES_PER_THREAD)
-        .max(1)
+    cores.min(8).min(resources / MIN_RESOURCES_PER_THREAD).max(1)
 }
 
 /// [`encode`], as consecutive pieces of the file in `parts` (so the store can write them
@@ -187,8 +175,7 @@ pub(crate) fn parallelism(resources: usize) -> usize {
 /// after every finished resource would otherwise allocate (and fault in) a file-sized buffer
 /// each time.
 pub(crate) fn encode_into(state: &State, threads: usize, parts: &mut Vec<Vec<u8>>) {
-    const ENCODE: &str =
-        "serializing to memory cannot fail: every map key is a string and JSON values are finite";
+    const ENCODE: &str = "serializing to memory cannot fail: every map key is a string and JSON values are finite";
     let entries: Vec<(&ResourceAddr, &ResourceState)> = state.resources.iter().collect();
     let chunk_len = entries.len().div_ceil(threads.max(1)).max(1);
     let chunks = entries.chunks(chunk_len).len();
@@ -198,36 +185,26 @@ pub(crate) fn encode_into(state: &State, threads: usize, parts: &mut Vec<Vec<u8>
     let (tail, bodies) = rest.split_last_mut().expect("at least two parts");
 
     // `"resources": [` — the elements sit at level 2, each line of them starting with 4 spaces.
-    write!(
-        head,
-        "{{\n  \"format_version\": {FORMAT_VERSION},\n  \"tool_version\": "
-    )
-    .expect(ENCODE);
+    write!(head, "{{\n  \"format_version\": {FORMAT_VERSION},\n  \"tool_version\": ").expect(ENCODE);
     serde_json::to_writer(&mut *head, TOOL_VERSION).expect(ENCODE);
     write!(head, ",\n  \"serial\": {},\n  \"lineage\": ", state.serial).expect(ENCODE);
     serde_json::to_writer(&mut *head, &state.lineage).expect(ENCODE);
     head.extend_from_slice(b",\n  \"resources\": [");
 
-    let render = |first_chunk: bool,
-                  chunk: &[(&ResourceAddr, &ResourceState)],
-                  buf: &mut Vec<u8>| {
+    let render = |first_chunk: bool, chunk: &[(&ResourceAddr, &ResourceState)], buf: &mut Vec<u8>| {
         // ~700 bytes for a typical resource; a good guess saves most of the reallocation copies.
         buf.reserve(768 * chunk.len());
         for (i, (address, r)) in chunk.iter().enumerate() {
             pretty::line(&mut *buf, first_chunk && i == 0, 2).expect(ENCODE);
             let mut ser = serde_json::Serializer::with_formatter(&mut *buf, pretty::Pretty::at(2));
-            ResourceOut::new(address, r)
-                .serialize(&mut ser)
-                .expect(ENCODE);
+            ResourceOut::new(address, r).serialize(&mut ser).expect(ENCODE);
         }
     };
     let mut work = entries.chunks(chunk_len).zip(bodies.iter_mut()).enumerate();
     if threads > 1 && chunks > 1 {
         let (_, (first, first_buf)) = work.next().expect("more than one chunk");
         std::thread::scope(|scope| {
-            let rest: Vec<_> = work
-                .map(|(_, (c, buf))| scope.spawn(move || render(false, c, buf)))
-                .collect();
+            let rest: Vec<_> = work.map(|(_, (c, buf))| scope.spawn(move || render(false, c, buf))).collect();
             render(true, first, first_buf);
             for h in rest {
                 h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
@@ -245,17 +222,11 @@ pub(crate) fn encode_into(state: &State, threads: usize, parts: &mut Vec<Vec<u8>
         serde_json::Serializer::with_formatter(tail, pretty::Pretty::at(1))
     }
     tail.extend_from_slice(b"],\n  \"intents\": ");
-    IntentsOut(&state.intents)
-        .serialize(&mut level1(&mut *tail))
-        .expect(ENCODE);
+    IntentsOut(&state.intents).serialize(&mut level1(&mut *tail)).expect(ENCODE);
     tail.extend_from_slice(b",\n  \"deposed\": ");
-    DeposedOut(&state.deposed)
-        .serialize(&mut level1(&mut *tail))
-        .expect(ENCODE);
+    DeposedOut(&state.deposed).serialize(&mut level1(&mut *tail)).expect(ENCODE);
     tail.extend_from_slice(b",\n  \"outputs\": ");
-    OutputsOut(&state.outputs)
-        .serialize(&mut level1(&mut *tail))
-        .expect(ENCODE);
+    OutputsOut(&state.outputs).serialize(&mut level1(&mut *tail)).expect(ENCODE);
     tail.extend_from_slice(b"\n}\n");
 }
 
@@ -309,10 +280,7 @@ fn decode_inner(mut input: Input<'_>, path: &Path) -> Result<State, StateError> 
             supported: FORMAT_VERSION,
             written_by: header.tool_version,
         }),
-        found => Err(StateError::UnknownFormat {
-            path: path.to_path_buf(),
-            found,
-        }),
+        found => Err(StateError::UnknownFormat { path: path.to_path_buf(), found }),
     }
 }
 
@@ -339,11 +307,7 @@ pub fn read_header(bytes: &[u8], path: &Path) -> Result<Header, StateError> {
     let out = RefCell::new(Header::default());
     let complete = RefCell::new(false);
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let res = HeaderProbe {
-        out: &out,
-        complete: &complete,
-    }
-    .deserialize(&mut de);
+    let res = HeaderProbe { out: &out, complete: &complete }.deserialize(&mut de);
     // The probe stops early by returning an error once it has what it needs; `complete` tells
     // that apart from a real error without looking at the error's text.
     if *complete.borrow() {
@@ -380,11 +344,7 @@ struct DeposedOut<'a>(&'a [Deposed]);
 
 impl Serialize for DeposedOut<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(
-            self.0
-                .iter()
-                .map(|d| ResourceOut::new(&d.addr, &d.resource)),
-        )
+        s.collect_seq(self.0.iter().map(|d| ResourceOut::new(&d.addr, &d.resource)))
     }
 }
 
@@ -489,15 +449,9 @@ struct OutputsOut<'a>(&'a BTreeMap<String, Output>);
 
 impl Serialize for OutputsOut<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(name, o)| {
-            (
-                name,
-                OutputOut {
-                    value: SortedValue(&o.value),
-                    sensitive: o.sensitive,
-                },
-            )
-        }))
+        s.collect_map(
+            self.0.iter().map(|(name, o)| (name, OutputOut { value: SortedValue(&o.value), sensitive: o.sensitive })),
+        )
     }
 }
 
@@ -588,11 +542,7 @@ impl<'de> Visitor<'de> for HeaderProbe<'_> {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
-            if h.format_version.is_some()
-                && h.tool_version.is_some()
-                && h.serial.is_some()
-                && h.lineage.is_some()
-            {
+            if h.format_version.is_some() && h.tool_version.is_some() && h.serial.is_some() && h.lineage.is_some() {
                 *self.complete.borrow_mut() = true;
                 // Not an error: the only way to stop a serde visitor early. See `read_header`.
                 return Err(de::Error::custom("header complete"));
@@ -658,15 +608,7 @@ struct OutputV2 {
 fn decode_v2(bytes: &[u8], path: &Path) -> Result<State, StateError> {
     let file: FileV2 = serde_json::from_slice(bytes).map_err(|e| corrupt(path, bytes, e))?;
     let resources = file.resources.checked(path)?;
-    assemble_v2(
-        path,
-        file.serial,
-        file.lineage,
-        vec![resources],
-        file.intents,
-        file.deposed,
-        file.outputs,
-    )
+    assemble_v2(path, file.serial, file.lineage, vec![resources], file.intents, file.deposed, file.outputs)
 }
 
 /// Builds the state from the parts of a version 2 file; `resources` may come in several
@@ -704,21 +646,14 @@ fn assemble_v2(
     let intents = collect_unique(path, vec![intents])?;
     // Several old instances of one address may wait for deletion, so no uniqueness check here;
     // the list keeps the order it was recorded in.
-    let deposed = deposed
-        .checked(path)?
-        .into_iter()
-        .map(|(addr, resource)| Deposed { addr, resource })
-        .collect();
+    let deposed = deposed.checked(path)?.into_iter().map(|(addr, resource)| Deposed { addr, resource }).collect();
     Ok(State {
         serial,
         lineage,
         resources,
         intents,
         deposed,
-        outputs: outputs
-            .into_iter()
-            .map(|(k, o)| (k, o.into_model()))
-            .collect(),
+        outputs: outputs.into_iter().map(|(k, o)| (k, o.into_model())).collect(),
     })
 }
 
@@ -726,9 +661,7 @@ impl ResourceV2<'_> {
     /// The model's record, and the `type` text if it contradicts the address.
     fn into_parts(self) -> (ResourceAddr, ResourceState, Option<String>) {
         let address = self.address.0;
-        let bad_type = type_matches(&address, &self.rtype.0)
-            .not()
-            .then(|| self.rtype.0.into_owned());
+        let bad_type = type_matches(&address, &self.rtype.0).not().then(|| self.rtype.0.into_owned());
         let rtype = address.rtype.clone();
         let state = ResourceState {
             rtype,
@@ -754,11 +687,9 @@ impl ResourceList {
     fn checked(self, path: &Path) -> Result<Vec<(ResourceAddr, ResourceState)>, StateError> {
         match self.mismatch {
             None => Ok(self.items),
-            Some((address, rtype)) => Err(StateError::TypeMismatch {
-                path: path.to_path_buf(),
-                address: Box::new(address),
-                rtype,
-            }),
+            Some((address, rtype)) => {
+                Err(StateError::TypeMismatch { path: path.to_path_buf(), address: Box::new(address), rtype })
+            }
         }
     }
 }
@@ -772,10 +703,7 @@ impl<'de> Deserialize<'de> for ResourceList {
                 f.write_str("a list of resources")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ResourceList, A::Error> {
-                let mut list = ResourceList {
-                    items: Vec::with_capacity(seq.size_hint().unwrap_or(0)),
-                    mismatch: None,
-                };
+                let mut list = ResourceList { items: Vec::with_capacity(seq.size_hint().unwrap_or(0)), mismatch: None };
                 while let Some(r) = seq.next_element::<ResourceV2>()? {
                     let (address, state, bad_type) = r.into_parts();
                     if let Some(t) = bad_type
@@ -794,10 +722,7 @@ impl<'de> Deserialize<'de> for ResourceList {
 
 impl OutputV2 {
     fn into_model(self) -> Output {
-        Output {
-            value: self.value,
-            sensitive: self.sensitive,
-        }
+        Output { value: self.value, sensitive: self.sensitive }
     }
 }
 
@@ -860,11 +785,7 @@ fn decode_v1(bytes: &[u8], path: &Path) -> Result<State, StateError> {
         resources,
         intents: BTreeMap::new(),
         deposed: Vec::new(),
-        outputs: file
-            .outputs
-            .into_iter()
-            .map(|(k, o)| (k, o.into_model()))
-            .collect(),
+        outputs: file.outputs.into_iter().map(|(k, o)| (k, o.into_model())).collect(),
     })
 }
 
@@ -884,10 +805,7 @@ fn collect_unique<V>(
     let mut v: Vec<_> = pieces.into_iter().flatten().collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     if let Some(w) = v.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(StateError::DuplicateAddress {
-            path: path.to_path_buf(),
-            address: Box::new(w[0].0.clone()),
-        });
+        return Err(StateError::DuplicateAddress { path: path.to_path_buf(), address: Box::new(w[0].0.clone()) });
     }
     Ok(v.into_iter().collect())
 }
@@ -905,9 +823,7 @@ fn check_type(path: &Path, address: &ResourceAddr, rtype: &str) -> Result<(), St
 }
 
 fn type_matches(address: &ResourceAddr, rtype: &str) -> bool {
-    rtype
-        .split_once('.')
-        .is_some_and(|(group, kind)| group == address.rtype.group && kind == address.rtype.kind)
+    rtype.split_once('.').is_some_and(|(group, kind)| group == address.rtype.group && kind == address.rtype.kind)
 }
 
 /// An attribute map, built at its final size rather than grown entry by entry (most resources
@@ -1021,8 +937,7 @@ mod tests {
         let t = ResourceType::new("eks", "subnet").unwrap();
         for i in 0..n {
             let a = ResourceAddr::keyed(&t, "net", format!("n{i}")).unwrap();
-            let attrs =
-                serde_json::json!({"i": i, "list": [{"b": 1, "a": 2}, {}], "s": "},\n    {"});
+            let attrs = serde_json::json!({"i": i, "list": [{"b": 1, "a": 2}, {}], "s": "},\n    {"});
             s.resources.insert(
                 a.clone(),
                 ResourceState {
@@ -1057,8 +972,7 @@ mod tests {
         let bytes = encode(&s);
         for threads in 2..6 {
             let mut buf = bytes.clone();
-            let parallel = parallel::decode_v2(&mut buf, Path::new("x"), threads)
-                .expect("the layout encode writes");
+            let parallel = parallel::decode_v2(&mut buf, Path::new("x"), threads).expect("the layout encode writes");
             assert_eq!(buf, bytes, "buffer restored");
             assert_eq!(parallel, decode_v2(&bytes, Path::new("x")).unwrap());
             assert_eq!(parallel, s);

@@ -113,12 +113,8 @@ impl StateLock {
     /// Empties the lock file and releases the lock.
     pub fn release(mut self) -> Result<(), StateError> {
         self.released = true;
-        self.file
-            .set_len(0)
-            .map_err(|e| io_err("clear", &self.path, e))?;
-        self.file
-            .unlock()
-            .map_err(|e| io_err("unlock", &self.path, e))
+        self.file.set_len(0).map_err(|e| io_err("clear", &self.path, e))?;
+        self.file.unlock().map_err(|e| io_err("unlock", &self.path, e))
     }
 }
 
@@ -211,11 +207,7 @@ impl LocalStore {
                         return Err(StateError::Locked {
                             path: self.lock.clone(),
                             holder: self.read_lock_info(),
-                            waited: if opts.timeout.is_zero() {
-                                Duration::ZERO
-                            } else {
-                                waited
-                            },
+                            waited: if opts.timeout.is_zero() { Duration::ZERO } else { waited },
                         });
                     }
                     if let Some(f) = on_wait.take() {
@@ -230,20 +222,12 @@ impl LocalStore {
         let info = LockInfo::current(&opts.command);
         let mut json = serde_json::to_vec_pretty(&info).expect("lock info serializes");
         json.push(b'\n');
-        let written = file
-            .set_len(0)
-            .and_then(|()| file.seek(SeekFrom::Start(0)))
-            .and_then(|_| file.write_all(&json));
+        let written = file.set_len(0).and_then(|()| file.seek(SeekFrom::Start(0))).and_then(|_| file.write_all(&json));
         if let Err(e) = written {
             let _ = file.unlock();
             return Err(io_err("write lock info to", &self.lock, e));
         }
-        Ok(StateLock {
-            file,
-            path: self.lock.clone(),
-            info,
-            released: false,
-        })
+        Ok(StateLock { file, path: self.lock.clone(), info, released: false })
     }
 
     /// Who holds (or, if it died, last held) the lock, as recorded in the lock file. `None` when
@@ -279,11 +263,9 @@ impl LocalStore {
             Err(TryLockError::Error(e)) => return Err(io_err("lock", &self.lock, e)),
         }
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(|e| io_err("read", &self.lock, e))?;
+        file.read_to_end(&mut bytes).map_err(|e| io_err("read", &self.lock, e))?;
         let stale = serde_json::from_slice(&bytes).ok();
-        file.set_len(0)
-            .map_err(|e| io_err("clear", &self.lock, e))?;
+        file.set_len(0).map_err(|e| io_err("clear", &self.lock, e))?;
         file.unlock().map_err(|e| io_err("unlock", &self.lock, e))?;
         Ok(stale)
     }
@@ -306,10 +288,7 @@ impl LocalStore {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return if exists(&self.backup)? {
-                    Err(StateError::MissingWithBackup {
-                        path: self.path.clone(),
-                        backup: self.backup.clone(),
-                    })
+                    Err(StateError::MissingWithBackup { path: self.path.clone(), backup: self.backup.clone() })
                 } else {
                     Ok(None)
                 };
@@ -318,23 +297,9 @@ impl LocalStore {
         };
         let state = match format::decode_mut(&mut bytes, &self.path) {
             Ok(s) => s,
-            Err(StateError::Corrupt {
-                path,
-                kind,
-                line,
-                column,
-                source,
-                ..
-            }) => {
+            Err(StateError::Corrupt { path, kind, line, column, source, .. }) => {
                 let backup = exists(&self.backup)?.then(|| self.backup.clone());
-                return Err(StateError::Corrupt {
-                    path,
-                    kind,
-                    line,
-                    column,
-                    backup,
-                    source,
-                });
+                return Err(StateError::Corrupt { path, kind, line, column, backup, source });
             }
             Err(e) => return Err(e),
         };
@@ -366,10 +331,7 @@ impl LocalStore {
     /// match it, and the error is still returned.
     pub fn save(&self, state: &mut State, lock: &StateLock) -> Result<(), StateError> {
         if lock.path != self.lock {
-            return Err(StateError::WrongLock {
-                path: self.path.clone(),
-                lock: lock.path.clone(),
-            });
+            return Err(StateError::WrongLock { path: self.path.clone(), lock: lock.path.clone() });
         }
         // Sorting keys here, once per changed resource, spares every later save from doing it.
         format::sort_objects(state);
@@ -393,20 +355,14 @@ impl LocalStore {
         // Held for the whole save: it also keeps two threads saving through one store from
         // writing the same scratch file at once.
         let mut pieces = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
-        format::encode_into(
-            state,
-            format::parallelism(state.resources.len()),
-            &mut pieces,
-        );
+        format::encode_into(state, format::parallelism(state.resources.len()), &mut pieces);
         self.write_pieces(&pieces)
     }
 
     #[allow(clippy::result_large_err)] // as `write`
     fn write_pieces(&self, pieces: &[Vec<u8>]) -> Result<(), (bool, StateError)> {
         let dir = self.dir();
-        let staged = ensure_dir(dir)
-            .and_then(|()| write_synced(&self.tmp, pieces))
-            .and_then(|()| self.link_previous());
+        let staged = ensure_dir(dir).and_then(|()| write_synced(&self.tmp, pieces)).and_then(|()| self.link_previous());
         let has_previous = match staged {
             Ok(p) => p,
             Err(e) => {
@@ -445,9 +401,7 @@ impl LocalStore {
                     .and_then(|f| f.sync_data());
                 match copied {
                     Ok(()) => Ok(true),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound && !self.path.exists() => {
-                        Ok(false)
-                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound && !self.path.exists() => Ok(false),
                     Err(e) => {
                         let _ = fs::remove_file(&self.backup_tmp);
                         Err(io_err("copy to backup", &self.backup_tmp, e))
@@ -472,11 +426,7 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 }
 
 fn io_err(op: &'static str, path: &Path, source: io::Error) -> StateError {
-    StateError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
+    StateError::Io { op, path: path.to_path_buf(), source }
 }
 
 fn exists(path: &Path) -> Result<bool, StateError> {
@@ -515,8 +465,7 @@ fn ensure_dir(dir: &Path) -> Result<(), StateError> {
     b.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-    b.create(dir)
-        .map_err(|e| io_err("create directory", dir, e))
+    b.create(dir).map_err(|e| io_err("create directory", dir, e))
 }
 
 fn open_lock_file(path: &Path) -> Result<File, StateError> {
@@ -535,8 +484,7 @@ fn write_synced(path: &Path, pieces: &[Vec<u8>]) -> Result<(), StateError> {
     {
         // Whatever the umask, or the mode of a recycled file: exactly 0600.
         use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(fs::Permissions::from_mode(0o600))
-            .map_err(|e| io_err("set permissions of", path, e))?;
+        f.set_permissions(fs::Permissions::from_mode(0o600)).map_err(|e| io_err("set permissions of", path, e))?;
     }
     let mut len = 0;
     for bytes in pieces {
@@ -584,9 +532,7 @@ fn is_lone_file(path: &Path) -> bool {
 fn sync_dir(dir: &Path) -> Result<(), StateError> {
     #[cfg(unix)]
     {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io_err("sync directory", dir, e))?;
+        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_err("sync directory", dir, e))?;
     }
     #[cfg(not(unix))]
     let _ = dir;

@@ -46,89 +46,37 @@ fn layout_is_the_documented_pretty_json() {
     // Re-printing the document with serde_json's own pretty printer changes nothing: two-space
     // indentation, a newline at the end, keys in the order written.
     let doc: Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(
-        format!("{}\n", serde_json::to_string_pretty(&doc).unwrap()),
-        text
-    );
+    assert_eq!(format!("{}\n", serde_json::to_string_pretty(&doc).unwrap()), text);
 
-    let top: Vec<&str> = doc
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let top: Vec<&str> = doc.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
         top,
-        [
-            "format_version",
-            "tool_version",
-            "serial",
-            "lineage",
-            "resources",
-            "intents",
-            "deposed",
-            "outputs"
-        ]
+        ["format_version", "tool_version", "serial", "lineage", "resources", "intents", "deposed", "outputs"]
     );
     assert_eq!(doc["format_version"], json!(FORMAT_VERSION));
     assert_eq!(doc["tool_version"], json!(TOOL_VERSION));
 
     let r = &doc["resources"][0];
     let keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(
-        keys,
-        [
-            "address",
-            "type",
-            "id",
-            "attrs",
-            "dependencies",
-            "owner_tags",
-            "protected"
-        ]
-    );
+    assert_eq!(keys, ["address", "type", "id", "attrs", "dependencies", "owner_tags", "protected"]);
     // Sorted by address; addresses and types as strings.
-    assert_eq!(
-        doc["resources"][0]["address"],
-        json!(r#"eks.subnet.private["us-east-1a"]"#)
-    );
+    assert_eq!(doc["resources"][0]["address"], json!(r#"eks.subnet.private["us-east-1a"]"#));
     assert_eq!(doc["resources"][1]["address"], json!("eks.vpc.main"));
     assert_eq!(doc["resources"][1]["type"], json!("eks.vpc"));
     // Attribute keys sorted, at every depth.
-    let attrs: Vec<&str> = doc["resources"][1]["attrs"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let attrs: Vec<&str> = doc["resources"][1]["attrs"].as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(attrs, ["cidr", "nested", "z_last"]);
-    let inner: Vec<&str> = doc["resources"][1]["attrs"]["z_last"][2]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let inner: Vec<&str> =
+        doc["resources"][1]["attrs"]["z_last"][2].as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(inner, ["a", "b"]);
 
     let i = &doc["intents"][0];
     let keys: Vec<&str> = i.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
         keys,
-        [
-            "address",
-            "type",
-            "name",
-            "client_token",
-            "owner_tags",
-            "dependencies",
-            "protected",
-            "recorded_at"
-        ]
+        ["address", "type", "name", "client_token", "owner_tags", "dependencies", "protected", "recorded_at"]
     );
-    assert_eq!(
-        doc["outputs"]["token"],
-        json!({"value": "s3cr3t", "sensitive": true})
-    );
+    assert_eq!(doc["outputs"]["token"], json!({"value": "s3cr3t", "sensitive": true}));
 }
 
 #[test]
@@ -149,11 +97,7 @@ fn equal_states_give_equal_bytes_whatever_the_insertion_order() {
 
 #[test]
 fn upgrades_version_1() {
-    let bytes = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/v1.json"
-    ))
-    .unwrap();
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v1.json")).unwrap();
     let state = decode(&bytes).unwrap();
     assert_eq!(state.serial, 14);
     assert_eq!(state.lineage, "5c1f8a52-3b0e-4d6e-9f0a-6b7f3c2d1e90");
@@ -168,16 +112,10 @@ fn upgrades_version_1() {
         Value::Object(vpc.attrs.clone()),
         json!({"cidr_block": "10.0.0.0/16", "enable_dns_hostnames": true, "tags": {"Name": "prod"}})
     );
-    assert!(
-        !vpc.protected,
-        "version 1 had no `protected`; it reads as false"
-    );
+    assert!(!vpc.protected, "version 1 had no `protected`; it reads as false");
 
     let subnet = &state.resources[&ResourceAddr::must(r#"eks.subnet.private["us-east-1a"]"#)];
-    assert_eq!(
-        subnet.dependencies,
-        vec![ResourceAddr::must("eks.vpc.main")]
-    );
+    assert_eq!(subnet.dependencies, vec![ResourceAddr::must("eks.vpc.main")]);
     assert_eq!(subnet.owner_tags["matih:platform"], "prod");
     let pool = &state.resources[&ResourceAddr::must("fake.node_pool.workers[3]")];
     assert_eq!(pool.dependencies.len(), 2);
@@ -185,10 +123,7 @@ fn upgrades_version_1() {
 
     // The next save writes version 2, which reads back as the same state.
     let v2 = format::encode(&state);
-    assert_eq!(
-        serde_json::from_slice::<Value>(&v2).unwrap()["format_version"],
-        json!(2)
-    );
+    assert_eq!(serde_json::from_slice::<Value>(&v2).unwrap()["format_version"], json!(2));
     assert_eq!(decode(&v2).unwrap(), state);
 }
 
@@ -196,11 +131,7 @@ fn upgrades_version_1() {
 fn refuses_an_empty_file() {
     for bytes in [&b""[..], b"  \n\n"] {
         match decode(bytes) {
-            Err(StateError::Corrupt {
-                kind: CorruptKind::Empty,
-                backup: None,
-                ..
-            }) => {}
+            Err(StateError::Corrupt { kind: CorruptKind::Empty, backup: None, .. }) => {}
             other => panic!("{other:?}"),
         }
     }
@@ -212,16 +143,9 @@ fn refuses_every_truncation() {
     // Dropping the final newline still leaves a whole document; any shorter prefix does not.
     for len in 0..bytes.len() - 1 {
         match decode(&bytes[..len]) {
-            Err(StateError::Corrupt {
-                kind: CorruptKind::Truncated | CorruptKind::Empty,
-                line,
-                ..
-            }) => {
+            Err(StateError::Corrupt { kind: CorruptKind::Truncated | CorruptKind::Empty, line, .. }) => {
                 let lines = bytes[..len].iter().filter(|&&b| b == b'\n').count() + 1;
-                assert_eq!(
-                    line, lines,
-                    "at {len}: the error points at the end of the file"
-                );
+                assert_eq!(line, lines, "at {len}: the error points at the end of the file");
             }
             other => panic!("prefix of {len} bytes: {other:?}"),
         }
@@ -232,39 +156,16 @@ fn refuses_every_truncation() {
 fn reports_line_and_column_of_garbage() {
     let bytes = b"{\n  \"format_version\": 2,\n  \"serial\": oops\n}\n";
     match decode(bytes) {
-        Err(
-            e @ StateError::Corrupt {
-                kind: CorruptKind::Syntax,
-                line: 3,
-                column: 13,
-                ..
-            },
-        ) => {
+        Err(e @ StateError::Corrupt { kind: CorruptKind::Syntax, line: 3, column: 13, .. }) => {
             let msg = e.to_string();
-            assert!(
-                msg.contains(PATH) && msg.contains("line 3, column 13"),
-                "{msg}"
-            );
+            assert!(msg.contains(PATH) && msg.contains("line 3, column 13"), "{msg}");
             let hint = e.hint().unwrap();
-            assert!(
-                hint.contains("line 3, column 13") && hint.contains("no backup"),
-                "{hint}"
-            );
+            assert!(hint.contains("line 3, column 13") && hint.contains("no backup"), "{hint}");
         }
         other => panic!("{other:?}"),
     }
-    for garbage in [
-        &b"not json"[..],
-        b"\x00\x01\x02",
-        b"[1, 2]",
-        b"\"a string\"",
-        b"null",
-    ] {
-        assert!(
-            matches!(decode(garbage), Err(StateError::Corrupt { .. })),
-            "{:?}",
-            String::from_utf8_lossy(garbage)
-        );
+    for garbage in [&b"not json"[..], b"\x00\x01\x02", b"[1, 2]", b"\"a string\"", b"null"] {
+        assert!(matches!(decode(garbage), Err(StateError::Corrupt { .. })), "{:?}", String::from_utf8_lossy(garbage));
     }
 }
 
@@ -273,10 +174,7 @@ fn refuses_a_file_that_is_json_but_not_state() {
     let good: Value = serde_json::from_slice(&format::encode(&common::sample_state())).unwrap();
     let mut cases = Vec::new();
     let mut missing = good.clone();
-    missing["resources"][0]
-        .as_object_mut()
-        .unwrap()
-        .remove("id");
+    missing["resources"][0].as_object_mut().unwrap().remove("id");
     cases.push(("missing field", missing));
     let mut unknown = good.clone();
     unknown["resources"][0]["colour"] = json!("blue");
@@ -290,11 +188,7 @@ fn refuses_a_file_that_is_json_but_not_state() {
     for (what, doc) in cases {
         let bytes = serde_json::to_vec_pretty(&doc).unwrap();
         match decode(&bytes) {
-            Err(StateError::Corrupt {
-                kind: CorruptKind::Invalid,
-                line,
-                ..
-            }) => assert!(line > 1, "{what}"),
+            Err(StateError::Corrupt { kind: CorruptKind::Invalid, line, .. }) => assert!(line > 1, "{what}"),
             other => panic!("{what}: {other:?}"),
         }
     }
@@ -304,18 +198,9 @@ fn refuses_a_file_that_is_json_but_not_state() {
 fn refuses_a_newer_format_naming_the_version_that_wrote_it() {
     let bytes = br#"{"format_version": 3, "tool_version": "0.9.0", "serial": 1, "lineage": "x", "something_new": []}"#;
     match decode(bytes) {
-        Err(
-            e @ StateError::NewerFormat {
-                found: 3,
-                supported: FORMAT_VERSION,
-                ..
-            },
-        ) => {
+        Err(e @ StateError::NewerFormat { found: 3, supported: FORMAT_VERSION, .. }) => {
             let msg = e.to_string();
-            assert!(
-                msg.contains("written by a newer matih-infra (0.9.0)"),
-                "{msg}"
-            );
+            assert!(msg.contains("written by a newer matih-infra (0.9.0)"), "{msg}");
             assert!(e.hint().unwrap().contains("0.9.0 or later"));
         }
         other => panic!("{other:?}"),
@@ -323,11 +208,7 @@ fn refuses_a_newer_format_naming_the_version_that_wrote_it() {
     // Without a tool version it still refuses, and says so.
     assert!(matches!(
         decode(br#"{"format_version": 99}"#),
-        Err(StateError::NewerFormat {
-            found: 99,
-            written_by: None,
-            ..
-        })
+        Err(StateError::NewerFormat { found: 99, written_by: None, .. })
     ));
 }
 
@@ -337,10 +218,7 @@ fn refuses_unknown_older_or_missing_versions() {
         decode(br#"{"format_version": 0, "serial": 1}"#),
         Err(StateError::UnknownFormat { found: Some(0), .. })
     ));
-    assert!(matches!(
-        decode(br#"{"serial": 1, "lineage": "x"}"#),
-        Err(StateError::UnknownFormat { found: None, .. })
-    ));
+    assert!(matches!(decode(br#"{"serial": 1, "lineage": "x"}"#), Err(StateError::UnknownFormat { found: None, .. })));
 }
 
 #[test]
@@ -358,19 +236,13 @@ fn refuses_duplicate_addresses() {
     let mut doc: Value = serde_json::from_slice(&format::encode(&common::sample_state())).unwrap();
     let first = doc["intents"][0].clone();
     doc["intents"].as_array_mut().unwrap().push(first);
-    assert!(matches!(
-        decode(&serde_json::to_vec_pretty(&doc).unwrap()),
-        Err(StateError::DuplicateAddress { .. })
-    ));
+    assert!(matches!(decode(&serde_json::to_vec_pretty(&doc).unwrap()), Err(StateError::DuplicateAddress { .. })));
 
     // Version 1 keyed resources by address: a repeated key is a duplicate, not an overwrite.
     let v1 = br#"{"format_version": 1, "serial": 1, "lineage": "x", "outputs": {}, "resources": {
         "eks.vpc.main": {"type": "eks.vpc", "id": "a", "attributes": {}, "dependencies": [], "owner_tags": {}},
         "eks.vpc.main": {"type": "eks.vpc", "id": "b", "attributes": {}, "dependencies": [], "owner_tags": {}}}}"#;
-    assert!(matches!(
-        decode(v1),
-        Err(StateError::DuplicateAddress { .. })
-    ));
+    assert!(matches!(decode(v1), Err(StateError::DuplicateAddress { .. })));
 }
 
 #[test]
@@ -393,16 +265,7 @@ fn accepts_any_key_order_and_layout() {
     let state = common::big_state(3_000, 1);
     let doc: Value = serde_json::from_slice(&format::encode(&state)).unwrap();
     let mut reordered = serde_json::Map::new();
-    for key in [
-        "outputs",
-        "resources",
-        "lineage",
-        "deposed",
-        "intents",
-        "serial",
-        "tool_version",
-        "format_version",
-    ] {
+    for key in ["outputs", "resources", "lineage", "deposed", "intents", "serial", "tool_version", "format_version"] {
         reordered.insert(key.into(), doc[key].clone());
     }
     let compact = serde_json::to_vec(&Value::Object(reordered)).unwrap();
@@ -414,10 +277,7 @@ fn header_is_read_without_the_rest() {
     let state = common::sample_state();
     let bytes = format::encode(&state);
     // Everything after the header may be missing: only the header is looked at.
-    let head = &bytes[..bytes
-        .windows(12)
-        .position(|w| w == b"\"resources\":")
-        .unwrap()];
+    let head = &bytes[..bytes.windows(12).position(|w| w == b"\"resources\":").unwrap()];
     let h = format::read_header(head, path()).unwrap();
     assert_eq!(h.format_version, Some(FORMAT_VERSION));
     assert_eq!(h.tool_version.as_deref(), Some(TOOL_VERSION));

@@ -34,12 +34,8 @@ fn child_process() {
     };
     match mode.as_str() {
         "hold-lock" => {
-            let lock = store
-                .lock(&LockOptions {
-                    timeout: Duration::ZERO,
-                    command: "child holds the lock".into(),
-                })
-                .unwrap();
+            let lock =
+                store.lock(&LockOptions { timeout: Duration::ZERO, command: "child holds the lock".into() }).unwrap();
             say(format!("locked {}", std::process::id()));
             // Hold it until the parent writes a line (or goes away).
             let mut line = String::new();
@@ -48,12 +44,7 @@ fn child_process() {
             say("released".into());
         }
         "save-loop" => {
-            let lock = store
-                .lock(&LockOptions {
-                    timeout: Duration::ZERO,
-                    command: "child saves".into(),
-                })
-                .unwrap();
+            let lock = store.lock(&LockOptions { timeout: Duration::ZERO, command: "child saves".into() }).unwrap();
             let mut state = store.load().unwrap().unwrap_or_default();
             loop {
                 // Each save writes a state whose every resource carries the serial it is saved
@@ -82,14 +73,7 @@ struct Kid {
 impl Kid {
     fn start(mode: &str, state: &Path) -> Kid {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "child_process",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-                "-q",
-            ])
+            .args(["--exact", "child_process", "--ignored", "--nocapture", "--test-threads=1", "-q"])
             .env(MODE, mode)
             .env(STATE, state)
             .stdin(Stdio::piped())
@@ -98,11 +82,7 @@ impl Kid {
             .unwrap();
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().unwrap());
-        Kid {
-            child,
-            stdin,
-            stdout,
-        }
+        Kid { child, stdin, stdout }
     }
 
     fn pid(&self) -> u32 {
@@ -115,12 +95,7 @@ impl Kid {
         loop {
             line.clear();
             let n = self.stdout.read_line(&mut line).unwrap();
-            assert!(
-                n > 0,
-                "child {} exited early: {:?}",
-                self.pid(),
-                self.child.wait()
-            );
+            assert!(n > 0, "child {} exited early: {:?}", self.pid(), self.child.wait());
             if let Some(msg) = line.trim_end().strip_prefix(PREFIX) {
                 return msg.to_string();
             }
@@ -145,10 +120,7 @@ fn state_path(dir: &Path) -> PathBuf {
 }
 
 fn opts(timeout: Duration) -> LockOptions {
-    LockOptions {
-        timeout,
-        command: "parent".into(),
-    }
+    LockOptions { timeout, command: "parent".into() }
 }
 
 #[test]
@@ -160,9 +132,7 @@ fn lock_held_by_another_process_fails_at_once_naming_it() {
 
     match store.lock(&opts(Duration::ZERO)) {
         Err(e @ StateError::Locked { .. }) => {
-            let StateError::Locked { holder, .. } = &e else {
-                unreachable!()
-            };
+            let StateError::Locked { holder, .. } = &e else { unreachable!() };
             let holder = holder.as_ref().expect("the holder recorded itself");
             assert_eq!(holder.pid, kid.pid());
             assert_eq!(holder.command, "child holds the lock");
@@ -209,18 +179,13 @@ fn lock_of_a_killed_process_is_free_at_once() {
     let store = LocalStore::new(state_path(dir.path()));
     let mut kid = Kid::start("hold-lock", store.path());
     assert_eq!(kid.next(), format!("locked {}", kid.pid()));
-    assert!(matches!(
-        store.lock(&opts(Duration::ZERO)),
-        Err(StateError::Locked { .. })
-    ));
+    assert!(matches!(store.lock(&opts(Duration::ZERO)), Err(StateError::Locked { .. })));
 
     let pid = kid.pid();
     kid.kill();
     // The dead holder's record is still there, but it is no obstacle.
     assert_eq!(store.read_lock_info().unwrap().pid, pid);
-    let lock = store
-        .lock(&opts(Duration::ZERO))
-        .expect("a dead process holds no lock");
+    let lock = store.lock(&opts(Duration::ZERO)).expect("a dead process holds no lock");
     assert_eq!(lock.info().pid, std::process::id());
     assert_eq!(store.read_lock_info().unwrap().pid, std::process::id());
 }
@@ -275,19 +240,14 @@ fn writer_killed_mid_save_leaves_the_last_good_state() {
             }
             2 => {
                 spin_until(save_time * 2, writing);
-                spin_until(Duration::from_micros(200 + 100 * u64::from(round)), || {
-                    false
-                });
+                spin_until(Duration::from_micros(200 + 100 * u64::from(round)), || false);
             }
             _ => {
                 spin_until(save_time * 2, || backup_tmp.exists());
             }
         }
         kid.kill();
-        let state: State = store
-            .load()
-            .unwrap_or_else(|e| panic!("round {round}: {e}"))
-            .expect("state exists");
+        let state: State = store.load().unwrap_or_else(|e| panic!("round {round}: {e}")).expect("state exists");
         // The child may have committed again after its last report before the kill landed.
         assert!(state.serial >= last_committed, "round {round}: serial {} after {last_committed}", state.serial);
         last_committed = state.serial;
@@ -300,16 +260,9 @@ fn writer_killed_mid_save_leaves_the_last_good_state() {
                 Ok(_) => {}
             }
         }
-        assert_eq!(
-            state.resources.len(),
-            resources_for(state.serial),
-            "round {round}: whole file"
-        );
+        assert_eq!(state.resources.len(), resources_for(state.serial), "round {round}: whole file");
         for r in state.resources.values() {
-            assert_eq!(
-                r.attrs["gen"], state.serial,
-                "round {round}: every resource from the same save"
-            );
+            assert_eq!(r.attrs["gen"], state.serial, "round {round}: every resource from the same save");
         }
         // The backup, if any, is a whole earlier state.
         if let Ok(bytes) = std::fs::read(store.backup_path()) {
@@ -346,30 +299,16 @@ fn readers_see_whole_states_while_another_process_saves() {
     // Wait for a few saves, so that a backup and a scratch file are in play.
     let mut committed: u64 = 0;
     while committed < 3 {
-        committed = kid
-            .next()
-            .strip_prefix("committed ")
-            .unwrap()
-            .parse()
-            .unwrap();
+        committed = kid.next().strip_prefix("committed ").unwrap().parse().unwrap();
     }
     // Loads need no lock: each one sees a whole state, never a refusal, never going back.
     let mut last = 0;
     for _ in 0..40 {
         let state = store.load().unwrap().unwrap();
-        assert!(
-            state.serial >= last,
-            "serial went back from {last} to {}",
-            state.serial
-        );
+        assert!(state.serial >= last, "serial went back from {last} to {}", state.serial);
         last = state.serial;
         assert_eq!(state.resources.len(), resources_for(state.serial));
-        assert!(
-            state
-                .resources
-                .values()
-                .all(|r| r.attrs["gen"] == state.serial)
-        );
+        assert!(state.resources.values().all(|r| r.attrs["gen"] == state.serial));
     }
     assert!(last > 3, "the writer kept saving during the loads");
 }

@@ -13,10 +13,7 @@ use matih_state::format;
 use matih_state::{LocalStore, LockInfo, LockOptions, State, StateError};
 
 fn opts(timeout: Duration) -> LockOptions {
-    LockOptions {
-        timeout,
-        command: "matih-infra test".into(),
-    }
+    LockOptions { timeout, command: "matih-infra test".into() }
 }
 
 fn store_in(dir: &Path) -> LocalStore {
@@ -46,14 +43,8 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 fn paths_sit_next_to_the_state_file() {
     let s = LocalStore::new("/x/.matih/state/prod-aws.json");
     assert_eq!(s.path(), Path::new("/x/.matih/state/prod-aws.json"));
-    assert_eq!(
-        s.backup_path(),
-        Path::new("/x/.matih/state/prod-aws.json.backup")
-    );
-    assert_eq!(
-        s.lock_path(),
-        Path::new("/x/.matih/state/prod-aws.json.lock")
-    );
+    assert_eq!(s.backup_path(), Path::new("/x/.matih/state/prod-aws.json.backup"));
+    assert_eq!(s.lock_path(), Path::new("/x/.matih/state/prod-aws.json.lock"));
 }
 
 #[test]
@@ -75,10 +66,7 @@ fn save_then_load_round_trips_with_serial_mode_and_backup() {
     store.save(&mut state, &lock).unwrap();
     assert_eq!(state.serial, 1);
     assert_eq!(mode(store.path()), 0o600);
-    assert!(
-        !store.backup_path().exists(),
-        "no previous version on the first save"
-    );
+    assert!(!store.backup_path().exists(), "no previous version on the first save");
     let first = fs::read(store.path()).unwrap();
 
     let loaded = store.load().unwrap().unwrap();
@@ -88,33 +76,18 @@ fn save_then_load_round_trips_with_serial_mode_and_backup() {
     store.save(&mut state, &lock).unwrap();
     assert_eq!(state.serial, 2);
     assert_eq!(store.load().unwrap().unwrap(), state);
-    assert_eq!(
-        fs::read(store.backup_path()).unwrap(),
-        first,
-        "the backup is the previous file, byte for byte"
-    );
+    assert_eq!(fs::read(store.backup_path()).unwrap(), first, "the backup is the previous file, byte for byte");
     assert_eq!(mode(store.backup_path()), 0o600);
 
     // Only the state, its backup and the lock are left behind.
-    assert_eq!(
-        names(state_dir),
-        [
-            "prod-aws.json",
-            "prod-aws.json.backup",
-            "prod-aws.json.lock"
-        ]
-    );
+    assert_eq!(names(state_dir), ["prod-aws.json", "prod-aws.json.backup", "prod-aws.json.lock"]);
 
     // From the third save on, the outgoing backup is kept as the next save's scratch file.
     let second = fs::read(store.path()).unwrap();
     store.save(&mut state, &lock).unwrap();
     assert_eq!(fs::read(store.backup_path()).unwrap(), second);
     let tmp = PathBuf::from(format!("{}.tmp", store.path().display()));
-    assert_eq!(
-        fs::read(&tmp).unwrap(),
-        first,
-        "the scratch file is the outgoing backup"
-    );
+    assert_eq!(fs::read(&tmp).unwrap(), first, "the scratch file is the outgoing backup");
     // ...and written over in place by the next save, whatever their sizes.
     state.outputs.clear();
     state.resources.clear();
@@ -127,10 +100,8 @@ fn save_then_load_round_trips_with_serial_mode_and_backup() {
 }
 
 fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let mut names: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
     names
 }
@@ -188,11 +159,7 @@ fn failed_save_restores_the_serial_and_leaves_files_alone() {
     let err = store.save(&mut state, &lock).unwrap_err();
     assert!(matches!(err, StateError::Io { .. }), "{err:?}");
     assert_eq!(state.serial, serial, "serial restored");
-    assert_eq!(
-        snapshot(state_dir),
-        before,
-        "state file and backup untouched, no temporary file left"
-    );
+    assert_eq!(snapshot(state_dir), before, "state file and backup untouched, no temporary file left");
     assert_eq!(store.load().unwrap().unwrap().serial, serial);
 }
 
@@ -224,10 +191,7 @@ fn save_refuses_the_lock_of_another_store() {
     let b = LocalStore::new(dir.path().join("b.json"));
     let lock_a = a.lock(&opts(Duration::ZERO)).unwrap();
     let mut state = State::new();
-    assert!(matches!(
-        b.save(&mut state, &lock_a),
-        Err(StateError::WrongLock { .. })
-    ));
+    assert!(matches!(b.save(&mut state, &lock_a), Err(StateError::WrongLock { .. })));
     assert_eq!(state.serial, 0);
     assert!(!b.path().exists());
 }
@@ -246,11 +210,7 @@ fn assert_refusal_changes_nothing(store: &LocalStore, check: impl FnOnce(StateEr
     let dir = store.path().parent().unwrap();
     let before = snapshot(dir);
     check(store.load().unwrap_err());
-    assert_eq!(
-        snapshot(dir),
-        before,
-        "a refused load must not touch any file"
-    );
+    assert_eq!(snapshot(dir), before, "a refused load must not touch any file");
 }
 
 #[test]
@@ -260,18 +220,13 @@ fn refuses_a_truncated_file_and_names_the_backup() {
     let bytes = fs::read(store.path()).unwrap();
     fs::write(store.path(), &bytes[..bytes.len() / 2]).unwrap();
     assert_refusal_changes_nothing(&store, |e| match e {
-        StateError::Corrupt {
-            backup: Some(b), ..
-        } => {
+        StateError::Corrupt { backup: Some(b), .. } => {
             assert_eq!(b, store.backup_path());
         }
         other => panic!("{other:?}"),
     });
     let hint = store.load().unwrap_err().hint().unwrap();
-    assert!(
-        hint.contains(&store.backup_path().display().to_string()),
-        "{hint}"
-    );
+    assert!(hint.contains(&store.backup_path().display().to_string()), "{hint}");
 }
 
 #[test]
@@ -279,9 +234,7 @@ fn refuses_garbage() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = saved_twice(dir.path());
     fs::write(store.path(), b"\x7fELF garbage").unwrap();
-    assert_refusal_changes_nothing(&store, |e| {
-        assert!(matches!(e, StateError::Corrupt { .. }), "{e:?}")
-    });
+    assert_refusal_changes_nothing(&store, |e| assert!(matches!(e, StateError::Corrupt { .. }), "{e:?}"));
 }
 
 #[test]
@@ -289,17 +242,8 @@ fn refuses_a_newer_format() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = saved_twice(dir.path());
     let text = String::from_utf8(fs::read(store.path()).unwrap()).unwrap();
-    fs::write(
-        store.path(),
-        text.replacen("\"format_version\": 2", "\"format_version\": 3", 1),
-    )
-    .unwrap();
-    assert_refusal_changes_nothing(&store, |e| {
-        assert!(
-            matches!(e, StateError::NewerFormat { found: 3, .. }),
-            "{e:?}"
-        )
-    });
+    fs::write(store.path(), text.replacen("\"format_version\": 2", "\"format_version\": 3", 1)).unwrap();
+    assert_refusal_changes_nothing(&store, |e| assert!(matches!(e, StateError::NewerFormat { found: 3, .. }), "{e:?}"));
 }
 
 #[test]
@@ -312,11 +256,7 @@ fn refuses_a_state_file_older_than_its_backup() {
     fs::write(store.path(), &backup).unwrap();
     fs::write(store.backup_path(), &main).unwrap();
     assert_refusal_changes_nothing(&store, |e| match e {
-        StateError::OlderThanBackup {
-            serial,
-            backup_serial,
-            ..
-        } => {
+        StateError::OlderThanBackup { serial, backup_serial, .. } => {
             assert_eq!((serial, backup_serial), (state.serial - 1, state.serial));
         }
         other => panic!("{other:?}"),
@@ -350,10 +290,7 @@ fn every_error_has_a_message_naming_the_file() {
     let (store, _) = saved_twice(dir.path());
     fs::remove_file(store.path()).unwrap();
     let e = store.load().unwrap_err();
-    assert!(
-        e.to_string().contains(&store.path().display().to_string()),
-        "{e}"
-    );
+    assert!(e.to_string().contains(&store.path().display().to_string()), "{e}");
 }
 
 #[test]
@@ -367,11 +304,7 @@ fn lock_records_its_owner_and_empties_on_release() {
     assert_eq!(info.pid, std::process::id());
     assert_eq!(info.command, "matih-infra test");
     assert!(!info.host.is_empty());
-    assert!(
-        humantime::parse_rfc3339(&info.started_at).is_ok(),
-        "{}",
-        info.started_at
-    );
+    assert!(humantime::parse_rfc3339(&info.started_at).is_ok(), "{}", info.started_at);
     assert_eq!(mode(store.lock_path()), 0o600);
     lock.release().unwrap();
     assert_eq!(store.read_lock_info(), None);
@@ -387,9 +320,7 @@ fn second_lock_fails_at_once_with_timeout_zero() {
     let _held = store.lock(&opts(Duration::ZERO)).unwrap();
     match store.lock(&opts(Duration::ZERO)) {
         Err(e @ StateError::Locked { .. }) => {
-            let StateError::Locked { holder, waited, .. } = &e else {
-                unreachable!()
-            };
+            let StateError::Locked { holder, waited, .. } = &e else { unreachable!() };
             assert_eq!(holder.as_ref().unwrap().pid, std::process::id());
             assert_eq!(*waited, Duration::ZERO);
             assert!(e.hint().unwrap().contains("--lock-timeout"));
@@ -422,15 +353,8 @@ fn force_unlock_clears_a_stale_record_but_not_a_live_lock() {
     assert_eq!(store.force_unlock().unwrap(), None);
 
     let held = store.lock(&opts(Duration::ZERO)).unwrap();
-    assert!(matches!(
-        store.force_unlock(),
-        Err(StateError::Locked { .. })
-    ));
-    assert_eq!(
-        store.read_lock_info().as_ref(),
-        Some(held.info()),
-        "a live lock's record stays"
-    );
+    assert!(matches!(store.force_unlock(), Err(StateError::Locked { .. })));
+    assert_eq!(store.read_lock_info().as_ref(), Some(held.info()), "a live lock's record stays");
     drop(held);
 
     // A record left by a holder that died (the OS lock went with it).

@@ -59,11 +59,13 @@ impl FakeOptions {
     pub fn from_env() -> Result<Self, String> {
         let mut o = FakeOptions::default();
         if let Ok(ms) = std::env::var("MATIH_FAKE_LATENCY_MS") {
-            o.latency = Duration::from_millis(ms.parse().map_err(|_| format!("MATIH_FAKE_LATENCY_MS={ms} is not a number"))?);
+            o.latency =
+                Duration::from_millis(ms.parse().map_err(|_| format!("MATIH_FAKE_LATENCY_MS={ms} is not a number"))?);
         }
         if let Ok(list) = std::env::var("MATIH_FAKE_FAIL") {
             for item in list.split(',').filter(|s| !s.is_empty()) {
-                let (op, target) = item.split_once(':').ok_or_else(|| format!("MATIH_FAKE_FAIL item `{item}` is not op:address"))?;
+                let (op, target) =
+                    item.split_once(':').ok_or_else(|| format!("MATIH_FAKE_FAIL item `{item}` is not op:address"))?;
                 let addr = || target.parse::<ResourceAddr>().map_err(|e| e.to_string());
                 o.fail.push(match op {
                     "create" => FailOn::Create(addr()?),
@@ -128,7 +130,12 @@ impl FakeCloud {
         let mut data = self.data.lock().unwrap();
         let Some(path) = &self.file else { return f(&mut data) };
         // One process at a time touches the file.
-        let lock = fs::OpenOptions::new().create(true).truncate(false).write(true).open(path.with_extension("lock")).expect("fake cloud lock file");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path.with_extension("lock"))
+            .expect("fake cloud lock file");
         lock.lock().expect("lock fake cloud");
         *data = match fs::read(path) {
             Ok(bytes) if !bytes.is_empty() => serde_json::from_slice(&bytes).expect("fake cloud file is valid JSON"),
@@ -167,7 +174,8 @@ impl FakeCloud {
     pub fn seed(&self, objects: impl IntoIterator<Item = (String, String, Attrs)>) {
         self.with_data(|d| {
             for (rtype, id, attrs) in objects {
-                d.objects.insert(id.clone(), FakeObject { id, rtype, name: String::new(), attrs, tags: BTreeMap::new() });
+                d.objects
+                    .insert(id.clone(), FakeObject { id, rtype, name: String::new(), attrs, tags: BTreeMap::new() });
             }
         })
     }
@@ -223,7 +231,10 @@ impl FakeCloud {
                 a.insert("ip".into(), json!(format!("198.51.100.{}", n % 250 + 1)));
             }
             "zone" => {
-                a.insert("name_servers".into(), json!([format!("ns-{n}-a.fake.invalid"), format!("ns-{n}-b.fake.invalid")]));
+                a.insert(
+                    "name_servers".into(),
+                    json!([format!("ns-{n}-a.fake.invalid"), format!("ns-{n}-b.fake.invalid")]),
+                );
             }
             _ => {}
         }
@@ -267,10 +278,10 @@ impl Provider for FakeCloud {
 
     async fn validate(&self, req: ValidateRequest<'_>) -> ValidateResponse {
         let mut errors = Vec::new();
-        if let Some(Value::Known(Json::String(cidr))) = req.config.get("cidr") {
-            if !cidr.contains('/') {
-                errors.push(format!("cidr `{cidr}` is not in a.b.c.d/n form"));
-            }
+        if let Some(Value::Known(Json::String(cidr))) = req.config.get("cidr")
+            && !cidr.contains('/')
+        {
+            errors.push(format!("cidr `{cidr}` is not in a.b.c.d/n form"));
         }
         ValidateResponse { errors }
     }
@@ -279,7 +290,11 @@ impl Provider for FakeCloud {
         self.record("Describe", &req.rtype, req.items.iter().map(|i| i.addr.to_string()).collect());
         self.latency().await;
         if self.fails(&FailOn::Read(req.rtype.clone())) {
-            return Err(Self::api_error("Describe", "InternalError", format!("injected read failure for {}", req.rtype)));
+            return Err(Self::api_error(
+                "Describe",
+                "InternalError",
+                format!("injected read failure for {}", req.rtype),
+            ));
         }
         let rtype = req.rtype.to_string();
         let found = self.with_data(|d| {
@@ -301,11 +316,18 @@ impl Provider for FakeCloud {
         self.latency().await;
         if let Some(prior) = req.prior {
             if self.fails(&FailOn::Update(req.addr.clone())) {
-                return Err(Self::api_error(op, "InjectedFailure", format!("injected update failure for {}", req.addr)));
+                return Err(Self::api_error(
+                    op,
+                    "InjectedFailure",
+                    format!("injected update failure for {}", req.addr),
+                ));
             }
             let computed = Self::schema_computed(&req.rtype);
             return self.with_data(|d| {
-                let o = d.objects.get_mut(&prior.id).ok_or_else(|| Self::api_error(op, "NotFound", format!("{} does not exist", prior.id)))?;
+                let o = d
+                    .objects
+                    .get_mut(&prior.id)
+                    .ok_or_else(|| Self::api_error(op, "NotFound", format!("{} does not exist", prior.id)))?;
                 for (k, v) in req.config {
                     if !computed.contains(&k) {
                         o.attrs.insert(k, v);
@@ -315,7 +337,11 @@ impl Provider for FakeCloud {
             });
         }
         if self.fails(&FailOn::Create(req.addr.clone())) {
-            return Err(Self::api_error(op, "InvalidParameterValue", format!("injected create failure for {}", req.addr)));
+            return Err(Self::api_error(
+                op,
+                "InvalidParameterValue",
+                format!("injected create failure for {}", req.addr),
+            ));
         }
         let obj = self.with_data(|d| {
             d.next_id += 1;
@@ -323,15 +349,21 @@ impl Provider for FakeCloud {
             let id = format!("{}-{n:06}", req.rtype.kind.replace('_', ""));
             let mut attrs = req.config.clone();
             attrs.extend(Self::computed(&req.rtype, &id, n));
-            let o = FakeObject { id: id.clone(), rtype: req.rtype.to_string(), name: req.identity.name.clone(), attrs, tags: req.identity.owner_tags.clone() };
+            let o = FakeObject {
+                id: id.clone(),
+                rtype: req.rtype.to_string(),
+                name: req.identity.name.clone(),
+                attrs,
+                tags: req.identity.owner_tags.clone(),
+            };
             d.objects.insert(id, o.clone());
             o
         });
-        if let Some((addr, marker)) = &self.opts.hang_after_create {
-            if *addr == req.addr {
-                fs::write(marker, &obj.id).expect("write hang marker");
-                std::future::pending::<()>().await;
-            }
+        if let Some((addr, marker)) = &self.opts.hang_after_create
+            && *addr == req.addr
+        {
+            fs::write(marker, &obj.id).expect("write hang marker");
+            std::future::pending::<()>().await;
         }
         if self.fails(&FailOn::CreateAfterCreating(req.addr.clone())) {
             return Err(Self::api_error(op, "RequestTimeout", format!("injected timeout after creating {}", req.addr)));
@@ -344,7 +376,11 @@ impl Provider for FakeCloud {
         self.record("Delete", &req.rtype, vec![req.addr.to_string()]);
         self.latency().await;
         if self.fails(&FailOn::Delete(req.addr.clone())) {
-            return Err(Self::api_error("Delete", "DependencyViolation", format!("injected delete failure for {}", req.addr)));
+            return Err(Self::api_error(
+                "Delete",
+                "DependencyViolation",
+                format!("injected delete failure for {}", req.addr),
+            ));
         }
         // Deleting something already gone is success: the goal is that it does not exist.
         self.with_data(|d| d.objects.remove(&req.id));

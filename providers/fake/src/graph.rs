@@ -31,11 +31,29 @@ pub fn schemas() -> Vec<TypeSchema> {
     vec![
         schema("fake", "network", &[("name", 'f'), ("cidr", 'f')], false, true),
         schema("fake", "subnet", &[("network_id", 'f'), ("cidr", 'f'), ("zone", 'f'), ("role", 'u')], false, false),
-        schema("fake", "cluster", &[("name", 'f'), ("version", 'u'), ("subnet_ids", 'f'), ("endpoint", 'c'), ("ca", 'c')], false, true),
-        schema("fake", "node_pool", &[("cluster_id", 'f'), ("machine_type", 'f'), ("min", 'u'), ("max", 'u')], true, false),
+        schema(
+            "fake",
+            "cluster",
+            &[("name", 'f'), ("version", 'u'), ("subnet_ids", 'f'), ("endpoint", 'c'), ("ca", 'c')],
+            false,
+            true,
+        ),
+        schema(
+            "fake",
+            "node_pool",
+            &[("cluster_id", 'f'), ("machine_type", 'f'), ("min", 'u'), ("max", 'u')],
+            true,
+            false,
+        ),
         schema("fake", "address", &[("name", 'f'), ("purpose", 'u'), ("ip", 'c')], false, true),
         schema("dns", "zone", &[("name", 'f'), ("name_servers", 'c')], false, true),
-        schema("dns", "record", &[("zone_id", 'f'), ("name", 'f'), ("type", 'f'), ("values", 'u'), ("ttl", 'u')], false, false),
+        schema(
+            "dns",
+            "record",
+            &[("zone_id", 'f'), ("name", 'f'), ("type", 'f'), ("values", 'u'), ("ttl", 'u')],
+            false,
+            false,
+        ),
     ]
 }
 
@@ -55,10 +73,15 @@ pub fn desired_graph(spec: &PlatformSpec) -> DesiredGraph {
         (_, _, Some(a)) => a.network.vnet_cidr,
         _ => unreachable!("validated: at least one cloud"),
     };
-    let subnets: Vec<_> = cidr.subnets(cidr.prefix_len() + 2).map(|s| s.take(ZONES.len()).collect()).unwrap_or_default();
+    let subnets: Vec<_> =
+        cidr.subnets(cidr.prefix_len() + 2).map(|s| s.take(ZONES.len()).collect()).unwrap_or_default();
 
     let net = ResourceAddr::must("fake.network.main");
-    g.add(Desired::new(net.clone(), format!("{prefix}-net")).set("name", Value::str(format!("{prefix}-net"))).set("cidr", Value::str(cidr.to_string())));
+    g.add(
+        Desired::new(net.clone(), format!("{prefix}-net"))
+            .set("name", Value::str(format!("{prefix}-net")))
+            .set("cidr", Value::str(cidr.to_string())),
+    );
     let mut subnet_ids = Vec::new();
     for (zone, sn) in ZONES.iter().zip(&subnets) {
         let a = ResourceAddr::keyed(&t("fake", "subnet"), "private", *zone).unwrap();
@@ -94,7 +117,11 @@ pub fn desired_graph(spec: &PlatformSpec) -> DesiredGraph {
     g.add(Desired::new(zone.clone(), zone_name.clone()).set("name", Value::str(zone_name.clone())));
     let address = |g: &mut DesiredGraph, key: &str| {
         let a = ResourceAddr::keyed(&t("fake", "address"), "ingress", key).unwrap();
-        g.add(Desired::new(a.clone(), format!("{prefix}-ingress-{key}")).set("name", Value::str(format!("{prefix}-ingress-{key}"))).set("purpose", Value::str("ingress")));
+        g.add(
+            Desired::new(a.clone(), format!("{prefix}-ingress-{key}"))
+                .set("name", Value::str(format!("{prefix}-ingress-{key}")))
+                .set("purpose", Value::str("ingress")),
+        );
         a
     };
     let record = |g: &mut DesiredGraph, name: &str, key: Option<&str>, target: &ResourceAddr| {

@@ -69,10 +69,7 @@ pub(super) fn decode_v2(buf: &mut [u8], path: &Path, threads: usize) -> Option<S
         return None;
     }
 
-    let cuts = cuts(&buf[open..=close], threads)
-        .into_iter()
-        .map(|c| open + c)
-        .collect();
+    let cuts = cuts(&buf[open..=close], threads).into_iter().map(|c| open + c).collect();
     let restore = Restore::new(buf, cuts);
     let mut bounds = Vec::with_capacity(restore.cuts.len() + 1);
     let mut start = open;
@@ -88,30 +85,15 @@ pub(super) fn decode_v2(buf: &mut [u8], path: &Path, threads: usize) -> Option<S
         list.checked(path).ok()
     };
     let parsed: Vec<Option<Vec<_>>> = std::thread::scope(|scope| {
-        let rest: Vec<_> = bounds[1..]
-            .iter()
-            .map(|&b| scope.spawn(move || parse(b)))
-            .collect();
+        let rest: Vec<_> = bounds[1..].iter().map(|&b| scope.spawn(move || parse(b))).collect();
         let mut all = vec![parse(bounds[0])];
-        all.extend(
-            rest.into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
-        );
+        all.extend(rest.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))));
         all
     });
     drop(restore);
 
     let resources = parsed.into_iter().collect::<Option<Vec<_>>>()?;
-    assemble_v2(
-        path,
-        file.serial,
-        file.lineage,
-        resources,
-        file.intents,
-        file.deposed,
-        file.outputs,
-    )
-    .ok()
+    assemble_v2(path, file.serial, file.lineage, resources, file.intents, file.deposed, file.outputs).ok()
 }
 
 /// Offsets in `array` (which runs from `[` to `]`) of the commas at which to cut it into up to
@@ -180,8 +162,7 @@ mod tests {
             let mut start = 0;
             let mut elements = 0;
             for end in cuts.iter().map(|c| c + 1).chain([array.len()]) {
-                let piece: Vec<serde_json::Value> =
-                    serde_json::from_slice(&restore.buf[start..end]).unwrap();
+                let piece: Vec<serde_json::Value> = serde_json::from_slice(&restore.buf[start..end]).unwrap();
                 elements += piece.len();
                 start = end + 4;
             }

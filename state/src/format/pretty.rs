@@ -19,10 +19,7 @@ pub(super) struct Pretty {
 impl Pretty {
     /// A formatter for a value that sits `level` levels deep in the document.
     pub(super) fn at(level: usize) -> Self {
-        Pretty {
-            level,
-            has_value: false,
-        }
+        Pretty { level, has_value: false }
     }
 }
 
@@ -61,11 +58,7 @@ impl Formatter for Pretty {
     }
 
     #[inline]
-    fn begin_array_value<W: ?Sized + io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
+    fn begin_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
         line(w, first, self.level)
     }
 
@@ -92,11 +85,7 @@ impl Formatter for Pretty {
     }
 
     #[inline]
-    fn begin_object_key<W: ?Sized + io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
+    fn begin_object_key<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
         line(w, first, self.level)
     }
 
@@ -119,20 +108,10 @@ mod tests {
 
     #[test]
     fn matches_serde_json_pretty_at_level_zero() {
-        let deep = (0..70).fold(
-            serde_json::json!("leaf"),
-            |v, i| serde_json::json!({ format!("k{i}"): [v, {}, []] }),
-        );
+        let deep = (0..70).fold(serde_json::json!("leaf"), |v, i| serde_json::json!({ format!("k{i}"): [v, {}, []] }));
         let v = serde_json::json!({ "a": [], "b": {}, "c": [1, {"x": null}], "d": "s\n\"", "deep": deep });
         let mut ours = Vec::new();
-        v.serialize(&mut serde_json::Serializer::with_formatter(
-            &mut ours,
-            Pretty::at(0),
-        ))
-        .unwrap();
-        assert_eq!(
-            String::from_utf8(ours).unwrap(),
-            serde_json::to_string_pretty(&v).unwrap()
-        );
+        v.serialize(&mut serde_json::Serializer::with_formatter(&mut ours, Pretty::at(0))).unwrap();
+        assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string_pretty(&v).unwrap());
     }
 }

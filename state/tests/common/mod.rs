@@ -18,10 +18,11 @@ pub fn sample_state() -> State {
             rtype: vpc.rtype.clone(),
             id: "vpc-0abc".into(),
             // Inserted out of order on purpose: the file sorts keys.
-            attrs: json!({ "z_last": [1, 2, {"b": null, "a": "x"}], "cidr": "10.0.0.0/16", "nested": {"y": 1, "x": true} })
-                .as_object()
-                .unwrap()
-                .clone(),
+            attrs:
+                json!({ "z_last": [1, 2, {"b": null, "a": "x"}], "cidr": "10.0.0.0/16", "nested": {"y": 1, "x": true} })
+                    .as_object()
+                    .unwrap()
+                    .clone(),
             dependencies: vec![],
             owner_tags: BTreeMap::from([("matih:platform".into(), "prod".into())]),
             protected: true,
@@ -32,10 +33,7 @@ pub fn sample_state() -> State {
         ResourceState {
             rtype: subnet.rtype.clone(),
             id: "subnet-1".into(),
-            attrs: json!({ "name": "quote \" backslash \\ newline \n unicode ü" })
-                .as_object()
-                .unwrap()
-                .clone(),
+            attrs: json!({ "name": "quote \" backslash \\ newline \n unicode ü" }).as_object().unwrap().clone(),
             dependencies: vec![vpc.clone()],
             owner_tags: BTreeMap::new(),
             protected: false,
@@ -65,20 +63,8 @@ pub fn sample_state() -> State {
             protected: false,
         },
     });
-    s.outputs.insert(
-        "endpoint".into(),
-        Output {
-            value: json!({"url": "https://x", "port": 443}),
-            sensitive: false,
-        },
-    );
-    s.outputs.insert(
-        "token".into(),
-        Output {
-            value: json!("s3cr3t"),
-            sensitive: true,
-        },
-    );
+    s.outputs.insert("endpoint".into(), Output { value: json!({"url": "https://x", "port": 443}), sensitive: false });
+    s.outputs.insert("token".into(), Output { value: json!("s3cr3t"), sensitive: true });
     s
 }
 
