@@ -43,6 +43,9 @@ pub struct Global {
     /// No colour (also when NO_COLOR is set or output is not a terminal).
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// How to refresh state: one list call per resource type, or one read per resource.
+    #[arg(long, global = true, value_enum, default_value_t = RefreshArg::Batched)]
+    pub refresh: RefreshArg,
     /// Wait this long for the state lock held by another process [e.g. 30s, 5m; 0 = fail at once].
     #[arg(long, global = true, default_value = "0s", value_parser = humantime::parse_duration)]
     pub lock_timeout: std::time::Duration,
@@ -65,6 +68,21 @@ impl CloudArg {
             CloudArg::Gke => "gke",
             CloudArg::Aks => "aks",
             CloudArg::Fake => "fake",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RefreshArg {
+    Batched,
+    PerResource,
+}
+
+impl From<RefreshArg> for matih_plans::RefreshMode {
+    fn from(r: RefreshArg) -> Self {
+        match r {
+            RefreshArg::Batched => matih_plans::RefreshMode::Batched,
+            RefreshArg::PerResource => matih_plans::RefreshMode::PerResource,
         }
     }
 }

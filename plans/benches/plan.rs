@@ -100,7 +100,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 async fn one_plan(g: &DesiredGraph, state: &State, providers: &Providers) -> (Duration, Duration, Plan) {
     let start = Instant::now();
-    let r = refresh(state, providers, 10, &Silent).await.unwrap();
+    let r = refresh(state, providers, 10, RefreshMode::Batched, &Silent).await.unwrap();
     let refreshed = start.elapsed();
     let allow = BTreeSet::new();
     let p = plan(

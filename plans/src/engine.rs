@@ -14,7 +14,7 @@ use matih_addrs::{ResourceAddr, ResourceType};
 use matih_state::{Deposed, Intent, Output, ResourceState, State, StateError};
 
 use crate::diff::diff_attrs;
-use crate::graph::{Dag, Outcome, walk};
+use crate::graph::{Dag, Outcome, walk_batched};
 use crate::plan::*;
 use crate::provider::*;
 use crate::resource::DesiredGraph;
@@ -93,7 +93,7 @@ pub trait Persist: Send + Sync {
 }
 
 /// Which half of a change a graph node performs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Phase {
     /// Create or update.
     Apply,
@@ -171,6 +171,9 @@ pub enum EngineError {
     /// Writing state failed. Work done before this point is in the previous state write.
     #[error(transparent)]
     State(#[from] StateError),
+    /// Another resource of the same batch could not be recorded because writing state failed.
+    #[error("{addr} was not recorded: writing state failed: {cause}")]
+    NotRecorded { addr: ResourceAddr, cause: String },
 }
 
 /// What resolving the intent journal did.
@@ -235,12 +238,25 @@ pub struct Refreshed {
     pub elapsed: Duration,
 }
 
-/// Refreshes every recorded resource with one batched read per resource type. The input state is
-/// not changed; the caller decides whether to persist the result.
+/// How refresh asks the providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RefreshMode {
+    /// One read per resource type, with every instance of that type.
+    #[default]
+    Batched,
+    /// One read per resource, the way Terraform refreshes; for comparison and for providers
+    /// under investigation.
+    PerResource,
+}
+
+/// Refreshes every recorded resource with one batched read per resource type (or one per
+/// resource in [`RefreshMode::PerResource`]). The input state is not changed; the caller decides
+/// whether to persist the result.
 pub async fn refresh(
     state: &State,
     providers: &Providers,
     parallelism: usize,
+    mode: RefreshMode,
     obs: &dyn Observer,
 ) -> Result<Refreshed, EngineError> {
     let start = Instant::now();
@@ -257,7 +273,14 @@ pub async fn refresh(
     for (rtype, items) in by_type {
         let (provider, _) = providers.get(&rtype)?;
         obs.event(Event::Refreshing { rtype: &rtype, count: items.len() });
-        reads.push((provider.clone(), ReadRequest { rtype, items }));
+        match mode {
+            RefreshMode::Batched => reads.push((provider.clone(), ReadRequest { rtype, items })),
+            RefreshMode::PerResource => {
+                for item in items {
+                    reads.push((provider.clone(), ReadRequest { rtype: rtype.clone(), items: vec![item] }));
+                }
+            }
+        }
     }
     let results: Vec<(ResourceType, Result<ReadResponse, ProviderError>)> = stream::iter(reads)
         .map(|(p, req)| async move {
@@ -268,11 +291,16 @@ pub async fn refresh(
         .collect()
         .await;
 
-    let mut next = state.clone();
-    let mut drift = Vec::new();
+    let mut found: BTreeMap<ResourceAddr, ReadResource> = BTreeMap::new();
     for (rtype, result) in results {
         let resp = result.map_err(|source| EngineError::Refresh { rtype: rtype.clone(), source })?;
-        for (addr, r) in state.resources.iter().filter(|(_, r)| r.rtype == rtype) {
+        found.extend(resp.found);
+    }
+    let mut next = state.clone();
+    let mut drift = Vec::new();
+    {
+        let resp = ReadResponse { found };
+        for (addr, r) in state.resources.iter() {
             match resp.found.get(addr) {
                 None => {
                     next.resources.remove(addr);
@@ -704,32 +732,35 @@ pub async fn apply(
     check_plan(plan, &state)?;
     let dag = apply_graph(plan, &state)?;
     let shared = Mutex::new(state);
-    let outcomes = walk(&dag, opts.parallelism, &opts.stop, |i| {
-        let node = *dag.node(i);
-        let change = &plan.changes[node.change];
-        let shared = &shared;
+    let batch_of = |i: usize| {
+        let n = dag.node(i);
+        let c = &plan.changes[n.change];
+        let batched = providers.get(&c.rtype).is_ok_and(|(_, schema)| schema.batched);
+        batched.then(|| (c.rtype.clone(), n.phase))
+    };
+    let dag_ref = &dag;
+    let outcomes = walk_batched(&dag, opts.parallelism, &opts.stop, batch_of, |unit: Vec<usize>| {
+        let (shared, dag) = (&shared, dag_ref);
         async move {
             let started = Instant::now();
-            obs.event(Event::Started { addr: &change.address, action: change.action, phase: node.phase });
-            let result = match node.phase {
-                Phase::Apply => apply_one(change, shared, providers, persist, &opts.ownership).await,
-                Phase::Destroy => destroy_one(change, shared, providers, persist).await,
-            };
-            match &result {
-                Ok(()) => obs.event(Event::Finished {
-                    addr: &change.address,
-                    action: change.action,
-                    phase: node.phase,
-                    elapsed: started.elapsed(),
-                }),
-                Err(e) => obs.event(Event::Failed {
-                    addr: &change.address,
-                    action: change.action,
-                    phase: node.phase,
-                    error: e,
-                }),
+            let nodes: Vec<Node> = unit.iter().map(|&i| *dag.node(i)).collect();
+            let changes: Vec<&Change> = nodes.iter().map(|n| &plan.changes[n.change]).collect();
+            let phase = nodes[0].phase;
+            for c in &changes {
+                obs.event(Event::Started { addr: &c.address, action: c.action, phase });
             }
-            result
+            let results = match phase {
+                Phase::Apply => apply_unit(&changes, shared, providers, persist, &opts.ownership).await,
+                Phase::Destroy => destroy_unit(&changes, shared, providers, persist).await,
+            };
+            for (c, r) in changes.iter().zip(&results) {
+                let (addr, action) = (&c.address, c.action);
+                match r {
+                    Ok(()) => obs.event(Event::Finished { addr, action, phase, elapsed: started.elapsed() }),
+                    Err(error) => obs.event(Event::Failed { addr, action, phase, error }),
+                }
+            }
+            unit.into_iter().zip(results).collect::<Vec<_>>()
         }
     })
     .await;
@@ -805,113 +836,216 @@ fn resolve_config(change: &Change, state: &State) -> Result<serde_json::Map<Stri
     Ok(out)
 }
 
-async fn apply_one(
-    change: &Change,
+/// Resolves a change's configuration against state and, for a create, records its intent
+/// (the caller persists). Returns the request to send.
+fn prepare_apply(change: &Change, st: &mut State, ownership: &Ownership) -> Result<ApplyRequest, EngineError> {
+    let addr = &change.address;
+    let config = resolve_config(change, st)?;
+    let owner_tags = ownership.tags(addr);
+    let name = change.name.clone().unwrap_or_else(|| addr.to_string());
+    let prior = match change.action {
+        Action::Update => st.resources.get(addr).map(|r| ReadResource { id: r.id.clone(), attrs: r.attrs.clone() }),
+        _ => None,
+    };
+    let mut client_token = String::new();
+    if prior.is_none() {
+        // Record the intent first: if we die after the cloud creates the resource, the next run
+        // finds it by its owner tags instead of creating it again.
+        if change.action == Action::CreateBeforeDestroy
+            && let Some(old) = st.resources.remove(addr)
+        {
+            st.deposed.push(Deposed { addr: addr.clone(), resource: old });
+        }
+        client_token = uuid::Uuid::new_v4().to_string();
+        st.intents.insert(
+            addr.clone(),
+            Intent {
+                rtype: change.rtype.clone(),
+                name: name.clone(),
+                client_token: client_token.clone(),
+                owner_tags: owner_tags.clone(),
+                dependencies: change.depends_on.clone(),
+                protected: change.protected,
+                recorded_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            },
+        );
+    }
+    Ok(ApplyRequest {
+        addr: addr.clone(),
+        rtype: change.rtype.clone(),
+        prior,
+        config,
+        identity: Identity { name, client_token, owner_tags },
+    })
+}
+
+fn not_recorded(changes: &[&Change], e: StateError) -> Vec<Result<(), EngineError>> {
+    let cause = e.to_string();
+    let mut out = vec![Err(EngineError::State(e))];
+    out.extend(
+        changes[1..].iter().map(|c| Err(EngineError::NotRecorded { addr: c.address.clone(), cause: cause.clone() })),
+    );
+    out
+}
+
+/// Creates or updates a unit of resources: one resource, or a batch of a batched type.
+/// State is persisted once before the cloud is called (intents) and once after.
+async fn apply_unit(
+    changes: &[&Change],
     shared: &Mutex<State>,
     providers: &Providers,
     persist: &dyn Persist,
     ownership: &Ownership,
-) -> Result<(), EngineError> {
-    let (provider, _) = providers.get(&change.rtype)?;
-    let addr = &change.address;
-    let owner_tags = ownership.tags(addr);
-    let name = change.name.clone().unwrap_or_else(|| addr.to_string());
-    let (config, prior) = {
-        let mut st = shared.lock().unwrap();
-        let config = resolve_config(change, &st)?;
-        let prior = match change.action {
-            Action::Update => st.resources.get(addr).map(|r| ReadResource { id: r.id.clone(), attrs: r.attrs.clone() }),
-            _ => None,
-        };
-        if prior.is_none() {
-            // Record the intent first: if we die after the cloud creates the resource, the next run
-            // finds it by its owner tags instead of creating it again.
-            if change.action == Action::CreateBeforeDestroy
-                && let Some(old) = st.resources.remove(addr)
-            {
-                st.deposed.push(Deposed { addr: addr.clone(), resource: old });
-            }
-            let client_token = uuid::Uuid::new_v4().to_string();
-            st.intents.insert(
-                addr.clone(),
-                Intent {
-                    rtype: change.rtype.clone(),
-                    name: name.clone(),
-                    client_token,
-                    owner_tags: owner_tags.clone(),
-                    dependencies: change.depends_on.clone(),
-                    protected: change.protected,
-                    recorded_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-                },
-            );
-            persist.persist(&mut st)?;
+) -> Vec<Result<(), EngineError>> {
+    let (provider, schema) = match providers.get(&changes[0].rtype) {
+        Ok(p) => p,
+        Err(e) => {
+            return vec![Err(e)]
+                .into_iter()
+                .chain(changes[1..].iter().map(|c| Err(EngineError::NoProvider { rtype: c.rtype.clone() })))
+                .collect();
         }
-        (config, prior)
     };
-    let client_token = shared.lock().unwrap().intents.get(addr).map(|i| i.client_token.clone()).unwrap_or_default();
-    let op = if prior.is_some() { "updating" } else { "creating" };
-    let resp = provider
-        .apply(ApplyRequest {
-            addr: addr.clone(),
-            rtype: change.rtype.clone(),
-            prior,
-            config,
-            identity: Identity { name, client_token, owner_tags: owner_tags.clone() },
-        })
-        .await
-        .map_err(|source| EngineError::Provider { addr: addr.clone(), op, source })?;
+    let mut results: Vec<Result<(), EngineError>> = Vec::with_capacity(changes.len());
+    let mut requests = Vec::with_capacity(changes.len());
+    {
+        let mut st = shared.lock().unwrap();
+        for c in changes {
+            match prepare_apply(c, &mut st, ownership) {
+                Ok(req) => {
+                    requests.push((results.len(), req));
+                    results.push(Ok(()));
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        if requests.iter().any(|(_, r)| r.prior.is_none())
+            && let Err(e) = persist.persist(&mut st)
+        {
+            return not_recorded(changes, e);
+        }
+    }
+    let (slots, reqs): (Vec<usize>, Vec<ApplyRequest>) = requests.into_iter().unzip();
+    let updating: Vec<bool> = reqs.iter().map(|r| r.prior.is_some()).collect();
+    let identities: Vec<Identity> = reqs.iter().map(|r| r.identity.clone()).collect();
+    let responses = if schema.batched {
+        provider.apply_batch(reqs).await
+    } else {
+        let mut out = Vec::with_capacity(reqs.len());
+        for r in reqs {
+            out.push(provider.apply(r).await);
+        }
+        out
+    };
     let mut st = shared.lock().unwrap();
-    st.intents.remove(addr);
-    st.resources.insert(
-        addr.clone(),
-        ResourceState {
-            rtype: change.rtype.clone(),
-            id: resp.id,
-            attrs: resp.attrs,
-            dependencies: change.depends_on.clone(),
-            owner_tags,
-            protected: change.protected,
-        },
-    );
-    persist.persist(&mut st)?;
-    Ok(())
+    for (((slot, resp), identity), updating) in slots.into_iter().zip(responses).zip(identities).zip(updating) {
+        let c = changes[slot];
+        match resp {
+            Ok(resp) => {
+                // On failure the intent stays: the outcome may be ambiguous, and the next run
+                // resolves it by the owner tags.
+                st.intents.remove(&c.address);
+                st.resources.insert(
+                    c.address.clone(),
+                    ResourceState {
+                        rtype: c.rtype.clone(),
+                        id: resp.id,
+                        attrs: resp.attrs,
+                        dependencies: c.depends_on.clone(),
+                        owner_tags: identity.owner_tags,
+                        protected: c.protected,
+                    },
+                );
+            }
+            Err(source) => {
+                let op = if updating { "updating" } else { "creating" };
+                results[slot] = Err(EngineError::Provider { addr: c.address.clone(), op, source });
+            }
+        }
+    }
+    if let Err(e) = persist.persist(&mut st) {
+        return not_recorded(changes, e);
+    }
+    results
 }
 
-async fn destroy_one(
-    change: &Change,
+/// Deletes a unit of resources (the old instance, for replacements).
+async fn destroy_unit(
+    changes: &[&Change],
     shared: &Mutex<State>,
     providers: &Providers,
     persist: &dyn Persist,
-) -> Result<(), EngineError> {
-    let addr = &change.address;
-    let deposed = change.deposed || change.action == Action::CreateBeforeDestroy;
-    let target = {
+) -> Vec<Result<(), EngineError>> {
+    let deposed = |c: &Change| c.deposed || c.action == Action::CreateBeforeDestroy;
+    let targets: Vec<Option<ResourceState>> = {
         let st = shared.lock().unwrap();
-        if deposed {
-            st.deposed.iter().find(|d| &d.addr == addr).map(|d| d.resource.clone())
-        } else {
-            st.resources.get(addr).cloned()
+        changes
+            .iter()
+            .map(|c| {
+                if deposed(c) {
+                    st.deposed.iter().find(|d| d.addr == c.address).map(|d| d.resource.clone())
+                } else {
+                    st.resources.get(&c.address).cloned()
+                }
+            })
+            .collect()
+    };
+    let mut results: Vec<Result<(), EngineError>> = changes.iter().map(|_| Ok(())).collect();
+    let mut slots = Vec::new();
+    let mut reqs = Vec::new();
+    for (slot, (c, t)) in changes.iter().zip(&targets).enumerate() {
+        // Already gone from state: nothing to delete.
+        let Some(t) = t else { continue };
+        slots.push(slot);
+        reqs.push(DeleteRequest {
+            addr: c.address.clone(),
+            rtype: t.rtype.clone(),
+            id: t.id.clone(),
+            attrs: t.attrs.clone(),
+        });
+    }
+    if reqs.is_empty() {
+        return results;
+    }
+    let (provider, schema) = match providers.get(&reqs[0].rtype) {
+        Ok(p) => p,
+        Err(e) => {
+            return vec![Err(e)]
+                .into_iter()
+                .chain(changes[1..].iter().map(|c| Err(EngineError::NoProvider { rtype: c.rtype.clone() })))
+                .collect();
         }
     };
-    let Some(target) = target else { return Ok(()) };
-    let (provider, _) = providers.get(&target.rtype)?;
-    provider
-        .delete(DeleteRequest {
-            addr: addr.clone(),
-            rtype: target.rtype.clone(),
-            id: target.id.clone(),
-            attrs: target.attrs.clone(),
-        })
-        .await
-        .map_err(|source| EngineError::Provider { addr: addr.clone(), op: "deleting", source })?;
-    let mut st = shared.lock().unwrap();
-    if deposed {
-        if let Some(i) = st.deposed.iter().position(|d| &d.addr == addr && d.resource.id == target.id) {
-            st.deposed.remove(i);
-        }
+    let responses = if schema.batched {
+        provider.delete_batch(reqs).await
     } else {
-        st.resources.remove(addr);
+        let mut out = Vec::with_capacity(reqs.len());
+        for r in reqs {
+            out.push(provider.delete(r).await);
+        }
+        out
+    };
+    let mut st = shared.lock().unwrap();
+    for (slot, resp) in slots.into_iter().zip(responses) {
+        let c = changes[slot];
+        match resp {
+            Ok(()) => {
+                let id = &targets[slot].as_ref().expect("slot has a target").id;
+                if deposed(c) {
+                    if let Some(i) = st.deposed.iter().position(|d| d.addr == c.address && &d.resource.id == id) {
+                        st.deposed.remove(i);
+                    }
+                } else {
+                    st.resources.remove(&c.address);
+                }
+            }
+            Err(source) => {
+                results[slot] = Err(EngineError::Provider { addr: c.address.clone(), op: "deleting", source })
+            }
+        }
     }
-    persist.persist(&mut st)?;
-    Ok(())
+    if let Err(e) = persist.persist(&mut st) {
+        return not_recorded(changes, e);
+    }
+    results
 }

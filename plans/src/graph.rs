@@ -5,7 +5,7 @@
 //! instead of running them. It knows nothing about resources: the engine builds the graph and
 //! passes a closure that does the work.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -134,47 +134,146 @@ impl<E> Outcome<E> {
     }
 }
 
-/// Runs `work(index)` for every node, dependencies first, at most `parallelism` at once. Once `stop` is
-/// set no new node starts; running ones finish. The graph must be acyclic (check with
+/// Runs `work(index)` for every node, dependencies first, at most `parallelism` at once. Once
+/// `stop` is set no new node starts; running ones finish. The graph must be acyclic (check with
 /// [`Dag::topo_order`] first); nodes on a cycle are reported as not started.
 pub async fn walk<K, E, F, Fut>(dag: &Dag<K>, parallelism: usize, stop: &AtomicBool, work: F) -> Vec<Outcome<E>>
 where
     F: Fn(usize) -> Fut,
     Fut: Future<Output = Result<(), E>>,
 {
+    walk_batched(
+        dag,
+        parallelism,
+        stop,
+        |_| None::<()>,
+        |nodes: Vec<usize>| {
+            let i = nodes[0];
+            let fut = work(i);
+            async move { vec![(i, fut.await)] }
+        },
+    )
+    .await
+}
+
+/// Like [`walk`], but nodes for which `batch_of` answers the same key run together, as one unit
+/// of work counted once against `parallelism`. A batch waits until everything its members depend
+/// on outside the batch has finished, so it is as large as the graph allows (e.g. every DNS record
+/// of an apply in one cloud call). `work` receives the unit's node indices and answers a result
+/// for each of them.
+pub async fn walk_batched<K, E, B, F, Fut>(
+    dag: &Dag<K>,
+    parallelism: usize,
+    stop: &AtomicBool,
+    batch_of: impl Fn(usize) -> Option<B>,
+    work: F,
+) -> Vec<Outcome<E>>
+where
+    B: Eq + std::hash::Hash + Clone,
+    F: Fn(Vec<usize>) -> Fut,
+    Fut: Future<Output = Vec<(usize, Result<(), E>)>>,
+{
     let parallelism = parallelism.max(1);
     let n = dag.len();
     let dependents = dag.dependents();
     let mut pending: Vec<usize> = (0..n).map(|i| dag.deps[i].len()).collect();
     let mut outcomes: Vec<Option<Outcome<E>>> = (0..n).map(|_| None).collect();
-    let mut ready: VecDeque<usize> = (0..n).filter(|&i| pending[i] == 0).collect();
-    let mut running = FuturesUnordered::new();
 
-    loop {
-        while running.len() < parallelism && !stop.load(Ordering::SeqCst) {
-            let Some(i) = ready.pop_front() else { break };
-            let fut = work(i);
-            running.push(async move { (i, fut.await) });
+    // Batches: their members, and how many nodes outside the batch they still wait for.
+    let keys: Vec<Option<B>> = (0..n).map(&batch_of).collect();
+    let mut batch_index: HashMap<B, usize> = HashMap::new();
+    let mut member_of: Vec<Option<usize>> = vec![None; n];
+    for (i, k) in keys.iter().enumerate() {
+        if let Some(k) = k {
+            let next = batch_index.len();
+            member_of[i] = Some(*batch_index.entry(k.clone()).or_insert(next));
         }
-        let Some((i, result)) = running.next().await else { break };
-        match result {
-            Ok(()) => {
-                outcomes[i] = Some(Outcome::Done);
-                for &m in &dependents[i] {
-                    pending[m] -= 1;
-                    if pending[m] == 0 && outcomes[m].is_none() {
-                        ready.push_back(m);
+    }
+    let batches = batch_index.len();
+    // For every node, the batches that have it as an outside ancestor.
+    let mut gates: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut waiting_on = vec![0usize; batches];
+    for b in 0..batches {
+        let mut seen = vec![false; n];
+        let mut stack: Vec<usize> = (0..n).filter(|&i| member_of[i] == Some(b)).collect();
+        while let Some(i) = stack.pop() {
+            for &d in &dag.deps[i] {
+                if !seen[d] {
+                    seen[d] = true;
+                    stack.push(d);
+                    if member_of[d] != Some(b) {
+                        gates[d].push(b);
+                        waiting_on[b] += 1;
                     }
                 }
             }
-            Err(e) => {
-                outcomes[i] = Some(Outcome::Failed(e));
-                // Everything downstream is skipped, attributed to this failure.
-                let mut stack = dependents[i].clone();
-                while let Some(m) = stack.pop() {
-                    if outcomes[m].is_none() {
-                        outcomes[m] = Some(Outcome::Skipped { because: i });
-                        stack.extend(dependents[m].iter().copied());
+        }
+    }
+    let mut held: Vec<Vec<usize>> = vec![Vec::new(); batches];
+
+    // A node that becomes ready later joins its batch if the batch still waits, else runs alone
+    // (its batch already went; it depended on another member).
+    let enqueue =
+        |i: usize, ready: &mut VecDeque<Vec<usize>>, held: &mut Vec<Vec<usize>>, waiting_on: &[usize]| match member_of
+            [i]
+        {
+            Some(b) if waiting_on[b] > 0 => held[b].push(i),
+            _ => ready.push_back(vec![i]),
+        };
+    let mut ready: VecDeque<Vec<usize>> = VecDeque::new();
+    let mut initial: Vec<Vec<usize>> = vec![Vec::new(); batches];
+    for i in (0..n).filter(|&i| pending[i] == 0) {
+        match member_of[i] {
+            None => ready.push_back(vec![i]),
+            Some(b) if waiting_on[b] > 0 => held[b].push(i),
+            Some(b) => initial[b].push(i),
+        }
+    }
+    ready.extend(initial.into_iter().filter(|u| !u.is_empty()));
+
+    let mut running = FuturesUnordered::new();
+    loop {
+        while running.len() < parallelism && !stop.load(Ordering::SeqCst) {
+            let Some(unit) = ready.pop_front() else { break };
+            running.push(work(unit));
+        }
+        let Some(results) = running.next().await else { break };
+        let mut finished = Vec::with_capacity(results.len());
+        for (i, result) in results {
+            finished.push(i);
+            match result {
+                Ok(()) => {
+                    outcomes[i] = Some(Outcome::Done);
+                    for &m in &dependents[i] {
+                        pending[m] -= 1;
+                        if pending[m] == 0 && outcomes[m].is_none() {
+                            enqueue(m, &mut ready, &mut held, &waiting_on);
+                        }
+                    }
+                }
+                Err(e) => {
+                    outcomes[i] = Some(Outcome::Failed(e));
+                    // Everything downstream is skipped, attributed to this failure.
+                    let mut stack = dependents[i].clone();
+                    while let Some(m) = stack.pop() {
+                        if outcomes[m].is_none() {
+                            outcomes[m] = Some(Outcome::Skipped { because: i });
+                            finished.push(m);
+                            stack.extend(dependents[m].iter().copied());
+                        }
+                    }
+                }
+            }
+        }
+        // Finished (or skipped) nodes may open the gate of a batch.
+        for i in finished {
+            for &b in &gates[i] {
+                waiting_on[b] -= 1;
+                if waiting_on[b] == 0 {
+                    let unit: Vec<usize> =
+                        std::mem::take(&mut held[b]).into_iter().filter(|&m| outcomes[m].is_none()).collect();
+                    if !unit.is_empty() {
+                        ready.push_back(unit);
                     }
                 }
             }
@@ -269,6 +368,44 @@ mod tests {
         assert!(matches!(out[1], Outcome::Failed("boom")));
         assert!(matches!(out[2], Outcome::Skipped { because: 1 }));
         assert!(out[3].is_done());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_waits_for_everything_outside_it_and_runs_as_one_unit() {
+        // 0..4 are addresses (created at different speeds), 4..8 records, each record on its
+        // address, 8 is a record on nothing at all.
+        let mut d = Dag::new();
+        for i in 0..9 {
+            d.add(i);
+        }
+        for r in 4..8 {
+            d.depend(r, r - 4);
+        }
+        let units = Mutex::new(Vec::new());
+        let stop = AtomicBool::new(false);
+        let out = walk_batched(
+            &d,
+            2,
+            &stop,
+            |i| (i >= 4).then_some("record"),
+            |nodes: Vec<usize>| {
+                let units = &units;
+                async move {
+                    tokio::time::sleep(Duration::from_millis(10 * nodes.len() as u64 + nodes[0] as u64)).await;
+                    units.lock().unwrap().push(nodes.clone());
+                    nodes.into_iter().map(|i| (i, if i == 2 { Err("boom") } else { Ok(()) })).collect::<Vec<_>>()
+                }
+            },
+        )
+        .await;
+        let units = units.into_inner().unwrap();
+        let batch: Vec<_> = units.iter().filter(|u| u.iter().any(|&i| i >= 4)).collect();
+        assert_eq!(batch.len(), 1, "records went in one unit: {units:?}");
+        let mut members = batch[0].clone();
+        members.sort();
+        assert_eq!(members, vec![4, 5, 7, 8], "every record except the one whose address failed");
+        assert!(matches!(out[6], Outcome::Skipped { because: 2 }));
+        assert!(out[8].is_done());
     }
 
     #[tokio::test]

@@ -25,6 +25,10 @@ pub struct TypeSchema {
     /// Networks, clusters, zones and reserved addresses are protected unless the platform spec
     /// says otherwise: the plan refuses to replace or delete them without `--allow-replace`.
     pub protected_by_default: bool,
+    /// Changes to resources of this type go to the provider together ([`Provider::apply_batch`],
+    /// [`Provider::delete_batch`]) once everything they wait on has finished: DNS records of one
+    /// apply go out in as few calls as the cloud allows.
+    pub batched: bool,
 }
 
 /// One attribute of a resource type.
@@ -209,6 +213,25 @@ pub trait Provider: Send + Sync {
 
     async fn delete(&self, req: DeleteRequest) -> Result<(), ProviderError>;
 
+    /// Creates or updates several resources of a `batched` type at once; one result per request,
+    /// in order. The default applies them one by one.
+    async fn apply_batch(&self, reqs: Vec<ApplyRequest>) -> Vec<Result<ApplyResponse, ProviderError>> {
+        let mut out = Vec::with_capacity(reqs.len());
+        for r in reqs {
+            out.push(self.apply(r).await);
+        }
+        out
+    }
+
+    /// Deletes several resources of a `batched` type at once; one result per request, in order.
+    async fn delete_batch(&self, reqs: Vec<DeleteRequest>) -> Vec<Result<(), ProviderError>> {
+        let mut out = Vec::with_capacity(reqs.len());
+        for r in reqs {
+            out.push(self.delete(r).await);
+        }
+        out
+    }
+
     /// Resolve a pending intent: the resource if it exists in the cloud, found by its owner tags.
     async fn find_by_owner(&self, req: FindRequest) -> Result<Option<ReadResource>, ProviderError>;
 
@@ -275,6 +298,7 @@ mod tests {
             ],
             create_before_destroy: false,
             protected_by_default: false,
+            batched: false,
         }
     }
 

@@ -98,7 +98,7 @@ fn opts(parallelism: usize) -> ApplyOptions {
 }
 
 async fn make_plan(w: &World, g: &DesiredGraph, state: &State, op: Operation, allow: &[&str]) -> Plan {
-    let r = refresh(state, &w.providers, 4, &Silent).await.unwrap();
+    let r = refresh(state, &w.providers, 4, RefreshMode::Batched, &Silent).await.unwrap();
     let allow: BTreeSet<ResourceAddr> = allow.iter().map(|s| a(s)).collect();
     plan(
         PlanInput {
@@ -429,4 +429,57 @@ async fn removed_resources_are_deleted_and_cycles_are_reported() {
         Desired::new(a("fake.address.ingress[1]"), "x").set("name", Value::reference(&a("fake.network.nope"), "id")),
     );
     assert!(matches!(validate(&dangling, &w.providers).await.unwrap_err(), EngineError::DanglingRef { .. }));
+}
+
+#[tokio::test]
+async fn dns_records_of_one_apply_go_out_as_one_batch() {
+    let w = world(FakeOptions { latency: Duration::from_millis(2), ..Default::default() });
+    let mut g = DesiredGraph::default();
+    let zone = a("dns.zone.platform");
+    g.add(Desired::new(zone.clone(), "z").set("name", Value::str("matih.ai")));
+    for i in 0..50 {
+        let ip = a(&format!("fake.address.ingress[{i}]"));
+        g.add(
+            Desired::new(ip.clone(), format!("ip{i}"))
+                .set("name", Value::str(format!("ip{i}")))
+                .set("purpose", Value::str("x")),
+        );
+        g.add(
+            Desired::new(a(&format!(r#"dns.record.tenant["t{i}"]"#)), format!("t{i}"))
+                .set("zone_id", Value::reference(&zone, "id"))
+                .set("name", Value::str(format!("t{i}.matih.ai")))
+                .set("type", Value::str("A"))
+                .set("values", Value::list(vec![Value::reference(&ip, "ip")]))
+                .set("ttl", Value::Known(json!(300))),
+        );
+    }
+    let state = converge(&w, &g, State::new()).await;
+    let batches: Vec<_> = w.cloud.calls().into_iter().filter(|c| c.op == "ChangeBatch").collect();
+    assert_eq!(batches.len(), 1, "all 50 records in one call");
+    assert_eq!(batches[0].addrs.len(), 50);
+    // One state write for the batch's intents and one for its results, not one per record.
+    assert_eq!(state.resources.len(), 101);
+
+    // Deleting them is one batch too.
+    w.cloud.clear_calls();
+    let mut g2 = g.clone();
+    g2.resources.retain(|a, _| a.rtype.to_string() != "dns.record");
+    let p = make_plan(&w, &g2, &state, Operation::Apply, &[]).await;
+    assert_eq!(p.summary.delete, 50);
+    apply(&p, state, &w.providers, &w.mem, &opts(10), &Silent).await.unwrap();
+    let batches: Vec<_> = w.cloud.calls().into_iter().filter(|c| c.op == "ChangeBatch").collect();
+    assert_eq!(batches.len(), 1);
+}
+
+#[tokio::test]
+async fn per_resource_refresh_reads_each_resource_and_sees_the_same() {
+    let w = world(FakeOptions::default());
+    let g = graph("1.32", "10.0.0.0/16", "m6i.large");
+    let state = converge(&w, &g, State::new()).await;
+    w.cloud.clear_calls();
+    let batched = refresh(&state, &w.providers, 4, RefreshMode::Batched, &Silent).await.unwrap();
+    let per = refresh(&state, &w.providers, 4, RefreshMode::PerResource, &Silent).await.unwrap();
+    assert_eq!(batched.api_calls.values().sum::<u64>(), 7);
+    assert_eq!(per.api_calls.values().sum::<u64>(), 8);
+    assert_eq!(batched.state, per.state);
 }

@@ -56,7 +56,7 @@ async fn make_plan(
     include_protected: bool,
 ) -> Result<Plan, Failure> {
     let allow = parse_allow(guard)?;
-    let refreshed = matih_plans::refresh(&s.state, &s.providers, 10, &env.progress).await?;
+    let refreshed = matih_plans::refresh(&s.state, &s.providers, 10, g.refresh.into(), &env.progress).await?;
     let plan = matih_plans::plan(
         PlanInput {
             operation,
@@ -317,7 +317,7 @@ async fn execute(s: Session, plan: Plan, g: &Global, env: &Env, parallelism: usi
 
 pub async fn refresh(g: &Global, env: &Env) -> Result<i32, Failure> {
     let s = open(g, env, "refresh").await?;
-    let mut refreshed = matih_plans::refresh(&s.state, &s.providers, 10, &env.progress).await?;
+    let mut refreshed = matih_plans::refresh(&s.state, &s.providers, 10, g.refresh.into(), &env.progress).await?;
     s.locked.persist(&mut refreshed.state)?;
     match g.format {
         Format::Json => print_json(&serde_json::json!({

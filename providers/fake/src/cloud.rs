@@ -387,6 +387,28 @@ impl Provider for FakeCloud {
         Ok(())
     }
 
+    async fn apply_batch(&self, reqs: Vec<ApplyRequest>) -> Vec<Result<ApplyResponse, ProviderError>> {
+        if let Some(first) = reqs.first() {
+            self.record("ChangeBatch", &first.rtype.clone(), reqs.iter().map(|r| r.addr.to_string()).collect());
+        }
+        let mut out = Vec::with_capacity(reqs.len());
+        for r in reqs {
+            out.push(self.apply(r).await);
+        }
+        out
+    }
+
+    async fn delete_batch(&self, reqs: Vec<DeleteRequest>) -> Vec<Result<(), ProviderError>> {
+        if let Some(first) = reqs.first() {
+            self.record("ChangeBatch", &first.rtype.clone(), reqs.iter().map(|r| r.addr.to_string()).collect());
+        }
+        let mut out = Vec::with_capacity(reqs.len());
+        for r in reqs {
+            out.push(self.delete(r).await);
+        }
+        out
+    }
+
     async fn find_by_owner(&self, req: FindRequest) -> Result<Option<ReadResource>, ProviderError> {
         self.record("FindByTag", &req.rtype, vec![req.addr.to_string()]);
         self.latency().await;

@@ -13,6 +13,8 @@ fn t(group: &str, kind: &str) -> ResourceType {
 }
 
 fn schema(group: &str, kind: &str, attrs: &[(&str, char)], cbd: bool, protected: bool) -> TypeSchema {
+    // DNS records are applied in batches, as Route 53 and Cloud DNS allow.
+    let batched = (group, kind) == ("dns", "record");
     let mut attributes: Vec<AttrSchema> = attrs
         .iter()
         .map(|&(n, k)| match k {
@@ -23,7 +25,13 @@ fn schema(group: &str, kind: &str, attrs: &[(&str, char)], cbd: bool, protected:
         .collect();
     attributes.push(AttrSchema::computed("id"));
     attributes.push(AttrSchema::computed("arn"));
-    TypeSchema { rtype: t(group, kind), attributes, create_before_destroy: cbd, protected_by_default: protected }
+    TypeSchema {
+        rtype: t(group, kind),
+        attributes,
+        create_before_destroy: cbd,
+        protected_by_default: protected,
+        batched,
+    }
 }
 
 /// The fake cloud's resource types. `f` = forces replacement, `c` = computed, `u` = updatable.
