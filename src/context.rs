@@ -71,7 +71,7 @@ pub fn state_path(global: &Global, spec: &LoadedSpec, cloud: CloudArg) -> PathBu
 }
 
 /// The providers for a cloud and the desired graph they make of the platform spec.
-pub fn providers(spec: &LoadedSpec, cloud: CloudArg) -> Result<(Providers, DesiredGraph), Failure> {
+pub async fn providers(spec: &LoadedSpec, cloud: CloudArg) -> Result<(Providers, DesiredGraph), Failure> {
     match cloud {
         CloudArg::Fake => {
             let path = match std::env::var_os("MATIH_FAKE_CLOUD") {
@@ -89,11 +89,25 @@ pub fn providers(spec: &LoadedSpec, cloud: CloudArg) -> Result<(Providers, Desir
             }
             let opts = matih_provider_fake::FakeOptions::from_env().map_err(Failure::usage)?;
             let fake: Arc<dyn Provider> = Arc::new(matih_provider_fake::FakeCloud::file_backed(&path, opts));
-            Ok((Providers::new(vec![fake])?, matih_provider_fake::desired_graph(&spec.spec)))
+            Ok((with_hooks(vec![fake])?, matih_provider_fake::desired_graph(&spec.spec)))
         }
-        other => Err(Failure::user(anyhow::anyhow!("the {} provider is not part of this build yet", other.as_str()))
-            .hint("`validate` works for every cloud; plan and apply arrive with each cloud's provider")),
+        #[cfg(feature = "aws")]
+        CloudArg::Eks => {
+            let eks = spec.spec.clouds.eks.as_ref().expect("context::cloud checked the section");
+            let o = ownership(spec);
+            let owner = matih_provider_aws::Owner { platform: o.platform, environment: o.environment };
+            let aws: Arc<dyn Provider> = Arc::new(matih_provider_aws::AwsProvider::new(&eks.region, owner).await);
+            Ok((with_hooks(vec![aws])?, matih_provider_aws::desired_graph(&spec.spec)))
+        }
+        other => Err(Failure::user(anyhow::anyhow!("the {} provider is not part of this build", other.as_str())).hint(
+            "`validate` works for every cloud; EKS needs the `aws` cargo feature, GKE and AKS providers are not written yet",
+        )),
     }
+}
+
+fn with_hooks(list: Vec<Arc<dyn Provider>>) -> Result<Providers, Failure> {
+    let list = crate::fault::wrap(list).map_err(Failure::usage)?;
+    Ok(Providers::new(list)?)
 }
 
 pub fn ownership(spec: &LoadedSpec) -> Ownership {

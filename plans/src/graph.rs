@@ -193,7 +193,7 @@ where
     // For every node, the batches that have it as an outside ancestor.
     let mut gates: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut waiting_on = vec![0usize; batches];
-    for b in 0..batches {
+    for (b, waiting) in waiting_on.iter_mut().enumerate() {
         let mut seen = vec![false; n];
         let mut stack: Vec<usize> = (0..n).filter(|&i| member_of[i] == Some(b)).collect();
         while let Some(i) = stack.pop() {
@@ -203,7 +203,7 @@ where
                     stack.push(d);
                     if member_of[d] != Some(b) {
                         gates[d].push(b);
-                        waiting_on[b] += 1;
+                        *waiting += 1;
                     }
                 }
             }

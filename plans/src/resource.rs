@@ -33,6 +33,12 @@ impl Desired {
         self
     }
 
+    /// Overrides the type's default protection (builder style).
+    pub fn protect(mut self, protected: bool) -> Self {
+        self.protected = Some(protected);
+        self
+    }
+
     pub fn after(mut self, addr: &ResourceAddr) -> Self {
         self.depends_on.push(addr.clone());
         self

@@ -34,7 +34,7 @@ pub async fn dispatch(cli: &Cli, env: &Env) -> Result<i32, Failure> {
         Command::Refresh => run::refresh(g, env).await,
         Command::State(s) => state::run(g, s, env),
         Command::Output { name } => state::output(g, name.as_deref()),
-        Command::Graph => run::graph(g),
+        Command::Graph => run::graph(g).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(*shell, &mut Cli::command(), "matih-infra", &mut std::io::stdout());

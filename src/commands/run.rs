@@ -29,7 +29,7 @@ struct Session {
 async fn open(g: &Global, env: &Env, command: &str) -> Result<Session, Failure> {
     let spec = context::load_spec(g)?;
     let cloud = context::cloud(g, &spec)?;
-    let (providers, desired) = context::providers(&spec, cloud)?;
+    let (providers, desired) = context::providers(&spec, cloud).await?;
     let locked = Locked::open(context::state_path(g, &spec, cloud), g, command)?;
     let mut state = locked.load()?;
     if !state.intents.is_empty() {
@@ -352,10 +352,10 @@ pub async fn refresh(g: &Global, env: &Env) -> Result<i32, Failure> {
     Ok(code::OK)
 }
 
-pub fn graph(g: &Global) -> Result<i32, Failure> {
+pub async fn graph(g: &Global) -> Result<i32, Failure> {
     let spec = context::load_spec(g)?;
     let cloud = context::cloud(g, &spec)?;
-    let (_, desired) = context::providers(&spec, cloud)?;
+    let (_, desired) = context::providers(&spec, cloud).await?;
     let mut out = String::from("digraph matih {\n  rankdir = \"BT\";\n");
     for (addr, d) in &desired.resources {
         out.push_str(&format!("  {:?};\n", addr.to_string()));

@@ -49,13 +49,11 @@ pub struct FakeOptions {
     /// Added to every call.
     pub latency: Duration,
     pub fail: Vec<FailOn>,
-    /// After creating this address, write `<marker>` and never return (the test kills us).
-    pub hang_after_create: Option<(ResourceAddr, PathBuf)>,
 }
 
 impl FakeOptions {
-    /// Reads `MATIH_FAKE_LATENCY_MS`, `MATIH_FAKE_FAIL` (`create:ADDR,delete:ADDR,...`) and
-    /// `MATIH_FAKE_HANG_AFTER_CREATE` (`ADDR=MARKER_PATH`) so CLI tests can steer a child process.
+    /// Reads `MATIH_FAKE_LATENCY_MS` and `MATIH_FAKE_FAIL` (`create:ADDR,delete:ADDR,...`) so CLI
+    /// tests can steer a child process.
     pub fn from_env() -> Result<Self, String> {
         let mut o = FakeOptions::default();
         if let Ok(ms) = std::env::var("MATIH_FAKE_LATENCY_MS") {
@@ -76,10 +74,6 @@ impl FakeOptions {
                     other => return Err(format!("MATIH_FAKE_FAIL: unknown operation `{other}`")),
                 });
             }
-        }
-        if let Ok(spec) = std::env::var("MATIH_FAKE_HANG_AFTER_CREATE") {
-            let (addr, marker) = spec.split_once('=').ok_or("MATIH_FAKE_HANG_AFTER_CREATE is ADDR=MARKER_PATH")?;
-            o.hang_after_create = Some((addr.parse().map_err(|e: AddrError| e.to_string())?, PathBuf::from(marker)));
         }
         Ok(o)
     }
@@ -359,12 +353,6 @@ impl Provider for FakeCloud {
             d.objects.insert(id, o.clone());
             o
         });
-        if let Some((addr, marker)) = &self.opts.hang_after_create
-            && *addr == req.addr
-        {
-            fs::write(marker, &obj.id).expect("write hang marker");
-            std::future::pending::<()>().await;
-        }
         if self.fails(&FailOn::CreateAfterCreating(req.addr.clone())) {
             return Err(Self::api_error(op, "RequestTimeout", format!("injected timeout after creating {}", req.addr)));
         }

@@ -1,0 +1,483 @@
+//! EKS: the cluster and its managed node groups, with waits until ACTIVE that report the last
+//! status seen and have deadlines.
+//!
+//! A platform has one cluster and a few node groups, so refresh describes each by name (there is
+//! no list call that returns their details). Add-ons (Kubernetes objects) are not here.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_eks::types::{
+    Cluster, ClusterStatus, KubernetesNetworkConfigRequest, Nodegroup, NodegroupScalingConfig, NodegroupStatus,
+    VpcConfigRequest,
+};
+use matih_plans::wait::{WaitPolicy, WaitStep, wait_until};
+use matih_plans::*;
+use matih_state::Attrs;
+use serde_json::{Value as Json, json};
+
+use crate::error::{api, code, missing};
+use crate::kind::*;
+
+pub fn kinds() -> Vec<Box<dyn Kind>> {
+    vec![Box::new(EksCluster), Box::new(NodeGroup)]
+}
+
+const CLUSTER_WAIT: Duration = Duration::from_secs(30 * 60);
+const NODEGROUP_WAIT: Duration = Duration::from_secs(30 * 60);
+
+/// Keeps the recorded order of a list when the cloud returns the same items in another order.
+fn keep_order(prior: Option<&Json>, now: Vec<String>) -> Json {
+    if let Some(Json::Array(p)) = prior {
+        let mut a: Vec<&str> = p.iter().filter_map(Json::as_str).collect();
+        let mut b: Vec<&str> = now.iter().map(String::as_str).collect();
+        a.sort();
+        b.sort();
+        if a == b {
+            return Json::Array(p.clone());
+        }
+    }
+    json!(now)
+}
+
+fn owned(tags: Option<&std::collections::HashMap<String, String>>, o: &Owner) -> bool {
+    tags.is_some_and(|t| t.get(TAG_PLATFORM) == Some(&o.platform) && t.get(TAG_ENVIRONMENT) == Some(&o.environment))
+}
+
+fn aws_tags(req: &ApplyRequest) -> std::collections::HashMap<String, String> {
+    let mut t: std::collections::HashMap<String, String> = req.identity.owner_tags.clone().into_iter().collect();
+    t.insert("Name".into(), req.identity.name.clone());
+    t
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cluster
+
+struct EksCluster;
+
+impl EksCluster {
+    fn to_attrs(c: &Cluster, prior: Option<&Attrs>) -> Attrs {
+        let vpc = c.resources_vpc_config();
+        let list = |v: Option<&[String]>| v.map(<[String]>::to_vec).unwrap_or_default();
+        let mut cidrs = list(vpc.map(|v| v.public_access_cidrs()));
+        cidrs.sort();
+        attrs([
+            ("id", json!(c.name())),
+            ("name", json!(c.name())),
+            ("arn", json!(c.arn())),
+            ("version", json!(c.version())),
+            ("role_arn", json!(c.role_arn())),
+            ("subnet_ids", keep_order(prior.and_then(|p| p.get("subnet_ids")), list(vpc.map(|v| v.subnet_ids())))),
+            ("security_group_ids", Self::security_groups(vpc, prior)),
+            ("endpoint_public_access", json!(vpc.map(|v| v.endpoint_public_access()).unwrap_or(true))),
+            ("endpoint_private_access", json!(vpc.map(|v| v.endpoint_private_access()).unwrap_or(false))),
+            ("public_access_cidrs", json!(cidrs)),
+            ("service_cidr", json!(c.kubernetes_network_config().and_then(|k| k.service_ipv4_cidr()))),
+            ("endpoint", json!(c.endpoint())),
+            ("certificate_authority", json!(c.certificate_authority().and_then(|ca| ca.data()))),
+            ("oidc_issuer", json!(c.identity().and_then(|i| i.oidc()).and_then(|o| o.issuer()))),
+            ("created_at", json!(c.created_at().map(|t| t.to_string()))),
+        ])
+    }
+
+    /// A cluster made by this tool always has its extra security group, and EKS cannot take it
+    /// away; an empty list means the API did not report them (moto never does), not "none".
+    fn security_groups(vpc: Option<&aws_sdk_eks::types::VpcConfigResponse>, prior: Option<&Attrs>) -> Json {
+        let now: Vec<String> = vpc.map(|v| v.security_group_ids().to_vec()).unwrap_or_default();
+        let recorded = prior.and_then(|p| p.get("security_group_ids"));
+        match recorded {
+            Some(r) if now.is_empty() => r.clone(),
+            _ => keep_order(recorded, now),
+        }
+    }
+
+    async fn describe(ctx: &Ctx<'_>, name: &str) -> Result<Option<Cluster>, ProviderError> {
+        match ctx.c.eks.describe_cluster().name(name).send().await {
+            Ok(r) => Ok(r.cluster().cloned()),
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(None),
+            Err(e) => Err(api("eks", "DescribeCluster", e)),
+        }
+    }
+
+    /// Waits until the cluster is ACTIVE (or gone, for a delete).
+    async fn wait(ctx: &Ctx<'_>, name: &str, gone: bool) -> Result<Option<Cluster>, ProviderError> {
+        let what =
+            if gone { format!("EKS cluster {name} to be deleted") } else { format!("EKS cluster {name} to be ACTIVE") };
+        let r = wait_until(
+            &what,
+            WaitPolicy::new(CLUSTER_WAIT),
+            |_| {},
+            || async {
+                let c = Self::describe(ctx, name).await?;
+                Ok::<_, ProviderError>(match (c, gone) {
+                    (None, true) => WaitStep::Done(None),
+                    (None, false) => WaitStep::Pending("not found yet".into()),
+                    (Some(c), false) if c.status() == Some(&ClusterStatus::Active) => WaitStep::Done(Some(c)),
+                    (Some(c), _) if c.status() == Some(&ClusterStatus::Failed) => {
+                        WaitStep::Failed("status FAILED".into())
+                    }
+                    (Some(c), _) => WaitStep::Pending(c.status().map(|s| s.as_str().to_string()).unwrap_or_default()),
+                })
+            },
+        )
+        .await?;
+        Ok(r?)
+    }
+
+    fn vpc_config(cfg: &Cfg<'_>, with_subnets: bool) -> Result<VpcConfigRequest, ProviderError> {
+        let b = VpcConfigRequest::builder()
+            .endpoint_public_access(cfg.bool("endpoint_public_access")?)
+            .endpoint_private_access(cfg.bool("endpoint_private_access")?)
+            .set_public_access_cidrs(Some(cfg.strs("public_access_cidrs")?));
+        Ok(if with_subnets {
+            b.set_subnet_ids(Some(cfg.strs("subnet_ids")?))
+                .set_security_group_ids(Some(cfg.strs("security_group_ids")?))
+                .build()
+        } else {
+            b.build()
+        })
+    }
+}
+
+#[async_trait]
+impl Kind for EksCluster {
+    fn schema(&self) -> TypeSchema {
+        schema(
+            "eks",
+            "cluster",
+            &[
+                ("name", 'f'),
+                ("version", 'u'),
+                ("role_arn", 'f'),
+                ("subnet_ids", 'f'),
+                ("security_group_ids", 'f'),
+                ("endpoint_public_access", 'u'),
+                ("endpoint_private_access", 'u'),
+                ("public_access_cidrs", 'u'),
+                ("service_cidr", 'f'),
+                ("id", 'c'),
+                ("arn", 'c'),
+                ("endpoint", 'c'),
+                ("certificate_authority", 'c'),
+                ("oidc_issuer", 'c'),
+                ("created_at", 'c'),
+            ],
+            true,
+        )
+    }
+
+    async fn read(
+        &self,
+        ctx: &Ctx<'_>,
+        items: &[ReadItem],
+    ) -> Result<BTreeMap<ResourceAddr, ReadResource>, ProviderError> {
+        let mut out = BTreeMap::new();
+        for i in items {
+            if let Some(c) = Self::describe(ctx, &i.id).await? {
+                out.insert(
+                    i.addr.clone(),
+                    ReadResource { id: i.id.clone(), attrs: Self::to_attrs(&c, Some(&i.attrs)) },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create(&self, ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        let cfg = Cfg::of(req);
+        let name = cfg.str("name")?;
+        ctx.c
+            .eks
+            .create_cluster()
+            .name(name)
+            .version(cfg.str("version")?)
+            .role_arn(cfg.str("role_arn")?)
+            .resources_vpc_config(Self::vpc_config(&cfg, true)?)
+            .kubernetes_network_config(
+                KubernetesNetworkConfigRequest::builder().service_ipv4_cidr(cfg.str("service_cidr")?).build(),
+            )
+            .set_tags(Some(aws_tags(req)))
+            .client_request_token(&req.identity.client_token)
+            .send()
+            .await
+            .map_err(|e| api("eks", "CreateCluster", e))?;
+        let c = Self::wait(ctx, name, false).await?.ok_or_else(|| missing("eks", "DescribeCluster", "cluster"))?;
+        Ok(ApplyResponse { id: name.to_string(), attrs: Self::to_attrs(&c, Some(&req.config)) })
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx<'_>,
+        prior: &ReadResource,
+        req: &ApplyRequest,
+    ) -> Result<ApplyResponse, ProviderError> {
+        let cfg = Cfg::of(req);
+        let name = &prior.id;
+        let version = cfg.str("version")?;
+        if prior.attrs.get("version").and_then(Json::as_str) != Some(version) {
+            ctx.c
+                .eks
+                .update_cluster_version()
+                .name(name)
+                .version(version)
+                .send()
+                .await
+                .map_err(|e| api("eks", "UpdateClusterVersion", e))?;
+            Self::wait(ctx, name, false).await?;
+        }
+        let access = ["endpoint_public_access", "endpoint_private_access", "public_access_cidrs"];
+        let mut want_cidrs = cfg.strs("public_access_cidrs")?;
+        want_cidrs.sort();
+        let changed = access.iter().any(|k| match *k {
+            "public_access_cidrs" => prior.attrs.get(*k) != Some(&json!(want_cidrs)),
+            _ => prior.attrs.get(*k) != cfg.get(k),
+        });
+        if changed {
+            ctx.c
+                .eks
+                .update_cluster_config()
+                .name(name)
+                .resources_vpc_config(Self::vpc_config(&cfg, false)?)
+                .send()
+                .await
+                .map_err(|e| api("eks", "UpdateClusterConfig", e))?;
+            Self::wait(ctx, name, false).await?;
+        }
+        let c = Self::describe(ctx, name).await?.ok_or_else(|| missing("eks", "DescribeCluster", "cluster"))?;
+        Ok(ApplyResponse { id: name.clone(), attrs: Self::to_attrs(&c, Some(&prior.attrs)) })
+    }
+
+    async fn delete(&self, ctx: &Ctx<'_>, req: &DeleteRequest) -> Result<(), ProviderError> {
+        match ctx.c.eks.delete_cluster().name(&req.id).send().await {
+            Ok(_) => {}
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => return Ok(()),
+            Err(e) => return Err(api("eks", "DeleteCluster", e)),
+        }
+        Self::wait(ctx, &req.id, true).await?;
+        Ok(())
+    }
+
+    async fn find(&self, ctx: &Ctx<'_>, req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
+        Ok(Self::describe(ctx, &req.name)
+            .await?
+            .filter(|c| owned(c.tags(), ctx.owner))
+            .map(|c| ReadResource { id: req.name.clone(), attrs: Self::to_attrs(&c, None) }))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Managed node group
+
+struct NodeGroup;
+
+impl NodeGroup {
+    /// `cluster/name`
+    fn split(id: &str) -> (&str, &str) {
+        id.split_once('/').unwrap_or((id, ""))
+    }
+
+    fn to_attrs(n: &Nodegroup, prior: Option<&Attrs>) -> Attrs {
+        let scaling = n.scaling_config();
+        let mut a = attrs([
+            (
+                "id",
+                json!(format!("{}/{}", n.cluster_name().unwrap_or_default(), n.nodegroup_name().unwrap_or_default())),
+            ),
+            ("arn", json!(n.nodegroup_arn())),
+            ("cluster_name", json!(n.cluster_name())),
+            ("name", json!(n.nodegroup_name())),
+            ("node_role_arn", json!(n.node_role())),
+            ("subnet_ids", keep_order(prior.and_then(|p| p.get("subnet_ids")), n.subnets().to_vec())),
+            ("instance_types", json!(n.instance_types())),
+            ("min_size", json!(scaling.and_then(|s| s.min_size()))),
+            ("max_size", json!(scaling.and_then(|s| s.max_size()))),
+        ]);
+        // The size to start with is the autoscaler's business after creation: keep what was asked.
+        a.insert("initial_size".into(), prior.and_then(|p| p.get("initial_size")).cloned().unwrap_or(Json::Null));
+        a
+    }
+
+    async fn describe(ctx: &Ctx<'_>, cluster: &str, name: &str) -> Result<Option<Nodegroup>, ProviderError> {
+        match ctx.c.eks.describe_nodegroup().cluster_name(cluster).nodegroup_name(name).send().await {
+            Ok(r) => Ok(r.nodegroup().cloned()),
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(None),
+            Err(e) => Err(api("eks", "DescribeNodegroup", e)),
+        }
+    }
+
+    async fn wait(ctx: &Ctx<'_>, cluster: &str, name: &str, gone: bool) -> Result<Option<Nodegroup>, ProviderError> {
+        let what =
+            if gone { format!("node group {name} to be deleted") } else { format!("node group {name} to be ACTIVE") };
+        let r = wait_until(
+            &what,
+            WaitPolicy::new(NODEGROUP_WAIT),
+            |_| {},
+            || async {
+                let n = Self::describe(ctx, cluster, name).await?;
+                Ok::<_, ProviderError>(match (n, gone) {
+                    (None, true) => WaitStep::Done(None),
+                    (None, false) => WaitStep::Pending("not found yet".into()),
+                    (Some(n), false) if n.status() == Some(&NodegroupStatus::Active) => WaitStep::Done(Some(n)),
+                    (Some(n), _)
+                        if matches!(
+                            n.status(),
+                            Some(
+                                NodegroupStatus::CreateFailed
+                                    | NodegroupStatus::DeleteFailed
+                                    | NodegroupStatus::Degraded
+                            )
+                        ) =>
+                    {
+                        let issues: Vec<String> = n
+                            .health()
+                            .map(|h| h.issues().iter().filter_map(|i| i.message().map(str::to_string)).collect())
+                            .unwrap_or_default();
+                        WaitStep::Failed(format!(
+                            "status {}: {}",
+                            n.status().map(|s| s.as_str()).unwrap_or("?"),
+                            issues.join("; ")
+                        ))
+                    }
+                    (Some(n), _) => WaitStep::Pending(n.status().map(|s| s.as_str().to_string()).unwrap_or_default()),
+                })
+            },
+        )
+        .await?;
+        Ok(r?)
+    }
+
+    fn sizes(cfg: &Cfg<'_>) -> Result<(i32, i32, i32), ProviderError> {
+        let min = cfg.u64("min_size")? as i32;
+        let max = cfg.u64("max_size")? as i32;
+        let initial = cfg.u64("initial_size")? as i32;
+        Ok((min, max, initial.clamp(min, max.max(1))))
+    }
+}
+
+#[async_trait]
+impl Kind for NodeGroup {
+    fn schema(&self) -> TypeSchema {
+        schema(
+            "eks",
+            "node_group",
+            &[
+                ("cluster_name", 'f'),
+                ("name", 'f'),
+                ("node_role_arn", 'f'),
+                ("subnet_ids", 'f'),
+                ("instance_types", 'f'),
+                ("min_size", 'u'),
+                ("max_size", 'u'),
+                ("initial_size", 'u'),
+                ("id", 'c'),
+                ("arn", 'c'),
+            ],
+            false,
+        )
+    }
+
+    async fn read(
+        &self,
+        ctx: &Ctx<'_>,
+        items: &[ReadItem],
+    ) -> Result<BTreeMap<ResourceAddr, ReadResource>, ProviderError> {
+        let mut out = BTreeMap::new();
+        for i in items {
+            let (cluster, name) = Self::split(&i.id);
+            if let Some(n) = Self::describe(ctx, cluster, name).await? {
+                out.insert(
+                    i.addr.clone(),
+                    ReadResource { id: i.id.clone(), attrs: Self::to_attrs(&n, Some(&i.attrs)) },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create(&self, ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        let cfg = Cfg::of(req);
+        let (cluster, name) = (cfg.str("cluster_name")?, cfg.str("name")?);
+        let (min, max, desired) = Self::sizes(&cfg)?;
+        ctx.c
+            .eks
+            .create_nodegroup()
+            .cluster_name(cluster)
+            .nodegroup_name(name)
+            .node_role(cfg.str("node_role_arn")?)
+            .set_subnets(Some(cfg.strs("subnet_ids")?))
+            .set_instance_types(Some(cfg.strs("instance_types")?))
+            .scaling_config(NodegroupScalingConfig::builder().min_size(min).max_size(max).desired_size(desired).build())
+            .set_tags(Some(aws_tags(req)))
+            .client_request_token(&req.identity.client_token)
+            .send()
+            .await
+            .map_err(|e| api("eks", "CreateNodegroup", e))?;
+        let n = Self::wait(ctx, cluster, name, false)
+            .await?
+            .ok_or_else(|| missing("eks", "DescribeNodegroup", "node group"))?;
+        let a = Self::to_attrs(&n, Some(&req.config));
+        Ok(ApplyResponse { id: format!("{cluster}/{name}"), attrs: a })
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx<'_>,
+        prior: &ReadResource,
+        req: &ApplyRequest,
+    ) -> Result<ApplyResponse, ProviderError> {
+        let cfg = Cfg::of(req);
+        let (cluster, name) = Self::split(&prior.id);
+        let (min, max, _) = Self::sizes(&cfg)?;
+        let current = Self::describe(ctx, cluster, name)
+            .await?
+            .ok_or_else(|| missing("eks", "DescribeNodegroup", "node group"))?;
+        if prior.attrs.get("min_size") != cfg.get("min_size") || prior.attrs.get("max_size") != cfg.get("max_size") {
+            // The autoscaler owns the current size; keep it, within the new bounds.
+            let desired = current.scaling_config().and_then(|s| s.desired_size()).unwrap_or(min).clamp(min, max.max(1));
+            ctx.c
+                .eks
+                .update_nodegroup_config()
+                .cluster_name(cluster)
+                .nodegroup_name(name)
+                .scaling_config(
+                    NodegroupScalingConfig::builder().min_size(min).max_size(max).desired_size(desired).build(),
+                )
+                .send()
+                .await
+                .map_err(|e| api("eks", "UpdateNodegroupConfig", e))?;
+        }
+        let n = Self::wait(ctx, cluster, name, false)
+            .await?
+            .ok_or_else(|| missing("eks", "DescribeNodegroup", "node group"))?;
+        let mut a = Self::to_attrs(&n, Some(&prior.attrs));
+        a.insert("initial_size".into(), cfg.get("initial_size").cloned().unwrap_or(Json::Null));
+        Ok(ApplyResponse { id: prior.id.clone(), attrs: a })
+    }
+
+    async fn delete(&self, ctx: &Ctx<'_>, req: &DeleteRequest) -> Result<(), ProviderError> {
+        let (cluster, name) = Self::split(&req.id);
+        match ctx.c.eks.delete_nodegroup().cluster_name(cluster).nodegroup_name(name).send().await {
+            Ok(_) => {}
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => return Ok(()),
+            Err(e) => return Err(api("eks", "DeleteNodegroup", e)),
+        }
+        Self::wait(ctx, cluster, name, true).await?;
+        Ok(())
+    }
+
+    async fn find(&self, ctx: &Ctx<'_>, req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
+        // The cluster's name is the address's prefix of the owner name; node groups are found by
+        // listing the platform cluster's groups.
+        let clusters = ctx.c.eks.list_clusters().send().await.map_err(|e| api("eks", "ListClusters", e))?;
+        for cluster in clusters.clusters() {
+            if let Some(n) = Self::describe(ctx, cluster, &req.name).await?
+                && n.tags().is_some_and(|t| t.get(TAG_ADDRESS) == Some(&req.addr.to_string()))
+            {
+                let id = format!("{cluster}/{}", req.name);
+                return Ok(Some(ReadResource { id, attrs: Self::to_attrs(&n, None) }));
+            }
+        }
+        Ok(None)
+    }
+}

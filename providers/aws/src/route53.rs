@@ -1,0 +1,1218 @@
+//! Route 53: the platform's public hosted zone, the A records that point names at the ingress
+//! controllers' addresses, and the NS delegation of an environment's zone in its parent zone.
+//!
+//! Records are batched: the record changes of one apply reach `ChangeResourceRecordSets`
+//! together, grouped by zone and cut into requests within Route 53's limits, and a refresh lists
+//! each zone's record sets once. Route 53 speaks in fully qualified names (`api.matih.ai.`) and
+//! prefixed ids (`/hostedzone/Z…`, `/change/C…`); attributes always hold the bare forms.
+//!
+//! Not here: private zones, alias/weighted/latency record sets (they are left alone, never
+//! matched), DNSSEC and health checks.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_route53::types::{
+    Change, ChangeAction, ChangeBatch, ChangeStatus, HostedZone, HostedZoneConfig, ResourceRecord, ResourceRecordSet,
+    RrType, Tag, TagResourceType,
+};
+use aws_smithy_types::error::operation::BuildError;
+use matih_plans::wait::{WaitPolicy, WaitStep, wait_until};
+use matih_plans::*;
+use matih_state::Attrs;
+use serde_json::{Value as Json, json};
+
+use crate::error::{api, code, missing};
+use crate::kind::*;
+
+const SVC: &str = "route53";
+
+/// Route 53 usually propagates a change within a minute.
+const CHANGE_WAIT: Duration = Duration::from_secs(5 * 60);
+
+/// `ChangeResourceRecordSets` limits per request: changes, `ResourceRecord` elements and
+/// characters of all `Value`s. An UPSERT counts its records and characters twice.
+const MAX_CHANGES: usize = 1_000;
+const MAX_RECORDS: usize = 1_000;
+const MAX_CHARS: usize = 32_000;
+
+/// `ChangeTagsForResource` takes at most this many tags per call.
+const MAX_TAGS_PER_CALL: usize = 10;
+
+pub fn kinds() -> Vec<Box<dyn Kind>> {
+    vec![Box::new(Zone), Box::new(Record), Box::new(Delegation)]
+}
+
+/// `dns.record`: the type whose batches go to [`apply_records`] and [`delete_records`].
+pub fn is_record(rtype: &ResourceType) -> bool {
+    rtype.group == "dns" && rtype.kind == "record"
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names and ids
+
+/// `/hostedzone/Z0123` → `Z0123`.
+fn bare_zone_id(id: &str) -> &str {
+    id.strip_prefix("/hostedzone/").unwrap_or(id)
+}
+
+/// `/change/C0123` → `C0123`.
+fn bare_change_id(id: &str) -> &str {
+    id.strip_prefix("/change/").unwrap_or(id)
+}
+
+/// A DNS name as recorded: no trailing dot, Route 53's octal escapes (`\052` for `*`) decoded.
+fn bare_name(name: &str) -> String {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let b = name.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b[i] == b'\\' && b.len() >= i + 4 && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c));
+        match octal.then(|| u8::from_str_radix(&name[i + 1..i + 4], 8).ok()).flatten() {
+            Some(byte) => {
+                out.push(byte);
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The fully qualified form Route 53 is sent.
+fn fqdn(name: &str) -> String {
+    if name.ends_with('.') { name.to_string() } else { format!("{name}.") }
+}
+
+/// How two names or types are compared: DNS is case-insensitive.
+fn match_key(name: &str, rtype: &str) -> (String, String) {
+    (bare_name(name).to_ascii_lowercase(), rtype.to_ascii_uppercase())
+}
+
+/// A value as recorded: names (NS, CNAME targets) without their trailing dot.
+fn bare_value(rtype: &RrType, v: &str) -> String {
+    match rtype {
+        RrType::Ns | RrType::Cname => v.strip_suffix('.').unwrap_or(v).to_string(),
+        _ => v.to_string(),
+    }
+}
+
+/// Route 53 keeps a record's values as a set and may list them in any order. They are recorded
+/// in the order the state already holds when they are the same values (the configuration's
+/// order, e.g. addresses by availability zone), so an unchanged record never shows drift; a real
+/// change is recorded sorted.
+fn in_recorded_order(mut current: Vec<String>, recorded: Option<&Json>) -> Vec<String> {
+    current.sort();
+    let recorded: Option<Vec<String>> =
+        recorded.and_then(Json::as_array).and_then(|a| a.iter().map(|v| v.as_str().map(str::to_string)).collect());
+    if let Some(r) = recorded {
+        let mut sorted = r.clone();
+        sorted.sort();
+        if sorted == current {
+            return r;
+        }
+    }
+    current
+}
+
+fn build_error(e: BuildError) -> ProviderError {
+    ProviderError::Other { message: format!("{SVC}: could not build the request: {e}"), source: Some(Box::new(e)) }
+}
+
+/// The same failure again, for every request that rode on one API call.
+fn replicate(e: &ProviderError) -> ProviderError {
+    match e {
+        ProviderError::Api { service, operation, code, message } => ProviderError::Api {
+            service: service.clone(),
+            operation: operation.clone(),
+            code: code.clone(),
+            message: message.clone(),
+        },
+        ProviderError::Wait(w) => ProviderError::Wait(w.clone()),
+        ProviderError::Config { addr, message } => {
+            ProviderError::Config { addr: addr.clone(), message: message.clone() }
+        }
+        ProviderError::Other { .. } => {
+            let mut message = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(s) = src {
+                message.push_str(": ");
+                message.push_str(&s.to_string());
+                src = s.source();
+            }
+            ProviderError::Other { message, source: None }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calls shared by the kinds
+
+/// Waits until a change has reached every Route 53 name server.
+async fn wait_insync(ctx: &Ctx<'_>, change_id: &str) -> Result<(), ProviderError> {
+    let id = bare_change_id(change_id);
+    let what = format!("Route 53 change {id} to be INSYNC");
+    let r = wait_until(
+        &what,
+        WaitPolicy::new(CHANGE_WAIT),
+        |_| {},
+        || async {
+            let r = ctx.c.route53.get_change().id(id).send().await.map_err(|e| api(SVC, "GetChange", e))?;
+            let status = r.change_info().map(|c| c.status().clone());
+            Ok::<_, ProviderError>(match status {
+                Some(ChangeStatus::Insync) => WaitStep::Done(()),
+                Some(s) => WaitStep::Pending(s.as_str().to_string()),
+                None => WaitStep::Pending("no status yet".into()),
+            })
+        },
+    )
+    .await?;
+    Ok(r?)
+}
+
+/// The public zones named exactly `name` (several zones may share a name).
+async fn public_zones_named(ctx: &Ctx<'_>, name: &str) -> Result<Vec<HostedZone>, ProviderError> {
+    let want = match_key(name, "").0;
+    let mut out = Vec::new();
+    let mut next: Option<(String, Option<String>)> = Some((fqdn(name), None));
+    while let Some((dns_name, zone_id)) = next.take() {
+        let r = ctx
+            .c
+            .route53
+            .list_hosted_zones_by_name()
+            .dns_name(dns_name)
+            .set_hosted_zone_id(zone_id)
+            .send()
+            .await
+            .map_err(|e| api(SVC, "ListHostedZonesByName", e))?;
+        // Zones come sorted by name, starting at `name`: the first other name ends the search.
+        let mut past = false;
+        for z in r.hosted_zones() {
+            if match_key(z.name(), "").0 != want {
+                past = true;
+            } else if !z.config().is_some_and(|c| c.private_zone()) {
+                out.push(z.clone());
+            }
+        }
+        if !past && r.is_truncated() {
+            next = r.next_dns_name().map(|n| (n.to_string(), r.next_hosted_zone_id().map(str::to_string)));
+        }
+    }
+    Ok(out)
+}
+
+/// A zone's tags; none if the zone is gone.
+async fn zone_tags(ctx: &Ctx<'_>, id: &str) -> Result<BTreeMap<String, String>, ProviderError> {
+    let r = match ctx
+        .c
+        .route53
+        .list_tags_for_resource()
+        .resource_type(TagResourceType::Hostedzone)
+        .resource_id(id)
+        .send()
+        .await
+    {
+        Ok(r) => r,
+        Err(e) if code(&e) == Some("NoSuchHostedZone") => return Ok(BTreeMap::new()),
+        Err(e) => return Err(api(SVC, "ListTagsForResource", e)),
+    };
+    Ok(r.resource_tag_set()
+        .map(|s| s.tags().iter().filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))).collect())
+        .unwrap_or_default())
+}
+
+async fn add_zone_tags(ctx: &Ctx<'_>, id: &str, tags: Vec<(String, String)>) -> Result<(), ProviderError> {
+    for chunk in tags.chunks(MAX_TAGS_PER_CALL) {
+        let tags = chunk.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
+        ctx.c
+            .route53
+            .change_tags_for_resource()
+            .resource_type(TagResourceType::Hostedzone)
+            .resource_id(id)
+            .set_add_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| api(SVC, "ChangeTagsForResource", e))?;
+    }
+    Ok(())
+}
+
+/// Every record set of a zone, in one paginated walk; `None` if the zone does not exist.
+async fn list_sets(ctx: &Ctx<'_>, zone_id: &str) -> Result<Option<Vec<ResourceRecordSet>>, ProviderError> {
+    let mut out = Vec::new();
+    let mut next: Option<(String, RrType, Option<String>)> = None;
+    loop {
+        let mut q = ctx.c.route53.list_resource_record_sets().hosted_zone_id(zone_id);
+        if let Some((name, rtype, ident)) = next.take() {
+            q = q.start_record_name(name).start_record_type(rtype).set_start_record_identifier(ident);
+        }
+        let r = match q.send().await {
+            Ok(r) => r,
+            Err(e) if code(&e) == Some("NoSuchHostedZone") => return Ok(None),
+            Err(e) => return Err(api(SVC, "ListResourceRecordSets", e)),
+        };
+        out.extend(r.resource_record_sets().iter().cloned());
+        if !r.is_truncated() {
+            return Ok(Some(out));
+        }
+        match (r.next_record_name(), r.next_record_type()) {
+            (Some(n), Some(t)) => {
+                next = Some((n.to_string(), t.clone(), r.next_record_identifier().map(str::to_string)))
+            }
+            _ => return Err(missing(SVC, "ListResourceRecordSets", "NextRecordName for a truncated page")),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Record sets: what is wanted, what is there, and the changes between them
+
+/// Which record set: zone, name and type. Only simple record sets (no set identifier) match.
+#[derive(Debug, Clone, PartialEq)]
+struct RecordKey {
+    zone_id: String,
+    name: String,
+    rtype: String,
+}
+
+impl RecordKey {
+    /// `<zone_id>/<name>/<type>`.
+    fn parse(id: &str) -> Option<Self> {
+        let (zone, rest) = id.split_once('/')?;
+        let (name, rtype) = rest.rsplit_once('/')?;
+        (!zone.is_empty() && !name.is_empty() && !rtype.is_empty()).then(|| RecordKey {
+            zone_id: zone.to_string(),
+            name: name.to_string(),
+            rtype: rtype.to_string(),
+        })
+    }
+
+    fn of(addr: &ResourceAddr, id: &str) -> Result<Self, ProviderError> {
+        Self::parse(id).ok_or_else(|| other(format!("{addr}: recorded id `{id}` is not <zone_id>/<name>/<type>")))
+    }
+
+    /// A `dns.record` from its recorded attributes, or from its id.
+    fn of_record(addr: &ResourceAddr, id: &str, attrs: &Attrs) -> Result<Self, ProviderError> {
+        let s = |k: &str| attrs.get(k).and_then(Json::as_str);
+        match (s("zone_id"), s("name"), s("type")) {
+            (Some(z), Some(n), Some(t)) => {
+                Ok(RecordKey { zone_id: bare_zone_id(z).to_string(), name: bare_name(n), rtype: t.to_string() })
+            }
+            _ => Self::of(addr, id),
+        }
+    }
+
+    fn id(&self) -> String {
+        format!("{}/{}/{}", self.zone_id, self.name, self.rtype)
+    }
+
+    fn matcher(&self) -> (String, String) {
+        match_key(&self.name, &self.rtype)
+    }
+}
+
+/// The simple record sets of a zone by (name, type).
+fn index(sets: &[ResourceRecordSet]) -> HashMap<(String, String), &ResourceRecordSet> {
+    sets.iter()
+        .filter(|s| s.set_identifier().is_none())
+        .map(|s| (match_key(s.name(), s.r#type().as_str()), s))
+        .collect()
+}
+
+/// One simple record set as wanted (or as found).
+#[derive(Debug, Clone, PartialEq)]
+struct RecordSpec {
+    key: RecordKey,
+    ttl: Option<i64>,
+    values: Vec<String>,
+}
+
+impl RecordSpec {
+    fn from_cfg(cfg: &Cfg<'_>, zone_id: &str, name: &str, rtype: &str, values: &str) -> Result<Self, ProviderError> {
+        let ttl = cfg.u64("ttl")?;
+        let ttl = i64::try_from(ttl).map_err(|_| ProviderError::Config {
+            addr: cfg.addr.clone(),
+            message: format!("`ttl` {ttl} is out of range"),
+        })?;
+        let values = cfg.strs(values)?;
+        if values.is_empty() {
+            return Err(ProviderError::Config {
+                addr: cfg.addr.clone(),
+                message: "a record needs at least one value".into(),
+            });
+        }
+        Ok(RecordSpec {
+            key: RecordKey {
+                zone_id: bare_zone_id(zone_id).to_string(),
+                name: bare_name(name),
+                rtype: rtype.to_string(),
+            },
+            ttl: Some(ttl),
+            values,
+        })
+    }
+
+    /// What Route 53 holds, with the values in the order `recorded` has them if they are the same.
+    fn found(zone_id: &str, s: &ResourceRecordSet, recorded: Option<&Json>) -> Self {
+        let values = s.resource_records().iter().map(|r| bare_value(s.r#type(), r.value())).collect();
+        RecordSpec {
+            key: RecordKey {
+                zone_id: zone_id.to_string(),
+                name: bare_name(s.name()),
+                rtype: s.r#type().as_str().to_string(),
+            },
+            ttl: s.ttl(),
+            values: in_recorded_order(values, recorded),
+        }
+    }
+
+    fn rrset(&self) -> Result<ResourceRecordSet, ProviderError> {
+        let records = self
+            .values
+            .iter()
+            .map(|v| ResourceRecord::builder().value(v).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(build_error)?;
+        ResourceRecordSet::builder()
+            .name(fqdn(&self.key.name))
+            .r#type(RrType::from(self.key.rtype.as_str()))
+            .set_ttl(self.ttl)
+            .set_resource_records(Some(records))
+            .build()
+            .map_err(build_error)
+    }
+}
+
+/// What one change costs against the per-request limits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Cost {
+    records: usize,
+    chars: usize,
+}
+
+fn cost(c: &Change) -> Cost {
+    let twice = if *c.action() == ChangeAction::Upsert { 2 } else { 1 };
+    let records = c.resource_record_set().map(|s| s.resource_records()).unwrap_or_default();
+    Cost {
+        records: records.len().max(1) * twice,
+        chars: records.iter().map(|r| r.value().len()).sum::<usize>() * twice,
+    }
+}
+
+/// Cuts consecutive changes into requests within the limits. A change that alone exceeds a limit
+/// is sent on its own, so Route 53's refusal reaches only that change.
+fn chunks(costs: &[Cost]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut records, mut chars) = (0, 0, 0);
+    for (i, c) in costs.iter().enumerate() {
+        let n = i - start;
+        if n > 0 && (n == MAX_CHANGES || records + c.records > MAX_RECORDS || chars + c.chars > MAX_CHARS) {
+            out.push(start..i);
+            (start, records, chars) = (i, 0, 0);
+        }
+        records += c.records;
+        chars += c.chars;
+    }
+    if start < costs.len() {
+        out.push(start..costs.len());
+    }
+    out
+}
+
+/// For each request of one zone: `Ok(Some(i))` rides on change `i`, `Ok(None)` has nothing to
+/// do, `Err` was refused before anything was sent.
+type Slots = Vec<Result<Option<usize>, ProviderError>>;
+
+/// UPSERTs: create or overwrite, so a retry or a record that already exists is not an error.
+/// Requests for the same name and type share one change; conflicting ones are refused.
+fn plan_upserts(specs: &[(&ResourceAddr, &RecordSpec)]) -> (Vec<Change>, Slots) {
+    let mut changes = Vec::new();
+    let mut seen: HashMap<(String, String), (usize, &ResourceAddr, &RecordSpec)> = HashMap::new();
+    let mut slots = Slots::with_capacity(specs.len());
+    for &(addr, spec) in specs {
+        if let Some(&(i, first, same)) = seen.get(&spec.key.matcher()) {
+            slots.push(if same == spec {
+                Ok(Some(i))
+            } else {
+                Err(ProviderError::Config {
+                    addr: addr.clone(),
+                    message: format!("{first} also sets {} {} to other values", spec.key.name, spec.key.rtype),
+                })
+            });
+            continue;
+        }
+        let change = spec.rrset().and_then(|s| {
+            Change::builder().action(ChangeAction::Upsert).resource_record_set(s).build().map_err(build_error)
+        });
+        slots.push(change.map(|c| {
+            seen.insert(spec.key.matcher(), (changes.len(), addr, spec));
+            changes.push(c);
+            Some(changes.len() - 1)
+        }));
+    }
+    (changes, slots)
+}
+
+/// DELETEs built from what the zone holds now: Route 53 deletes a record set only when given its
+/// current TTL and values, which may have been changed outside this tool. Record sets already
+/// gone need nothing; one deleted twice rides on one change.
+fn plan_deletes(keys: &[&RecordKey], current: &[ResourceRecordSet]) -> (Vec<Change>, Slots) {
+    let now = index(current);
+    let mut changes = Vec::new();
+    let mut planned: HashMap<(String, String), usize> = HashMap::new();
+    let mut slots = Slots::with_capacity(keys.len());
+    for key in keys {
+        let m = key.matcher();
+        if let Some(&i) = planned.get(&m) {
+            slots.push(Ok(Some(i)));
+            continue;
+        }
+        let Some(set) = now.get(&m) else {
+            slots.push(Ok(None));
+            continue;
+        };
+        let change = Change::builder().action(ChangeAction::Delete).resource_record_set((*set).clone()).build();
+        slots.push(change.map_err(build_error).map(|c| {
+            planned.insert(m, changes.len());
+            changes.push(c);
+            Some(changes.len() - 1)
+        }));
+    }
+    (changes, slots)
+}
+
+/// Sends one request and waits until it is INSYNC.
+async fn send_changes(ctx: &Ctx<'_>, zone_id: &str, changes: Vec<Change>) -> Result<(), ProviderError> {
+    let batch = ChangeBatch::builder().set_changes(Some(changes)).build().map_err(build_error)?;
+    let r = ctx
+        .c
+        .route53
+        .change_resource_record_sets()
+        .hosted_zone_id(zone_id)
+        .change_batch(batch)
+        .send()
+        .await
+        .map_err(|e| api(SVC, "ChangeResourceRecordSets", e))?;
+    let change = r.change_info().ok_or_else(|| missing(SVC, "ChangeResourceRecordSets", "ChangeInfo"))?;
+    wait_insync(ctx, change.id()).await
+}
+
+/// Sends a zone's changes in as few requests as the limits allow and maps the outcome back to
+/// the requests. Every request in a failed chunk gets that chunk's error; other chunks go on.
+async fn execute(ctx: &Ctx<'_>, zone_id: &str, changes: Vec<Change>, slots: Slots) -> Vec<Result<(), ProviderError>> {
+    let costs: Vec<Cost> = changes.iter().map(cost).collect();
+    let mut done: Vec<Option<ProviderError>> = Vec::with_capacity(changes.len());
+    let mut changes = changes.into_iter();
+    for range in chunks(&costs) {
+        let n = range.len();
+        let chunk: Vec<Change> = changes.by_ref().take(n).collect();
+        match send_changes(ctx, zone_id, chunk).await {
+            Ok(()) => done.extend((0..n).map(|_| None)),
+            Err(e) => done.extend((0..n).map(|_| Some(replicate(&e)))),
+        }
+    }
+    slots
+        .into_iter()
+        .map(|s| match s? {
+            Some(i) => done[i].as_ref().map_or(Ok(()), |e| Err(replicate(e))),
+            None => Ok(()),
+        })
+        .collect()
+}
+
+/// UPSERTs record sets of any zones; one result per spec, in order.
+async fn upsert(
+    ctx: &Ctx<'_>,
+    specs: Vec<(&ResourceAddr, Result<RecordSpec, ProviderError>)>,
+) -> Vec<Result<RecordSpec, ProviderError>> {
+    let mut zones: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, (_, s)) in specs.iter().enumerate() {
+        if let Ok(s) = s {
+            zones.entry(s.key.zone_id.clone()).or_default().push(i);
+        }
+    }
+    let mut sent: Vec<Result<(), ProviderError>> = specs.iter().map(|_| Ok(())).collect();
+    for (zone, idx) in zones {
+        let group: Vec<(&ResourceAddr, &RecordSpec)> =
+            idx.iter().filter_map(|&i| Some((specs[i].0, specs[i].1.as_ref().ok()?))).collect();
+        let (changes, slots) = plan_upserts(&group);
+        for (i, r) in idx.into_iter().zip(execute(ctx, &zone, changes, slots).await) {
+            sent[i] = r;
+        }
+    }
+    specs.into_iter().zip(sent).map(|((_, spec), sent)| sent.and(spec)).collect()
+}
+
+/// DELETEs record sets of any zones, from their current contents; one result per key, in order.
+async fn delete_sets(ctx: &Ctx<'_>, keys: Vec<Result<RecordKey, ProviderError>>) -> Vec<Result<(), ProviderError>> {
+    let mut zones: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, k) in keys.iter().enumerate() {
+        if let Ok(k) = k {
+            zones.entry(k.zone_id.clone()).or_default().push(i);
+        }
+    }
+    let mut out: Vec<Result<(), ProviderError>> = keys.iter().map(|_| Ok(())).collect();
+    for (zone, idx) in zones {
+        let results: Vec<Result<(), ProviderError>> = match list_sets(ctx, &zone).await {
+            // The zone is gone, and its records with it.
+            Ok(None) => idx.iter().map(|_| Ok(())).collect(),
+            Ok(Some(current)) => {
+                let group: Vec<&RecordKey> = idx.iter().filter_map(|&i| keys[i].as_ref().ok()).collect();
+                let (changes, slots) = plan_deletes(&group, &current);
+                execute(ctx, &zone, changes, slots).await
+            }
+            Err(e) => idx.iter().map(|_| Err(replicate(&e))).collect(),
+        };
+        for (i, r) in idx.into_iter().zip(results) {
+            out[i] = r;
+        }
+    }
+    keys.into_iter().zip(out).map(|(k, r)| k.and(r)).collect()
+}
+
+/// The record sets of `items` that still exist: one listing per zone, never one call per record.
+async fn read_sets<'i>(
+    ctx: &Ctx<'_>,
+    items: &'i [ReadItem],
+    key_of: impl Fn(&ReadItem) -> Result<RecordKey, ProviderError>,
+    values_attr: &str,
+) -> Result<Vec<(&'i ReadItem, RecordSpec)>, ProviderError> {
+    let mut zones: BTreeMap<String, Vec<(&ReadItem, RecordKey)>> = BTreeMap::new();
+    for item in items {
+        let key = key_of(item)?;
+        zones.entry(key.zone_id.clone()).or_default().push((item, key));
+    }
+    let mut out = Vec::new();
+    for (zone, wanted) in zones {
+        // A zone that is gone takes all its records with it.
+        let Some(sets) = list_sets(ctx, &zone).await? else { continue };
+        let now = index(&sets);
+        for (item, key) in wanted {
+            if let Some(s) = now.get(&key.matcher()) {
+                out.push((item, RecordSpec::found(&zone, s, item.attrs.get(values_attr))));
+            }
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hosted zone
+
+struct Zone;
+
+impl Zone {
+    fn attrs(z: &HostedZone, mut name_servers: Vec<String>, adopted: bool) -> (String, Attrs) {
+        let id = bare_zone_id(z.id()).to_string();
+        name_servers = name_servers.iter().map(|n| bare_value(&RrType::Ns, n)).collect();
+        name_servers.sort();
+        (
+            id.clone(),
+            attrs([
+                ("id", json!(id)),
+                ("name", json!(bare_name(z.name()))),
+                ("comment", json!(z.config().and_then(|c| c.comment()))),
+                ("name_servers", json!(name_servers)),
+                ("adopted", json!(adopted)),
+            ]),
+        )
+    }
+
+    /// The zone and its name servers, in one call; `None` if it is gone.
+    async fn get(ctx: &Ctx<'_>, id: &str, adopted: bool) -> Result<Option<(String, Attrs)>, ProviderError> {
+        let r = match ctx.c.route53.get_hosted_zone().id(id).send().await {
+            Ok(r) => r,
+            Err(e) if code(&e) == Some("NoSuchHostedZone") => return Ok(None),
+            Err(e) => return Err(api(SVC, "GetHostedZone", e)),
+        };
+        let z = r.hosted_zone().ok_or_else(|| missing(SVC, "GetHostedZone", "HostedZone"))?;
+        let ns = r.delegation_set().map(|d| d.name_servers().to_vec()).unwrap_or_default();
+        Ok(Some(Self::attrs(z, ns, adopted)))
+    }
+
+    async fn one(ctx: &Ctx<'_>, id: &str, adopted: bool) -> Result<ApplyResponse, ProviderError> {
+        let (id, attrs) = Self::get(ctx, id, adopted).await?.ok_or_else(|| missing(SVC, "GetHostedZone", "zone"))?;
+        Ok(ApplyResponse { id, attrs })
+    }
+
+    async fn set_comment(ctx: &Ctx<'_>, id: &str, comment: Option<&str>) -> Result<(), ProviderError> {
+        ctx.c
+            .route53
+            .update_hosted_zone_comment()
+            .id(id)
+            .set_comment(comment.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| api(SVC, "UpdateHostedZoneComment", e))?;
+        Ok(())
+    }
+
+    fn adopted(attrs: &Attrs) -> bool {
+        attrs.get("adopted").and_then(Json::as_bool).unwrap_or(false)
+    }
+
+    /// Takes over a zone someone else created: it gets our owner tags (so it is found again) and
+    /// the configured comment, and is recorded as adopted. A zone that another platform or
+    /// environment of this tool owns is refused: our tags would overwrite its owner's.
+    async fn adopt(ctx: &Ctx<'_>, z: &HostedZone, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        let id = bare_zone_id(z.id());
+        let tags = zone_tags(ctx, id).await?;
+        let mine = &req.identity.owner_tags;
+        if [TAG_PLATFORM, TAG_ENVIRONMENT].iter().any(|k| tags.get(*k).is_some_and(|v| mine.get(*k) != Some(v))) {
+            let tag = |k: &str| tags.get(k).map_or("?", String::as_str);
+            return Err(other(format!(
+                "{}: the hosted zone {} ({id}) belongs to platform {} environment {} of matih-infra; refusing to adopt it",
+                req.addr,
+                bare_name(z.name()),
+                tag(TAG_PLATFORM),
+                tag(TAG_ENVIRONMENT),
+            )));
+        }
+        let owner: Vec<(String, String)> = mine.clone().into_iter().collect();
+        add_zone_tags(ctx, id, owner).await?;
+        let want = Cfg::of(req).opt_str("comment");
+        if want.is_some() && z.config().and_then(|c| c.comment()) != want {
+            Self::set_comment(ctx, id, want).await?;
+        }
+        Self::one(ctx, id, true).await
+    }
+}
+
+#[async_trait]
+impl Kind for Zone {
+    fn schema(&self) -> TypeSchema {
+        schema(
+            "dns",
+            "zone",
+            &[("name", 'f'), ("comment", 'u'), ("id", 'c'), ("name_servers", 'c'), ("adopted", 'c')],
+            true,
+        )
+    }
+
+    async fn read(
+        &self,
+        ctx: &Ctx<'_>,
+        items: &[ReadItem],
+    ) -> Result<BTreeMap<ResourceAddr, ReadResource>, ProviderError> {
+        let mut found = BTreeMap::new();
+        if items.is_empty() {
+            return Ok(found);
+        }
+        let zones = ctx
+            .c
+            .route53
+            .list_hosted_zones()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| api(SVC, "ListHostedZones", e))?;
+        for z in &zones {
+            let id = bare_zone_id(z.id());
+            for item in items.iter().filter(|i| bare_zone_id(&i.id) == id) {
+                // Name servers are not in the listing: one look per zone (a platform has one).
+                if let Some((id, attrs)) = Self::get(ctx, id, Self::adopted(&item.attrs)).await? {
+                    found.insert(item.addr.clone(), ReadResource { id, attrs });
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Creates the zone, or adopts the one public zone that already has the name.
+    async fn create(&self, ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        let cfg = Cfg::of(req);
+        let name = cfg.str("name")?;
+        let existing = public_zones_named(ctx, name).await?;
+        match existing.as_slice() {
+            [] => {}
+            [z] => return Self::adopt(ctx, z, req).await,
+            many => {
+                let ids: Vec<&str> = many.iter().map(|z| bare_zone_id(z.id())).collect();
+                return Err(other(format!(
+                    "{}: {} public hosted zones are named {name} ({}); delete the extra ones so one can be adopted",
+                    req.addr,
+                    many.len(),
+                    ids.join(", ")
+                )));
+            }
+        }
+        let token = &req.identity.client_token;
+        let r = ctx
+            .c
+            .route53
+            .create_hosted_zone()
+            .name(name)
+            .caller_reference(token)
+            .hosted_zone_config(
+                HostedZoneConfig::builder()
+                    .set_comment(cfg.opt_str("comment").map(str::to_string))
+                    .private_zone(false)
+                    .build(),
+            )
+            .send()
+            .await;
+        let id = match r {
+            Ok(r) => {
+                let id =
+                    bare_zone_id(r.hosted_zone().ok_or_else(|| missing(SVC, "CreateHostedZone", "HostedZone"))?.id());
+                if let Some(change) = r.change_info() {
+                    wait_insync(ctx, change.id()).await?;
+                }
+                id.to_string()
+            }
+            // Our own earlier attempt with this caller reference went through (a retry after a
+            // lost response): carry on with that zone.
+            Err(e) if code(&e) == Some("HostedZoneAlreadyExists") => {
+                let mine = public_zones_named(ctx, name).await?.into_iter().find(|z| z.caller_reference() == token);
+                match mine {
+                    Some(z) => bare_zone_id(z.id()).to_string(),
+                    None => return Err(api(SVC, "CreateHostedZone", e)),
+                }
+            }
+            Err(e) => return Err(api(SVC, "CreateHostedZone", e)),
+        };
+        add_zone_tags(ctx, &id, tags_for(req, &BTreeMap::new())).await?;
+        Self::one(ctx, &id, false).await
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx<'_>,
+        prior: &ReadResource,
+        req: &ApplyRequest,
+    ) -> Result<ApplyResponse, ProviderError> {
+        Self::set_comment(ctx, &prior.id, Cfg::of(req).opt_str("comment")).await?;
+        Self::one(ctx, &prior.id, Self::adopted(&prior.attrs)).await
+    }
+
+    /// Deletes a zone this tool created. An adopted zone was not created by this tool and may
+    /// serve others: deleting it only takes our owner tags off, and the zone stays.
+    async fn delete(&self, ctx: &Ctx<'_>, req: &DeleteRequest) -> Result<(), ProviderError> {
+        let id = bare_zone_id(&req.id);
+        if Self::adopted(&req.attrs) {
+            let r = ctx
+                .c
+                .route53
+                .change_tags_for_resource()
+                .resource_type(TagResourceType::Hostedzone)
+                .resource_id(id)
+                .set_remove_tag_keys(Some(vec![TAG_PLATFORM.into(), TAG_ENVIRONMENT.into(), TAG_ADDRESS.into()]))
+                .send()
+                .await;
+            return match r {
+                Ok(_) => Ok(()),
+                Err(e) if code(&e) == Some("NoSuchHostedZone") => Ok(()),
+                Err(e) => Err(api(SVC, "ChangeTagsForResource", e)),
+            };
+        }
+        match ctx.c.route53.delete_hosted_zone().id(id).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if code(&e) == Some("NoSuchHostedZone") => Ok(()),
+            Err(e) => Err(api(SVC, "DeleteHostedZone", e)),
+        }
+    }
+
+    async fn find(&self, ctx: &Ctx<'_>, req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
+        for z in public_zones_named(ctx, &req.name).await? {
+            let id = bare_zone_id(z.id());
+            let tags = zone_tags(ctx, id).await?;
+            if req.owner_tags.iter().all(|(k, v)| tags.get(k) == Some(v)) {
+                // Created by the interrupted intent if it carries its caller reference; adopted otherwise.
+                let adopted = z.caller_reference() != req.client_token;
+                return Ok(Self::get(ctx, id, adopted).await?.map(|(id, attrs)| ReadResource { id, attrs }));
+            }
+        }
+        Ok(None)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Record (batched)
+
+struct Record;
+
+impl Record {
+    fn spec(req: &ApplyRequest) -> Result<RecordSpec, ProviderError> {
+        let cfg = Cfg::of(req);
+        RecordSpec::from_cfg(&cfg, cfg.str("zone_id")?, cfg.str("name")?, cfg.str("type")?, "values")
+    }
+
+    fn attrs(s: &RecordSpec) -> Attrs {
+        attrs([
+            ("id", json!(s.key.id())),
+            ("zone_id", json!(s.key.zone_id)),
+            ("name", json!(s.key.name)),
+            ("type", json!(s.key.rtype)),
+            ("ttl", json!(s.ttl)),
+            ("values", json!(s.values)),
+        ])
+    }
+}
+
+/// Creates or updates `dns.record`s together: one UPSERT request per zone (per 1,000 records).
+pub async fn apply_records(ctx: &Ctx<'_>, reqs: &[ApplyRequest]) -> Vec<Result<ApplyResponse, ProviderError>> {
+    let specs = reqs.iter().map(|r| (&r.addr, Record::spec(r))).collect();
+    upsert(ctx, specs)
+        .await
+        .into_iter()
+        .map(|r| r.map(|s| ApplyResponse { id: s.key.id(), attrs: Record::attrs(&s) }))
+        .collect()
+}
+
+/// Deletes `dns.record`s together: one listing and one DELETE request per zone.
+pub async fn delete_records(ctx: &Ctx<'_>, reqs: &[DeleteRequest]) -> Vec<Result<(), ProviderError>> {
+    delete_sets(ctx, reqs.iter().map(|r| RecordKey::of_record(&r.addr, &r.id, &r.attrs)).collect()).await
+}
+
+fn only<T>(mut v: Vec<Result<T, ProviderError>>) -> Result<T, ProviderError> {
+    v.pop().unwrap_or_else(|| Err(other("route53: a batch of one gave no result")))
+}
+
+#[async_trait]
+impl Kind for Record {
+    fn schema(&self) -> TypeSchema {
+        let mut s = schema(
+            "dns",
+            "record",
+            &[("zone_id", 'f'), ("name", 'f'), ("type", 'f'), ("ttl", 'u'), ("values", 'u'), ("id", 'c')],
+            false,
+        );
+        s.batched = true;
+        s
+    }
+
+    async fn read(
+        &self,
+        ctx: &Ctx<'_>,
+        items: &[ReadItem],
+    ) -> Result<BTreeMap<ResourceAddr, ReadResource>, ProviderError> {
+        let found = read_sets(ctx, items, |i| RecordKey::of_record(&i.addr, &i.id, &i.attrs), "values").await?;
+        Ok(found
+            .into_iter()
+            .map(|(i, s)| (i.addr.clone(), ReadResource { id: i.id.clone(), attrs: Record::attrs(&s) }))
+            .collect())
+    }
+
+    async fn create(&self, ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        only(apply_records(ctx, std::slice::from_ref(req)).await)
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx<'_>,
+        _prior: &ReadResource,
+        req: &ApplyRequest,
+    ) -> Result<ApplyResponse, ProviderError> {
+        only(apply_records(ctx, std::slice::from_ref(req)).await)
+    }
+
+    async fn delete(&self, ctx: &Ctx<'_>, req: &DeleteRequest) -> Result<(), ProviderError> {
+        only(delete_records(ctx, std::slice::from_ref(req)).await)
+    }
+
+    /// Nothing to find: Route 53 holds at most one simple record set per name and type, and
+    /// create is an UPSERT that takes over whatever is there, so a repeated create is harmless.
+    async fn find(&self, _ctx: &Ctx<'_>, _req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
+        Ok(None)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Delegation: the NS record of this environment's zone in the parent environment's zone
+
+struct Delegation;
+
+impl Delegation {
+    fn attrs(s: &RecordSpec, parent_zone_name: Option<&Json>) -> Attrs {
+        attrs([
+            ("id", json!(s.key.id())),
+            ("parent_zone_name", parent_zone_name.cloned().unwrap_or(Json::Null)),
+            ("name", json!(s.key.name)),
+            ("ttl", json!(s.ttl)),
+            ("name_servers", json!(s.values)),
+        ])
+    }
+
+    /// The parent zone's id; it belongs to another environment's state and must exist already.
+    async fn parent_zone_id(ctx: &Ctx<'_>, req: &ApplyRequest, parent: &str) -> Result<String, ProviderError> {
+        let zones = public_zones_named(ctx, parent).await?;
+        match zones.as_slice() {
+            [z] => Ok(bare_zone_id(z.id()).to_string()),
+            [] => Err(other(format!(
+                "{}: there is no public hosted zone named {parent} to delegate {} from; create the parent \
+                 environment's zone first (apply the parent environment), then apply this one",
+                req.addr,
+                Cfg::of(req).opt_str("name").unwrap_or("this zone"),
+            ))),
+            many => Err(other(format!(
+                "{}: {} public hosted zones are named {parent}; keep only the parent environment's zone",
+                req.addr,
+                many.len()
+            ))),
+        }
+    }
+
+    async fn put(ctx: &Ctx<'_>, req: &ApplyRequest, zone_id: &str) -> Result<ApplyResponse, ProviderError> {
+        let cfg = Cfg::of(req);
+        let spec = RecordSpec::from_cfg(&cfg, zone_id, cfg.str("name")?, "NS", "name_servers");
+        let s = only(upsert(ctx, vec![(&req.addr, spec)]).await)?;
+        Ok(ApplyResponse { id: s.key.id(), attrs: Self::attrs(&s, cfg.get("parent_zone_name")) })
+    }
+}
+
+#[async_trait]
+impl Kind for Delegation {
+    fn schema(&self) -> TypeSchema {
+        schema(
+            "dns",
+            "delegation",
+            &[("parent_zone_name", 'f'), ("name", 'f'), ("ttl", 'u'), ("name_servers", 'u'), ("id", 'c')],
+            false,
+        )
+    }
+
+    async fn read(
+        &self,
+        ctx: &Ctx<'_>,
+        items: &[ReadItem],
+    ) -> Result<BTreeMap<ResourceAddr, ReadResource>, ProviderError> {
+        let found = read_sets(ctx, items, |i| RecordKey::of(&i.addr, &i.id), "name_servers").await?;
+        Ok(found
+            .into_iter()
+            .map(|(i, s)| {
+                let attrs = Delegation::attrs(&s, i.attrs.get("parent_zone_name"));
+                (i.addr.clone(), ReadResource { id: i.id.clone(), attrs })
+            })
+            .collect())
+    }
+
+    async fn create(&self, ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        let zone_id = Self::parent_zone_id(ctx, req, Cfg::of(req).str("parent_zone_name")?).await?;
+        Self::put(ctx, req, &zone_id).await
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx<'_>,
+        prior: &ReadResource,
+        req: &ApplyRequest,
+    ) -> Result<ApplyResponse, ProviderError> {
+        // The parent zone cannot change in place (`parent_zone_name` forces replacement).
+        let zone_id = RecordKey::of(&req.addr, &prior.id)?.zone_id;
+        Self::put(ctx, req, &zone_id).await
+    }
+
+    async fn delete(&self, ctx: &Ctx<'_>, req: &DeleteRequest) -> Result<(), ProviderError> {
+        only(delete_sets(ctx, vec![RecordKey::of(&req.addr, &req.id)]).await)
+    }
+
+    /// Nothing to find: the delegation is one NS record set, unique by name in the parent zone,
+    /// and create is an UPSERT that takes over whatever is there.
+    async fn find(&self, _ctx: &Ctx<'_>, _req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(name: &str, rtype: RrType, ttl: i64, values: &[&str]) -> ResourceRecordSet {
+        ResourceRecordSet::builder()
+            .name(name)
+            .r#type(rtype)
+            .ttl(ttl)
+            .set_resource_records(Some(
+                values.iter().map(|v| ResourceRecord::builder().value(*v).build().unwrap()).collect(),
+            ))
+            .build()
+            .unwrap()
+    }
+
+    fn key(name: &str, rtype: &str) -> RecordKey {
+        RecordKey { zone_id: "Z1".into(), name: name.into(), rtype: rtype.into() }
+    }
+
+    fn spec(name: &str, values: &[&str]) -> RecordSpec {
+        RecordSpec { key: key(name, "A"), ttl: Some(300), values: values.iter().map(|v| v.to_string()).collect() }
+    }
+
+    fn values_of(c: &Change) -> (Option<i64>, Vec<&str>) {
+        let s = c.resource_record_set().unwrap();
+        (s.ttl(), s.resource_records().iter().map(|r| r.value()).collect())
+    }
+
+    #[test]
+    fn ids_and_names_lose_route53_decoration() {
+        assert_eq!(bare_zone_id("/hostedzone/Z0123ABC"), "Z0123ABC");
+        assert_eq!(bare_zone_id("Z0123ABC"), "Z0123ABC");
+        assert_eq!(bare_change_id("/change/C9"), "C9");
+        assert_eq!(bare_name("api.staging.matih.ai."), "api.staging.matih.ai");
+        assert_eq!(bare_name("api.staging.matih.ai"), "api.staging.matih.ai");
+        assert_eq!(bare_name("\\052.matih.ai."), "*.matih.ai");
+        assert_eq!(bare_name("a\\05"), "a\\05", "an incomplete escape stays as it is");
+        assert_eq!(fqdn("matih.ai"), "matih.ai.");
+        assert_eq!(fqdn("matih.ai."), "matih.ai.");
+        assert_eq!(bare_value(&RrType::Ns, "ns-1.awsdns-01.org."), "ns-1.awsdns-01.org");
+        assert_eq!(match_key("API.Matih.AI.", "a"), match_key("api.matih.ai", "A"));
+    }
+
+    #[test]
+    fn record_ids_round_trip() {
+        let k = key("api.matih.ai", "A");
+        assert_eq!(k.id(), "Z1/api.matih.ai/A");
+        assert_eq!(RecordKey::parse(&k.id()), Some(k));
+        assert_eq!(RecordKey::parse("Z1/api.matih.ai"), None);
+        assert_eq!(RecordKey::parse("Z1//A"), None);
+        let attrs = attrs([("zone_id", json!("/hostedzone/Z2")), ("name", json!("x.matih.ai.")), ("type", json!("A"))]);
+        let addr = ResourceAddr::must("dns.record.api");
+        let from_attrs = RecordKey::of_record(&addr, "Z1/api.matih.ai/A", &attrs).unwrap();
+        assert_eq!(from_attrs.id(), "Z2/x.matih.ai/A");
+        let from_id = RecordKey::of_record(&addr, "Z1/api.matih.ai/A", &Attrs::new()).unwrap();
+        assert_eq!(from_id.id(), "Z1/api.matih.ai/A");
+        assert!(RecordKey::of_record(&addr, "nonsense", &Attrs::new()).is_err());
+    }
+
+    #[test]
+    fn values_keep_the_recorded_order_unless_they_changed() {
+        let now = vec!["3.3.3.3".to_string(), "1.1.1.1".to_string(), "2.2.2.2".to_string()];
+        let recorded = json!(["2.2.2.2", "3.3.3.3", "1.1.1.1"]);
+        assert_eq!(in_recorded_order(now.clone(), Some(&recorded)), vec!["2.2.2.2", "3.3.3.3", "1.1.1.1"]);
+        let other = json!(["2.2.2.2", "9.9.9.9", "1.1.1.1"]);
+        assert_eq!(in_recorded_order(now.clone(), Some(&other)), vec!["1.1.1.1", "2.2.2.2", "3.3.3.3"]);
+        assert_eq!(in_recorded_order(now, None), vec!["1.1.1.1", "2.2.2.2", "3.3.3.3"]);
+    }
+
+    #[test]
+    fn chunks_stay_within_every_limit() {
+        let one = Cost { records: 1, chars: 7 };
+        let sizes = |c: Vec<Range<usize>>| c.iter().map(|r| r.len()).collect::<Vec<_>>();
+        assert_eq!(sizes(chunks(&vec![one; 2500])), vec![1000, 1000, 500]);
+        // An UPSERT of one value costs two records: 500 to a request.
+        let upsert = Cost { records: 2, chars: 14 };
+        assert_eq!(sizes(chunks(&vec![upsert; 1200])), vec![500, 500, 200]);
+        // Long values: the character limit binds first.
+        let long = Cost { records: 2, chars: 4000 };
+        assert_eq!(sizes(chunks(&[long; 10])), vec![8, 2]);
+        // Too big alone: sent alone, and the rest carries on.
+        let huge = Cost { records: 1, chars: 40_000 };
+        assert_eq!(chunks(&[one, huge, one]), vec![0..1, 1..2, 2..3]);
+        assert!(chunks(&[]).is_empty());
+        // The ranges cover every change exactly once, in order.
+        let ranges = chunks(&vec![upsert; 1001]);
+        assert_eq!(ranges.first().unwrap().start, 0);
+        assert_eq!(ranges.last().unwrap().end, 1001);
+        assert!(ranges.windows(2).all(|w| w[0].end == w[1].start));
+    }
+
+    #[test]
+    fn upserts_cost_double() {
+        let s = spec("api.matih.ai", &["1.1.1.1", "2.2.2.2"]);
+        let addr = ResourceAddr::must("dns.record.api");
+        let (changes, _) = plan_upserts(&[(&addr, &s)]);
+        assert_eq!(cost(&changes[0]), Cost { records: 4, chars: 28 });
+        let (deletes, _) = plan_deletes(&[&s.key], &[s.rrset().unwrap()]);
+        assert_eq!(cost(&deletes[0]), Cost { records: 2, chars: 14 });
+    }
+
+    #[test]
+    fn upserts_share_identical_requests_and_refuse_conflicting_ones() {
+        let (a, b, c) = (
+            ResourceAddr::must("dns.record.a"),
+            ResourceAddr::must("dns.record.b"),
+            ResourceAddr::must("dns.record.c"),
+        );
+        let api = spec("api.matih.ai", &["1.1.1.1"]);
+        let clash = spec("api.matih.ai", &["9.9.9.9"]);
+        let t1 = spec("t1.matih.ai", &["2.2.2.2"]);
+        let (changes, slots) = plan_upserts(&[(&a, &api), (&b, &t1), (&c, &clash)]);
+        assert_eq!(changes.len(), 2);
+        assert_eq!(*changes[0].action(), ChangeAction::Upsert);
+        assert_eq!(changes[0].resource_record_set().unwrap().name(), "api.matih.ai.");
+        assert!(matches!(slots[0], Ok(Some(0))));
+        assert!(matches!(slots[1], Ok(Some(1))));
+        let Err(ProviderError::Config { addr, message }) = &slots[2] else { panic!("{:?}", slots[2]) };
+        assert_eq!(addr, &c);
+        assert!(message.contains("dns.record.a"), "{message}");
+        // Two addresses asking for the very same record set: one change serves both.
+        let (changes, slots) = plan_upserts(&[(&a, &api), (&b, &api.clone())]);
+        assert_eq!(changes.len(), 1);
+        assert!(matches!(slots[1], Ok(Some(0))));
+    }
+
+    #[test]
+    fn deletes_use_current_values_and_skip_what_is_gone() {
+        // Recorded as TTL 300 with 1.1.1.1; changed outside the tool since.
+        let current = vec![
+            set("matih.ai.", RrType::Ns, 172800, &["ns-1.awsdns-01.org."]),
+            set("api.matih.ai.", RrType::A, 60, &["5.5.5.5", "6.6.6.6"]),
+            set("t1.matih.ai.", RrType::A, 300, &["2.2.2.2"]),
+        ];
+        let api = key("api.matih.ai", "A");
+        let gone = key("old.matih.ai", "A");
+        let t1 = key("T1.matih.ai", "A");
+        let (changes, slots) = plan_deletes(&[&api, &gone, &t1, &api], &current);
+        assert_eq!(changes.len(), 2);
+        assert!(changes.iter().all(|c| *c.action() == ChangeAction::Delete));
+        assert_eq!(values_of(&changes[0]), (Some(60), vec!["5.5.5.5", "6.6.6.6"]));
+        assert_eq!(values_of(&changes[1]), (Some(300), vec!["2.2.2.2"]));
+        assert!(matches!(slots[0], Ok(Some(0))));
+        assert!(matches!(slots[1], Ok(None)), "already gone: nothing to send");
+        assert!(matches!(slots[2], Ok(Some(1))));
+        assert!(matches!(slots[3], Ok(Some(0))), "a record set is deleted once per request");
+    }
+
+    #[test]
+    fn only_simple_record_sets_match() {
+        let weighted = ResourceRecordSet::builder()
+            .name("api.matih.ai.")
+            .r#type(RrType::A)
+            .set_identifier("blue")
+            .weight(10)
+            .ttl(60)
+            .resource_records(ResourceRecord::builder().value("7.7.7.7").build().unwrap())
+            .build()
+            .unwrap();
+        let (changes, slots) = plan_deletes(&[&key("api.matih.ai", "A")], &[weighted]);
+        assert!(changes.is_empty());
+        assert!(matches!(slots[0], Ok(None)));
+    }
+
+    #[test]
+    fn found_records_have_the_configured_shape() {
+        let s = set("api.matih.ai.", RrType::A, 300, &["3.3.3.3", "1.1.1.1"]);
+        let found = RecordSpec::found("Z1", &s, Some(&json!(["3.3.3.3", "1.1.1.1"])));
+        assert_eq!(found, spec("api.matih.ai", &["3.3.3.3", "1.1.1.1"]));
+        let a = Record::attrs(&found);
+        assert_eq!(a["id"], json!("Z1/api.matih.ai/A"));
+        assert_eq!(a["ttl"], json!(300));
+        let ns = set("staging.matih.ai.", RrType::Ns, 172800, &["ns-2.awsdns-02.net.", "ns-1.awsdns-01.org."]);
+        let d = Delegation::attrs(&RecordSpec::found("Z9", &ns, None), Some(&json!("matih.ai")));
+        assert_eq!(d["id"], json!("Z9/staging.matih.ai/NS"));
+        assert_eq!(d["name_servers"], json!(["ns-1.awsdns-01.org", "ns-2.awsdns-02.net"]));
+        assert_eq!(d["parent_zone_name"], json!("matih.ai"));
+    }
+
+    #[test]
+    fn a_failure_is_replicated_with_its_code() {
+        let e = ProviderError::Api {
+            service: "route53".into(),
+            operation: "ChangeResourceRecordSets".into(),
+            code: "InvalidChangeBatch".into(),
+            message: "no".into(),
+        };
+        let ProviderError::Api { code, message, .. } = replicate(&e) else { panic!() };
+        assert_eq!((code.as_str(), message.as_str()), ("InvalidChangeBatch", "no"));
+        let io = std::io::Error::other("connection reset");
+        let e = ProviderError::Other { message: "route53 GetChange".into(), source: Some(Box::new(io)) };
+        assert_eq!(replicate(&e).to_string(), "route53 GetChange: connection reset");
+    }
+}

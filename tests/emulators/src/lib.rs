@@ -1,0 +1,135 @@
+//! Local emulators for integration tests, started on 127.0.0.1 and stopped on drop.
+//!
+//! [`Moto`] runs the moto server (PyPI `moto[server]`, installed by `scripts/test`). It finds
+//! `moto_server` through `MOTO_SERVER`, then `PATH`, then the virtualenv `scripts/test` makes. It
+//! never talks to anything but loopback and never falls back to a real cloud: if moto is missing
+//! the test fails, saying how to install it.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running moto server.
+pub struct Moto {
+    child: Child,
+    port: u16,
+}
+
+fn find_moto() -> PathBuf {
+    if let Some(p) = std::env::var_os("MOTO_SERVER") {
+        return PathBuf::from(p);
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let c = dir.join("moto_server");
+            if c.is_file() {
+                return c;
+            }
+        }
+    }
+    let venv = default_venv().join("bin").join("moto_server");
+    if venv.is_file() {
+        return venv;
+    }
+    panic!(
+        "moto_server not found (MOTO_SERVER, PATH, {}): run `scripts/test`, which installs the pinned moto \
+         into that virtualenv, or `pip install 'moto[server]==5.2.5'`",
+        venv.display()
+    )
+}
+
+/// Where `scripts/test` keeps its virtualenv: `$MATIH_VENV`, else `~/.cache/matih-infra/venv`.
+pub fn default_venv() -> PathBuf {
+    if let Some(v) = std::env::var_os("MATIH_VENV") {
+        return PathBuf::from(v);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache").join("matih-infra").join("venv")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind a loopback port").local_addr().unwrap().port()
+}
+
+/// A minimal HTTP/1.1 request to 127.0.0.1; returns the status code and body.
+pub fn http(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    s.shutdown(Shutdown::Write).ok();
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let code = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((code, body))
+}
+
+impl Moto {
+    /// Starts moto on a free loopback port and waits until it answers.
+    pub fn start() -> Moto {
+        let bin = find_moto();
+        let port = free_port();
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            // EKS roles attach AWS managed policies, which moto loads only when asked.
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+        let mut moto = Moto { child, port };
+        let start = Instant::now();
+        loop {
+            if let Ok((200, _)) = http(port, "GET", "/moto-api/", "") {
+                return moto;
+            }
+            if let Some(status) = moto.child.try_wait().unwrap() {
+                panic!("moto_server exited with {status} before it answered on port {port}");
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "moto_server did not answer on port {port} within 60 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:<port>`, for `AWS_ENDPOINT_URL`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Environment for a process that should talk to this moto with dummy credentials.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("AWS_CONFIG_FILE", "/dev/null".into()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+        ]
+    }
+
+    /// Forgets every resource (moto's reset endpoint).
+    pub fn reset(&self) {
+        let (code, body) = http(self.port, "POST", "/moto-api/reset", "").expect("reset moto");
+        assert_eq!(code, 200, "moto reset failed: {body}");
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
