@@ -12,6 +12,9 @@ pub struct Progress {
     mode: Mode,
     bars: Mutex<HashMap<String, ProgressBar>>,
     multi: MultiProgress,
+    /// Plain-line mode: the last status said per resource, and when, so a wait's unchanged
+    /// status is repeated at most every half minute.
+    said: Mutex<HashMap<String, (String, std::time::Instant)>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -35,7 +38,7 @@ impl Progress {
         } else {
             ProgressDrawTarget::hidden()
         });
-        Self { mode, bars: Mutex::default(), multi }
+        Self { mode, bars: Mutex::default(), multi, said: Mutex::default() }
     }
 
     /// A line of its own (above the bars on a terminal).
@@ -106,6 +109,26 @@ impl Observer for Progress {
                 self.line(&format!("{addr}: failed: {error}"));
             }
             Event::Skipped { addr, because } => self.line(&format!("{addr}: skipped (upstream {because} failed)")),
+            Event::Status { addr, status } => {
+                let bars = self.bars.lock().unwrap();
+                match bars.iter().find(|(k, _)| k.starts_with(&format!("{addr}/"))) {
+                    Some((_, bar)) => bar.set_message(format!("{addr}: {status}")),
+                    None => {
+                        drop(bars);
+                        let mut said = self.said.lock().unwrap();
+                        let key = addr.to_string();
+                        let now = std::time::Instant::now();
+                        let repeat = said
+                            .get(&key)
+                            .is_some_and(|(s, at)| s == status && now.duration_since(*at) < Duration::from_secs(30));
+                        if !repeat {
+                            said.insert(key, (status.to_string(), now));
+                            drop(said);
+                            self.line(&format!("{addr}: {status}"));
+                        }
+                    }
+                }
+            }
         }
     }
 }

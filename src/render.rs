@@ -182,6 +182,8 @@ pub struct ApplyDoc {
     pub summary: matih_plans::Summary,
     pub resources: Vec<ResourceResult>,
     pub outputs: serde_json::Map<String, serde_json::Value>,
+    /// API calls made by this apply, by `service:Operation`.
+    pub api_calls: matih_plans::ApiCalls,
 }
 
 pub fn apply_text(doc: &ApplyDoc) -> String {
@@ -195,7 +197,8 @@ pub fn apply_text(doc: &ApplyDoc) -> String {
     }
     let _ = writeln!(
         out,
-        "Apply {}: {} done, {} failed, {} skipped, {} not started.",
+        "{} {}: {} done, {} failed, {} skipped, {} not started.",
+        if doc.operation == matih_plans::Operation::Destroy { "Destroy" } else { "Apply" },
         doc.outcome,
         count("done"),
         count("failed"),

@@ -60,7 +60,8 @@ impl Providers {
     }
 }
 
-fn calls_since(before: &ApiCalls, after: ApiCalls) -> ApiCalls {
+/// The calls made between two snapshots of [`Providers::api_calls`].
+pub fn calls_since(before: &ApiCalls, after: ApiCalls) -> ApiCalls {
     after
         .into_iter()
         .filter_map(|(k, v)| {
@@ -104,12 +105,40 @@ pub enum Phase {
 /// Progress reported while the engine works.
 #[derive(Debug)]
 pub enum Event<'a> {
-    Refreshing { rtype: &'a ResourceType, count: usize },
-    IntentResolved { addr: &'a ResourceAddr, adopted: bool },
-    Started { addr: &'a ResourceAddr, action: Action, phase: Phase },
-    Finished { addr: &'a ResourceAddr, action: Action, phase: Phase, elapsed: Duration },
-    Failed { addr: &'a ResourceAddr, action: Action, phase: Phase, error: &'a EngineError },
-    Skipped { addr: &'a ResourceAddr, because: &'a ResourceAddr },
+    Refreshing {
+        rtype: &'a ResourceType,
+        count: usize,
+    },
+    IntentResolved {
+        addr: &'a ResourceAddr,
+        adopted: bool,
+    },
+    Started {
+        addr: &'a ResourceAddr,
+        action: Action,
+        phase: Phase,
+    },
+    Finished {
+        addr: &'a ResourceAddr,
+        action: Action,
+        phase: Phase,
+        elapsed: Duration,
+    },
+    Failed {
+        addr: &'a ResourceAddr,
+        action: Action,
+        phase: Phase,
+        error: &'a EngineError,
+    },
+    Skipped {
+        addr: &'a ResourceAddr,
+        because: &'a ResourceAddr,
+    },
+    /// A provider's word on a long operation in progress.
+    Status {
+        addr: &'a ResourceAddr,
+        status: &'a str,
+    },
 }
 
 pub trait Observer: Send + Sync {
@@ -739,7 +768,9 @@ pub async fn apply(
         batched.then(|| (c.rtype.clone(), n.phase))
     };
     let dag_ref = &dag;
-    let outcomes = walk_batched(&dag, opts.parallelism, &opts.stop, batch_of, |unit: Vec<usize>| {
+    let (status_tx, mut status_rx) = tokio::sync::mpsc::unbounded_channel::<(ResourceAddr, String)>();
+    let status_tx = &status_tx;
+    let walking = walk_batched(&dag, opts.parallelism, &opts.stop, batch_of, |unit: Vec<usize>| {
         let (shared, dag) = (&shared, dag_ref);
         async move {
             let started = Instant::now();
@@ -750,8 +781,8 @@ pub async fn apply(
                 obs.event(Event::Started { addr: &c.address, action: c.action, phase });
             }
             let results = match phase {
-                Phase::Apply => apply_unit(&changes, shared, providers, persist, &opts.ownership).await,
-                Phase::Destroy => destroy_unit(&changes, shared, providers, persist).await,
+                Phase::Apply => apply_unit(&changes, shared, providers, persist, &opts.ownership, status_tx).await,
+                Phase::Destroy => destroy_unit(&changes, shared, providers, persist, status_tx).await,
             };
             for (c, r) in changes.iter().zip(&results) {
                 let (addr, action) = (&c.address, c.action);
@@ -762,8 +793,17 @@ pub async fn apply(
             }
             unit.into_iter().zip(results).collect::<Vec<_>>()
         }
-    })
-    .await;
+    });
+    // Relay providers' status words to the observer while the walk runs.
+    let relay = async {
+        while let Some((addr, status)) = status_rx.recv().await {
+            obs.event(Event::Status { addr: &addr, status: &status });
+        }
+    };
+    let outcomes = tokio::select! {
+        outcomes = walking => outcomes,
+        _ = relay => unreachable!("the walk holds a sender until it ends"),
+    };
 
     let mut state = shared.into_inner().expect("no panics while holding the state lock");
     let mut nodes = Vec::with_capacity(outcomes.len());
@@ -838,7 +878,12 @@ fn resolve_config(change: &Change, state: &State) -> Result<serde_json::Map<Stri
 
 /// Resolves a change's configuration against state and, for a create, records its intent
 /// (the caller persists). Returns the request to send.
-fn prepare_apply(change: &Change, st: &mut State, ownership: &Ownership) -> Result<ApplyRequest, EngineError> {
+fn prepare_apply(
+    change: &Change,
+    st: &mut State,
+    ownership: &Ownership,
+    status: &tokio::sync::mpsc::UnboundedSender<(ResourceAddr, String)>,
+) -> Result<ApplyRequest, EngineError> {
     let addr = &change.address;
     let config = resolve_config(change, st)?;
     let owner_tags = ownership.tags(addr);
@@ -876,6 +921,7 @@ fn prepare_apply(change: &Change, st: &mut State, ownership: &Ownership) -> Resu
         prior,
         config,
         identity: Identity { name, client_token, owner_tags },
+        status: StatusSink::new(addr.clone(), status.clone()),
     })
 }
 
@@ -896,6 +942,7 @@ async fn apply_unit(
     providers: &Providers,
     persist: &dyn Persist,
     ownership: &Ownership,
+    status: &tokio::sync::mpsc::UnboundedSender<(ResourceAddr, String)>,
 ) -> Vec<Result<(), EngineError>> {
     let (provider, schema) = match providers.get(&changes[0].rtype) {
         Ok(p) => p,
@@ -911,7 +958,7 @@ async fn apply_unit(
     {
         let mut st = shared.lock().unwrap();
         for c in changes {
-            match prepare_apply(c, &mut st, ownership) {
+            match prepare_apply(c, &mut st, ownership, status) {
                 Ok(req) => {
                     requests.push((results.len(), req));
                     results.push(Ok(()));
@@ -975,6 +1022,7 @@ async fn destroy_unit(
     shared: &Mutex<State>,
     providers: &Providers,
     persist: &dyn Persist,
+    status: &tokio::sync::mpsc::UnboundedSender<(ResourceAddr, String)>,
 ) -> Vec<Result<(), EngineError>> {
     let deposed = |c: &Change| c.deposed || c.action == Action::CreateBeforeDestroy;
     let targets: Vec<Option<ResourceState>> = {
@@ -1002,6 +1050,7 @@ async fn destroy_unit(
             rtype: t.rtype.clone(),
             id: t.id.clone(),
             attrs: t.attrs.clone(),
+            status: StatusSink::new(c.address.clone(), status.clone()),
         });
     }
     if reqs.is_empty() {

@@ -129,6 +129,32 @@ pub struct Identity {
     pub owner_tags: BTreeMap<String, String>,
 }
 
+/// Where a provider says how a long operation is going ("CREATING", "pending"): shown next to
+/// the resource's progress line. Saying nothing is fine.
+#[derive(Clone, Default)]
+pub struct StatusSink {
+    target: Option<(ResourceAddr, tokio::sync::mpsc::UnboundedSender<(ResourceAddr, String)>)>,
+}
+
+impl StatusSink {
+    pub fn new(addr: ResourceAddr, tx: tokio::sync::mpsc::UnboundedSender<(ResourceAddr, String)>) -> Self {
+        Self { target: Some((addr, tx)) }
+    }
+
+    pub fn say(&self, status: &str) {
+        if let Some((addr, tx)) = &self.target {
+            // The receiver is gone only after apply returned; nobody is listening then.
+            let _ = tx.send((addr.clone(), status.to_string()));
+        }
+    }
+}
+
+impl fmt::Debug for StatusSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StatusSink")
+    }
+}
+
 /// Create (prior is None) or update a resource. Every reference in `config` is resolved.
 #[derive(Debug, Clone)]
 pub struct ApplyRequest {
@@ -137,6 +163,7 @@ pub struct ApplyRequest {
     pub prior: Option<ReadResource>,
     pub config: serde_json::Map<String, serde_json::Value>,
     pub identity: Identity,
+    pub status: StatusSink,
 }
 
 #[derive(Debug, Clone)]
@@ -151,6 +178,7 @@ pub struct DeleteRequest {
     pub rtype: ResourceType,
     pub id: String,
     pub attrs: Attrs,
+    pub status: StatusSink,
 }
 
 /// Look for a resource created from an intent whose result was never recorded.

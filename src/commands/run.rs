@@ -254,12 +254,21 @@ fn doc(plan: &Plan, outcome: &'static str, state: &State, resources: Vec<Resourc
         summary: plan.summary.clone(),
         resources,
         outputs,
+        api_calls: ApiCalls::new(),
     }
 }
 
 async fn execute(s: Session, plan: Plan, g: &Global, env: &Env, parallelism: usize) -> Result<i32, Failure> {
     let opts = ApplyOptions { parallelism, stop: env.stop.clone(), ownership: context::ownership(&s.spec) };
+    let before = s.providers.api_calls();
     let report = matih_plans::apply(&plan, s.state, &s.providers, &s.locked, &opts, &env.progress).await?;
+    let api_calls = calls_since(&before, s.providers.api_calls());
+    if g.verbose > 0 {
+        env.progress.line(&format!("apply: {} API call(s)", api_calls.values().sum::<u64>()));
+        for (k, v) in &api_calls {
+            env.progress.line(&format!("  {k}: {v}"));
+        }
+    }
     let interrupted = env.stop.load(Ordering::SeqCst) && !report.is_complete();
     let mut resources = Vec::with_capacity(report.nodes.len());
     for n in &report.nodes {
@@ -286,7 +295,8 @@ async fn execute(s: Session, plan: Plan, g: &Global, env: &Env, parallelism: usi
     } else {
         "complete"
     };
-    let d = doc(&plan, outcome, &report.state, resources);
+    let mut d = doc(&plan, outcome, &report.state, resources);
+    d.api_calls = api_calls;
     match g.format {
         Format::Json => print_json(&d)?,
         Format::Text => print!("\n{}", render::apply_text(&d)),

@@ -719,12 +719,17 @@ impl NatGateway {
             .collect())
     }
 
-    async fn wait(ctx: &Ctx<'_>, id: &str, until: NatGatewayState) -> Result<Option<(String, Attrs)>, ProviderError> {
+    async fn wait(
+        ctx: &Ctx<'_>,
+        id: &str,
+        until: NatGatewayState,
+        status: &StatusSink,
+    ) -> Result<Option<(String, Attrs)>, ProviderError> {
         let what = format!("NAT gateway {id} to be {}", until.as_str());
         let r = wait_until(
             &what,
             WaitPolicy::new(NAT_WAIT),
-            |_| {},
+            |s| status.say(s),
             || async {
                 let f = vec![Filter::builder().name("nat-gateway-id").values(id).build()];
                 let found = Self::describe_raw(ctx, f).await?;
@@ -782,7 +787,7 @@ impl Kind for NatGateway {
             .and_then(|n| n.nat_gateway_id())
             .ok_or_else(|| missing("ec2", "CreateNatGateway", "NatGatewayId"))?
             .to_string();
-        let (id, attrs) = Self::wait(ctx, &id, NatGatewayState::Available)
+        let (id, attrs) = Self::wait(ctx, &id, NatGatewayState::Available, &req.status)
             .await?
             .ok_or_else(|| missing("ec2", "DescribeNatGateways", "gateway"))?;
         Ok(ApplyResponse { id, attrs })
@@ -804,7 +809,7 @@ impl Kind for NatGateway {
             Err(e) => return Err(api("ec2", "DeleteNatGateway", e)),
         }
         // Its Elastic IP can be released only once the gateway is gone.
-        Self::wait(ctx, &req.id, NatGatewayState::Deleted).await?;
+        Self::wait(ctx, &req.id, NatGatewayState::Deleted, &req.status).await?;
         Ok(())
     }
 

@@ -101,13 +101,18 @@ impl EksCluster {
     }
 
     /// Waits until the cluster is ACTIVE (or gone, for a delete).
-    async fn wait(ctx: &Ctx<'_>, name: &str, gone: bool) -> Result<Option<Cluster>, ProviderError> {
+    async fn wait(
+        ctx: &Ctx<'_>,
+        name: &str,
+        gone: bool,
+        status: &StatusSink,
+    ) -> Result<Option<Cluster>, ProviderError> {
         let what =
             if gone { format!("EKS cluster {name} to be deleted") } else { format!("EKS cluster {name} to be ACTIVE") };
         let r = wait_until(
             &what,
             WaitPolicy::new(CLUSTER_WAIT),
-            |_| {},
+            |s| status.say(s),
             || async {
                 let c = Self::describe(ctx, name).await?;
                 Ok::<_, ProviderError>(match (c, gone) {
@@ -202,7 +207,9 @@ impl Kind for EksCluster {
             .send()
             .await
             .map_err(|e| api("eks", "CreateCluster", e))?;
-        let c = Self::wait(ctx, name, false).await?.ok_or_else(|| missing("eks", "DescribeCluster", "cluster"))?;
+        let c = Self::wait(ctx, name, false, &req.status)
+            .await?
+            .ok_or_else(|| missing("eks", "DescribeCluster", "cluster"))?;
         Ok(ApplyResponse { id: name.to_string(), attrs: Self::to_attrs(&c, Some(&req.config)) })
     }
 
@@ -224,7 +231,7 @@ impl Kind for EksCluster {
                 .send()
                 .await
                 .map_err(|e| api("eks", "UpdateClusterVersion", e))?;
-            Self::wait(ctx, name, false).await?;
+            Self::wait(ctx, name, false, &req.status).await?;
         }
         let access = ["endpoint_public_access", "endpoint_private_access", "public_access_cidrs"];
         let mut want_cidrs = cfg.strs("public_access_cidrs")?;
@@ -242,7 +249,7 @@ impl Kind for EksCluster {
                 .send()
                 .await
                 .map_err(|e| api("eks", "UpdateClusterConfig", e))?;
-            Self::wait(ctx, name, false).await?;
+            Self::wait(ctx, name, false, &req.status).await?;
         }
         let c = Self::describe(ctx, name).await?.ok_or_else(|| missing("eks", "DescribeCluster", "cluster"))?;
         Ok(ApplyResponse { id: name.clone(), attrs: Self::to_attrs(&c, Some(&prior.attrs)) })
@@ -254,7 +261,7 @@ impl Kind for EksCluster {
             Err(e) if code(&e) == Some("ResourceNotFoundException") => return Ok(()),
             Err(e) => return Err(api("eks", "DeleteCluster", e)),
         }
-        Self::wait(ctx, &req.id, true).await?;
+        Self::wait(ctx, &req.id, true, &req.status).await?;
         Ok(())
     }
 
@@ -306,13 +313,19 @@ impl NodeGroup {
         }
     }
 
-    async fn wait(ctx: &Ctx<'_>, cluster: &str, name: &str, gone: bool) -> Result<Option<Nodegroup>, ProviderError> {
+    async fn wait(
+        ctx: &Ctx<'_>,
+        cluster: &str,
+        name: &str,
+        gone: bool,
+        status: &StatusSink,
+    ) -> Result<Option<Nodegroup>, ProviderError> {
         let what =
             if gone { format!("node group {name} to be deleted") } else { format!("node group {name} to be ACTIVE") };
         let r = wait_until(
             &what,
             WaitPolicy::new(NODEGROUP_WAIT),
-            |_| {},
+            |s| status.say(s),
             || async {
                 let n = Self::describe(ctx, cluster, name).await?;
                 Ok::<_, ProviderError>(match (n, gone) {
@@ -413,7 +426,7 @@ impl Kind for NodeGroup {
             .send()
             .await
             .map_err(|e| api("eks", "CreateNodegroup", e))?;
-        let n = Self::wait(ctx, cluster, name, false)
+        let n = Self::wait(ctx, cluster, name, false, &req.status)
             .await?
             .ok_or_else(|| missing("eks", "DescribeNodegroup", "node group"))?;
         let a = Self::to_attrs(&n, Some(&req.config));
@@ -447,7 +460,7 @@ impl Kind for NodeGroup {
                 .await
                 .map_err(|e| api("eks", "UpdateNodegroupConfig", e))?;
         }
-        let n = Self::wait(ctx, cluster, name, false)
+        let n = Self::wait(ctx, cluster, name, false, &req.status)
             .await?
             .ok_or_else(|| missing("eks", "DescribeNodegroup", "node group"))?;
         let mut a = Self::to_attrs(&n, Some(&prior.attrs));
@@ -462,7 +475,7 @@ impl Kind for NodeGroup {
             Err(e) if code(&e) == Some("ResourceNotFoundException") => return Ok(()),
             Err(e) => return Err(api("eks", "DeleteNodegroup", e)),
         }
-        Self::wait(ctx, cluster, name, true).await?;
+        Self::wait(ctx, cluster, name, true, &req.status).await?;
         Ok(())
     }
 
