@@ -397,3 +397,56 @@ fn an_api_error_names_the_resource_and_code_and_state_keeps_earlier_work() {
     assert!(v["summary"]["create"].as_u64().unwrap() < 36);
     assert_eq!(aws.inventory()["vpc"], 1);
 }
+
+#[test]
+fn a_staging_environment_delegates_its_zone_from_the_parent() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto);
+    let w = work(&moto);
+    let staging = |a: &[&'static str]| {
+        let mut v = args(a);
+        v.extend(["-c", "staging/matih.yaml"]);
+        v
+    };
+    // Without the parent environment's zone there is nothing to delegate from.
+    let out = w.run(&staging(&["apply", "--auto-approve", "-o", "json"]));
+    assert_eq!(code(&out), 1);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d =
+        v["resources"].as_array().unwrap().iter().find(|r| r["address"] == "dns.delegation.parent").unwrap().clone();
+    assert!(d["error"].as_str().unwrap().contains("create the parent environment's zone first"), "{d:#}");
+
+    // The prod environment (another state) owns matih.ai.
+    let parent = aws.rt.block_on(async {
+        let z =
+            aws.r53.create_hosted_zone().name("matih.ai").caller_reference("prod-environment").send().await.unwrap();
+        z.hosted_zone().unwrap().id().to_string()
+    });
+    let (c, v) = w.json(&staging(&["apply", "--auto-approve", "-o", "json"]));
+    assert_eq!(c, 0, "{v:#}");
+    let mut servers: Vec<String> =
+        v["outputs"]["zone_name_servers"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
+    servers.sort();
+    let ns = |parent: &str| {
+        aws.rt.block_on(async {
+            let sets = aws.r53.list_resource_record_sets().hosted_zone_id(parent).send().await.unwrap();
+            let mut v: Vec<String> = sets
+                .resource_record_sets()
+                .iter()
+                .filter(|r| r.name() == "staging.matih.ai." && r.r#type().as_str() == "NS")
+                .flat_map(|r| r.resource_records().iter().map(|x| x.value().trim_end_matches('.').to_string()))
+                .collect();
+            v.sort();
+            v
+        })
+    };
+    assert_eq!(ns(&parent), servers, "the parent zone delegates staging.matih.ai to the staging zone's name servers");
+    let out = w.run(&staging(&["plan", "--detailed-exitcode"]));
+    assert_eq!(code(&out), 0, "{}", text(&out.stdout));
+
+    assert_eq!(code(&w.run(&staging(&["destroy", "--include-protected", "--auto-approve", "-q"]))), 0);
+    assert!(ns(&parent).is_empty(), "the delegation went with the environment");
+    let zones = aws.rt.block_on(async { aws.r53.list_hosted_zones().send().await.unwrap() });
+    let names: Vec<&str> = zones.hosted_zones().iter().map(|z| z.name()).collect();
+    assert_eq!(names, ["matih.ai."], "the parent zone is not ours to delete");
+}
