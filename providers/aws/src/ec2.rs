@@ -18,7 +18,7 @@ use matih_plans::*;
 use matih_state::Attrs;
 use serde_json::{Value as Json, json};
 
-use crate::error::{api, code, missing};
+use crate::error::{api, code, deleted, missing};
 use crate::kind::*;
 
 pub fn kinds() -> Vec<Box<dyn Kind>> {
@@ -185,8 +185,7 @@ impl Vpc {
 
     async fn one(ctx: &Ctx<'_>, id: &str) -> Result<ApplyResponse, ProviderError> {
         let f = vec![Filter::builder().name("vpc-id").values(id).build()];
-        let (id, attrs) = Self::describe(ctx, f).await?.pop().ok_or_else(|| missing("ec2", "DescribeVpcs", "VPC"))?;
-        Ok(ApplyResponse { id, attrs })
+        the_one(Self::describe(ctx, f).await?, "ec2", "DescribeVpcs", "VPC")
     }
 }
 
@@ -237,15 +236,11 @@ impl Kind for Vpc {
     }
 
     async fn delete(&self, ctx: &Ctx<'_>, req: &DeleteRequest) -> Result<(), ProviderError> {
-        match ctx.c.ec2.delete_vpc().vpc_id(&req.id).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if code(&e) == Some("InvalidVpcID.NotFound") => Ok(()),
-            Err(e) => Err(api("ec2", "DeleteVpc", e)),
-        }
+        deleted(ctx.c.ec2.delete_vpc().vpc_id(&req.id).send().await, &["InvalidVpcID.NotFound"], "ec2", "DeleteVpc")
     }
 
     async fn find(&self, ctx: &Ctx<'_>, req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
-        Ok(Self::describe(ctx, find_filters(ctx, req)).await?.pop().map(|(id, attrs)| ReadResource { id, attrs }))
+        Ok(first(Self::describe(ctx, find_filters(ctx, req)).await?))
     }
 }
 
@@ -316,9 +311,7 @@ impl Subnet {
 
     async fn one(ctx: &Ctx<'_>, id: &str) -> Result<ApplyResponse, ProviderError> {
         let f = vec![Filter::builder().name("subnet-id").values(id).build()];
-        let (id, attrs) =
-            Self::describe(ctx, f).await?.pop().ok_or_else(|| missing("ec2", "DescribeSubnets", "subnet"))?;
-        Ok(ApplyResponse { id, attrs })
+        the_one(Self::describe(ctx, f).await?, "ec2", "DescribeSubnets", "subnet")
     }
 
     async fn associate(ctx: &Ctx<'_>, id: &str, prior: Option<&Attrs>, cfg: &Cfg<'_>) -> Result<(), ProviderError> {
@@ -455,15 +448,16 @@ impl Kind for Subnet {
                 Err(e) => return Err(api("ec2", "DisassociateRouteTable", e)),
             }
         }
-        match ctx.c.ec2.delete_subnet().subnet_id(&req.id).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if code(&e) == Some("InvalidSubnetID.NotFound") => Ok(()),
-            Err(e) => Err(api("ec2", "DeleteSubnet", e)),
-        }
+        deleted(
+            ctx.c.ec2.delete_subnet().subnet_id(&req.id).send().await,
+            &["InvalidSubnetID.NotFound"],
+            "ec2",
+            "DeleteSubnet",
+        )
     }
 
     async fn find(&self, ctx: &Ctx<'_>, req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
-        Ok(Self::describe(ctx, find_filters(ctx, req)).await?.pop().map(|(id, attrs)| ReadResource { id, attrs }))
+        Ok(first(Self::describe(ctx, find_filters(ctx, req)).await?))
     }
 }
 
@@ -497,9 +491,7 @@ impl InternetGateway {
 
     async fn one(ctx: &Ctx<'_>, id: &str) -> Result<ApplyResponse, ProviderError> {
         let f = vec![Filter::builder().name("internet-gateway-id").values(id).build()];
-        let (id, attrs) =
-            Self::describe(ctx, f).await?.pop().ok_or_else(|| missing("ec2", "DescribeInternetGateways", "gateway"))?;
-        Ok(ApplyResponse { id, attrs })
+        the_one(Self::describe(ctx, f).await?, "ec2", "DescribeInternetGateways", "gateway")
     }
 }
 
@@ -573,15 +565,16 @@ impl Kind for InternetGateway {
                 Err(e) => return Err(api("ec2", "DetachInternetGateway", e)),
             }
         }
-        match ctx.c.ec2.delete_internet_gateway().internet_gateway_id(&req.id).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if code(&e) == Some("InvalidInternetGatewayID.NotFound") => Ok(()),
-            Err(e) => Err(api("ec2", "DeleteInternetGateway", e)),
-        }
+        deleted(
+            ctx.c.ec2.delete_internet_gateway().internet_gateway_id(&req.id).send().await,
+            &["InvalidInternetGatewayID.NotFound"],
+            "ec2",
+            "DeleteInternetGateway",
+        )
     }
 
     async fn find(&self, ctx: &Ctx<'_>, req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
-        Ok(Self::describe(ctx, find_filters(ctx, req)).await?.pop().map(|(id, attrs)| ReadResource { id, attrs }))
+        Ok(first(Self::describe(ctx, find_filters(ctx, req)).await?))
     }
 }
 
@@ -658,19 +651,20 @@ impl Kind for Eip {
         _req: &ApplyRequest,
     ) -> Result<ApplyResponse, ProviderError> {
         // Nothing about an address can change in place; the schema forces replacement instead.
-        Ok(ApplyResponse { id: prior.id.clone(), attrs: prior.attrs.clone() })
+        unchanged(prior)
     }
 
     async fn delete(&self, ctx: &Ctx<'_>, req: &DeleteRequest) -> Result<(), ProviderError> {
-        match ctx.c.ec2.release_address().allocation_id(&req.id).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if code(&e) == Some("InvalidAllocationID.NotFound") => Ok(()),
-            Err(e) => Err(api("ec2", "ReleaseAddress", e)),
-        }
+        deleted(
+            ctx.c.ec2.release_address().allocation_id(&req.id).send().await,
+            &["InvalidAllocationID.NotFound"],
+            "ec2",
+            "ReleaseAddress",
+        )
     }
 
     async fn find(&self, ctx: &Ctx<'_>, req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
-        Ok(Self::describe(ctx, find_filters(ctx, req)).await?.pop().map(|(id, attrs)| ReadResource { id, attrs }))
+        Ok(first(Self::describe(ctx, find_filters(ctx, req)).await?))
     }
 }
 
@@ -799,7 +793,7 @@ impl Kind for NatGateway {
         prior: &ReadResource,
         _req: &ApplyRequest,
     ) -> Result<ApplyResponse, ProviderError> {
-        Ok(ApplyResponse { id: prior.id.clone(), attrs: prior.attrs.clone() })
+        unchanged(prior)
     }
 
     async fn delete(&self, ctx: &Ctx<'_>, req: &DeleteRequest) -> Result<(), ProviderError> {
@@ -814,7 +808,7 @@ impl Kind for NatGateway {
     }
 
     async fn find(&self, ctx: &Ctx<'_>, req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
-        Ok(Self::describe(ctx, find_filters(ctx, req)).await?.pop().map(|(id, attrs)| ReadResource { id, attrs }))
+        Ok(first(Self::describe(ctx, find_filters(ctx, req)).await?))
     }
 }
 
@@ -858,9 +852,7 @@ impl RouteTable {
 
     async fn one(ctx: &Ctx<'_>, id: &str) -> Result<ApplyResponse, ProviderError> {
         let f = vec![Filter::builder().name("route-table-id").values(id).build()];
-        let (id, attrs) =
-            Self::describe(ctx, f).await?.pop().ok_or_else(|| missing("ec2", "DescribeRouteTables", "table"))?;
-        Ok(ApplyResponse { id, attrs })
+        the_one(Self::describe(ctx, f).await?, "ec2", "DescribeRouteTables", "table")
     }
 
     /// Points 0.0.0.0/0 at an internet gateway (`igw-…`) or a NAT gateway (`nat-…`).
@@ -936,15 +928,16 @@ impl Kind for RouteTable {
     }
 
     async fn delete(&self, ctx: &Ctx<'_>, req: &DeleteRequest) -> Result<(), ProviderError> {
-        match ctx.c.ec2.delete_route_table().route_table_id(&req.id).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if code(&e) == Some("InvalidRouteTableID.NotFound") => Ok(()),
-            Err(e) => Err(api("ec2", "DeleteRouteTable", e)),
-        }
+        deleted(
+            ctx.c.ec2.delete_route_table().route_table_id(&req.id).send().await,
+            &["InvalidRouteTableID.NotFound"],
+            "ec2",
+            "DeleteRouteTable",
+        )
     }
 
     async fn find(&self, ctx: &Ctx<'_>, req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
-        Ok(Self::describe(ctx, find_filters(ctx, req)).await?.pop().map(|(id, attrs)| ReadResource { id, attrs }))
+        Ok(first(Self::describe(ctx, find_filters(ctx, req)).await?))
     }
 }
 
@@ -1023,9 +1016,7 @@ impl SecurityGroup {
 
     async fn one(ctx: &Ctx<'_>, id: &str) -> Result<ApplyResponse, ProviderError> {
         let f = vec![Filter::builder().name("group-id").values(id).build()];
-        let (id, attrs) =
-            Self::describe(ctx, f).await?.pop().ok_or_else(|| missing("ec2", "DescribeSecurityGroups", "group"))?;
-        Ok(ApplyResponse { id, attrs })
+        the_one(Self::describe(ctx, f).await?, "ec2", "DescribeSecurityGroups", "group")
     }
 
     async fn sync_rules(ctx: &Ctx<'_>, req: &ApplyRequest, id: &str, had: &[String]) -> Result<(), ProviderError> {
@@ -1113,14 +1104,15 @@ impl Kind for SecurityGroup {
     }
 
     async fn delete(&self, ctx: &Ctx<'_>, req: &DeleteRequest) -> Result<(), ProviderError> {
-        match ctx.c.ec2.delete_security_group().group_id(&req.id).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if code(&e) == Some("InvalidGroup.NotFound") => Ok(()),
-            Err(e) => Err(api("ec2", "DeleteSecurityGroup", e)),
-        }
+        deleted(
+            ctx.c.ec2.delete_security_group().group_id(&req.id).send().await,
+            &["InvalidGroup.NotFound"],
+            "ec2",
+            "DeleteSecurityGroup",
+        )
     }
 
     async fn find(&self, ctx: &Ctx<'_>, req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
-        Ok(Self::describe(ctx, find_filters(ctx, req)).await?.pop().map(|(id, attrs)| ReadResource { id, attrs }))
+        Ok(first(Self::describe(ctx, find_filters(ctx, req)).await?))
     }
 }

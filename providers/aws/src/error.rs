@@ -51,3 +51,21 @@ fn describe<E: std::error::Error + 'static, R: std::fmt::Debug>(e: &SdkError<E, 
 pub fn missing(service: &str, operation: &str, what: &str) -> ProviderError {
     ProviderError::Other { message: format!("{service} {operation}: the response has no {what}"), source: None }
 }
+
+/// A delete's result: done, or already gone (any of `gone` codes), or the error.
+pub fn deleted<T, E, R>(
+    r: Result<T, SdkError<E, R>>,
+    gone: &[&str],
+    service: &str,
+    operation: &str,
+) -> Result<(), ProviderError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if code(&e).is_some_and(|c| gone.contains(&c)) => Ok(()),
+        Err(e) => Err(api(service, operation, e)),
+    }
+}

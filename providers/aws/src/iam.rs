@@ -13,7 +13,7 @@ use matih_plans::*;
 use matih_state::Attrs;
 use serde_json::{Value as Json, json};
 
-use crate::error::{api, code, missing};
+use crate::error::{api, code, deleted, missing};
 use crate::graph::IAM_PATH;
 use crate::kind::*;
 
@@ -357,11 +357,7 @@ impl Kind for Role {
                 .await
                 .map_err(|e| api("iam", "DeleteRolePolicy", e))?;
         }
-        match ctx.c.iam.delete_role().role_name(&req.id).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if code(&e) == Some("NoSuchEntity") => Ok(()),
-            Err(e) => Err(api("iam", "DeleteRole", e)),
-        }
+        deleted(ctx.c.iam.delete_role().role_name(&req.id).send().await, &["NoSuchEntity"], "iam", "DeleteRole")
     }
 
     async fn find(&self, ctx: &Ctx<'_>, req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
@@ -474,20 +470,21 @@ impl Kind for OidcProvider {
         _req: &ApplyRequest,
     ) -> Result<ApplyResponse, ProviderError> {
         // Every configurable attribute forces replacement.
-        Ok(ApplyResponse { id: prior.id.clone(), attrs: prior.attrs.clone() })
+        unchanged(prior)
     }
 
     async fn delete(&self, ctx: &Ctx<'_>, req: &DeleteRequest) -> Result<(), ProviderError> {
-        match ctx.c.iam.delete_open_id_connect_provider().open_id_connect_provider_arn(&req.id).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if code(&e) == Some("NoSuchEntity") => Ok(()),
-            Err(e) => Err(api("iam", "DeleteOpenIDConnectProvider", e)),
-        }
+        deleted(
+            ctx.c.iam.delete_open_id_connect_provider().open_id_connect_provider_arn(&req.id).send().await,
+            &["NoSuchEntity"],
+            "iam",
+            "DeleteOpenIDConnectProvider",
+        )
     }
 
     async fn find(&self, ctx: &Ctx<'_>, _req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
         // A platform has one OIDC provider: the one carrying its owner tags.
-        Ok(Self::all(ctx).await?.pop().map(|(id, attrs)| ReadResource { id, attrs }))
+        Ok(first(Self::all(ctx).await?))
     }
 }
 

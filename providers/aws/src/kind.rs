@@ -164,3 +164,27 @@ pub fn by_id(items: &[ReadItem], found: Vec<(String, Attrs)>) -> BTreeMap<Resour
 pub fn other(message: impl Into<String>) -> ProviderError {
     ProviderError::Other { message: message.into(), source: None }
 }
+
+/// The first described object as a found resource (for `find`).
+pub fn first(found: Vec<(String, Attrs)>) -> Option<ReadResource> {
+    found.into_iter().next().map(|(id, attrs)| ReadResource { id, attrs })
+}
+
+/// The one described object as an apply result, or an error naming what was missing.
+pub fn the_one(
+    found: Vec<(String, Attrs)>,
+    service: &str,
+    operation: &str,
+    what: &str,
+) -> Result<ApplyResponse, ProviderError> {
+    found
+        .into_iter()
+        .next()
+        .map(|(id, attrs)| ApplyResponse { id, attrs })
+        .ok_or_else(|| crate::error::missing(service, operation, what))
+}
+
+/// For kinds whose every configurable attribute forces replacement: an update changes nothing.
+pub fn unchanged(prior: &ReadResource) -> Result<ApplyResponse, ProviderError> {
+    Ok(ApplyResponse { id: prior.id.clone(), attrs: prior.attrs.clone() })
+}
