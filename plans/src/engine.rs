@@ -535,16 +535,7 @@ pub async fn plan(input: PlanInput<'_>, providers: &Providers) -> Result<Plan, E
     }
     outputs.sort_by(|a, b| a.name.cmp(&b.name));
 
-    let mut summary = Summary { drifted: input.drift.len(), ..Summary::default() };
-    for c in &changes {
-        match c.action {
-            Action::NoOp => summary.unchanged += 1,
-            Action::Create => summary.create += 1,
-            Action::Update => summary.update += 1,
-            Action::Replace | Action::CreateBeforeDestroy => summary.replace += 1,
-            Action::Delete => summary.delete += 1,
-        }
-    }
+    let summary = Summary::count(&changes, input.drift.len());
     let mut statistics = input.statistics;
     statistics.resources_in_state = state.resources.len();
     statistics.plan_ms = start.elapsed().as_millis() as u64;

@@ -163,6 +163,23 @@ pub struct Summary {
     pub drifted: usize,
 }
 
+impl Summary {
+    /// Counts changes by action.
+    pub fn count(changes: &[Change], drifted: usize) -> Summary {
+        let mut s = Summary { drifted, ..Summary::default() };
+        for c in changes {
+            match c.action {
+                Action::NoOp => s.unchanged += 1,
+                Action::Create => s.create += 1,
+                Action::Update => s.update += 1,
+                Action::Replace | Action::CreateBeforeDestroy => s.replace += 1,
+                Action::Delete => s.delete += 1,
+            }
+        }
+        s
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Statistics {
     pub resources_in_state: usize,
@@ -195,6 +212,36 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Narrows the plan to the targeted resources and the changes they depend on (transitively):
+    /// every other change becomes a no-op and is returned, so the caller can say what it left for
+    /// a later apply. The summary is recounted.
+    pub fn target(&mut self, wanted: impl Fn(&ResourceAddr) -> bool) -> Vec<ResourceAddr> {
+        let by_addr: BTreeMap<&ResourceAddr, &Change> = self.changes.iter().map(|c| (&c.address, c)).collect();
+        let mut keep: std::collections::BTreeSet<ResourceAddr> = std::collections::BTreeSet::new();
+        let mut todo: Vec<&ResourceAddr> = self
+            .changes
+            .iter()
+            .filter(|c| c.action != Action::NoOp && wanted(&c.address))
+            .map(|c| &c.address)
+            .collect();
+        while let Some(a) = todo.pop() {
+            if !keep.insert(a.clone()) {
+                continue;
+            }
+            if let Some(c) = by_addr.get(a) {
+                todo.extend(c.depends_on.iter().filter(|d| by_addr.get(d).is_some_and(|dc| dc.action != Action::NoOp)));
+            }
+        }
+        let mut left = Vec::new();
+        for c in self.changes.iter_mut().filter(|c| c.action != Action::NoOp && !keep.contains(&c.address)) {
+            left.push(c.address.clone());
+            c.action = Action::NoOp;
+            c.attributes.clear();
+        }
+        self.summary = Summary::count(&self.changes, self.summary.drifted);
+        left
+    }
+
     pub fn has_changes(&self) -> bool {
         self.changes.iter().any(|c| c.action != Action::NoOp) || self.outputs.iter().any(|o| o.action != Action::NoOp)
     }
