@@ -1,0 +1,635 @@
+//! The HTTP/1.1 front: authentication, routing of Kubernetes API paths, discovery documents,
+//! request parameters (`fieldManager`, `force`, `dryRun`, `fieldValidation`, selectors), watches,
+//! and the request log.
+//!
+//! All state changes go through [`Cluster`] under one lock; nothing here awaits while holding it.
+//! Not served: HTTP/2, protobuf, tables (`as=Table`), OpenAPI documents, pod logs/exec/port-forward,
+//! JSON patch, `/api/v1/watch/...` legacy watch paths, pagination (`limit` is accepted, everything is
+//! returned in one page).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::Frame;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::catalog::{self, ResourceType};
+use crate::cluster::{Cluster, FieldValidation, Op, Write};
+use crate::error::ApiError;
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::{Auth, RequestRecord, auth};
+
+/// State shared by the server and the test-facing handle.
+pub(crate) struct Shared {
+    pub cluster: Mutex<Cluster>,
+    pub requests: Mutex<Vec<RequestRecord>>,
+    pub auth: Auth,
+    /// The latest resourceVersion, for watches to wake up on.
+    pub changed: watch::Sender<u64>,
+    pub addr: SocketAddr,
+}
+
+impl Shared {
+    pub(crate) fn cluster(&self) -> MutexGuard<'_, Cluster> {
+        // A test closure that panicked inside `update_as` must not take the server down with it.
+        self.cluster.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs a change and wakes watchers.
+    pub(crate) fn mutate<T>(&self, f: impl FnOnce(&mut Cluster) -> T) -> T {
+        let mut c = self.cluster();
+        let out = f(&mut c);
+        let rv = c.resource_version();
+        drop(c);
+        self.changed.send_replace(rv);
+        out
+    }
+}
+
+/// A response body: whole, or a watch stream.
+pub(crate) enum Body {
+    Full(Option<Bytes>),
+    Stream(mpsc::Receiver<Bytes>),
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Body::Stream(rx) => rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b)))),
+        }
+    }
+}
+
+/// Accepts connections until `shutdown` fires.
+pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, mut shutdown: oneshot::Receiver<()>) {
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        let shared = shared.clone();
+                        async move { Ok::<_, Infallible>(handle(shared, req).await) }
+                    });
+                    // A client going away mid-request is not the emulator's problem.
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        }
+    }
+}
+
+/// What the router decided.
+enum Reply {
+    Json { code: u16, body: Value, content_type: &'static str, warnings: Vec<String> },
+    Watch(WatchSpec),
+    Error(ApiError),
+}
+
+impl Reply {
+    fn ok(body: Value) -> Self {
+        Reply::Json { code: 200, body, content_type: "application/json", warnings: Vec::new() }
+    }
+}
+
+struct WatchSpec {
+    rt: ResourceType,
+    ns: Option<String>,
+    labels: LabelSelector,
+    fields: FieldSelector,
+    initial: Vec<Value>,
+    cursor: u64,
+    timeout: Duration,
+}
+
+/// The parts of a request the router looks at.
+struct Ctx {
+    method: String,
+    params: HashMap<String, String>,
+    content_type: String,
+    accept: String,
+    user_agent: Option<String>,
+    body: Bytes,
+}
+
+impl Ctx {
+    fn param(&self, k: &str) -> Option<&str> {
+        self.params.get(k).map(String::as_str)
+    }
+
+    fn json_body(&self) -> Result<Value, ApiError> {
+        if self.body.is_empty() {
+            return Err(ApiError::bad_request("the request has no body"));
+        }
+        match serde_json::from_slice(&self.body) {
+            Ok(v) => Ok(v),
+            Err(e) if self.content_type.contains("yaml") => serde_yaml_ng::from_slice(&self.body)
+                .map_err(|y| ApiError::bad_request(format!("the body is neither JSON ({e}) nor YAML ({y})"))),
+            Err(e) => Err(ApiError::bad_request(format!("the body is not valid JSON: {e}"))),
+        }
+    }
+
+    /// `fieldManager`, or what the real server derives from the user agent (`kubectl/v1.33` →
+    /// `kubectl`).
+    fn manager(&self) -> String {
+        match self.param("fieldManager") {
+            Some(m) if !m.is_empty() => m.to_string(),
+            _ => self
+                .user_agent
+                .as_deref()
+                .and_then(|ua| ua.split('/').next())
+                .filter(|s| !s.is_empty())
+                .unwrap_or("unknown")
+                .to_string(),
+        }
+    }
+
+    fn dry_run(&self) -> Result<bool, ApiError> {
+        match self.param("dryRun") {
+            None | Some("") => Ok(false),
+            Some("All") => Ok(true),
+            Some(other) => {
+                Err(ApiError::bad_request(format!("dryRun: Unsupported value: {other:?}: supported values: \"All\"")))
+            }
+        }
+    }
+
+    fn field_validation(&self) -> Result<FieldValidation, ApiError> {
+        match self.param("fieldValidation") {
+            None | Some("") | Some("Warn") => Ok(FieldValidation::Warn),
+            Some("Strict") => Ok(FieldValidation::Strict),
+            Some("Ignore") => Ok(FieldValidation::Ignore),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "fieldValidation: Unsupported value: {other:?}: supported values: \"Ignore\", \"Strict\", \"Warn\""
+            ))),
+        }
+    }
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(String::from);
+    let path = parts.uri.path().to_string();
+    let query = parts.uri.query().unwrap_or_default().to_string();
+    let ctx = Ctx {
+        method: parts.method.as_str().to_string(),
+        params: form_urlencoded::parse(query.as_bytes()).into_owned().collect(),
+        content_type: header("content-type").unwrap_or_default(),
+        accept: header("accept").unwrap_or_default(),
+        user_agent: header("user-agent"),
+        body,
+    };
+    let reply = match auth::check(&shared.auth, header("authorization").as_deref(), jiff::Timestamp::now()) {
+        Err(why) => Reply::Error(ApiError::unauthorized(&why)),
+        Ok(()) => route(&shared, &path, &ctx),
+    };
+    let code = match &reply {
+        Reply::Json { code, .. } => *code,
+        Reply::Watch(_) => 200,
+        Reply::Error(e) => e.code,
+    };
+    shared.requests.lock().unwrap_or_else(|e| e.into_inner()).push(RequestRecord {
+        method: ctx.method.clone(),
+        path,
+        query,
+        field_manager: ctx.param("fieldManager").map(String::from),
+        content_type: (!ctx.content_type.is_empty()).then(|| ctx.content_type.clone()),
+        status: code,
+    });
+    match reply {
+        Reply::Json { code, body, content_type, warnings } => json_response(code, &body, content_type, &warnings),
+        Reply::Error(e) => json_response(e.code, &e.to_status(), "application/json", &[]),
+        Reply::Watch(spec) => {
+            let (tx, rx) = mpsc::channel(64);
+            tokio::spawn(run_watch(shared.clone(), spec, tx));
+            Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(Body::Stream(rx))
+                .expect("a valid response")
+        }
+    }
+}
+
+fn json_response(code: u16, body: &Value, content_type: &str, warnings: &[String]) -> Response<Body> {
+    let mut b = Response::builder().status(code).header("content-type", content_type);
+    for w in warnings {
+        b = b.header("warning", format!("299 - {w:?}"));
+    }
+    let bytes = serde_json::to_vec(body).expect("JSON values serialize");
+    b.body(Body::Full(Some(Bytes::from(bytes)))).expect("a valid response")
+}
+
+async fn run_watch(shared: Arc<Shared>, spec: WatchSpec, tx: mpsc::Sender<Bytes>) {
+    let line = |kind: &str, obj: &Value| {
+        let mut v = serde_json::to_vec(&json!({"type": kind, "object": obj})).expect("JSON values serialize");
+        v.push(b'\n');
+        Bytes::from(v)
+    };
+    let mut changed = shared.changed.subscribe();
+    let deadline = tokio::time::Instant::now() + spec.timeout;
+    for obj in &spec.initial {
+        if tx.send(line("ADDED", obj)).await.is_err() {
+            return;
+        }
+    }
+    let mut cursor = spec.cursor;
+    loop {
+        let batch: Vec<Bytes> = {
+            let c = shared.cluster();
+            let events = c.events_after(cursor);
+            let out = events
+                .iter()
+                .filter(|e| e.res == spec.rt.key())
+                .filter(|e| {
+                    spec.ns
+                        .as_deref()
+                        .is_none_or(|ns| e.obj.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns))
+                })
+                .filter(|e| spec.labels.matches(&e.obj) && spec.fields.matches(&e.obj))
+                .map(|e| line(e.kind, &crate::cluster::present(&e.obj, &spec.rt)))
+                .collect();
+            cursor = c.resource_version();
+            out
+        };
+        for b in batch {
+            if tx.send(b).await.is_err() {
+                return;
+            }
+        }
+        tokio::select! {
+            r = changed.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep_until(deadline) => return,
+            _ = tx.closed() => return,
+        }
+    }
+}
+
+fn route(shared: &Shared, path: &str, ctx: &Ctx) -> Reply {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let discovery = |r: Result<Value, ApiError>, aggregated: bool| -> Reply {
+        if ctx.method != "GET" {
+            return Reply::Error(ApiError::method_not_allowed(&ctx.method));
+        }
+        match r {
+            Ok(body) if aggregated => Reply::Json {
+                code: 200,
+                body,
+                content_type: "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+                warnings: Vec::new(),
+            },
+            Ok(body) => Reply::ok(body),
+            Err(e) => Reply::Error(e),
+        }
+    };
+    let aggregated = ctx.accept.contains("as=APIGroupDiscoveryList");
+    match segs.as_slice() {
+        ["version"] => discovery(Ok(version()), false),
+        ["healthz" | "livez" | "readyz"] => discovery(Ok(json!("ok")), false),
+        ["api"] if aggregated => discovery(Ok(aggregated_list(&shared.cluster(), true)), true),
+        ["api"] => discovery(
+            Ok(json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
+                {"clientCIDR": "0.0.0.0/0", "serverAddress": shared.addr.to_string()}]})),
+            false,
+        ),
+        ["apis"] if aggregated => discovery(Ok(aggregated_list(&shared.cluster(), false)), true),
+        ["apis"] => discovery(Ok(group_list(&shared.cluster())), false),
+        ["api", "v1"] => discovery(resource_list(&shared.cluster(), "", "v1"), false),
+        ["apis", group] => discovery(api_group(&shared.cluster(), group), false),
+        ["apis", group, version] => discovery(resource_list(&shared.cluster(), group, version), false),
+        ["api", "v1", rest @ ..] => resource(shared, "", "v1", rest, ctx).unwrap_or_else(Reply::Error),
+        ["apis", group, version, rest @ ..] => resource(shared, group, version, rest, ctx).unwrap_or_else(Reply::Error),
+        _ => Reply::Error(ApiError::no_such_path()),
+    }
+}
+
+fn version() -> Value {
+    json!({
+        "major": "1", "minor": "33",
+        "emulationMajor": "1", "emulationMinor": "33",
+        "minCompatibilityMajor": "1", "minCompatibilityMinor": "32",
+        "gitVersion": "v1.33.5-eks-emulator",
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean",
+        "buildDate": "2025-01-01T00:00:00Z",
+        "goVersion": "go1.24.6",
+        "compiler": "gc",
+        "platform": "linux/amd64",
+    })
+}
+
+const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+
+/// Group name → versions served, preferred first.
+fn groups(c: &Cluster) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = catalog::BUILTIN_GROUPS
+        .iter()
+        .filter(|(g, _)| !g.is_empty())
+        .map(|(g, v)| (g.to_string(), vec![v.to_string()]))
+        .collect();
+    let mut custom: Vec<(String, Vec<String>)> = Vec::new();
+    for t in c.types().skip(catalog::builtins().len()) {
+        match custom.iter_mut().find(|(g, _)| *g == t.group) {
+            Some((_, vs)) => {
+                if !vs.contains(&t.version) {
+                    vs.push(t.version.clone());
+                }
+            }
+            None => custom.push((t.group.clone(), vec![t.version.clone()])),
+        }
+    }
+    for (_, vs) in &mut custom {
+        vs.sort_by_key(|v| catalog::version_priority(v));
+    }
+    custom.sort();
+    // A CRD in a built-in group (rare) adds its versions there.
+    for (g, vs) in custom {
+        match out.iter_mut().find(|(og, _)| *og == g) {
+            Some((_, ovs)) => ovs.extend(vs.into_iter().filter(|v| !ovs.contains(v)).collect::<Vec<_>>()),
+            None => out.push((g, vs)),
+        }
+    }
+    out
+}
+
+fn group_json(name: &str, versions: &[String]) -> Value {
+    let gv = |v: &String| json!({"groupVersion": format!("{name}/{v}"), "version": v});
+    json!({"name": name, "versions": versions.iter().map(gv).collect::<Vec<_>>(), "preferredVersion": gv(&versions[0])})
+}
+
+fn group_list(c: &Cluster) -> Value {
+    let groups: Vec<Value> = groups(c).iter().map(|(g, vs)| group_json(g, vs)).collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+fn api_group(c: &Cluster, group: &str) -> Result<Value, ApiError> {
+    let (name, versions) = groups(c).into_iter().find(|(g, _)| g == group).ok_or_else(ApiError::no_such_path)?;
+    let mut g = group_json(&name, &versions);
+    g["kind"] = json!("APIGroup");
+    g["apiVersion"] = json!("v1");
+    Ok(g)
+}
+
+fn resource_list(c: &Cluster, group: &str, version: &str) -> Result<Value, ApiError> {
+    let mut resources = Vec::new();
+    for t in c.types().filter(|t| t.group == group && t.version == version) {
+        let mut r = json!({
+            "name": t.plural,
+            "singularName": t.singular,
+            "namespaced": t.namespaced,
+            "kind": t.kind,
+            "verbs": VERBS,
+        });
+        if !t.short_names.is_empty() {
+            r["shortNames"] = json!(t.short_names);
+        }
+        if !t.categories.is_empty() {
+            r["categories"] = json!(t.categories);
+        }
+        resources.push(r);
+        if t.status {
+            resources.push(json!({
+                "name": format!("{}/status", t.plural),
+                "singularName": "",
+                "namespaced": t.namespaced,
+                "kind": t.kind,
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
+    }
+    if resources.is_empty() {
+        return Err(ApiError::no_such_path());
+    }
+    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    Ok(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+}
+
+fn aggregated_list(c: &Cluster, core: bool) -> Value {
+    let groups = if core { vec![(String::new(), vec!["v1".to_string()])] } else { groups(c) };
+    let items: Vec<Value> = groups
+        .iter()
+        .map(|(g, versions)| {
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|v| {
+                    let resources: Vec<Value> = c
+                        .types()
+                        .filter(|t| t.group == *g && t.version == *v)
+                        .map(|t| {
+                            let kind = json!({"group": t.group, "version": t.version, "kind": t.kind});
+                            let mut r = json!({
+                                "resource": t.plural,
+                                "responseKind": kind,
+                                "scope": if t.namespaced { "Namespaced" } else { "Cluster" },
+                                "singularResource": t.singular,
+                                "verbs": VERBS,
+                                "shortNames": t.short_names,
+                                "categories": t.categories,
+                            });
+                            if t.status {
+                                r["subresources"] =
+                                    json!([{"subresource": "status", "responseKind": kind, "verbs": ["get", "patch", "update"]}]);
+                            }
+                            r
+                        })
+                        .collect();
+                    json!({"version": v, "resources": resources, "freshness": "Current"})
+                })
+                .collect();
+            json!({"metadata": {"name": g}, "versions": versions})
+        })
+        .collect();
+    json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
+}
+
+/// Requests under `/api/v1/...` and `/apis/{group}/{version}/...`.
+fn resource(shared: &Shared, group: &str, version: &str, rest: &[&str], ctx: &Ctx) -> Result<Reply, ApiError> {
+    let namespaced_here = |plural: &str| shared.cluster().resolve(group, version, plural).is_some_and(|t| t.namespaced);
+    let (ns, plural, name, sub) = match rest {
+        [plural] => (None, *plural, None, None),
+        [plural, name] => (None, *plural, Some(*name), None),
+        ["namespaces", ns, plural] if namespaced_here(plural) => (Some(*ns), *plural, None, None),
+        [plural, name, sub] => (None, *plural, Some(*name), Some(*sub)),
+        ["namespaces", ns, plural, name] => (Some(*ns), *plural, Some(*name), None),
+        ["namespaces", ns, plural, name, sub] => (Some(*ns), *plural, Some(*name), Some(*sub)),
+        _ => return Err(ApiError::no_such_path()),
+    };
+    let rt = shared.cluster().resolve(group, version, plural).ok_or_else(ApiError::no_such_path)?;
+    if ns.is_some() && !rt.namespaced {
+        return Err(ApiError::no_such_path());
+    }
+    if rt.namespaced && ns.is_none() && name.is_some() {
+        return Err(ApiError::no_such_path());
+    }
+    if let Some(s) = sub
+        && !(s == "status" && rt.status)
+    {
+        return Err(ApiError::no_such_path());
+    }
+    let subresource = sub.map(String::from);
+    let write = |op: Op<'static>, ctx: &Ctx| -> Result<Write<'static>, ApiError> {
+        Ok(Write {
+            op,
+            manager: ctx.manager(),
+            subresource: subresource.clone(),
+            dry_run: ctx.dry_run()?,
+            field_validation: ctx.field_validation()?,
+        })
+    };
+    if ctx.param("force").is_some()
+        && !(ctx.method == "PATCH" && ctx.content_type.starts_with("application/apply-patch"))
+    {
+        return Err(ApiError::bad_request("force: Forbidden: may not be specified for non-apply patch"));
+    }
+    match (ctx.method.as_str(), name) {
+        ("GET", None) => {
+            let labels =
+                LabelSelector::parse(ctx.param("labelSelector").unwrap_or_default()).map_err(ApiError::bad_request)?;
+            let fields =
+                FieldSelector::parse(ctx.param("fieldSelector").unwrap_or_default()).map_err(ApiError::bad_request)?;
+            let c = shared.cluster();
+            let items: Vec<Value> =
+                c.list(&rt, ns).into_iter().filter(|o| labels.matches(o) && fields.matches(o)).collect();
+            if matches!(ctx.param("watch"), Some("true" | "1")) {
+                let rv = ctx.param("resourceVersion").filter(|v| !v.is_empty() && *v != "0");
+                let (initial, cursor) = match rv {
+                    None => (items, c.resource_version()),
+                    Some(v) => (
+                        Vec::new(),
+                        v.parse().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {v:?}")))?,
+                    ),
+                };
+                let secs = ctx.param("timeoutSeconds").and_then(|s| s.parse().ok()).unwrap_or(1800u64);
+                return Ok(Reply::Watch(WatchSpec {
+                    rt: rt.clone(),
+                    ns: ns.map(String::from),
+                    labels,
+                    fields,
+                    initial,
+                    cursor,
+                    timeout: Duration::from_secs(secs),
+                }));
+            }
+            Ok(Reply::ok(json!({
+                "kind": format!("{}List", rt.kind),
+                "apiVersion": rt.api_version(),
+                "metadata": {"resourceVersion": c.resource_version().to_string()},
+                "items": items,
+            })))
+        }
+        ("GET", Some(name)) => {
+            shared.cluster().get(&rt, ns, name).map(Reply::ok).ok_or_else(|| ApiError::not_found(&rt, name))
+        }
+        ("POST", None) => {
+            let body = ctx.json_body()?;
+            let name = match body.pointer("/metadata/name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+                Some(n) => n.to_string(),
+                None => match body.pointer("/metadata/generateName").and_then(Value::as_str) {
+                    Some(prefix) => format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..5]),
+                    None => {
+                        let cause = crate::error::Cause {
+                            reason: "FieldValueRequired",
+                            message: "Required value: name or generateName is required".into(),
+                            field: "metadata.name".into(),
+                        };
+                        return Err(ApiError::invalid(&rt, "", &[cause]));
+                    }
+                },
+            };
+            let w = write(Op::Create(body), ctx)?;
+            let out = shared.mutate(|c| c.write(&rt, ns, &name, w))?;
+            Ok(Reply::Json { code: 201, body: out.obj, content_type: "application/json", warnings: out.warnings })
+        }
+        ("PUT", Some(name)) => {
+            let w = write(Op::Replace(ctx.json_body()?), ctx)?;
+            let out = shared.mutate(|c| c.write(&rt, ns, name, w))?;
+            Ok(Reply::Json { code: 200, body: out.obj, content_type: "application/json", warnings: out.warnings })
+        }
+        ("PATCH", Some(name)) => {
+            let ct = ctx.content_type.split(';').next().unwrap_or_default().trim();
+            let op = match ct {
+                "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
+                    if ctx.param("fieldManager").is_none_or(str::is_empty) {
+                        return Err(ApiError::bad_request(
+                            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                        ));
+                    }
+                    let force = match ctx.param("force") {
+                        None | Some("false") => false,
+                        Some("true") => true,
+                        Some(other) => return Err(ApiError::bad_request(format!("force: invalid value {other:?}"))),
+                    };
+                    Op::Apply { config: ctx.json_body()?, force }
+                }
+                "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+                    let patch = ctx.json_body()?;
+                    if !patch.is_object() {
+                        return Err(ApiError::bad_request("a merge patch must be a JSON object"));
+                    }
+                    Op::Merge(patch)
+                }
+                other => return Err(ApiError::unsupported_media_type(other)),
+            };
+            let w = write(op, ctx)?;
+            let out = shared.mutate(|c| c.write(&rt, ns, name, w))?;
+            let code = if out.created { 201 } else { 200 };
+            Ok(Reply::Json { code, body: out.obj, content_type: "application/json", warnings: out.warnings })
+        }
+        ("DELETE", Some(name)) => {
+            if sub.is_some() {
+                return Err(ApiError::method_not_allowed("DELETE"));
+            }
+            let opts: Value = if ctx.body.is_empty() { json!({}) } else { ctx.json_body()? };
+            let dry_run = ctx.dry_run()? || opts["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All"));
+            let pre = opts.get("preconditions").cloned().unwrap_or(json!({}));
+            let out = shared.mutate(|c| c.delete(&rt, ns, name, dry_run, &pre))?;
+            Ok(Reply::ok(out))
+        }
+        ("DELETE", None) => {
+            let labels =
+                LabelSelector::parse(ctx.param("labelSelector").unwrap_or_default()).map_err(ApiError::bad_request)?;
+            let fields =
+                FieldSelector::parse(ctx.param("fieldSelector").unwrap_or_default()).map_err(ApiError::bad_request)?;
+            let opts: Value = if ctx.body.is_empty() { json!({}) } else { ctx.json_body()? };
+            let dry_run = ctx.dry_run()? || opts["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All"));
+            let items = shared.mutate(|c| -> Result<Vec<Value>, ApiError> {
+                let doomed: Vec<Value> =
+                    c.list(&rt, ns).into_iter().filter(|o| labels.matches(o) && fields.matches(o)).collect();
+                let mut out = Vec::new();
+                for o in doomed {
+                    let n = o["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                    let ons = o.pointer("/metadata/namespace").and_then(Value::as_str).map(String::from);
+                    out.push(c.delete(&rt, ons.as_deref(), &n, dry_run, &json!({}))?);
+                }
+                Ok(out)
+            })?;
+            let rv = shared.cluster().resource_version().to_string();
+            Ok(Reply::ok(json!({
+                "kind": format!("{}List", rt.kind),
+                "apiVersion": rt.api_version(),
+                "metadata": {"resourceVersion": rv},
+                "items": items,
+            })))
+        }
+        (m, _) => Err(ApiError::method_not_allowed(m)),
+    }
+}

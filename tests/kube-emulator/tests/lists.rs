@@ -1,0 +1,132 @@
+//! LIST with selectors, deletes and their cascades, and WATCH, through the real kube-rs client.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{api_error, apply, client, dynamic, manifest};
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DeleteParams, ListParams, WatchEvent, WatchParams};
+use matih_kube_emulator::{KubeEmulator, Options};
+use serde_json::json;
+
+async fn seed_configmaps(em: &KubeEmulator) {
+    let c = client(em);
+    let ns = dynamic(&c, "v1", "Namespace", "namespaces", None);
+    apply(&ns, "matih", &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}})).await.unwrap();
+    for (ns, name, labels) in [
+        ("default", "a", json!({"app": "web", "tier": "front"})),
+        ("default", "b", json!({"app": "db"})),
+        ("team", "c", json!({"app": "web", "tier": "back"})),
+        ("team", "d", json!({})),
+    ] {
+        let api = dynamic(&c, "v1", "ConfigMap", "configmaps", Some(ns));
+        let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns, "labels": labels}});
+        apply(&api, "matih", &obj).await.unwrap();
+    }
+}
+
+fn names(list: &[ConfigMap]) -> Vec<String> {
+    list.iter().map(|c| c.metadata.name.clone().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn label_and_field_selectors_filter_lists() {
+    let em = KubeEmulator::start(Options { flavor: matih_kube_emulator::Flavor::Bare, ..Options::default() });
+    seed_configmaps(&em).await;
+    let all: Api<ConfigMap> = Api::all(client(&em));
+    let q = |sel: &str| ListParams::default().labels(sel);
+    let cases = [
+        ("app=web", vec!["a", "c"]),
+        ("app==web,tier=front", vec!["a"]),
+        ("app!=web", vec!["b", "d"]),
+        ("app in (db, web)", vec!["a", "b", "c"]),
+        ("tier notin (front)", vec!["b", "c", "d"]),
+        ("tier", vec!["a", "c"]),
+        ("!app", vec!["d"]),
+    ];
+    for (sel, want) in cases {
+        assert_eq!(names(&all.list(&q(sel)).await.unwrap().items), want, "{sel}");
+    }
+    let team: Api<ConfigMap> = Api::namespaced(client(&em), "team");
+    assert_eq!(names(&team.list(&q("app=web")).await.unwrap().items), ["c"]);
+    assert_eq!(
+        names(
+            &all.list(&ListParams::default().fields("metadata.namespace=team,metadata.name!=c")).await.unwrap().items
+        ),
+        ["d"]
+    );
+    assert_eq!(api_error(all.list(&q("app in web")).await).code, 400);
+}
+
+#[tokio::test]
+async fn deleting_a_namespace_deletes_its_contents() {
+    let em = KubeEmulator::start(Options::default());
+    seed_configmaps(&em).await;
+    let c = client(&em);
+    let ns = dynamic(&c, "v1", "Namespace", "namespaces", None);
+    let deleted = ns.delete("team", &DeleteParams::default()).await.unwrap().left().expect("the namespace is returned");
+    assert_eq!(deleted.data["status"]["phase"], "Terminating");
+    assert_eq!(api_error(ns.get("team").await).code, 404);
+    let team: Api<ConfigMap> = Api::namespaced(c.clone(), "team");
+    assert_eq!(api_error(team.get("c").await).code, 404);
+    assert_eq!(
+        names(&Api::<ConfigMap>::all(c.clone()).list(&ListParams::default().labels("app")).await.unwrap().items),
+        ["a", "b"]
+    );
+    assert!(!em.delete("v1", "ConfigMap", Some("team"), "d"), "already gone");
+
+    let err = api_error(ns.delete("kube-system", &DeleteParams::default()).await);
+    assert_eq!((err.code, err.reason.as_str()), (403, "Forbidden"));
+}
+
+#[tokio::test]
+async fn deleting_a_crd_deletes_its_custom_resources() {
+    let em = KubeEmulator::start(Options::default());
+    let c = client(&em);
+    let crds = dynamic(&c, "apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", None);
+    apply(&crds, "matih", &manifest("cert-manager/v1.21.1/crds/cert-manager.io_issuers.yaml")).await.unwrap();
+    let issuers = dynamic(&c, "cert-manager.io/v1", "Issuer", "issuers", Some("default"));
+    let issuer = json!({"apiVersion": "cert-manager.io/v1", "kind": "Issuer", "metadata": {"name": "ss", "namespace": "default"}, "spec": {"selfSigned": {}}});
+    apply(&issuers, "matih", &issuer).await.unwrap();
+    assert_eq!(em.list("cert-manager.io/v1", "Issuer").len(), 1);
+    assert!(em.delete("apiextensions.k8s.io/v1", "CustomResourceDefinition", None, "issuers.cert-manager.io"));
+    assert_eq!(api_error(issuers.get("ss").await).code, 404);
+    apply(&crds, "matih", &manifest("cert-manager/v1.21.1/crds/cert-manager.io_issuers.yaml")).await.unwrap();
+    assert!(issuers.list(&ListParams::default()).await.unwrap().items.is_empty(), "a recreated CRD starts empty");
+}
+
+#[tokio::test]
+async fn watches_see_changes_in_order() {
+    let em = KubeEmulator::start(Options::default());
+    let api: Api<ConfigMap> = Api::namespaced(client(&em), "default");
+    let rv = api.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+    let mut stream = api.watch(&WatchParams::default().labels("app=watched").timeout(30), &rv).await.unwrap().boxed();
+
+    let dynamic_api = dynamic(&client(&em), "v1", "ConfigMap", "configmaps", Some("default"));
+    let obj = |v: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "w", "namespace": "default", "labels": {"app": "watched"}}, "data": {"v": v}});
+    apply(
+        &dynamic_api,
+        "matih",
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other", "namespace": "default"}}),
+    )
+    .await
+    .unwrap();
+    apply(&dynamic_api, "matih", &obj("1")).await.unwrap();
+    apply(&dynamic_api, "matih", &obj("2")).await.unwrap();
+    api.delete("w", &DeleteParams::default()).await.unwrap();
+
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        // A deadline, not a sleep: the events are already stored, so they come at once.
+        let ev = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("an event in time");
+        match ev.expect("the stream is open").unwrap() {
+            WatchEvent::Added(c) => seen.push(format!("ADDED {}", c.data.unwrap()["v"])),
+            WatchEvent::Modified(c) => seen.push(format!("MODIFIED {}", c.data.unwrap()["v"])),
+            WatchEvent::Deleted(c) => seen.push(format!("DELETED {}", c.data.unwrap()["v"])),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seen, ["ADDED 1", "MODIFIED 2", "DELETED 2"]);
+}
