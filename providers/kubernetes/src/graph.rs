@@ -1,0 +1,168 @@
+//! The add-on table as desired resources: one `k8s.addon.*` node per add-on instance, each
+//! depending on the cluster (through its identity and connection references), on the node pools
+//! if it needs nodes, and on the add-ons its row waits on.
+//!
+//! Planning needs no cluster and no network: an instance's `objects` attribute holds a digest of
+//! every object the tool writes itself (rendered with placeholders for values only the cloud
+//! knows yet) and the pinned digest of every upstream file, so a changed object or release shows
+//! up as an update. Upstream manifests are fetched at apply time.
+
+use std::collections::BTreeMap;
+
+use matih_plans::{Desired, DesiredGraph, ResourceAddr, Value};
+use matih_spec::{CloudKind, PlatformSpec};
+use serde_json::{Value as Json, json};
+use sha2::{Digest, Sha256};
+
+use crate::addons::{self, Instances, Params, Phase, TABLE, Variant};
+use crate::provider::{addon_type, instance_label, object_key};
+
+/// What the cloud provider hands the bootstrap: its cluster and what it reserved for it.
+#[derive(Debug, Clone)]
+pub struct ClusterBinding {
+    pub cloud: CloudKind,
+    /// What makes the cluster this cluster (EKS: `{arn, created_at}` of the cluster resource).
+    pub identity: Value,
+    /// `{name, endpoint, ca_data}` of the cluster resource.
+    pub connection: Value,
+    /// Add-ons that need nodes wait for these.
+    pub node_pools: Vec<ResourceAddr>,
+    /// Per ingress controller (`platform` or a tenant's slug): its load balancer, shaped like
+    /// [`crate::objects::LoadBalancer`], with references to the reserved addresses.
+    pub load_balancers: BTreeMap<String, Value>,
+    /// The zone's DNS01 solver, shaped like [`crate::objects::Dns01Solver`].
+    pub dns01: Value,
+    /// Annotations on cert-manager's service account (EKS: the IRSA role ARN).
+    pub cert_manager_annotations: Value,
+}
+
+fn addr(row: &str, key: Option<&str>) -> ResourceAddr {
+    match key {
+        Some(k) => ResourceAddr::keyed(&addon_type(), row, k).expect("valid address"),
+        None => ResourceAddr::new(&addon_type(), row).expect("valid address"),
+    }
+}
+
+fn digest(o: &Json) -> String {
+    hex::encode(&Sha256::digest(o.to_string().as_bytes())[..8])
+}
+
+/// Params with every reference replaced by a placeholder naming it.
+fn placeholders(v: &Value) -> Json {
+    v.resolve(&mut |r| Some(Json::String(format!("${{{}.{}}}", r.addr, r.attr))))
+        .into_known()
+        .expect("every reference resolved to a placeholder")
+}
+
+/// Adds every add-on instance for `spec` on `binding`'s cluster. `Err` names an add-on the tool
+/// failed to render (a bug, not a spec problem).
+pub fn add_bootstrap(g: &mut DesiredGraph, spec: &PlatformSpec, b: &ClusterBinding) -> Result<(), addons::RenderError> {
+    let cloud = b.cloud.to_string();
+    let a = &spec.addons;
+    let tenants: Vec<Json> =
+        spec.tenants.iter().map(|t| json!({"slug": t.slug, "dedicated_ingress": t.dedicated_ingress})).collect();
+    let dns = json!({
+        "forwarders": a.coredns.forwarders.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "stub_domains": a.coredns.stub_domains.iter()
+            .map(|(d, ips)| (d.clone(), ips.iter().map(ToString::to_string).collect::<Vec<_>>()))
+            .collect::<BTreeMap<_, _>>(),
+    });
+    let zone = spec.zone_name();
+
+    for row in TABLE {
+        let variant = row.variant(b.cloud);
+        if matches!(variant, Variant::Managed(_)) {
+            continue;
+        }
+        let keys: Vec<Option<&str>> = match row.instances {
+            Instances::One => vec![None],
+            Instances::EachTenant => spec.tenants.iter().map(|t| Some(t.slug.as_str())).collect(),
+            Instances::DedicatedIngressTenants => {
+                spec.tenants.iter().filter(|t| t.dedicated_ingress).map(|t| Some(t.slug.as_str())).collect()
+            }
+        };
+        for key in keys {
+            let mut p: BTreeMap<String, Value> = BTreeMap::new();
+            p.insert("cloud".into(), Value::str(cloud.clone()));
+            let this_tenant = || {
+                let t = spec.tenants.iter().find(|t| Some(t.slug.as_str()) == key).expect("instance of a tenant");
+                Value::Known(json!([{"slug": t.slug, "dedicated_ingress": t.dedicated_ingress}]))
+            };
+            match row.name {
+                "calico" => {
+                    p.insert("version".into(), Value::str(a.calico.version.clone()));
+                }
+                "coredns" => {
+                    p.insert("dns".into(), Value::Known(dns.clone()));
+                }
+                "ingress_nginx" => {
+                    p.insert("version".into(), Value::str(a.ingress_nginx.version.clone()));
+                    p.insert("load_balancer".into(), b.load_balancers["platform"].clone());
+                }
+                "cert_manager" => {
+                    p.insert("version".into(), Value::str(a.cert_manager.version.clone()));
+                    p.insert("service_account_annotations".into(), b.cert_manager_annotations.clone());
+                }
+                "cluster_issuer" => {
+                    p.insert("acme_email".into(), Value::str(spec.platform.acme_email.clone()));
+                    p.insert("solver".into(), b.dns01.clone());
+                    p.insert("dns_names".into(), Value::Known(json!([zone, format!("*.{zone}")])));
+                }
+                "network_policies" => {
+                    p.insert("tenants".into(), Value::Known(Json::Array(tenants.clone())));
+                }
+                "tenant" => {
+                    p.insert("tenants".into(), this_tenant());
+                }
+                "tenant_ingress" => {
+                    p.insert("tenants".into(), this_tenant());
+                    p.insert("load_balancer".into(), b.load_balancers[key.expect("per-tenant row")].clone());
+                }
+                _ => {}
+            }
+            let params = Value::map(p);
+            let rendered: Params = serde_json::from_value(placeholders(&params))
+                .map_err(|e| addons::RenderError { addon: row.name.into(), message: format!("params: {e}") })?;
+
+            let mut objects = serde_json::Map::new();
+            for file in addons::upstream_files(row, b.cloud) {
+                let version = rendered.version.as_deref().unwrap_or_default();
+                let pinned = addons::pinned_digest(*file, version)
+                    .map(|d| format!("sha256:{d}"))
+                    .unwrap_or_else(|| format!("unpinned: {version}"));
+                objects.insert(addons::manifest_entry(*file, version), Json::String(pinned));
+            }
+            for o in addons::typed_objects(row, key, &rendered)? {
+                objects.insert(object_key(&o), Json::String(digest(&o)));
+            }
+
+            let at = addr(row.name, key);
+            let mut d = Desired::new(at.clone(), instance_label(&at))
+                .set("cluster", b.identity.clone())
+                .set("connection", b.connection.clone())
+                .set("params", params)
+                .set("objects", Value::Known(Json::Object(objects)));
+            if row.phase == Phase::AfterNodes {
+                for pool in &b.node_pools {
+                    d = d.after(pool);
+                }
+            }
+            for dep in row.after {
+                let dep_row = addons::row(dep).expect("the table names known add-ons");
+                if matches!(dep_row.variant(b.cloud), Variant::Managed(_)) {
+                    continue;
+                }
+                let dep_key = match dep_row.instances {
+                    Instances::One => None,
+                    Instances::EachTenant | Instances::DedicatedIngressTenants => key,
+                };
+                d = d.after(&addr(dep, dep_key));
+            }
+            g.add(d);
+        }
+    }
+    if addons::TABLE.iter().any(|r| r.name == "ingress_nginx") {
+        g.warnings.push(addons::INGRESS_NGINX_EOL.to_string());
+    }
+    Ok(())
+}

@@ -1,0 +1,362 @@
+//! The narrow seam over kube-rs: server-side apply (field manager `matih-infra`), reads, deletes,
+//! discovery with a per-session cache, readiness checks, and the inventory entry recorded for
+//! every applied object. Which objects to apply, in what order, is the provider's business.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersion};
+use kube::discovery::{ApiGroup, Scope};
+use matih_plans::wait::WaitStep;
+use matih_plans::{ApiCalls, ProviderError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use sha2::{Digest, Sha256};
+
+/// The field manager of every write the tool makes.
+pub const FIELD_MANAGER: &str = "matih-infra";
+/// Label on every object the tool applies, naming its add-on instance (`tenant.acme`).
+pub const ADDON_LABEL: &str = "matih.ai/addon";
+
+/// One applied object, as recorded in the add-on's inventory (state).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    pub api_version: String,
+    pub kind: String,
+    pub plural: String,
+    pub namespaced: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+    /// The key of the add-on's `objects` attribute this object belongs to.
+    pub entry: String,
+    /// Digest of the fields the tool owns (its managedFields entry) right after the apply: a
+    /// different digest later means someone else changed or took over a field of ours.
+    pub owned: String,
+    /// The cloud created the object; the tool only manages some of its fields and never deletes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopted: bool,
+}
+
+impl Applied {
+    /// `Kind namespace/name` or `Kind name`.
+    pub fn display(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{} {ns}/{}", self.kind, self.name),
+            None => format!("{} {}", self.kind, self.name),
+        }
+    }
+}
+
+/// Counts API requests by `kubernetes:<verb>`.
+#[derive(Default)]
+pub struct Calls(Mutex<BTreeMap<String, u64>>);
+
+impl Calls {
+    pub fn count(&self, verb: &str) {
+        *self.0.lock().unwrap().entry(format!("kubernetes:{verb}")).or_default() += 1;
+    }
+    pub fn snapshot(&self) -> ApiCalls {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// One cluster's client with a discovery cache.
+pub struct Session<'a> {
+    client: kube::Client,
+    calls: &'a Calls,
+    groups: Mutex<HashMap<String, std::sync::Arc<ApiGroup>>>,
+}
+
+fn api_error(operation: String, e: kube::Error) -> ProviderError {
+    match e {
+        kube::Error::Api(s) => ProviderError::Api {
+            service: "kubernetes".into(),
+            operation,
+            code: if s.reason.is_empty() { s.code.to_string() } else { format!("{} ({})", s.reason, s.code) },
+            message: s.message,
+        },
+        other => {
+            ProviderError::Other { message: format!("kubernetes {operation}: {other}"), source: Some(Box::new(other)) }
+        }
+    }
+}
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+fn str_of<'j>(o: &'j Json, path: &[&str]) -> Option<&'j str> {
+    let mut cur = o;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    cur.as_str()
+}
+
+/// Digest of the field set `manager` owns through Apply, or "" if it owns none.
+pub fn owned_digest(managed_fields: Option<&Json>) -> String {
+    let entry = managed_fields.and_then(Json::as_array).and_then(|v| {
+        v.iter().find(|m| m["manager"] == FIELD_MANAGER && m["operation"] == "Apply").map(|m| &m["fieldsV1"])
+    });
+    match entry {
+        Some(f) => hex::encode(&Sha256::digest(f.to_string().as_bytes())[..8]),
+        None => String::new(),
+    }
+}
+
+impl<'a> Session<'a> {
+    pub fn new(client: kube::Client, calls: &'a Calls) -> Self {
+        Session { client, calls, groups: Mutex::new(HashMap::new()) }
+    }
+
+    /// The API resource (plural, scope) of `apiVersion`/`kind`, from discovery. A kind the
+    /// cluster does not serve yet (a CRD just created) is looked up again once.
+    pub async fn resource(&self, api_version: &str, kind: &str) -> Result<(ApiResource, bool), ProviderError> {
+        for fresh in [false, true] {
+            if fresh {
+                self.groups.lock().unwrap().remove(api_version);
+            }
+            let cached = self.groups.lock().unwrap().get(api_version).cloned();
+            let group = match cached {
+                Some(g) => g,
+                None => {
+                    let gv: GroupVersion = api_version
+                        .parse()
+                        .map_err(|e| crate::cluster::other(format!("apiVersion {api_version:?}: {e}")))?;
+                    self.calls.count("discovery");
+                    match kube::discovery::pinned_group(&self.client, &gv).await {
+                        Ok(g) => {
+                            let g = std::sync::Arc::new(g);
+                            self.groups.lock().unwrap().insert(api_version.to_string(), g.clone());
+                            g
+                        }
+                        Err(e) if is_not_found(&e) => continue,
+                        Err(e) => return Err(api_error(format!("discovery of {api_version}"), e)),
+                    }
+                }
+            };
+            let (_, version) = api_version.split_once('/').unwrap_or(("", api_version));
+            if let Some((ar, caps)) = group.versioned_resources(version).into_iter().find(|(ar, _)| ar.kind == kind) {
+                return Ok((ar, caps.scope == Scope::Namespaced));
+            }
+        }
+        Err(ProviderError::Api {
+            service: "kubernetes".into(),
+            operation: format!("discovery of {api_version} {kind}"),
+            code: "NotFound (404)".into(),
+            message: format!("the cluster does not serve kind {kind} in {api_version}"),
+        })
+    }
+
+    fn api(&self, ar: &ApiResource, namespaced: bool, namespace: Option<&str>) -> Api<DynamicObject> {
+        match (namespaced, namespace) {
+            (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, ar),
+            _ => Api::all_with(self.client.clone(), ar),
+        }
+    }
+
+    /// Server-side apply of one object (force: the tool's desired state wins over fields someone
+    /// changed by hand, which the plan showed as drift).
+    pub async fn apply(&self, obj: &Json, entry: &str, adopted: bool) -> Result<(Applied, Json), ProviderError> {
+        let api_version = str_of(obj, &["apiVersion"]).unwrap_or_default().to_string();
+        let kind = str_of(obj, &["kind"]).unwrap_or_default().to_string();
+        let name = str_of(obj, &["metadata", "name"]).unwrap_or_default().to_string();
+        let namespace = str_of(obj, &["metadata", "namespace"]).map(str::to_string);
+        let what = match &namespace {
+            Some(ns) => format!("apply {kind} {ns}/{name}"),
+            None => format!("apply {kind} {name}"),
+        };
+        let (ar, namespaced) = self.resource(&api_version, &kind).await?;
+        if namespaced && namespace.is_none() {
+            return Err(crate::cluster::other(format!("{what}: a namespaced kind without metadata.namespace")));
+        }
+        let dynamic: DynamicObject =
+            serde_json::from_value(obj.clone()).map_err(|e| crate::cluster::other(format!("{what}: {e}")))?;
+        self.calls.count("apply");
+        let res = self
+            .api(&ar, namespaced, namespace.as_deref())
+            .patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&dynamic))
+            .await
+            .map_err(|e| api_error(what.clone(), e))?;
+        let live = serde_json::to_value(&res).expect("a DynamicObject serializes");
+        let applied = Applied {
+            api_version,
+            kind,
+            plural: ar.plural.clone(),
+            namespaced,
+            namespace: if namespaced { namespace } else { None },
+            name,
+            entry: entry.to_string(),
+            owned: owned_digest(live["metadata"].get("managedFields")),
+            adopted,
+        };
+        Ok((applied, live))
+    }
+
+    fn ar_of(a: &Applied) -> ApiResource {
+        let (group, version) = a.api_version.split_once('/').unwrap_or(("", &a.api_version));
+        ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: a.api_version.clone(),
+            kind: a.kind.clone(),
+            plural: a.plural.clone(),
+        }
+    }
+
+    /// The live object, or `None` if it is gone.
+    pub async fn get(&self, a: &Applied) -> Result<Option<Json>, ProviderError> {
+        self.calls.count("get");
+        match self.api(&Self::ar_of(a), a.namespaced, a.namespace.as_deref()).get_opt(&a.name).await {
+            Ok(o) => Ok(o.map(|o| serde_json::to_value(o).expect("a DynamicObject serializes"))),
+            Err(e) => Err(api_error(format!("get {}", a.display()), e)),
+        }
+    }
+
+    /// Every object of one resource carrying the add-on label, keyed by (namespace, name).
+    pub async fn list_labelled(&self, a: &Applied) -> Result<HashMap<(Option<String>, String), Json>, ProviderError> {
+        self.calls.count("list");
+        let list = Api::<DynamicObject>::all_with(self.client.clone(), &Self::ar_of(a))
+            .list(&ListParams::default().labels(ADDON_LABEL))
+            .await
+            .map_err(|e| api_error(format!("list {} ({})", a.plural, a.api_version), e))?;
+        Ok(list
+            .items
+            .into_iter()
+            .map(|o| {
+                let key = (o.metadata.namespace.clone(), o.metadata.name.clone().unwrap_or_default());
+                (key, serde_json::to_value(o).expect("a DynamicObject serializes"))
+            })
+            .collect())
+    }
+
+    /// Deletes an object (background propagation); gone already is fine.
+    pub async fn delete(&self, a: &Applied) -> Result<(), ProviderError> {
+        self.calls.count("delete");
+        match self
+            .api(&Self::ar_of(a), a.namespaced, a.namespace.as_deref())
+            .delete(&a.name, &DeleteParams::background())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(api_error(format!("delete {}", a.display()), e)),
+        }
+    }
+
+    /// The UID of `kube-system`: this cluster's identity as the cluster itself knows it.
+    pub async fn cluster_uid(&self) -> Result<String, ProviderError> {
+        self.calls.count("get");
+        let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
+        let ns = api.get("kube-system").await.map_err(|e| api_error("get Namespace kube-system".into(), e))?;
+        Ok(ns.metadata.uid.unwrap_or_default())
+    }
+}
+
+/// Whether a live object is ready, for the kinds that have a notion of it. Other kinds are
+/// ready once applied.
+pub fn readiness(kind: &str, live: &Json) -> WaitStep<()> {
+    let generation = live["metadata"]["generation"].as_i64().unwrap_or(0);
+    let status = &live["status"];
+    let observed = status["observedGeneration"].as_i64().unwrap_or(0);
+    let condition = |t: &str| {
+        status["conditions"]
+            .as_array()
+            .and_then(|v| v.iter().find(|c| c["type"] == t))
+            .map(|c| (c["status"].as_str().unwrap_or("").to_string(), c["reason"].as_str().unwrap_or("").to_string()))
+    };
+    let conditions = || {
+        let list: Vec<String> = status["conditions"]
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .map(|c| {
+                        let mut s =
+                            format!("{}={}", c["type"].as_str().unwrap_or("?"), c["status"].as_str().unwrap_or("?"));
+                        if let Some(r) = c["reason"].as_str().filter(|r| !r.is_empty()) {
+                            s.push_str(&format!(" ({r})"));
+                        }
+                        s
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if list.is_empty() { "no conditions reported yet".to_string() } else { list.join(", ") }
+    };
+    match kind {
+        "CustomResourceDefinition" => match condition("Established") {
+            Some((s, _)) if s == "True" => WaitStep::Done(()),
+            _ => WaitStep::Pending(conditions()),
+        },
+        "Deployment" => {
+            if observed < generation {
+                return WaitStep::Pending(format!("generation {generation} not observed yet; {}", conditions()));
+            }
+            match condition("Available") {
+                Some((s, _)) if s == "True" => {
+                    let want = live["spec"]["replicas"].as_i64().unwrap_or(1);
+                    let updated = status["updatedReplicas"].as_i64().unwrap_or(0);
+                    if updated >= want {
+                        WaitStep::Done(())
+                    } else {
+                        WaitStep::Pending(format!("{updated}/{want} replicas updated; {}", conditions()))
+                    }
+                }
+                _ => WaitStep::Pending(conditions()),
+            }
+        }
+        "DaemonSet" => {
+            let want = status["desiredNumberScheduled"].as_i64().unwrap_or(0);
+            let available = status["numberAvailable"].as_i64().unwrap_or(0);
+            let updated = status["updatedNumberScheduled"].as_i64().unwrap_or(0);
+            if observed >= generation && want > 0 && available >= want && updated >= want {
+                WaitStep::Done(())
+            } else {
+                WaitStep::Pending(format!("{available}/{want} pods available, {updated} updated"))
+            }
+        }
+        "Job" => match (condition("Complete"), condition("Failed")) {
+            (Some((s, _)), _) if s == "True" => WaitStep::Done(()),
+            (_, Some((s, r))) if s == "True" => WaitStep::Failed(format!("job failed ({r})")),
+            _ => WaitStep::Pending(conditions()),
+        },
+        _ => WaitStep::Done(()),
+    }
+}
+
+/// Kinds whose readiness the provider waits for after applying.
+pub fn has_readiness(kind: &str) -> bool {
+    matches!(kind, "CustomResourceDefinition" | "Deployment" | "DaemonSet" | "Job")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn deployment_is_ready_only_when_the_current_generation_is_available() {
+        let mut d = json!({"metadata": {"generation": 2}, "spec": {"replicas": 2},
+            "status": {"observedGeneration": 1, "updatedReplicas": 2,
+                       "conditions": [{"type": "Available", "status": "True"}]}});
+        assert!(matches!(readiness("Deployment", &d), WaitStep::Pending(_)));
+        d["status"]["observedGeneration"] = json!(2);
+        assert!(matches!(readiness("Deployment", &d), WaitStep::Done(())));
+        d["status"]["conditions"][0]["status"] = json!("False");
+        d["status"]["conditions"][0]["reason"] = json!("MinimumReplicasUnavailable");
+        let WaitStep::Pending(s) = readiness("Deployment", &d) else { panic!() };
+        assert_eq!(s, "Available=False (MinimumReplicasUnavailable)");
+    }
+
+    #[test]
+    fn owned_digest_follows_the_tools_apply_entry_only() {
+        let a = json!([{"manager": "matih-infra", "operation": "Apply", "fieldsV1": {"f:data": {"f:x": {}}}},
+                       {"manager": "kubectl-edit", "operation": "Update", "fieldsV1": {"f:data": {"f:y": {}}}}]);
+        let b = json!([{"manager": "matih-infra", "operation": "Apply", "fieldsV1": {"f:data": {}}},
+                       {"manager": "kubectl-edit", "operation": "Update", "fieldsV1": {"f:data": {"f:x": {}}}}]);
+        assert_ne!(owned_digest(Some(&a)), owned_digest(Some(&b)));
+        assert_eq!(owned_digest(Some(&json!([]))), "");
+    }
+}

@@ -1,0 +1,414 @@
+//! The Kubernetes provider: add-on instances (`k8s.addon.*`) as engine resources.
+//!
+//! Apply renders an instance from its parameters, server-side applies its objects — CRDs first
+//! and waited until Established, namespaces before their contents, then everything else — prunes
+//! objects its previous apply made that are no longer wanted, and waits until its workloads are
+//! ready. Each instance records an inventory of what it applied (state) and the identity of the
+//! cluster it applied to; refresh finds instances of a replaced cluster gone, so the plan
+//! bootstraps the new cluster from scratch. It never reads a kubeconfig.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use matih_plans::wait::{WaitPolicy, wait_until};
+use matih_plans::*;
+use matih_state::Attrs;
+use serde_json::{Value as Json, json};
+
+use crate::addons::{self, Params, Row};
+use crate::cluster::{ApiOverride, ClusterAccess, Connector, Endpoint, other};
+use crate::kubeapi::{ADDON_LABEL, Applied, Calls, Session, has_readiness, owned_digest, readiness};
+use crate::manifests::ManifestFile as Upstream;
+use crate::manifests::Source;
+
+/// The resource type of every add-on instance.
+pub fn addon_type() -> ResourceType {
+    ResourceType::new("k8s", "addon").expect("static type name")
+}
+
+/// Caps every readiness deadline (e.g. `30s`): for tests and impatient operators.
+pub const WAIT_TIMEOUT_ENV: &str = "MATIH_ADDON_WAIT_TIMEOUT";
+
+pub struct KubernetesProvider {
+    connector: Connector,
+    source: Source,
+    calls: Calls,
+    wait_cap: Option<Duration>,
+}
+
+impl KubernetesProvider {
+    pub fn new(
+        access: Arc<dyn ClusterAccess>,
+        api_override: Option<ApiOverride>,
+        source: Source,
+    ) -> Result<Self, String> {
+        let wait_cap = match std::env::var(WAIT_TIMEOUT_ENV).ok().filter(|s| !s.is_empty()) {
+            Some(s) => Some(
+                humantime::parse_duration(&s).map_err(|e| format!("{WAIT_TIMEOUT_ENV}={s:?}: {e} (e.g. 30s, 5m)"))?,
+            ),
+            None => None,
+        };
+        Ok(KubernetesProvider {
+            connector: Connector::new(access, api_override),
+            source,
+            calls: Calls::default(),
+            wait_cap,
+        })
+    }
+
+    fn policy(&self, row: &Row) -> WaitPolicy {
+        let d = self.wait_cap.map_or(row.wait, |c| c.min(row.wait));
+        WaitPolicy { deadline: d, first_delay: Duration::from_millis(100), max_delay: Duration::from_secs(5) }
+    }
+
+    async fn session(&self, ep: &Endpoint) -> Result<Session<'_>, ProviderError> {
+        Ok(Session::new(self.connector.client(ep).await?, &self.calls))
+    }
+
+    async fn upstream(&self, row: &Row, p: &Params, file: Upstream) -> Result<Vec<Json>, ProviderError> {
+        let version = p.version.as_deref().ok_or_else(|| other(format!("add-on {}: no version", row.name)))?;
+        let manifest_error = |e: crate::manifests::ManifestError| {
+            let message = format!("add-on {}: {e}", row.name);
+            ProviderError::Other { message, source: Some(Box::new(e)) }
+        };
+        let req = addons::manifest_request(file, version).map_err(manifest_error)?;
+        let m = crate::manifests::load(&self.source, &req).await.map_err(manifest_error)?;
+        addons::patch_upstream(row, p, file, m.objects).map_err(|e| other(e.to_string()))
+    }
+
+    /// Every object of an instance in apply order, with its `objects` entry and whether the
+    /// cloud owns it.
+    async fn render(&self, addr: &ResourceAddr, config: &Attrs) -> Result<Vec<(Json, String, bool)>, ProviderError> {
+        let row = row_of(addr)?;
+        let params: Params = serde_json::from_value(config.get("params").cloned().unwrap_or(Json::Null))
+            .map_err(|e| ProviderError::Config { addr: addr.clone(), message: format!("params: {e}") })?;
+        let cloud = addons::cloud_kind(params.cloud.as_deref().unwrap_or_default())
+            .ok_or_else(|| ProviderError::Config { addr: addr.clone(), message: "params.cloud missing".into() })?;
+        let key = key_of(addr);
+        let label = instance_label(addr);
+        let mut out = Vec::new();
+        for file in addons::upstream_files(row, cloud) {
+            let entry = addons::manifest_entry(*file, params.version.as_deref().unwrap_or_default());
+            for o in self.upstream(row, &params, *file).await? {
+                out.push((o, entry.clone()));
+            }
+        }
+        for o in addons::typed_objects(row, key.as_deref(), &params).map_err(|e| other(e.to_string()))? {
+            let entry = object_key(&o);
+            out.push((o, entry));
+        }
+        // CRDs, then namespaces, then the rest in their given order.
+        out.sort_by_key(|(o, _)| match o["kind"].as_str() {
+            Some("CustomResourceDefinition") => 0,
+            Some("Namespace") => 1,
+            _ => 2,
+        });
+        Ok(out
+            .into_iter()
+            .map(|(mut o, entry)| {
+                let adopted = o["metadata"]["namespace"] == "kube-system";
+                let meta = o["metadata"].as_object_mut().expect("object metadata");
+                let labels = meta.entry("labels").or_insert_with(|| json!({}));
+                labels[ADDON_LABEL] = Json::String(label.clone());
+                (o, entry, adopted)
+            })
+            .collect())
+    }
+
+    async fn wait_ready(
+        &self,
+        s: &Session<'_>,
+        a: &Applied,
+        policy: WaitPolicy,
+        status: &StatusSink,
+    ) -> Result<(), ProviderError> {
+        let what = format!("{} to be ready", a.display());
+        let r = wait_until(
+            &what,
+            policy,
+            |st| status.say(&format!("waiting for {}: {st}", a.display())),
+            || async {
+                Ok::<_, ProviderError>(match s.get(a).await? {
+                    Some(live) => readiness(&a.kind, &live),
+                    None => matih_plans::wait::WaitStep::Pending("not found".into()),
+                })
+            },
+        )
+        .await?;
+        r.map_err(ProviderError::from)
+    }
+
+    async fn wait_gone(
+        &self,
+        s: &Session<'_>,
+        a: &Applied,
+        policy: WaitPolicy,
+        status: &StatusSink,
+    ) -> Result<(), ProviderError> {
+        let what = format!("{} to be deleted", a.display());
+        let r = wait_until(
+            &what,
+            policy,
+            |st| status.say(&format!("deleting {}: {st}", a.display())),
+            || async {
+                Ok::<_, ProviderError>(match s.get(a).await? {
+                    None => matih_plans::wait::WaitStep::Done(()),
+                    Some(live) => {
+                        matih_plans::wait::WaitStep::Pending(match live["metadata"]["deletionTimestamp"].as_str() {
+                            Some(t) => format!("terminating since {t}"),
+                            None => "still there".into(),
+                        })
+                    }
+                })
+            },
+        )
+        .await?;
+        r.map_err(ProviderError::from)
+    }
+
+    /// The cluster an instance was applied to, if it still exists as the same cluster.
+    async fn same_cluster(&self, attrs: &Attrs) -> Result<Option<Endpoint>, ProviderError> {
+        let conn = endpoint(attrs);
+        let Some(info) = self.connector.access().describe(&conn.cluster).await? else {
+            return Ok(None);
+        };
+        if attrs.get("cluster") != Some(&info.identity) {
+            return Ok(None);
+        }
+        Ok(Some(Endpoint { cluster: conn.cluster, url: info.endpoint, ca_data: info.ca_data }))
+    }
+}
+
+fn row_of(addr: &ResourceAddr) -> Result<&'static Row, ProviderError> {
+    addons::row(&addr.name).ok_or_else(|| ProviderError::Config {
+        addr: addr.clone(),
+        message: "not an add-on of the add-on table".into(),
+    })
+}
+
+/// `tenant.acme`, `calico`: the value of the add-on label on an instance's objects.
+pub fn instance_label(addr: &ResourceAddr) -> String {
+    match key_of(addr) {
+        Some(k) => format!("{}.{k}", addr.name),
+        None => addr.name.clone(),
+    }
+}
+
+/// The tenant of a per-tenant instance.
+fn key_of(addr: &ResourceAddr) -> Option<String> {
+    match &addr.key {
+        Some(InstanceKey::Str(s)) => Some(s.clone()),
+        Some(InstanceKey::Int(i)) => Some(i.to_string()),
+        None => None,
+    }
+}
+
+/// `Kind/namespace/name` or `Kind/name`: an object's entry in an instance's `objects`.
+pub fn object_key(o: &Json) -> String {
+    let kind = o["kind"].as_str().unwrap_or("?");
+    let name = o["metadata"]["name"].as_str().unwrap_or("?");
+    match o["metadata"]["namespace"].as_str() {
+        Some(ns) => format!("{kind}/{ns}/{name}"),
+        None => format!("{kind}/{name}"),
+    }
+}
+
+fn endpoint(attrs: &Attrs) -> Endpoint {
+    let c = attrs.get("connection").cloned().unwrap_or(Json::Null);
+    let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+    Endpoint { cluster: s("name"), url: s("endpoint"), ca_data: s("ca_data") }
+}
+
+fn inventory(attrs: &Attrs) -> Vec<Applied> {
+    attrs.get("inventory").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default()
+}
+
+fn same_object(a: &Applied, b: &Applied) -> bool {
+    a.api_version == b.api_version && a.kind == b.kind && a.namespace == b.namespace && a.name == b.name
+}
+
+/// Deletion order: namespaced objects, then cluster-scoped ones, then namespaces, CRDs last.
+fn delete_rank(a: &Applied) -> u8 {
+    match a.kind.as_str() {
+        "CustomResourceDefinition" => 3,
+        "Namespace" => 2,
+        _ if a.namespaced => 0,
+        _ => 1,
+    }
+}
+
+#[async_trait]
+impl Provider for KubernetesProvider {
+    fn name(&self) -> &str {
+        "kubernetes"
+    }
+
+    fn schemas(&self) -> Vec<TypeSchema> {
+        vec![TypeSchema {
+            rtype: addon_type(),
+            attributes: vec![
+                // A different cluster (replaced: new ARN or creation time) means a full re-bootstrap.
+                AttrSchema::force_new("cluster"),
+                AttrSchema::updatable("connection"),
+                AttrSchema::updatable("params"),
+                AttrSchema::updatable("objects"),
+                AttrSchema::computed("cluster_uid"),
+                AttrSchema::computed("inventory"),
+            ],
+            create_before_destroy: false,
+            protected_by_default: false,
+            batched: false,
+        }]
+    }
+
+    async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
+        let mut found = BTreeMap::new();
+        let mut by_cluster: BTreeMap<String, Vec<&ReadItem>> = BTreeMap::new();
+        for item in &req.items {
+            by_cluster.entry(endpoint(&item.attrs).cluster).or_default().push(item);
+        }
+        for items in by_cluster.values() {
+            // The cluster as the cloud reports it now; instances of another cluster are gone.
+            let Some(ep) = self.same_cluster(&items[0].attrs).await? else { continue };
+            let s = self.session(&ep).await?;
+            let uid = s.cluster_uid().await?;
+            let live: Vec<&ReadItem> = items
+                .iter()
+                .copied()
+                .filter(|i| i.attrs.get("cluster") == items[0].attrs.get("cluster"))
+                .filter(|i| i.attrs.get("cluster_uid").and_then(Json::as_str) == Some(uid.as_str()))
+                .collect();
+            // One labelled LIST per resource type across every instance.
+            let mut lists: HashMap<(String, String), HashMap<(Option<String>, String), Json>> = HashMap::new();
+            for item in &live {
+                for a in inventory(&item.attrs) {
+                    let k = (a.api_version.clone(), a.plural.clone());
+                    if lists.contains_key(&k) {
+                        continue;
+                    }
+                    let objs = match s.list_labelled(&a).await {
+                        Ok(m) => m,
+                        // The kind itself is gone (its CRD deleted): every object of it is missing.
+                        Err(ProviderError::Api { code, .. }) if code.contains("404") => HashMap::new(),
+                        Err(e) => return Err(e),
+                    };
+                    lists.insert(k, objs);
+                }
+            }
+            for item in live {
+                let mut attrs = item.attrs.clone();
+                let mut objects = attrs.get("objects").and_then(Json::as_object).cloned().unwrap_or_default();
+                for a in inventory(&item.attrs) {
+                    let obj = lists
+                        .get(&(a.api_version.clone(), a.plural.clone()))
+                        .and_then(|m| m.get(&(a.namespace.clone(), a.name.clone())));
+                    let drift = match obj {
+                        None => Some(format!("missing: {}", a.display())),
+                        Some(o) if owned_digest(o["metadata"].get("managedFields")) != a.owned => {
+                            Some(format!("changed outside matih-infra: {}", a.display()))
+                        }
+                        Some(_) => None,
+                    };
+                    if let Some(d) = drift {
+                        objects.insert(a.entry.clone(), Json::String(d));
+                    }
+                }
+                attrs.insert("objects".into(), Json::Object(objects));
+                attrs.insert(
+                    "connection".into(),
+                    json!({"name": ep.cluster, "endpoint": ep.url, "ca_data": ep.ca_data}),
+                );
+                found.insert(item.addr.clone(), ReadResource { id: item.id.clone(), attrs });
+            }
+        }
+        Ok(ReadResponse { found })
+    }
+
+    async fn apply(&self, req: ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        let row = row_of(&req.addr)?;
+        let policy = self.policy(row);
+        let ep = endpoint(&req.config);
+        let s = self.session(&ep).await?;
+        let uid = s.cluster_uid().await?;
+        let objects = self.render(&req.addr, &req.config).await?;
+        req.status.say(&format!("applying {} objects", objects.len()));
+
+        let mut applied: Vec<Applied> = Vec::with_capacity(objects.len());
+        let mut crds_waited = false;
+        for (o, entry, adopted) in &objects {
+            // CRDs are Established before anything that could be of their kinds.
+            if !crds_waited && o["kind"] != "CustomResourceDefinition" {
+                for a in applied.iter().filter(|a| a.kind == "CustomResourceDefinition") {
+                    self.wait_ready(&s, a, policy, &req.status).await?;
+                }
+                crds_waited = true;
+            }
+            let (a, _) = s.apply(o, entry, *adopted).await?;
+            applied.push(a);
+        }
+        for a in applied.iter().filter(|a| a.kind == "CustomResourceDefinition" && !crds_waited) {
+            self.wait_ready(&s, a, policy, &req.status).await?;
+        }
+
+        // Prune what the previous apply to this cluster made and this one no longer wants.
+        if let Some(prior) = &req.prior
+            && prior.attrs.get("cluster_uid").and_then(Json::as_str) == Some(uid.as_str())
+        {
+            let mut stale: Vec<Applied> = inventory(&prior.attrs)
+                .into_iter()
+                .filter(|old| !old.adopted && !applied.iter().any(|new| same_object(old, new)))
+                .collect();
+            stale.sort_by_key(delete_rank);
+            for a in &stale {
+                req.status.say(&format!("pruning {}", a.display()));
+                s.delete(a).await?;
+                self.wait_gone(&s, a, policy, &req.status).await?;
+            }
+        }
+
+        for a in applied.iter().filter(|a| has_readiness(&a.kind) && a.kind != "CustomResourceDefinition") {
+            self.wait_ready(&s, a, policy, &req.status).await?;
+        }
+
+        let mut attrs = req.config.clone();
+        attrs.insert("cluster_uid".into(), Json::String(uid.clone()));
+        attrs.insert("inventory".into(), serde_json::to_value(&applied).expect("inventory serializes"));
+        Ok(ApplyResponse { id: format!("{}/{}", ep.cluster, instance_label(&req.addr)), attrs })
+    }
+
+    async fn delete(&self, req: DeleteRequest) -> Result<(), ProviderError> {
+        let row = row_of(&req.addr)?;
+        let policy = self.policy(row);
+        let Some(ep) = self.same_cluster(&req.attrs).await? else {
+            req.status.say("its cluster is gone; nothing left to delete");
+            return Ok(());
+        };
+        let s = self.session(&ep).await?;
+        if req.attrs.get("cluster_uid").and_then(Json::as_str) != Some(s.cluster_uid().await?.as_str()) {
+            req.status.say("applied to an earlier cluster; nothing left to delete");
+            return Ok(());
+        }
+        let mut inv: Vec<Applied> = inventory(&req.attrs).into_iter().filter(|a| !a.adopted).collect();
+        inv.reverse();
+        inv.sort_by_key(delete_rank);
+        for a in &inv {
+            s.delete(a).await?;
+        }
+        for a in &inv {
+            self.wait_gone(&s, a, policy, &req.status).await?;
+        }
+        Ok(())
+    }
+
+    async fn find_by_owner(&self, _req: FindRequest) -> Result<Option<ReadResource>, ProviderError> {
+        // Applying an add-on is idempotent (server-side apply): an interrupted apply is simply
+        // applied again, so there is nothing to adopt.
+        Ok(None)
+    }
+
+    fn api_calls(&self) -> ApiCalls {
+        self.calls.snapshot()
+    }
+}
