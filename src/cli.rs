@@ -115,6 +115,14 @@ pub enum Command {
     },
     /// Print the resource dependency graph in Graphviz DOT.
     Graph,
+    /// Add, remove or list tenants (their files beside the platform spec).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// What the platform's network policies allow.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Print a kubeconfig for the cluster in state; it runs the cloud's own credential plugin.
+    Kubeconfig,
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
 }
@@ -188,4 +196,52 @@ pub enum StateCommand {
         #[arg(long, required = true)]
         force: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Add `tenants/<slug>.yaml` (validated with the whole platform spec). Adding a tenant that
+    /// exists with the same settings changes nothing.
+    Add(TenantAddArgs),
+    /// Remove `tenants/<slug>.yaml`; with --apply, tear down everything the tenant had.
+    Remove(TenantRemoveArgs),
+    /// List the tenants of the platform spec.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct TenantAddArgs {
+    /// The tenant's DNS label: it serves on <slug>.<zone>.
+    pub slug: String,
+    /// The name people see [default: the slug].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Give the tenant its own ingress controller and load balancer.
+    #[arg(long)]
+    pub dedicated_ingress: bool,
+    #[command(flatten)]
+    pub apply: TenantApplyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TenantRemoveArgs {
+    pub slug: String,
+    #[command(flatten)]
+    pub apply: TenantApplyArgs,
+}
+
+#[derive(Debug, Args, Clone, Copy)]
+pub struct TenantApplyArgs {
+    /// Also plan and apply what the tenant changes (and nothing else), without asking: the flag
+    /// is the confirmation. Waits for the state lock per --lock-timeout.
+    #[arg(long)]
+    pub apply: bool,
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallelism: u16,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Which namespace may reach which namespace on which ports, from the generated policies.
+    Report,
 }

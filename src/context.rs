@@ -14,11 +14,16 @@ use crate::exit::Failure;
 
 /// Loads and validates the platform spec named by `-c`.
 pub fn load_spec(global: &Global) -> Result<LoadedSpec, Failure> {
-    matih_spec::load(&global.config).map_err(|e| {
+    load_spec_at(&global.config)
+}
+
+/// Loads and validates the platform spec at `path`.
+pub fn load_spec_at(path: &Path) -> Result<LoadedSpec, Failure> {
+    matih_spec::load(path).map_err(|e| {
         let hint = match &e {
             matih_spec::SpecError::Io { .. } => Some(format!(
                 "pass the platform spec with -c/--config (looked for {}); examples/matih.yaml is a starting point",
-                global.config.display()
+                path.display()
             )),
             _ => None,
         };
@@ -96,13 +101,37 @@ pub async fn providers(spec: &LoadedSpec, cloud: CloudArg) -> Result<(Providers,
             let eks = spec.spec.clouds.eks.as_ref().expect("context::cloud checked the section");
             let o = ownership(spec);
             let owner = matih_provider_aws::Owner { platform: o.platform, environment: o.environment };
-            let aws: Arc<dyn Provider> = Arc::new(matih_provider_aws::AwsProvider::new(&eks.region, owner).await);
-            Ok((with_hooks(vec![aws])?, matih_provider_aws::desired_graph(&spec.spec)))
+            let aws = matih_provider_aws::AwsProvider::new(&eks.region, owner).await;
+            let kube = kubernetes(Arc::new(aws.cluster_access()))?;
+            let mut graph = matih_provider_aws::desired_graph(&spec.spec);
+            matih_provider_kubernetes::add_bootstrap(&mut graph, &spec.spec, &matih_provider_aws::bootstrap_binding(&spec.spec))
+                .map_err(|e| Failure::new(crate::exit::Class::Unexpected, e))?;
+            let aws: Arc<dyn Provider> = Arc::new(aws);
+            Ok((with_hooks(vec![aws, kube])?, graph))
         }
         other => Err(Failure::user(anyhow::anyhow!("the {} provider is not part of this build", other.as_str())).hint(
             "`validate` works for every cloud; EKS needs the `aws` cargo feature, GKE and AKS providers are not written yet",
         )),
     }
+}
+
+/// The bootstrap's provider for a cloud's clusters. Announces the API server override and a
+/// non-default manifest source on stderr whenever they are in effect.
+#[cfg_attr(not(feature = "aws"), allow(dead_code))]
+fn kubernetes(
+    access: Arc<dyn matih_provider_kubernetes::cluster::ClusterAccess>,
+) -> Result<Arc<dyn Provider>, Failure> {
+    use matih_provider_kubernetes::{cluster::ApiOverride, manifests::Source};
+    let api_override = ApiOverride::from_env().map_err(Failure::usage)?;
+    if let Some(o) = &api_override {
+        eprintln!("note: {}", o.announcement());
+    }
+    let source = Source::from_env();
+    if !matches!(source, Source::Upstream { .. }) {
+        eprintln!("note: {}", source.describe());
+    }
+    let p = matih_provider_kubernetes::KubernetesProvider::new(access, api_override, source).map_err(Failure::usage)?;
+    Ok(Arc::new(p))
 }
 
 fn with_hooks(list: Vec<Arc<dyn Provider>>) -> Result<Providers, Failure> {
@@ -121,6 +150,12 @@ pub struct Locked {
 }
 
 impl Locked {
+    /// The recorded state without taking the lock (writes are atomic renames, so a reader sees
+    /// the previous or the next state whole). Empty if there is none.
+    pub fn read_only(path: PathBuf) -> Result<State, Failure> {
+        Ok(LocalStore::new(path).load()?.unwrap_or_default())
+    }
+
     pub fn open(path: PathBuf, global: &Global, command: &str) -> Result<Self, Failure> {
         let store = LocalStore::new(path);
         let opts = LockOptions { timeout: global.lock_timeout, command: command.to_string() };

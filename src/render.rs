@@ -184,6 +184,9 @@ pub struct ApplyDoc {
     pub outputs: serde_json::Map<String, serde_json::Value>,
     /// API calls made by this apply, by `service:Operation`.
     pub api_calls: matih_plans::ApiCalls,
+    /// The tenant a `tenant add|remove --apply` worked on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<serde_json::Value>,
 }
 
 pub fn apply_text(doc: &ApplyDoc) -> String {

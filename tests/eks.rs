@@ -1,5 +1,8 @@
 //! `--cloud eks` end to end: the binary against the moto server (started per test on 127.0.0.1)
-//! through the real AWS SDK. What moto holds is checked by listing it with the SDK.
+//! through the real AWS SDK, and the cluster bootstrap against the project's Kubernetes API
+//! emulator (`MATIH_KUBE_API_SERVER`), authenticated with the tool's EKS token, which the
+//! emulator verifies (SigV4 signature, cluster name). What moto and the emulator hold is checked
+//! by listing them.
 //!
 //! moto's gaps, covered honestly rather than faked: EKS clusters, node groups and NAT gateways
 //! are ACTIVE/available at once (waits return on the first look), there is no EKS add-on API, and
@@ -10,7 +13,10 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 
 use aws_sdk_ec2::types::Filter;
+use std::sync::Arc;
+
 use matih_emulators::Moto;
+use matih_kube_emulator::{Auth, KubeEmulator, Options, Readiness};
 use serde_json::{Value, json};
 
 mod common;
@@ -22,10 +28,45 @@ fn args<'a>(a: &[&'a str]) -> Vec<&'a str> {
     a.iter().copied().chain(EKS.iter().copied()).collect()
 }
 
-fn work(moto: &Moto) -> Work {
+fn work(moto: &Moto) -> (Work, Arc<KubeEmulator>) {
+    work_with(moto, "matih-prod", Readiness::Immediate)
+}
+
+/// A work directory whose commands use this moto, a fresh Kubernetes API emulator standing in for
+/// `cluster`'s API server (accepting only that cluster's EKS token), and the test add-on manifests.
+fn work_with(moto: &Moto, cluster: &str, readiness: Readiness) -> (Work, Arc<KubeEmulator>) {
+    let kube = Arc::new(KubeEmulator::start(Options {
+        auth: Auth::EksToken {
+            cluster: cluster.into(),
+            access_key_id: "testing".into(),
+            secret_access_key: "testing".into(),
+        },
+        readiness,
+        ..Options::default()
+    }));
     let mut w = Work::new();
+    point_at(&mut w, moto, &kube);
+    (w, kube)
+}
+
+fn point_at(w: &mut Work, moto: &Moto, kube: &KubeEmulator) {
     w.env = moto.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-    w
+    w.env.push(("MATIH_KUBE_API_SERVER".into(), kube.url()));
+    w.env.push(("MATIH_ADDONS_DIR".into(), matih_emulators::addons_dir().display().to_string()));
+}
+
+/// Names of the emulator's objects of one kind, `namespace/name` or `name`.
+fn names(kube: &KubeEmulator, api_version: &str, kind: &str) -> Vec<String> {
+    let mut v: Vec<String> = kube
+        .list(api_version, kind)
+        .iter()
+        .map(|o| match o["metadata"]["namespace"].as_str() {
+            Some(ns) => format!("{ns}/{}", o["metadata"]["name"].as_str().unwrap()),
+            None => o["metadata"]["name"].as_str().unwrap().to_string(),
+        })
+        .collect();
+    v.sort();
+    v
 }
 
 /// SDK clients pointed at the test's moto, to look at (and tamper with) what it holds.
@@ -169,12 +210,12 @@ fn calls(plan: &Value, key: &str) -> u64 {
 fn apply_converges_then_destroy_leaves_nothing_tagged() {
     let moto = Moto::start();
     let aws = Aws::new(&moto);
-    let w = work(&moto);
+    let (w, kube) = work(&moto);
 
     let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
     assert_eq!(c, 0, "{v:#}");
     assert_eq!(v["outcome"], "complete");
-    assert_eq!(v["summary"]["create"], 36, "{:#}", v["summary"]);
+    assert_eq!(v["summary"]["create"], 46, "{:#}", v["summary"]);
     let inv = aws.inventory();
     let expected: BTreeMap<&str, usize> = [
         ("vpc", 1),
@@ -211,10 +252,16 @@ fn apply_converges_then_destroy_leaves_nothing_tagged() {
     assert_eq!(out["zone_name_servers"].as_array().unwrap().len(), 4);
     assert!(out["cluster_endpoint"].as_str().unwrap().starts_with("https://"));
     assert!(out["cert_manager_role_arn"].as_str().unwrap().contains(":role/matih/matih-prod-cert-manager"));
+    assert_bootstrapped(&w, &kube, out);
 
     // A second plan: no changes, and refresh read each type with one call, never per resource.
+    kube.clear_requests();
     let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
     assert_eq!(c, 0, "{:#?}", changed(&p));
+    assert!(kube.requests().iter().all(|r| r.method == "GET"), "a plan writes nothing to the cluster");
+    let lists = calls(&p, "kubernetes:list");
+    assert!((10..=25).contains(&lists), "one labelled LIST per kind the add-ons use: {:#}", p["statistics"]);
+    assert_eq!(calls(&p, "kubernetes:get"), 1, "kube-system's UID, once: {:#}", p["statistics"]);
     assert_eq!(calls(&p, "EC2:DescribeSubnets") + calls(&p, "ec2:DescribeSubnets"), 1, "{:#}", p["statistics"]);
     assert_eq!(calls(&p, "EC2:DescribeAddresses") + calls(&p, "ec2:DescribeAddresses"), 1, "{:#}", p["statistics"]);
     assert_eq!(
@@ -232,16 +279,114 @@ fn apply_converges_then_destroy_leaves_nothing_tagged() {
     let (c, v) = w.json(&args(&["destroy", "--include-protected", "--auto-approve", "-o", "json"]));
     assert_eq!(c, 0, "{v:#}");
     assert!(aws.inventory().values().all(|&n| n == 0), "{:?}", aws.inventory());
+    // In the cluster: everything the tool applied is gone; what EKS made stays.
+    let left = names(&kube, "v1", "Namespace");
+    assert_eq!(left, ["default", "kube-node-lease", "kube-public", "kube-system"], "{left:?}");
+    assert!(kube.list("apiextensions.k8s.io/v1", "CustomResourceDefinition").is_empty());
+    assert!(kube.get("apps/v1", "DaemonSet", Some("kube-system"), "aws-node").is_some());
+    assert!(
+        kube.get("v1", "ConfigMap", Some("kube-system"), "coredns").is_some(),
+        "EKS's ConfigMap is not ours to delete"
+    );
     assert!(aws.records().is_empty());
     let (_, st) = w.json(&args(&["state", "list", "-o", "json"]));
     assert_eq!(st["resources"], json!([]));
+}
+
+/// Everything the bootstrap of the example platform puts in the cluster, checked against the
+/// cloud side's outputs.
+fn assert_bootstrapped(w: &Work, kube: &KubeEmulator, outputs: &Value) {
+    let ns = names(kube, "v1", "Namespace");
+    for want in [
+        "matih-control-plane",
+        "matih-data-plane",
+        "matih-frontend",
+        "matih-ingress",
+        "matih-tenant-acme",
+        "matih-tenant-bigcorp",
+        "cert-manager",
+        "tigera-operator",
+    ] {
+        assert!(ns.contains(&want.to_string()), "namespace {want} missing: {ns:?}");
+    }
+    assert!(!ns.contains(&"ingress-nginx".to_string()), "the platform controller lives in matih-ingress: {ns:?}");
+
+    // Every write was a server-side apply by the tool's field manager.
+    let writes: Vec<_> = kube.requests().into_iter().filter(|r| r.method != "GET").collect();
+    assert!(!writes.is_empty());
+    for r in &writes {
+        assert_eq!(r.method, "PATCH", "{r:?}");
+        assert_eq!(r.field_manager.as_deref(), Some("matih-infra"), "{r:?}");
+        assert!(r.content_type.as_deref().unwrap_or("").starts_with("application/apply-patch"), "{r:?}");
+    }
+
+    // Calico in policy-only mode on the Amazon VPC CNI, which is left alone.
+    let inst = kube.get("operator.tigera.io/v1", "Installation", None, "default").expect("Calico Installation");
+    assert_eq!(inst["spec"]["cni"]["type"], "AmazonVPC");
+    let aws_node = kube.get("apps/v1", "DaemonSet", Some("kube-system"), "aws-node").expect("aws-node");
+    assert!(!aws_node["metadata"]["managedFields"].to_string().contains("matih-infra"), "aws-node is never touched");
+
+    // CoreDNS forwards to the spec's resolvers.
+    let cm = kube.get("v1", "ConfigMap", Some("kube-system"), "coredns").unwrap();
+    assert!(cm["data"]["Corefile"].as_str().unwrap().contains("forward . 1.1.1.1 8.8.8.8"), "{cm:#}");
+
+    // The platform controller's NLB holds the platform's Elastic IPs; acme's its own.
+    let (_, st) = w.json(&args(&["state", "list", "-o", "json"]));
+    let eips = |ctrl: &str| {
+        let mut v: Vec<String> = st["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["address"].as_str().unwrap().starts_with(&format!("eks.eip.ingress[\"{ctrl}/")))
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v.join(",")
+    };
+    let annotation = |o: &Value| {
+        let mut v: Vec<String> =
+            o["metadata"]["annotations"]["service.beta.kubernetes.io/aws-load-balancer-eip-allocations"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no EIP allocations: {o:#}"))
+                .split(',')
+                .map(str::to_string)
+                .collect();
+        v.sort();
+        v.join(",")
+    };
+    let svc = kube.get("v1", "Service", Some("matih-ingress"), "ingress-nginx-controller").unwrap();
+    assert_eq!(annotation(&svc), eips("platform"));
+    assert_eq!(svc["spec"]["type"], "LoadBalancer");
+    let class = kube.get("networking.k8s.io/v1", "IngressClass", None, "nginx-tenant-acme").unwrap();
+    assert_eq!(class["spec"]["controller"], "k8s.io/ingress-nginx-tenant-acme");
+    let tsvc = kube.get("v1", "Service", Some("matih-tenant-acme"), "ingress-nginx-tenant-acme-controller").unwrap();
+    assert_eq!(annotation(&tsvc), eips("acme"));
+    assert!(kube.get("networking.k8s.io/v1", "IngressClass", None, "nginx-tenant-bigcorp").is_none());
+    assert!(kube.get("networking.k8s.io/v1", "IngressClass", None, "nginx").is_some());
+
+    // cert-manager assumes the Route 53 role through IRSA; the issuer solves DNS01 in our zone.
+    let sa = kube.get("v1", "ServiceAccount", Some("cert-manager"), "cert-manager").unwrap();
+    assert_eq!(sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"], outputs["cert_manager_role_arn"]);
+    let issuer = kube.get("cert-manager.io/v1", "ClusterIssuer", None, "letsencrypt-prod-dns01").unwrap();
+    assert_eq!(issuer["spec"]["acme"]["email"], "platform-team@matih.ai");
+    assert_eq!(issuer["spec"]["acme"]["solvers"][0]["dns01"]["route53"]["hostedZoneID"], outputs["zone_id"]);
+    let crd = kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", None, "clusterissuers.cert-manager.io");
+    let schema = &crd.unwrap()["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    let errors = matih_kube_emulator::validate_against_schema(schema, &issuer);
+    assert!(errors.is_empty(), "the ClusterIssuer against cert-manager's CRD schema: {errors:?}");
+    let cert = kube.get("cert-manager.io/v1", "Certificate", Some("matih-ingress"), "matih-wildcard").unwrap();
+    assert_eq!(cert["spec"]["dnsNames"], json!(["matih.ai", "*.matih.ai"]));
+
+    // Kafka: only its TLS port is opened.
+    let kafka = kube.get("networking.k8s.io/v1", "NetworkPolicy", Some("matih-data-plane"), "kafka-tls-only").unwrap();
+    assert!(kafka.to_string().contains("9093") && !kafka.to_string().contains("9092"), "{kafka:#}");
 }
 
 #[test]
 fn drift_is_reported_and_repaired() {
     let moto = Moto::start();
     let aws = Aws::new(&moto);
-    let w = work(&moto);
+    let (w, kube) = work(&moto);
     assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
     // Behind the tool's back: VPC DNS hostnames off, and the api record gone.
     aws.rt.block_on(async {
@@ -272,6 +417,11 @@ fn drift_is_reported_and_repaired() {
             .await
             .unwrap();
     });
+    // In the cluster: someone edits the Corefile by hand, and a tenant's namespace is deleted.
+    kube.update_as("kubectl-edit", "v1", "ConfigMap", Some("kube-system"), "coredns", |o| {
+        o["data"]["Corefile"] = json!(".:53 {\n    forward . 9.9.9.9\n}\n");
+    });
+    assert!(kube.delete("v1", "Namespace", None, "matih-tenant-bigcorp"));
     let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
     assert_eq!(c, 2);
     let drift: Vec<(&str, bool)> = p["drift"]
@@ -280,13 +430,34 @@ fn drift_is_reported_and_repaired() {
         .iter()
         .map(|d| (d["address"].as_str().unwrap(), d["deleted"].as_bool().unwrap()))
         .collect();
-    assert_eq!(drift, [("dns.record.api", true), ("eks.vpc.main", false)]);
     assert_eq!(
-        changed(&p),
-        [("dns.record.api".to_string(), "create".to_string()), ("eks.vpc.main".to_string(), "update".to_string())]
+        drift,
+        [
+            ("dns.record.api", true),
+            ("eks.vpc.main", false),
+            ("k8s.addon.coredns", false),
+            ("k8s.addon.tenant[\"bigcorp\"]", false)
+        ]
     );
+    let said = p["drift"].to_string();
+    assert!(said.contains("changed outside matih-infra: ConfigMap kube-system/coredns"), "{said}");
+    assert!(said.contains("missing: Namespace matih-tenant-bigcorp"), "{said}");
+    let want: Vec<(String, String)> = [
+        ("dns.record.api", "create"),
+        ("eks.vpc.main", "update"),
+        ("k8s.addon.coredns", "update"),
+        ("k8s.addon.tenant[\"bigcorp\"]", "update"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(changed(&p), want);
     assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
     assert_eq!(aws.records(), before);
+    let cm = kube.get("v1", "ConfigMap", Some("kube-system"), "coredns").unwrap();
+    assert!(cm["data"]["Corefile"].as_str().unwrap().contains("forward . 1.1.1.1 8.8.8.8"), "the hand edit is undone");
+    assert!(kube.get("v1", "Namespace", None, "matih-tenant-bigcorp").is_some());
+    assert!(kube.get("networking.k8s.io/v1", "NetworkPolicy", Some("matih-tenant-bigcorp"), "default-deny").is_some());
     let out = w.run(&args(&["plan", "--detailed-exitcode"]));
     assert_eq!(code(&out), 0, "{}", text(&out.stdout));
 }
@@ -295,20 +466,23 @@ fn drift_is_reported_and_repaired() {
 fn a_tenant_added_plans_only_its_addresses_and_record_and_removal_tears_them_down() {
     let moto = Moto::start();
     let aws = Aws::new(&moto);
-    let w = work(&moto);
+    let (w, kube) = work(&moto);
     assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
     std::fs::write(w.path("tenants/globex.yaml"), "slug: globex\ndisplay_name: Globex\ndedicated_ingress: true\n")
         .unwrap();
     let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
     assert_eq!(c, 2);
     let want: Vec<(String, String)> = [
-        r#"dns.record.tenant["globex"]"#,
-        r#"eks.eip.ingress["globex/us-east-1a"]"#,
-        r#"eks.eip.ingress["globex/us-east-1b"]"#,
-        r#"eks.eip.ingress["globex/us-east-1c"]"#,
+        (r#"dns.record.tenant["globex"]"#, "create"),
+        (r#"eks.eip.ingress["globex/us-east-1a"]"#, "create"),
+        (r#"eks.eip.ingress["globex/us-east-1b"]"#, "create"),
+        (r#"eks.eip.ingress["globex/us-east-1c"]"#, "create"),
+        ("k8s.addon.network_policies", "update"),
+        (r#"k8s.addon.tenant["globex"]"#, "create"),
+        (r#"k8s.addon.tenant_ingress["globex"]"#, "create"),
     ]
     .iter()
-    .map(|a| (a.to_string(), "create".to_string()))
+    .map(|(a, b)| (a.to_string(), b.to_string()))
     .collect();
     assert_eq!(changed(&p), want);
     assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
@@ -327,13 +501,15 @@ fn a_tenant_added_plans_only_its_addresses_and_record_and_removal_tears_them_dow
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     assert_eq!(aws.inventory()["eip"], 9);
     assert!(!aws.records().contains_key("globex.matih.ai"));
+    assert!(kube.get("v1", "Namespace", None, "matih-tenant-globex").is_none());
+    assert!(kube.get("networking.k8s.io/v1", "IngressClass", None, "nginx-tenant-globex").is_none());
 }
 
 #[test]
 fn sigkill_right_after_a_create_is_adopted_not_duplicated() {
     let moto = Moto::start();
     let aws = Aws::new(&moto);
-    let w = work(&moto);
+    let (w, _kube) = work(&moto);
     let marker = w.path("hung");
     let mut child = w
         .cmd(&args(&["apply", "--auto-approve", "-q"]))
@@ -367,7 +543,7 @@ fn sigkill_right_after_a_create_is_adopted_not_duplicated() {
 fn an_api_error_names_the_resource_and_code_and_state_keeps_earlier_work() {
     let moto = Moto::start();
     let aws = Aws::new(&moto);
-    let w = work(&moto);
+    let (w, _kube) = work(&moto);
     // Someone already has a role with the name the cluster role needs.
     aws.rt.block_on(async {
         aws.iam.create_role().role_name("matih-prod-cluster").assume_role_policy_document("{}").send().await.unwrap();
@@ -394,7 +570,7 @@ fn an_api_error_names_the_resource_and_code_and_state_keeps_earlier_work() {
     aws.rt.block_on(async { aws.iam.delete_role().role_name("matih-prod-cluster").send().await.unwrap() });
     let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
     assert_eq!(c, 0, "{v:#}");
-    assert!(v["summary"]["create"].as_u64().unwrap() < 36);
+    assert!(v["summary"]["create"].as_u64().unwrap() < 46);
     assert_eq!(aws.inventory()["vpc"], 1);
 }
 
@@ -402,7 +578,7 @@ fn an_api_error_names_the_resource_and_code_and_state_keeps_earlier_work() {
 fn a_staging_environment_delegates_its_zone_from_the_parent() {
     let moto = Moto::start();
     let aws = Aws::new(&moto);
-    let w = work(&moto);
+    let (w, _kube) = work_with(&moto, "matih-staging", Readiness::Immediate);
     let staging = |a: &[&'static str]| {
         let mut v = args(a);
         v.extend(["-c", "staging/matih.yaml"]);
@@ -449,4 +625,142 @@ fn a_staging_environment_delegates_its_zone_from_the_parent() {
     let zones = aws.rt.block_on(async { aws.r53.list_hosted_zones().send().await.unwrap() });
     let names: Vec<&str> = zones.hosted_zones().iter().map(|z| z.name()).collect();
     assert_eq!(names, ["matih.ai."], "the parent zone is not ours to delete");
+}
+
+#[test]
+fn tenant_onboarding_is_one_command_and_two_at_once_wait_for_each_other() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto);
+    let (w, kube) = work(&moto);
+    assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
+
+    // Two onboarding scripts at once: the second waits for the first's lock, then applies.
+    let spawn = |extra: &[&'static str]| {
+        let mut a = args(&["tenant", "add", "--apply", "--lock-timeout", "300s", "-o", "json"]);
+        a.extend(extra);
+        w.cmd(&a).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    };
+    let first = spawn(&["globex", "--dedicated-ingress", "--name", "Globex Corp"]);
+    let second = spawn(&["initech"]);
+    let (first, second) = (first.wait_with_output().unwrap(), second.wait_with_output().unwrap());
+    for o in [&first, &second] {
+        assert_eq!(code(o), 0, "{}\n{}", text(&o.stdout), text(&o.stderr));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["outcome"], "complete", "{v:#}");
+    }
+    let waited = text(&first.stderr) + &text(&second.stderr);
+    assert!(waited.contains("waiting up to 5m for the state lock"), "{waited}");
+    let g: Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(g["tenant"]["ingress_class"], "nginx-tenant-globex");
+    assert_eq!(g["tenant"]["hostname"], "globex.matih.ai");
+    let touched: Vec<&str> =
+        g["resources"].as_array().unwrap().iter().map(|r| r["address"].as_str().unwrap()).collect();
+    assert!(touched.iter().all(|a| a.contains("globex") || *a == "k8s.addon.network_policies"), "{touched:?}");
+    assert!(kube.get("v1", "Namespace", None, "matih-tenant-globex").is_some());
+    assert!(kube.get("v1", "Namespace", None, "matih-tenant-initech").is_some());
+    assert!(kube.get("networking.k8s.io/v1", "IngressClass", None, "nginx-tenant-globex").is_some());
+    assert_eq!(aws.inventory()["eip"], 12, "only the dedicated tenant reserves addresses");
+    let records = aws.records();
+    assert_eq!(records["globex.matih.ai"].len(), 3);
+    assert_eq!(records["initech.matih.ai"], records["api.matih.ai"], "a shared tenant answers on the platform's");
+
+    // Idempotent: the same add again changes nothing; different settings are refused.
+    let (c, v) = w.json(&args(&["tenant", "add", "globex", "--dedicated-ingress", "--apply", "-o", "json"]));
+    assert_eq!(c, 0, "{v:#}");
+    assert_eq!((v["summary"]["create"].as_u64(), v["summary"]["update"].as_u64()), (Some(0), Some(0)), "{v:#}");
+    let out = w.run(&args(&["tenant", "add", "globex", "--apply"]));
+    assert_eq!(code(&out), 1);
+    assert!(text(&out.stderr).contains("tenant globex already exists"), "{}", text(&out.stderr));
+    let (_, l) = w.json(&args(&["tenant", "list", "-o", "json"]));
+    let slugs: Vec<&str> = l["tenants"].as_array().unwrap().iter().map(|t| t["slug"].as_str().unwrap()).collect();
+    assert_eq!(slugs, ["acme", "bigcorp", "globex", "initech"]);
+
+    // Removing the two shared tenants also prunes the platform ingress's policy towards them.
+    assert!(kube.get("networking.k8s.io/v1", "NetworkPolicy", Some("matih-ingress"), "allow-to-tenants").is_some());
+    for slug in ["initech", "bigcorp"] {
+        let out = w.run(&args(&["tenant", "remove", slug, "--apply", "-q"]));
+        assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+        assert!(kube.get("v1", "Namespace", None, &format!("matih-tenant-{slug}")).is_none());
+        assert!(!aws.records().contains_key(&format!("{slug}.matih.ai")));
+    }
+    assert!(
+        kube.get("networking.k8s.io/v1", "NetworkPolicy", Some("matih-ingress"), "allow-to-tenants").is_none(),
+        "pruned: no tenant is served by the platform ingress any more"
+    );
+    // A dedicated tenant's protected addresses go with it: the command names the tenant.
+    let out = w.run(&args(&["tenant", "remove", "globex", "--apply", "-q"]));
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(aws.inventory()["eip"], 9);
+    assert!(kube.get("networking.k8s.io/v1", "IngressClass", None, "nginx-tenant-globex").is_none());
+    let out = w.run(&args(&["plan", "--detailed-exitcode"]));
+    assert_eq!(code(&out), 0, "{}", text(&out.stdout));
+}
+
+#[test]
+fn a_cluster_that_is_gone_is_bootstrapped_again_from_scratch() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto);
+    let (mut w, old) = work(&moto);
+    assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
+    // The cluster disappears behind the tool's back; the next one is a new, empty cluster.
+    aws.rt.block_on(async {
+        let groups = aws.eks.list_nodegroups().cluster_name("matih-prod").send().await.unwrap();
+        for g in groups.nodegroups() {
+            aws.eks.delete_nodegroup().cluster_name("matih-prod").nodegroup_name(g).send().await.unwrap();
+        }
+        aws.eks.delete_cluster().name("matih-prod").send().await.unwrap();
+    });
+    let new = KubeEmulator::start(Options {
+        auth: Auth::EksToken {
+            cluster: "matih-prod".into(),
+            access_key_id: "testing".into(),
+            secret_access_key: "testing".into(),
+        },
+        ..Options::default()
+    });
+    assert_ne!(new.kube_system_uid(), old.kube_system_uid());
+    point_at(&mut w, &moto, &new);
+    let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
+    assert_eq!(c, 2);
+    let creates: Vec<String> = changed(&p).into_iter().filter(|(_, a)| a == "create").map(|(addr, _)| addr).collect();
+    assert!(creates.contains(&"eks.cluster.main".to_string()), "{creates:?}");
+    let addons = creates.iter().filter(|a| a.starts_with("k8s.addon.")).count();
+    assert_eq!(addons, 10, "every add-on instance is planned again: {creates:?}");
+    let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
+    assert_eq!(c, 0, "{v:#}");
+    assert!(new.get("v1", "Namespace", None, "matih-ingress").is_some());
+    assert!(new.get("cert-manager.io/v1", "ClusterIssuer", None, "letsencrypt-prod-dns01").is_some());
+    let out = w.run(&args(&["plan", "--detailed-exitcode"]));
+    assert_eq!(code(&out), 0, "{}", text(&out.stdout));
+}
+
+#[test]
+fn a_workload_that_never_becomes_ready_fails_with_its_last_conditions() {
+    let moto = Moto::start();
+    let (w, kube) = work_with(&moto, "matih-prod", Readiness::Manual);
+    let out = w.run_env(&args(&["apply", "--auto-approve", "-o", "json"]), &[("MATIH_ADDON_WAIT_TIMEOUT", "2s")]);
+    assert_eq!(code(&out), 1, "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let by = |a: &str| v["resources"].as_array().unwrap().iter().find(|r| r["address"] == a).cloned().unwrap();
+    let failed = by("k8s.addon.cert_manager");
+    assert_eq!(failed["result"], "failed");
+    let msg = failed["error"].as_str().unwrap();
+    assert!(msg.contains("timed out") && msg.contains("Deployment cert-manager/"), "{msg}");
+    assert!(msg.contains("Available=False (MinimumReplicasUnavailable)"), "{msg}");
+    assert_eq!(by("k8s.addon.cluster_issuer")["result"], "skipped", "the issuer waits for cert-manager's webhook");
+    assert!(kube.get("cert-manager.io/v1", "ClusterIssuer", None, "letsencrypt-prod-dns01").is_none());
+    assert_eq!(by("k8s.addon.namespaces")["result"], "done");
+
+    // Once the workloads come up, the next apply finishes the bootstrap.
+    for d in kube.list("apps/v1", "Deployment") {
+        let (ns, name) = (d["metadata"]["namespace"].as_str().unwrap(), d["metadata"]["name"].as_str().unwrap());
+        kube.set_ready(("apps/v1", "Deployment"), ns, name, true);
+    }
+    for d in kube.list("apps/v1", "DaemonSet") {
+        let (ns, name) = (d["metadata"]["namespace"].as_str().unwrap(), d["metadata"]["name"].as_str().unwrap());
+        kube.set_ready(("apps/v1", "DaemonSet"), ns, name, true);
+    }
+    let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
+    assert_eq!(c, 0, "{v:#}");
+    assert!(kube.get("cert-manager.io/v1", "ClusterIssuer", None, "letsencrypt-prod-dns01").is_some());
 }

@@ -1,7 +1,9 @@
 //! One function per command. Each returns the exit code on success or a classified failure.
 
+pub mod cluster;
 pub mod run;
 pub mod state;
+pub mod tenant;
 
 use std::io::Write;
 
@@ -35,6 +37,9 @@ pub async fn dispatch(cli: &Cli, env: &Env) -> Result<i32, Failure> {
         Command::State(s) => state::run(g, s, env),
         Command::Output { name } => state::output(g, name.as_deref()),
         Command::Graph => run::graph(g).await,
+        Command::Tenant(t) => tenant::run(g, t, env).await,
+        Command::Policy(p) => cluster::policy(g, p),
+        Command::Kubeconfig => cluster::kubeconfig(g).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(*shell, &mut Cli::command(), "matih-infra", &mut std::io::stdout());

@@ -17,7 +17,7 @@ use crate::exit::{Class, Failure, code};
 use crate::render::{self, ApplyDoc, ResourceResult};
 
 /// Everything a provider-facing command holds while it runs.
-struct Session {
+pub(crate) struct Session {
     spec: LoadedSpec,
     cloud: CloudArg,
     providers: Providers,
@@ -27,10 +27,28 @@ struct Session {
 }
 
 async fn open(g: &Global, env: &Env, command: &str) -> Result<Session, Failure> {
-    let spec = context::load_spec(g)?;
+    open_with(g, env, command, None).await
+}
+
+/// A change to the platform spec's files, made while the state lock is held.
+pub(crate) type SpecEdit<'a> = &'a mut dyn FnMut(&LoadedSpec) -> Result<(), Failure>;
+
+/// Locks state, then runs `edit` (a change to the platform spec's files) and reads the spec again,
+/// so edits from concurrent commands are serialised by the state lock and every plan sees them all.
+pub(crate) async fn open_with(
+    g: &Global,
+    env: &Env,
+    command: &str,
+    edit: Option<SpecEdit<'_>>,
+) -> Result<Session, Failure> {
+    let mut spec = context::load_spec(g)?;
     let cloud = context::cloud(g, &spec)?;
-    let (providers, desired) = context::providers(&spec, cloud).await?;
     let locked = Locked::open(context::state_path(g, &spec, cloud), g, command)?;
+    if let Some(edit) = edit {
+        edit(&spec)?;
+        spec = context::load_spec(g)?;
+    }
+    let (providers, desired) = context::providers(&spec, cloud).await?;
     let mut state = locked.load()?;
     if !state.intents.is_empty() {
         env.progress.line(&format!("resolving {} interrupted create(s) from the intent journal", state.intents.len()));
@@ -255,10 +273,63 @@ fn doc(plan: &Plan, outcome: &'static str, state: &State, resources: Vec<Resourc
         resources,
         outputs,
         api_calls: ApiCalls::new(),
+        tenant: None,
     }
 }
 
+/// Plans, narrows the plan to `wanted` resources (and what they depend on), and applies it without
+/// asking: `tenant add|remove --apply`. The wanted resources' protection is lifted: the command
+/// itself names them. Changes left out are listed on stderr for a later full apply.
+pub(crate) async fn apply_targeted(
+    s: Session,
+    g: &Global,
+    env: &Env,
+    wanted: &dyn Fn(&ResourceAddr) -> bool,
+    tenant: serde_json::Value,
+    parallelism: usize,
+) -> Result<i32, Failure> {
+    let guard =
+        GuardArgs { allow_replace: s.state.resources.keys().filter(|a| wanted(a)).map(ToString::to_string).collect() };
+    let mut plan = make_plan(&s, env, g, Operation::Apply, &guard, false).await?;
+    let left = plan.target(wanted);
+    plan.blocked.retain(|b| wanted(&b.address));
+    if g.format == Format::Text {
+        show_plan(&plan, g, env)?;
+    }
+    if !left.is_empty() {
+        let names: Vec<String> = left.iter().map(ToString::to_string).collect();
+        eprintln!(
+            "note: {} change(s) outside this tenant are left for `matih-infra apply`: {}",
+            names.len(),
+            names.join(", ")
+        );
+    }
+    if !plan.blocked.is_empty() {
+        return Err(blocked_failure(&plan));
+    }
+    if !plan.has_changes() {
+        if g.format == Format::Json {
+            let mut d = doc(&plan, "complete", &s.state, Vec::new());
+            d.tenant = Some(tenant);
+            print_json(&d)?;
+        }
+        return Ok(code::OK);
+    }
+    execute_with(s, plan, g, env, parallelism, Some(tenant)).await
+}
+
 async fn execute(s: Session, plan: Plan, g: &Global, env: &Env, parallelism: usize) -> Result<i32, Failure> {
+    execute_with(s, plan, g, env, parallelism, None).await
+}
+
+async fn execute_with(
+    s: Session,
+    plan: Plan,
+    g: &Global,
+    env: &Env,
+    parallelism: usize,
+    tenant: Option<serde_json::Value>,
+) -> Result<i32, Failure> {
     let opts = ApplyOptions { parallelism, stop: env.stop.clone(), ownership: context::ownership(&s.spec) };
     let before = s.providers.api_calls();
     let report = matih_plans::apply(&plan, s.state, &s.providers, &s.locked, &opts, &env.progress).await?;
@@ -297,6 +368,7 @@ async fn execute(s: Session, plan: Plan, g: &Global, env: &Env, parallelism: usi
     };
     let mut d = doc(&plan, outcome, &report.state, resources);
     d.api_calls = api_calls;
+    d.tenant = tenant;
     match g.format {
         Format::Json => print_json(&d)?,
         Format::Text => print!("\n{}", render::apply_text(&d)),

@@ -56,6 +56,8 @@ pub struct Clients {
     pub route53: aws_sdk_route53::Client,
     pub region: String,
     pub calls: CallCounter,
+    /// The default chain's credentials, for signing tokens (never stored or logged).
+    pub credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
 }
 
 impl Clients {
@@ -82,6 +84,7 @@ impl Clients {
             ),
             region: region.to_string(),
             calls,
+            credentials: conf.credentials_provider(),
         }
     }
 }

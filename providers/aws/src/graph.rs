@@ -304,3 +304,60 @@ pub fn desired_graph(spec: &PlatformSpec) -> DesiredGraph {
     g.output("ingress_addresses", Value::map(ingress_out), false);
     g
 }
+
+/// What the bootstrap needs from the EKS resources: the cluster's identity and connection, the
+/// node groups, each ingress controller's Elastic IP allocations (for the NLB annotation),
+/// Route 53 for cert-manager's DNS01 solver and the IRSA role on its service account.
+pub fn bootstrap_binding(spec: &PlatformSpec) -> matih_provider_kubernetes::ClusterBinding {
+    let eks = spec.clouds.eks.as_ref().expect("the caller checked that clouds.eks exists");
+    let cluster = single("eks", "cluster", "main");
+    let attr = |a: &str| Value::reference(&cluster, a);
+    let azs = zones(eks);
+    let load_balancers = ingress_controllers(spec)
+        .into_iter()
+        .map(|ctrl| {
+            let allocations: Vec<Value> = azs
+                .iter()
+                .map(|az| Value::reference(&keyed("eks", "eip", "ingress", &format!("{ctrl}/{az}")), "id"))
+                .collect();
+            let lb = Value::map(
+                [
+                    ("cloud".to_string(), Value::str("aws_nlb")),
+                    ("eip_allocations".to_string(), Value::list(allocations)),
+                ]
+                .into(),
+            );
+            (ctrl, lb)
+        })
+        .collect();
+    let zone = single("dns", "zone", "platform");
+    matih_provider_kubernetes::ClusterBinding {
+        cloud: matih_spec::CloudKind::Eks,
+        identity: Value::map([("arn".to_string(), attr("arn")), ("created_at".to_string(), attr("created_at"))].into()),
+        connection: Value::map(
+            [
+                ("name".to_string(), attr("name")),
+                ("endpoint".to_string(), attr("endpoint")),
+                ("ca_data".to_string(), attr("certificate_authority")),
+            ]
+            .into(),
+        ),
+        node_pools: eks.node_pools.iter().map(|p| keyed("eks", "node_group", "pool", &p.name)).collect(),
+        load_balancers,
+        dns01: Value::map(
+            [
+                ("provider".to_string(), Value::str("route53")),
+                ("region".to_string(), Value::str(eks.region.clone())),
+                ("hosted_zone_id".to_string(), Value::reference(&zone, "id")),
+            ]
+            .into(),
+        ),
+        cert_manager_annotations: Value::map(
+            [(
+                "eks.amazonaws.com/role-arn".to_string(),
+                Value::reference(&single("eks", "iam_role", "cert_manager"), "arn"),
+            )]
+            .into(),
+        ),
+    }
+}

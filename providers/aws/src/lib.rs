@@ -6,8 +6,10 @@
 //! It talks to AWS only through the official AWS SDK for Rust (credentials from the SDK's default
 //! chain; `AWS_ENDPOINT_URL` points it at an emulator). It knows nothing about state files or
 //! plans: the engine calls it through [`matih_plans::Provider`]. Cluster bootstrap (Kubernetes
-//! objects) is not here.
+//! objects) is `matih-provider-kubernetes`; this crate hands it cluster access (tokens) and the
+//! addresses it needs ([`bootstrap_binding`]).
 
+mod access;
 mod clients;
 mod ec2;
 mod eks;
@@ -22,14 +24,15 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use matih_plans::*;
 
+pub use access::{EksAccess, presigned_token};
 pub use clients::Clients;
-pub use graph::desired_graph;
+pub use graph::{bootstrap_binding, desired_graph};
 pub use kind::Owner;
 use kind::{Ctx, Kind};
 
 /// The AWS provider for one platform and environment.
 pub struct AwsProvider {
-    clients: Clients,
+    pub(crate) clients: Clients,
     owner: Owner,
     kinds: HashMap<ResourceType, Box<dyn Kind>>,
 }
@@ -42,6 +45,11 @@ impl AwsProvider {
             [ec2::kinds(), iam::kinds(), eks::kinds(), route53::kinds()].into_iter().flatten().collect();
         let kinds = all.into_iter().map(|k| (k.schema().rtype, k)).collect();
         AwsProvider { clients, owner, kinds }
+    }
+
+    /// Access to the provider's EKS clusters for the bootstrap (same clients and credentials).
+    pub fn cluster_access(&self) -> EksAccess {
+        EksAccess::new(self.clients.clone())
     }
 
     fn ctx(&self) -> Ctx<'_> {

@@ -1,4 +1,5 @@
-//! Local emulators for integration tests, started on 127.0.0.1 and stopped on drop.
+//! Local emulators for integration tests, started on 127.0.0.1 and stopped on drop, and the
+//! add-on manifest directory the bootstrap tests read.
 //!
 //! [`Moto`] runs the moto server (PyPI `moto[server]`, installed by `scripts/test`). It finds
 //! `moto_server` through `MOTO_SERVER`, then `PATH`, then the virtualenv `scripts/test` makes. It
@@ -131,5 +132,59 @@ impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `../shared/addons` beside the checkout: unmodified upstream manifests (test data).
+pub fn shared_addons() -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/addons");
+    assert!(p.is_dir(), "{} is missing: the tests need ../shared beside the checkout", p.display());
+    p
+}
+
+/// A local add-on manifest directory (`MATIH_ADDONS_DIR`) laid out as the tool reads it:
+/// `../shared/addons` as it is, plus `cert-manager/<version>/cert-manager.yaml`, which upstream
+/// ships only as a release asset and ../shared does not hold. The tests' stand-in for it is the
+/// unmodified upstream CRDs followed by `tests/fixtures/addons/cert-manager-workloads.yaml` (see
+/// its header). Built once per test process.
+pub fn addons_dir() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let shared = shared_addons();
+        let dir = std::env::temp_dir().join(format!("matih-test-addons-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        copy_tree(&shared, &dir);
+        let version = "v1.21.1";
+        let crds = shared.join("cert-manager").join(version).join("crds");
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&crds).unwrap().map(|e| e.unwrap().path()).collect();
+        names.sort();
+        let mut bundle = String::new();
+        for p in names {
+            bundle.push_str("---\n");
+            bundle.push_str(&std::fs::read_to_string(&p).unwrap());
+        }
+        bundle.push_str("---\n");
+        let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/addons/cert-manager-workloads.yaml");
+        bundle.push_str(&std::fs::read_to_string(&fixture).unwrap());
+        std::fs::write(dir.join("cert-manager").join(version).join("cert-manager.yaml"), bundle).unwrap();
+        dir
+    })
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), &dst).unwrap();
+            // ../shared is read-only; the copy must be removable.
+            let mut perm = std::fs::metadata(&dst).unwrap().permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            perm.set_readonly(false);
+            std::fs::set_permissions(&dst, perm).unwrap();
+        }
     }
 }

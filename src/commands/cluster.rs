@@ -1,0 +1,139 @@
+//! `policy report` and `kubeconfig`: what the bootstrap sets up, seen from outside it.
+
+use matih_provider_kubernetes::layout::Layout;
+use matih_provider_kubernetes::netpol;
+use serde_json::json;
+
+use super::print_json;
+use crate::cli::{CloudArg, Format, Global, PolicyCommand};
+use crate::context::{self, Locked};
+use crate::exit::{Failure, code};
+
+pub fn policy(g: &Global, cmd: &PolicyCommand) -> Result<i32, Failure> {
+    match cmd {
+        PolicyCommand::Report => {
+            let spec = context::load_spec(g)?;
+            let report = netpol::report(&Layout::from_spec(&spec.spec));
+            match g.format {
+                Format::Json => print_json(&report)?,
+                Format::Text => print!("{}", report.render_text()),
+            }
+            Ok(code::OK)
+        }
+    }
+}
+
+/// A kubeconfig for the cluster recorded in state. It holds no credential: it runs the cloud's
+/// own plugin (EKS: `aws eks get-token`) each time kubectl needs a token.
+pub async fn kubeconfig(g: &Global) -> Result<i32, Failure> {
+    let spec = context::load_spec(g)?;
+    let cloud = context::cloud(g, &spec)?;
+    let path = context::state_path(g, &spec, cloud);
+    let state = Locked::read_only(path.clone())?;
+    let (cluster_addr, exec) = match cloud {
+        #[cfg(feature = "aws")]
+        CloudArg::Eks => {
+            let eks = spec.spec.clouds.eks.as_ref().expect("context::cloud checked the section");
+            let o = context::ownership(&spec);
+            let owner = matih_provider_aws::Owner { platform: o.platform, environment: o.environment };
+            let access = matih_provider_aws::AwsProvider::new(&eks.region, owner).await.cluster_access();
+            ("eks.cluster.main", move |name: &str| {
+                use matih_provider_kubernetes::cluster::ClusterAccess as _;
+                access.exec_credential(name)
+            })
+        }
+        other => {
+            return Err(Failure::usage(format!("kubeconfig is not available for --cloud {}", other.as_str())));
+        }
+    };
+    let addr: matih_plans::ResourceAddr = cluster_addr.parse().expect("static address");
+    let Some(r) = state.resources.get(&addr) else {
+        return Err(Failure::user(anyhow::anyhow!(
+            "no cluster recorded in {} ({addr} is not in state)",
+            path.display()
+        ))
+        .hint("run `matih-infra apply` first; the kubeconfig is made from the cluster the tool created"));
+    };
+    let s = |k: &str| r.attrs.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let (name, endpoint, ca) = (s("name"), s("endpoint"), s("certificate_authority"));
+    if endpoint.is_empty() || ca.is_empty() {
+        return Err(Failure::user(anyhow::anyhow!("the cluster {name} in state has no endpoint or CA recorded"))
+            .hint("run `matih-infra refresh` to record what the cloud reports"));
+    }
+    let e = exec(&name);
+    let user = format!("{name}-matih");
+    let doc = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": {"server": endpoint, "certificate-authority-data": ca}}],
+        "users": [{"name": user, "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": e.command,
+            "args": e.args,
+            "interactiveMode": "IfAvailable",
+            "installHint": format!("this kubeconfig runs `{}`: install {}", e.command, e.install_hint),
+        }}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": user}}],
+        "current-context": name,
+    });
+    match g.format {
+        Format::Json => print_json(&doc)?,
+        Format::Text => print!("{}", yaml(&doc, 0)),
+    }
+    Ok(code::OK)
+}
+
+/// Block-style YAML for a JSON document; strings double-quoted (JSON's string syntax is YAML's).
+fn yaml(v: &serde_json::Value, indent: usize) -> String {
+    use serde_json::Value as J;
+    let pad = " ".repeat(indent);
+    let scalar = |v: &J| match v {
+        J::String(s) => serde_json::to_string(s).expect("a string serializes"),
+        other => other.to_string(),
+    };
+    let mut out = String::new();
+    match v {
+        J::Object(m) => {
+            for (k, x) in m {
+                match x {
+                    J::Object(_) | J::Array(_) if !is_empty(x) => {
+                        out.push_str(&format!("{pad}{k}:\n{}", yaml(x, indent + 2)))
+                    }
+                    _ => out.push_str(&format!("{pad}{k}: {}\n", scalar(x))),
+                }
+            }
+        }
+        J::Array(items) => {
+            for x in items {
+                let inner = yaml(x, indent + 2);
+                match x {
+                    J::Object(_) | J::Array(_) if !is_empty(x) => {
+                        out.push_str(&format!("{pad}- {}", &inner[indent + 2..]));
+                    }
+                    _ => out.push_str(&format!("{pad}- {}\n", scalar(x))),
+                }
+            }
+        }
+        other => out.push_str(&format!("{pad}{}\n", scalar(other))),
+    }
+    out
+}
+
+fn is_empty(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Object(m) => m.is_empty(),
+        serde_json::Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_nests_maps_and_lists() {
+        let v = json!({"a": [{"b": "x", "c": {"d": 1}}], "e": "f"});
+        assert_eq!(yaml(&v, 0), "a:\n  - b: \"x\"\n    c:\n      d: 1\ne: \"f\"\n");
+    }
+}
