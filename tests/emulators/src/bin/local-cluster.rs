@@ -1,0 +1,22 @@
+//! A stand-in Kubernetes API server for trying the tool locally (`scripts/try-local`): starts the
+//! Kubernetes API emulator on 127.0.0.1, accepting the EKS token of the cluster named on the
+//! command line (signed with moto's dummy credentials), prints one line of JSON
+//! (`{"url": ..., "addons_dir": ...}`) and serves until its standard input closes.
+
+use std::io::Read;
+
+use matih_kube_emulator::{Auth, KubeEmulator, Options};
+
+fn main() {
+    let cluster = std::env::args().nth(1).unwrap_or_else(|| "matih-prod".to_string());
+    let kube = KubeEmulator::start(Options {
+        auth: Auth::EksToken { cluster, access_key_id: "testing".into(), secret_access_key: "testing".into() },
+        ..Options::default()
+    });
+    // The add-on manifests from ../shared, if it is beside the checkout; otherwise the tool
+    // fetches the pinned upstream releases itself.
+    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/addons");
+    let addons = if shared.is_dir() { Some(matih_emulators::addons_dir().display().to_string()) } else { None };
+    println!("{}", serde_json::json!({"url": kube.url(), "addons_dir": addons}));
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+}
