@@ -383,3 +383,33 @@ fn first_ctrl_c_finishes_in_flight_work_records_it_and_exits_130() {
     assert_eq!(code(&out), 0);
     assert_eq!(fake_objects(&w).len(), 12);
 }
+
+#[test]
+fn policy_report_shows_kafka_plaintext_blocked_and_tenants_apart() {
+    let w = Work::new();
+    let (c, v) = w.json(&["policy", "report", "-o", "json"]);
+    assert_eq!(c, 0, "{v:#}");
+    let entries = v["entries"].as_array().unwrap();
+    assert!(!entries.is_empty());
+    let covers = |e: &serde_json::Value, port: u64| {
+        e["ports"].as_array().unwrap().iter().any(|p| {
+            let from = p["port"].as_u64().unwrap();
+            let to = p["end_port"].as_u64().unwrap_or(from);
+            p["protocol"] == "TCP" && (from..=to).contains(&port)
+        })
+    };
+    for e in entries {
+        // kube-system has no policies of the platform's; every namespace the platform owns is covered.
+        if e["to"].as_str().unwrap().starts_with("matih-") || e["from"].as_str().unwrap().starts_with("matih-") {
+            assert!(!covers(e, 9092), "9092 open: {e}");
+        }
+        let (from, to) = (e["from"].as_str().unwrap(), e["to"].as_str().unwrap());
+        if from.starts_with("matih-tenant-") && to.starts_with("matih-tenant-") {
+            assert_eq!(from, to, "tenants reach each other: {e}");
+        }
+    }
+    let kafka = entries.iter().find(|e| e["from"] == "matih-tenant-acme" && e["to"] == "matih-data-plane").unwrap();
+    assert!(covers(kafka, 9093), "{kafka}");
+    let out = w.run(&["policy", "report"]);
+    assert!(text(&out.stdout).starts_with("Ports allowed by network policy"), "{}", text(&out.stdout));
+}

@@ -254,6 +254,14 @@ fn apply_converges_then_destroy_leaves_nothing_tagged() {
     assert!(out["cert_manager_role_arn"].as_str().unwrap().contains(":role/matih/matih-prod-cert-manager"));
     assert_bootstrapped(&w, &kube, out);
 
+    // A kubeconfig for humans: the cluster's endpoint and CA, and `aws eks get-token`, no secret.
+    let kc = w.run(&args(&["kubeconfig"]));
+    assert_eq!(code(&kc), 0, "{}", text(&kc.stderr));
+    let kc = text(&kc.stdout);
+    assert!(kc.contains(&format!("server: {}", out["cluster_endpoint"])), "{kc}");
+    assert!(kc.contains("command: \"aws\"") && kc.contains("\"get-token\"") && kc.contains("\"matih-prod\""), "{kc}");
+    assert!(!kc.contains("k8s-aws-v1"), "no token in a kubeconfig");
+
     // A second plan: no changes, and refresh read each type with one call, never per resource.
     kube.clear_requests();
     let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));

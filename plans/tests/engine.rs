@@ -483,3 +483,31 @@ async fn per_resource_refresh_reads_each_resource_and_sees_the_same() {
     assert_eq!(per.api_calls.values().sum::<u64>(), 8);
     assert_eq!(batched.state, per.state);
 }
+
+#[tokio::test]
+async fn a_targeted_plan_applies_the_target_and_what_it_depends_on_only() {
+    let w = world(FakeOptions::default());
+    let g = graph("1.33", "10.0.0.0/16", "m6i.large");
+    let state = State::default();
+    let mut p = make_plan(&w, &g, &state, Operation::Apply, &[]).await;
+    let left = p.target(|addr| addr.to_string() == r#"fake.node_pool.pool["system"]"#);
+    // The pool needs the cluster, which needs the subnets and the network: those stay.
+    for kept in
+        [r#"fake.node_pool.pool["system"]"#, "fake.cluster.main", r#"fake.subnet.private["a"]"#, "fake.network.main"]
+    {
+        assert_eq!(action_of(&p, kept), Action::Create, "{kept}");
+    }
+    let mut left: Vec<String> = left.iter().map(ToString::to_string).collect();
+    left.sort();
+    assert_eq!(left, ["dns.record.api", "dns.zone.platform", r#"fake.address.ingress["platform"]"#]);
+    assert_eq!(action_of(&p, "dns.zone.platform"), Action::NoOp);
+    assert_eq!((p.summary.create, p.summary.unchanged), (5, 3));
+
+    let r = apply(&p, state, &w.providers, &w.mem, &opts(4), &Silent).await.unwrap();
+    assert!(r.is_complete());
+    assert!(r.state.resources.contains_key(&a("fake.cluster.main")));
+    assert!(!r.state.resources.contains_key(&a("dns.zone.platform")), "left for a later apply");
+    // The full plan now has just what was left.
+    let p = make_plan(&w, &g, &r.state, Operation::Apply, &[]).await;
+    assert_eq!(p.summary.create, 3);
+}

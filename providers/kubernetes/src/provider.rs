@@ -67,56 +67,6 @@ impl KubernetesProvider {
         Ok(Session::new(self.connector.client(ep).await?, &self.calls))
     }
 
-    async fn upstream(&self, row: &Row, p: &Params, file: Upstream) -> Result<Vec<Json>, ProviderError> {
-        let version = p.version.as_deref().ok_or_else(|| other(format!("add-on {}: no version", row.name)))?;
-        let manifest_error = |e: crate::manifests::ManifestError| {
-            let message = format!("add-on {}: {e}", row.name);
-            ProviderError::Other { message, source: Some(Box::new(e)) }
-        };
-        let req = addons::manifest_request(file, version).map_err(manifest_error)?;
-        let m = crate::manifests::load(&self.source, &req).await.map_err(manifest_error)?;
-        addons::patch_upstream(row, p, file, m.objects).map_err(|e| other(e.to_string()))
-    }
-
-    /// Every object of an instance in apply order, with its `objects` entry and whether the
-    /// cloud owns it.
-    async fn render(&self, addr: &ResourceAddr, config: &Attrs) -> Result<Vec<(Json, String, bool)>, ProviderError> {
-        let row = row_of(addr)?;
-        let params: Params = serde_json::from_value(config.get("params").cloned().unwrap_or(Json::Null))
-            .map_err(|e| ProviderError::Config { addr: addr.clone(), message: format!("params: {e}") })?;
-        let cloud = addons::cloud_kind(params.cloud.as_deref().unwrap_or_default())
-            .ok_or_else(|| ProviderError::Config { addr: addr.clone(), message: "params.cloud missing".into() })?;
-        let key = key_of(addr);
-        let label = instance_label(addr);
-        let mut out = Vec::new();
-        for file in addons::upstream_files(row, cloud) {
-            let entry = addons::manifest_entry(*file, params.version.as_deref().unwrap_or_default());
-            for o in self.upstream(row, &params, *file).await? {
-                out.push((o, entry.clone()));
-            }
-        }
-        for o in addons::typed_objects(row, key.as_deref(), &params).map_err(|e| other(e.to_string()))? {
-            let entry = object_key(&o);
-            out.push((o, entry));
-        }
-        // CRDs, then namespaces, then the rest in their given order.
-        out.sort_by_key(|(o, _)| match o["kind"].as_str() {
-            Some("CustomResourceDefinition") => 0,
-            Some("Namespace") => 1,
-            _ => 2,
-        });
-        Ok(out
-            .into_iter()
-            .map(|(mut o, entry)| {
-                let adopted = o["metadata"]["namespace"] == "kube-system";
-                let meta = o["metadata"].as_object_mut().expect("object metadata");
-                let labels = meta.entry("labels").or_insert_with(|| json!({}));
-                labels[ADDON_LABEL] = Json::String(label.clone());
-                (o, entry, adopted)
-            })
-            .collect())
-    }
-
     async fn wait_ready(
         &self,
         s: &Session<'_>,
@@ -179,6 +129,65 @@ impl KubernetesProvider {
         }
         Ok(Some(Endpoint { cluster: conn.cluster, url: info.endpoint, ca_data: info.ca_data }))
     }
+}
+
+async fn upstream(source: &Source, row: &Row, p: &Params, file: Upstream) -> Result<Vec<Json>, ProviderError> {
+    let version = p.version.as_deref().ok_or_else(|| other(format!("add-on {}: no version", row.name)))?;
+    let manifest_error = |e: crate::manifests::ManifestError| {
+        let message = format!("add-on {}: {e}", row.name);
+        ProviderError::Other { message, source: Some(Box::new(e)) }
+    };
+    let req = addons::manifest_request(file, version).map_err(manifest_error)?;
+    let m = crate::manifests::load(source, &req).await.map_err(manifest_error)?;
+    addons::patch_upstream(row, p, file, m.objects).map_err(|e| other(e.to_string()))
+}
+
+/// One object of an add-on instance, ready to apply.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub object: Json,
+    /// Its key in the instance's `objects` attribute.
+    pub entry: String,
+    /// The cloud made it (it lives in `kube-system`): the tool manages fields of it, never deletes it.
+    pub adopted: bool,
+}
+
+/// Every object of an add-on instance in apply order (CRDs, namespaces, then the rest as given),
+/// labelled with the instance, from its configuration (`params`) and its upstream manifests.
+pub async fn render(source: &Source, addr: &ResourceAddr, config: &Attrs) -> Result<Vec<Rendered>, ProviderError> {
+    let row = row_of(addr)?;
+    let params: Params = serde_json::from_value(config.get("params").cloned().unwrap_or(Json::Null))
+        .map_err(|e| ProviderError::Config { addr: addr.clone(), message: format!("params: {e}") })?;
+    let cloud = addons::cloud_kind(params.cloud.as_deref().unwrap_or_default())
+        .ok_or_else(|| ProviderError::Config { addr: addr.clone(), message: "params.cloud missing".into() })?;
+    let key = key_of(addr);
+    let label = instance_label(addr);
+    let mut out = Vec::new();
+    for file in addons::upstream_files(row, cloud) {
+        let entry = addons::manifest_entry(*file, params.version.as_deref().unwrap_or_default());
+        for o in upstream(source, row, &params, *file).await? {
+            out.push((o, entry.clone()));
+        }
+    }
+    for o in addons::typed_objects(row, key.as_deref(), &params).map_err(|e| other(e.to_string()))? {
+        let entry = object_key(&o);
+        out.push((o, entry));
+    }
+    out.sort_by_key(|(o, _)| match o["kind"].as_str() {
+        Some("CustomResourceDefinition") => 0,
+        Some("Namespace") => 1,
+        _ => 2,
+    });
+    Ok(out
+        .into_iter()
+        .map(|(mut o, entry)| {
+            let adopted = o["metadata"]["namespace"] == "kube-system";
+            let meta = o["metadata"].as_object_mut().expect("object metadata");
+            let labels = meta.entry("labels").or_insert_with(|| json!({}));
+            labels[ADDON_LABEL] = Json::String(label.clone());
+            Rendered { object: o, entry, adopted }
+        })
+        .collect())
 }
 
 fn row_of(addr: &ResourceAddr) -> Result<&'static Row, ProviderError> {
@@ -332,12 +341,12 @@ impl Provider for KubernetesProvider {
         let ep = endpoint(&req.config);
         let s = self.session(&ep).await?;
         let uid = s.cluster_uid().await?;
-        let objects = self.render(&req.addr, &req.config).await?;
+        let objects = render(&self.source, &req.addr, &req.config).await?;
         req.status.say(&format!("applying {} objects", objects.len()));
 
         let mut applied: Vec<Applied> = Vec::with_capacity(objects.len());
         let mut crds_waited = false;
-        for (o, entry, adopted) in &objects {
+        for Rendered { object: o, entry, adopted } in &objects {
             // CRDs are Established before anything that could be of their kinds.
             if !crds_waited && o["kind"] != "CustomResourceDefinition" {
                 for a in applied.iter().filter(|a| a.kind == "CustomResourceDefinition") {
