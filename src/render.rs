@@ -30,8 +30,25 @@ impl Style {
     }
 }
 
+/// Strings longer than this (certificates, tokens' public parts) are shortened in the text plan;
+/// `-o json` carries them whole.
+const LONG_STRING: usize = 96;
+
 fn show_json(v: &serde_json::Value) -> String {
-    serde_json::to_string(v).unwrap_or_default()
+    fn shorten(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::String(s) if s.chars().count() > LONG_STRING => {
+                let head: String = s.chars().take(32).collect();
+                serde_json::Value::String(format!("{head}… ({} characters)", s.chars().count()))
+            }
+            serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(shorten).collect()),
+            serde_json::Value::Object(m) => {
+                serde_json::Value::Object(m.iter().map(|(k, x)| (k.clone(), shorten(x))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    serde_json::to_string(&shorten(v)).unwrap_or_default()
 }
 
 fn show_value(v: &Value) -> String {

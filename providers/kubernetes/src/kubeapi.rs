@@ -62,11 +62,14 @@ impl Calls {
     }
 }
 
-/// One cluster's client with a discovery cache.
+/// What discovery said about one cluster's API groups, shared by every session on it in a run.
+pub type Discovered = std::sync::Arc<Mutex<HashMap<String, std::sync::Arc<ApiGroup>>>>;
+
+/// One cluster's client with its discovery cache.
 pub struct Session<'a> {
     client: kube::Client,
     calls: &'a Calls,
-    groups: Mutex<HashMap<String, std::sync::Arc<ApiGroup>>>,
+    groups: Discovered,
 }
 
 fn api_error(operation: String, e: kube::Error) -> ProviderError {
@@ -107,8 +110,8 @@ pub fn owned_digest(managed_fields: Option<&Json>) -> String {
 }
 
 impl<'a> Session<'a> {
-    pub fn new(client: kube::Client, calls: &'a Calls) -> Self {
-        Session { client, calls, groups: Mutex::new(HashMap::new()) }
+    pub fn new(client: kube::Client, calls: &'a Calls, groups: Discovered) -> Self {
+        Session { client, calls, groups }
     }
 
     /// The API resource (plural, scope) of `apiVersion`/`kind`, from discovery. A kind the

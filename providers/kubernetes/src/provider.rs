@@ -36,6 +36,8 @@ pub struct KubernetesProvider {
     source: Source,
     calls: Calls,
     wait_cap: Option<Duration>,
+    /// Discovery per cluster, shared by the add-ons applied to it in this run.
+    discovered: std::sync::Mutex<HashMap<Endpoint, crate::kubeapi::Discovered>>,
 }
 
 impl KubernetesProvider {
@@ -55,6 +57,7 @@ impl KubernetesProvider {
             source,
             calls: Calls::default(),
             wait_cap,
+            discovered: Default::default(),
         })
     }
 
@@ -64,53 +67,34 @@ impl KubernetesProvider {
     }
 
     async fn session(&self, ep: &Endpoint) -> Result<Session<'_>, ProviderError> {
-        Ok(Session::new(self.connector.client(ep).await?, &self.calls))
+        let groups = self.discovered.lock().unwrap().entry(ep.clone()).or_default().clone();
+        Ok(Session::new(self.connector.client(ep).await?, &self.calls, groups))
     }
 
-    async fn wait_ready(
+    /// Waits until `a` is ready (`gone`: deleted), saying how it looks on `status`.
+    async fn wait_for(
         &self,
         s: &Session<'_>,
         a: &Applied,
+        gone: bool,
         policy: WaitPolicy,
         status: &StatusSink,
     ) -> Result<(), ProviderError> {
-        let what = format!("{} to be ready", a.display());
+        use matih_plans::wait::WaitStep;
+        let (what, verb) = if gone { ("deleted", "deleting") } else { ("ready", "waiting for") };
         let r = wait_until(
-            &what,
+            &format!("{} to be {what}", a.display()),
             policy,
-            |st| status.say(&format!("waiting for {}: {st}", a.display())),
+            |st| status.say(&format!("{verb} {}: {st}", a.display())),
             || async {
-                Ok::<_, ProviderError>(match s.get(a).await? {
-                    Some(live) => readiness(&a.kind, &live),
-                    None => matih_plans::wait::WaitStep::Pending("not found".into()),
-                })
-            },
-        )
-        .await?;
-        r.map_err(ProviderError::from)
-    }
-
-    async fn wait_gone(
-        &self,
-        s: &Session<'_>,
-        a: &Applied,
-        policy: WaitPolicy,
-        status: &StatusSink,
-    ) -> Result<(), ProviderError> {
-        let what = format!("{} to be deleted", a.display());
-        let r = wait_until(
-            &what,
-            policy,
-            |st| status.say(&format!("deleting {}: {st}", a.display())),
-            || async {
-                Ok::<_, ProviderError>(match s.get(a).await? {
-                    None => matih_plans::wait::WaitStep::Done(()),
-                    Some(live) => {
-                        matih_plans::wait::WaitStep::Pending(match live["metadata"]["deletionTimestamp"].as_str() {
-                            Some(t) => format!("terminating since {t}"),
-                            None => "still there".into(),
-                        })
-                    }
+                Ok::<_, ProviderError>(match (s.get(a).await?, gone) {
+                    (None, true) => WaitStep::Done(()),
+                    (None, false) => WaitStep::Pending("not found".into()),
+                    (Some(live), false) => readiness(&a.kind, &live),
+                    (Some(live), true) => WaitStep::Pending(match live["metadata"]["deletionTimestamp"].as_str() {
+                        Some(t) => format!("terminating since {t}"),
+                        None => "still there".into(),
+                    }),
                 })
             },
         )
@@ -131,14 +115,27 @@ impl KubernetesProvider {
     }
 }
 
-async fn upstream(source: &Source, row: &Row, p: &Params, file: Upstream) -> Result<Vec<Json>, ProviderError> {
+async fn upstream(
+    source: &Source,
+    row: &Row,
+    p: &Params,
+    file: Upstream,
+    status: &StatusSink,
+) -> Result<Vec<Json>, ProviderError> {
     let version = p.version.as_deref().ok_or_else(|| other(format!("add-on {}: no version", row.name)))?;
+    // The failure reaches the user inside the apply report, so its fix travels in the message.
     let manifest_error = |e: crate::manifests::ManifestError| {
-        let message = format!("add-on {}: {e}", row.name);
+        let mut message = format!("add-on {}: {e}", row.name);
+        if let Some(h) = e.hint() {
+            message.push_str(&format!(" (hint: {h})"));
+        }
         ProviderError::Other { message, source: Some(Box::new(e)) }
     };
     let req = addons::manifest_request(file, version).map_err(manifest_error)?;
     let m = crate::manifests::load(source, &req).await.map_err(manifest_error)?;
+    if let Some(note) = m.unverified_note() {
+        status.say(&note);
+    }
     addons::patch_upstream(row, p, file, m.objects).map_err(|e| other(e.to_string()))
 }
 
@@ -154,7 +151,12 @@ pub struct Rendered {
 
 /// Every object of an add-on instance in apply order (CRDs, namespaces, then the rest as given),
 /// labelled with the instance, from its configuration (`params`) and its upstream manifests.
-pub async fn render(source: &Source, addr: &ResourceAddr, config: &Attrs) -> Result<Vec<Rendered>, ProviderError> {
+pub async fn render(
+    source: &Source,
+    addr: &ResourceAddr,
+    config: &Attrs,
+    status: &StatusSink,
+) -> Result<Vec<Rendered>, ProviderError> {
     let row = row_of(addr)?;
     let params: Params = serde_json::from_value(config.get("params").cloned().unwrap_or(Json::Null))
         .map_err(|e| ProviderError::Config { addr: addr.clone(), message: format!("params: {e}") })?;
@@ -165,7 +167,7 @@ pub async fn render(source: &Source, addr: &ResourceAddr, config: &Attrs) -> Res
     let mut out = Vec::new();
     for file in addons::upstream_files(row, cloud) {
         let entry = addons::manifest_entry(*file, params.version.as_deref().unwrap_or_default());
-        for o in upstream(source, row, &params, *file).await? {
+        for o in upstream(source, row, &params, *file, status).await? {
             out.push((o, entry.clone()));
         }
     }
@@ -341,7 +343,7 @@ impl Provider for KubernetesProvider {
         let ep = endpoint(&req.config);
         let s = self.session(&ep).await?;
         let uid = s.cluster_uid().await?;
-        let objects = render(&self.source, &req.addr, &req.config).await?;
+        let objects = render(&self.source, &req.addr, &req.config, &req.status).await?;
         req.status.say(&format!("applying {} objects", objects.len()));
 
         let mut applied: Vec<Applied> = Vec::with_capacity(objects.len());
@@ -350,7 +352,7 @@ impl Provider for KubernetesProvider {
             // CRDs are Established before anything that could be of their kinds.
             if !crds_waited && o["kind"] != "CustomResourceDefinition" {
                 for a in applied.iter().filter(|a| a.kind == "CustomResourceDefinition") {
-                    self.wait_ready(&s, a, policy, &req.status).await?;
+                    self.wait_for(&s, a, false, policy, &req.status).await?;
                 }
                 crds_waited = true;
             }
@@ -358,7 +360,7 @@ impl Provider for KubernetesProvider {
             applied.push(a);
         }
         for a in applied.iter().filter(|a| a.kind == "CustomResourceDefinition" && !crds_waited) {
-            self.wait_ready(&s, a, policy, &req.status).await?;
+            self.wait_for(&s, a, false, policy, &req.status).await?;
         }
 
         // Prune what the previous apply to this cluster made and this one no longer wants.
@@ -373,12 +375,12 @@ impl Provider for KubernetesProvider {
             for a in &stale {
                 req.status.say(&format!("pruning {}", a.display()));
                 s.delete(a).await?;
-                self.wait_gone(&s, a, policy, &req.status).await?;
+                self.wait_for(&s, a, true, policy, &req.status).await?;
             }
         }
 
         for a in applied.iter().filter(|a| has_readiness(&a.kind) && a.kind != "CustomResourceDefinition") {
-            self.wait_ready(&s, a, policy, &req.status).await?;
+            self.wait_for(&s, a, false, policy, &req.status).await?;
         }
 
         let mut attrs = req.config.clone();
@@ -406,7 +408,7 @@ impl Provider for KubernetesProvider {
             s.delete(a).await?;
         }
         for a in &inv {
-            self.wait_gone(&s, a, policy, &req.status).await?;
+            self.wait_for(&s, a, true, policy, &req.status).await?;
         }
         Ok(())
     }

@@ -84,7 +84,7 @@ async fn every_object_of_the_example_platform_matches_its_type_or_crd_schema() {
     for (addr, d) in &g.resources {
         let config: serde_json::Map<String, Json> =
             d.config.iter().map(|(k, v)| (k.clone(), v.as_known().expect("all values known").clone())).collect();
-        for r in render(&source, addr, &config).await.unwrap() {
+        for r in render(&source, addr, &config, &Default::default()).await.unwrap() {
             objects.push((addr.to_string(), r.object));
         }
     }
