@@ -19,6 +19,9 @@ pub fn client(em: &KubeEmulator) -> Client {
 pub fn client_with_token(em: &KubeEmulator, token: Option<&str>) -> Client {
     let mut config = Config::new(em.url().parse().expect("the emulator URL is a URI"));
     config.auth_info.token = token.map(|t| secrecy::SecretString::from(t.to_string()));
+    // In a workspace build the AWS SDK brings rustls's aws-lc-rs provider next to kube's ring, and
+    // rustls then has no default: pick one, as the tool itself does.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     Client::try_from(config).expect("a client for the emulator")
 }
 
