@@ -23,8 +23,8 @@ use ipnet::Ipv4Net;
 use crate::check::{self, Findings};
 use crate::diag::{Note, Problem, Sink, SourceFile, Span};
 use crate::model::{
-    Addon, Addons, AksNetwork, AksSpec, CloudKind, Clouds, CoreDns, EksEndpoint, EksNetwork, EksSpec, GkeNetwork,
-    GkeSpec, NatGateways, NodePool, Platform, PlatformSpec, TenantSpec,
+    Addon, Addons, AksNetwork, AksSpec, Certificates, CloudKind, Clouds, CoreDns, EksEndpoint, EksNetwork, EksSpec,
+    GkeNetwork, GkeSpec, NatGateways, NodePool, Platform, PlatformSpec, TenantSpec,
 };
 use crate::yaml::{Kind, Node};
 
@@ -43,6 +43,7 @@ const AKS_NETWORK_KEYS: &[&str] =
 const NODE_POOL_KEYS: &[&str] = &["name", "machine_type", "min", "max", "desired"];
 const ADDONS_KEYS: &[&str] = &["calico", "ingress_nginx", "cert_manager", "coredns"];
 const ADDON_KEYS: &[&str] = &["version"];
+const CERT_MANAGER_KEYS: &[&str] = &["version", "certificates"];
 const COREDNS_KEYS: &[&str] = &["forwarders", "stub_domains"];
 const TENANT_KEYS: &[&str] = &["slug", "display_name", "dedicated_ingress"];
 
@@ -642,11 +643,24 @@ impl<'a> Decoder<'a> {
     fn addons(&mut self, f: &Field<'_>) -> Option<Addons> {
         let m = self.mapping(f, ADDONS_KEYS)?;
         let defaults = Addons::default();
-        let addon = |d: &mut Self, key: &str, default: Addon| match d.opt(&m, key) {
+        let mut certificates = Some(Certificates::default());
+        let mut addon = |d: &mut Self, key: &str, default: Addon| match d.opt(&m, key) {
             Ok(None) => Some(default),
             Ok(Some(a)) => {
-                let am = d.mapping(&a, ADDON_KEYS)?;
+                let keys = if key == "cert_manager" { CERT_MANAGER_KEYS } else { ADDON_KEYS };
+                let am = d.mapping(&a, keys)?;
                 let version = d.opt_as(&am, "version", Self::string).ok()?;
+                if key == "cert_manager" {
+                    certificates = d
+                        .opt_as(&am, "certificates", |d, f| {
+                            d.choice(
+                                f,
+                                &[("wildcard", Certificates::Wildcard), ("per-tenant", Certificates::PerTenant)],
+                            )
+                        })
+                        .ok()
+                        .map(Option::unwrap_or_default);
+                }
                 Some(Addon { version: version.unwrap_or(default.version) })
             }
             Err(()) => None,
@@ -659,8 +673,13 @@ impl<'a> Decoder<'a> {
             Ok(None) => Some(CoreDns::default()),
             Err(()) => None,
         };
-        let a =
-            Addons { calico: calico?, ingress_nginx: ingress_nginx?, cert_manager: cert_manager?, coredns: coredns? };
+        let a = Addons {
+            calico: calico?,
+            ingress_nginx: ingress_nginx?,
+            cert_manager: cert_manager?,
+            certificates: certificates?,
+            coredns: coredns?,
+        };
         let mut out = Findings::default();
         check::addons(&a, &mut out);
         self.apply(f.value, out);
@@ -805,6 +824,23 @@ clouds:
     node_pools:
       - { name: system, machine_type: m6i.large, min: 2, max: 4 }
 ";
+
+    #[test]
+    fn certificates_are_wildcard_unless_per_tenant_is_asked_for() {
+        let (spec, errs) = problems(GOOD);
+        assert!(errs.is_empty());
+        assert_eq!(spec.unwrap().addons.certificates, Certificates::Wildcard);
+        let (spec, errs) = problems(&format!("{GOOD}addons:\n  cert_manager: {{ certificates: per-tenant }}\n"));
+        assert_eq!(errs, Vec::<String>::new());
+        let spec = spec.unwrap();
+        assert_eq!(spec.addons.certificates, Certificates::PerTenant);
+        assert_eq!(spec.addons.cert_manager.version, Addons::DEFAULT_CERT_MANAGER);
+        let (_, errs) = problems(&format!("{GOOD}addons:\n  cert_manager: {{ certificates: each }}\n"));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("each"), "{errs:?}");
+        let (_, errs) = problems(&format!("{GOOD}addons:\n  calico: {{ certificates: per-tenant }}\n"));
+        assert_eq!(errs.len(), 1, "only cert_manager has certificates: {errs:?}");
+    }
 
     #[test]
     fn a_minimal_spec_decodes_with_defaults() {

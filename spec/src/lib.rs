@@ -54,7 +54,7 @@
 //! addons:                             # optional; versions default to the tested pins
 //!   calico: { version: v3.32.1 }
 //!   ingress_nginx: { version: controller-v1.15.1 }
-//!   cert_manager: { version: v1.21.1 }
+//!   cert_manager: { version: v1.21.1, certificates: wildcard }  # or per-tenant
 //!   coredns:
 //!     forwarders: [1.1.1.1, 8.8.8.8]
 //!     stub_domains: { corp.example: [10.0.0.2] }
@@ -93,8 +93,8 @@ use sha2::{Digest, Sha256};
 
 pub use diag::{Diagnostics, SpecDiagnostic, SummaryReport};
 pub use model::{
-    Addon, Addons, AksNetwork, AksSpec, CloudKind, Clouds, ClusterView, CoreDns, EksEndpoint, EksNetwork, EksSpec,
-    EksSubnets, GkeNetwork, GkeSpec, NatGateways, NodePool, Platform, PlatformSpec, TenantSpec, UnknownCloud,
+    Addon, Addons, AksNetwork, AksSpec, Certificates, CloudKind, Clouds, ClusterView, CoreDns, EksEndpoint, EksNetwork,
+    EksSpec, EksSubnets, GkeNetwork, GkeSpec, NatGateways, NodePool, Platform, PlatformSpec, TenantSpec, UnknownCloud,
 };
 
 use crate::decode::Decoder;

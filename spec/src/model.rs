@@ -358,7 +358,20 @@ pub struct Addons {
     pub calico: Addon,
     pub ingress_nginx: Addon,
     pub cert_manager: Addon,
+    /// `cert_manager.certificates`: what the platform's ClusterIssuer is asked for.
+    pub certificates: Certificates,
     pub coredns: CoreDns,
+}
+
+/// The platform's TLS certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Certificates {
+    /// One wildcard certificate `*.<zone>` (and `<zone>`): one issuance however many tenants
+    /// (Let's Encrypt allows 50 certificates per registered domain per week).
+    #[default]
+    Wildcard,
+    /// `<zone>` and `api.<zone>` for the platform, plus one certificate per tenant in its namespace.
+    PerTenant,
 }
 
 impl Addons {
@@ -376,6 +389,7 @@ impl Default for Addons {
             calico: Addon { version: Self::DEFAULT_CALICO.to_string() },
             ingress_nginx: Addon { version: Self::DEFAULT_INGRESS_NGINX.to_string() },
             cert_manager: Addon { version: Self::DEFAULT_CERT_MANAGER.to_string() },
+            certificates: Certificates::default(),
             coredns: CoreDns::default(),
         }
     }

@@ -33,6 +33,8 @@ pub enum Instances {
     One,
     EachTenant,
     DedicatedIngressTenants,
+    /// Each tenant, when the spec asks for per-tenant certificates (`cert_manager.certificates`).
+    TenantCertificates,
 }
 
 /// What an add-on is on one cloud.
@@ -162,6 +164,18 @@ pub const TABLE: &[Row] = &[
         phase: Phase::BeforeNodes,
         after: &[],
         instances: Instances::EachTenant,
+        wait: MIN,
+        eks: Variant::Objects,
+        gke: Variant::Objects,
+        aks: Variant::Objects,
+    },
+    Row {
+        name: "tenant_certificate",
+        summary: "a tenant's own certificate (`cert_manager.certificates: per-tenant`)",
+        phase: Phase::AfterNodes,
+        // Its namespace, and the issuer (which itself waits for cert-manager's CRDs and webhook).
+        after: &["tenant", "cluster_issuer"],
+        instances: Instances::TenantCertificates,
         wait: MIN,
         eks: Variant::Objects,
         gke: Variant::Objects,
@@ -309,15 +323,25 @@ pub fn typed_objects(row: &Row, key: Option<&str>, p: &Params) -> Result<Vec<Jso
         "cluster_issuer" => {
             let email = need(name, &p.acme_email, "acme_email")?;
             let solver = need(name, &p.solver, "solver")?;
+            // A wildcard certificate unless the tenants have their own.
+            let (cert, secret) = if p.dns_names.iter().any(|n| n.starts_with("*.")) {
+                ("matih-wildcard", objects::WILDCARD_SECRET)
+            } else {
+                ("matih-platform", objects::PLATFORM_SECRET)
+            };
             vec![
                 objects::to_json(&objects::cluster_issuer(email, solver)),
-                objects::to_json(&objects::certificate(
-                    "matih-wildcard",
-                    layout::INGRESS,
-                    objects::WILDCARD_SECRET,
-                    p.dns_names.clone(),
-                )),
+                objects::to_json(&objects::certificate(cert, layout::INGRESS, secret, p.dns_names.clone())),
             ]
+        }
+        "tenant_certificate" => {
+            let t = tenant()?;
+            vec![objects::to_json(&objects::certificate(
+                "tenant-tls",
+                &t.namespace,
+                objects::TENANT_SECRET,
+                p.dns_names.clone(),
+            ))]
         }
         "network_policies" => {
             let layout = Layout { tenants: p.tenants.iter().map(TenantParam::layout).collect() };

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use matih_plans::{Desired, DesiredGraph, ResourceAddr, Value};
-use matih_spec::{CloudKind, PlatformSpec};
+use matih_spec::{Certificates, CloudKind, PlatformSpec};
 use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
 
@@ -80,6 +80,10 @@ pub fn add_bootstrap(g: &mut DesiredGraph, spec: &PlatformSpec, b: &ClusterBindi
             Instances::DedicatedIngressTenants => {
                 spec.tenants.iter().filter(|t| t.dedicated_ingress).map(|t| Some(t.slug.as_str())).collect()
             }
+            Instances::TenantCertificates if a.certificates == Certificates::PerTenant => {
+                spec.tenants.iter().map(|t| Some(t.slug.as_str())).collect()
+            }
+            Instances::TenantCertificates => vec![],
         };
         for key in keys {
             let mut p: BTreeMap<String, Value> = BTreeMap::new();
@@ -106,13 +110,22 @@ pub fn add_bootstrap(g: &mut DesiredGraph, spec: &PlatformSpec, b: &ClusterBindi
                 "cluster_issuer" => {
                     p.insert("acme_email".into(), Value::str(spec.platform.acme_email.clone()));
                     p.insert("solver".into(), b.dns01.clone());
-                    p.insert("dns_names".into(), Value::Known(json!([zone, format!("*.{zone}")])));
+                    let names = match a.certificates {
+                        Certificates::Wildcard => json!([zone, format!("*.{zone}")]),
+                        Certificates::PerTenant => json!([zone, format!("api.{zone}")]),
+                    };
+                    p.insert("dns_names".into(), Value::Known(names));
                 }
                 "network_policies" => {
                     p.insert("tenants".into(), Value::Known(Json::Array(tenants.clone())));
                 }
                 "tenant" => {
                     p.insert("tenants".into(), this_tenant());
+                }
+                "tenant_certificate" => {
+                    p.insert("tenants".into(), this_tenant());
+                    let slug = key.expect("per-tenant row");
+                    p.insert("dns_names".into(), Value::Known(json!([format!("{slug}.{zone}")])));
                 }
                 "tenant_ingress" => {
                     p.insert("tenants".into(), this_tenant());
@@ -154,7 +167,7 @@ pub fn add_bootstrap(g: &mut DesiredGraph, spec: &PlatformSpec, b: &ClusterBindi
                 }
                 let dep_key = match dep_row.instances {
                     Instances::One => None,
-                    Instances::EachTenant | Instances::DedicatedIngressTenants => key,
+                    Instances::EachTenant | Instances::DedicatedIngressTenants | Instances::TenantCertificates => key,
                 };
                 d = d.after(&addr(dep, dep_key));
             }

@@ -174,6 +174,10 @@ pub const CLUSTER_ISSUER: &str = "letsencrypt-prod-dns01";
 pub const ACME_SERVER: &str = "https://acme-v02.api.letsencrypt.org/directory";
 /// The wildcard certificate's secret in `matih-ingress`.
 pub const WILDCARD_SECRET: &str = "matih-wildcard-tls";
+/// With per-tenant certificates: the platform's own (`<zone>`, `api.<zone>`) in `matih-ingress`.
+pub const PLATFORM_SECRET: &str = "matih-platform-tls";
+/// With per-tenant certificates: each tenant's, in its namespace.
+pub const TENANT_SECRET: &str = "tenant-tls";
 
 /// The DNS01 solver of the cloud that hosts the zone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]

@@ -54,10 +54,8 @@ fn known(v: Json) -> Value {
     Value::Known(v)
 }
 
-#[tokio::test]
-async fn every_object_of_the_example_platform_matches_its_type_or_crd_schema() {
-    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/matih.yaml");
-    let spec = matih_spec::load(&examples).unwrap().spec;
+/// Every object of every add-on instance of `spec` on EKS, with the instance's address.
+async fn rendered(spec: &matih_spec::PlatformSpec) -> Vec<(String, Json)> {
     let lb = |n: u8| {
         known(
             json!({"cloud": "aws_nlb", "eip_allocations": (0..3).map(|i| format!("eipalloc-{n}{i}")).collect::<Vec<_>>()}),
@@ -77,9 +75,8 @@ async fn every_object_of_the_example_platform_matches_its_type_or_crd_schema() {
         ),
     };
     let mut g = DesiredGraph::default();
-    add_bootstrap(&mut g, &spec, &binding).unwrap();
+    add_bootstrap(&mut g, spec, &binding).unwrap();
     let source = Source::Dir(matih_emulators::addons_dir().to_path_buf());
-
     let mut objects = Vec::new();
     for (addr, d) in &g.resources {
         let config: serde_json::Map<String, Json> =
@@ -88,17 +85,26 @@ async fn every_object_of_the_example_platform_matches_its_type_or_crd_schema() {
             objects.push((addr.to_string(), r.object));
         }
     }
-    // The CRDs the bundles ship, by (group, kind).
-    let mut crds: BTreeMap<(String, String), Json> = BTreeMap::new();
+    objects
+}
+
+/// The CRDs the bundles ship, by (group, kind): their served schema.
+fn crd_schemas(objects: &[(String, Json)]) -> BTreeMap<(String, String), Json> {
+    let mut crds = BTreeMap::new();
     for (_, o) in objects.iter().filter(|(_, o)| o["kind"] == "CustomResourceDefinition") {
         let crd: CustomResourceDefinition = serde_json::from_value(o.clone()).unwrap();
         let schema = serde_json::to_value(&crd.spec.versions[0].schema.as_ref().unwrap().open_api_v3_schema).unwrap();
         crds.insert((crd.spec.group.clone(), crd.spec.names.kind.clone()), schema);
     }
+    crds
+}
 
+/// Problems of every object against its type or CRD, and how many of each kind were checked.
+fn check(objects: &[(String, Json)]) -> (Vec<String>, BTreeMap<String, usize>) {
+    let crds = crd_schemas(objects);
     let mut problems = Vec::new();
     let mut checked: BTreeMap<String, usize> = BTreeMap::new();
-    for (addr, o) in &objects {
+    for (addr, o) in objects {
         let kind = o["kind"].as_str().unwrap().to_string();
         let api_version = o["apiVersion"].as_str().unwrap();
         let group = api_version.split_once('/').map(|(g, _)| g).unwrap_or("");
@@ -132,6 +138,18 @@ async fn every_object_of_the_example_platform_matches_its_type_or_crd_schema() {
             problems.push(format!("{addr}: {kind} {}: {e}", o["metadata"]["name"]));
         }
     }
+    (problems, checked)
+}
+
+fn example() -> matih_spec::PlatformSpec {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/matih.yaml");
+    matih_spec::load(&examples).unwrap().spec
+}
+
+#[tokio::test]
+async fn every_object_of_the_example_platform_matches_its_type_or_crd_schema() {
+    let objects = rendered(&example()).await;
+    let (problems, checked) = check(&objects);
     assert!(problems.is_empty(), "{problems:#?}");
     // The custom resources the tool writes itself were checked against their CRDs.
     for kind in ["ClusterIssuer", "Certificate", "Installation", "NetworkPolicy", "Deployment", "IngressClass"] {
@@ -139,6 +157,7 @@ async fn every_object_of_the_example_platform_matches_its_type_or_crd_schema() {
     }
 
     // And a mistake is caught: a misspelt field of the issuer fails its CRD schema.
+    let crds = crd_schemas(&objects);
     let (_, issuer) = objects.iter().find(|(_, o)| o["kind"] == "ClusterIssuer").unwrap();
     let mut bad = issuer.clone();
     bad["spec"]["acme"]["emial"] = json!("x@example.com");
@@ -148,4 +167,36 @@ async fn every_object_of_the_example_platform_matches_its_type_or_crd_schema() {
     let mut bad = svc.clone();
     bad["spec"]["loadBalancerIp"] = json!("1.2.3.4");
     assert!(!roundtrip::<core::v1::Service>(&bad).is_empty());
+}
+
+#[tokio::test]
+async fn per_tenant_certificates_replace_the_wildcard() {
+    let mut spec = example();
+    spec.addons.certificates = matih_spec::Certificates::PerTenant;
+    let objects = rendered(&spec).await;
+    let (problems, _) = check(&objects);
+    assert!(problems.is_empty(), "{problems:#?}");
+    let certs: Vec<(String, String, Json)> = objects
+        .iter()
+        .filter(|(_, o)| o["kind"] == "Certificate")
+        .map(|(a, o)| {
+            (a.clone(), o["metadata"]["namespace"].as_str().unwrap().to_string(), o["spec"]["dnsNames"].clone())
+        })
+        .collect();
+    assert_eq!(
+        certs,
+        [
+            ("k8s.addon.cluster_issuer".to_string(), "matih-ingress".to_string(), json!(["matih.ai", "api.matih.ai"])),
+            (
+                r#"k8s.addon.tenant_certificate["acme"]"#.to_string(),
+                "matih-tenant-acme".to_string(),
+                json!(["acme.matih.ai"])
+            ),
+            (
+                r#"k8s.addon.tenant_certificate["bigcorp"]"#.to_string(),
+                "matih-tenant-bigcorp".to_string(),
+                json!(["bigcorp.matih.ai"])
+            ),
+        ]
+    );
 }
