@@ -413,3 +413,35 @@ fn policy_report_shows_kafka_plaintext_blocked_and_tenants_apart() {
     let out = w.run(&["policy", "report"]);
     assert!(text(&out.stdout).starts_with("Ports allowed by network policy"), "{}", text(&out.stdout));
 }
+
+#[test]
+fn tenant_files_are_added_idempotently_validated_and_removed() {
+    let w = Work::new();
+    let (c, v) =
+        w.json(&["tenant", "add", "globex", "--name", "Globex: \"the\" corp", "--dedicated-ingress", "-o", "json"]);
+    assert_eq!(c, 0, "{v:#}");
+    assert_eq!(v["changed"], true);
+    assert_eq!(v["tenant"]["ingress_class"], "nginx-tenant-globex");
+    assert_eq!(v["tenant"]["namespace"], "matih-tenant-globex");
+    let (c, v) = w.json(&["tenant", "add", "globex", "--dedicated-ingress", "-o", "json"]);
+    assert_eq!((c, v["changed"].as_bool()), (0, Some(false)), "adding it again changes nothing");
+    let (_, l) = w.json(&["tenant", "list", "-o", "json"]);
+    let g = l["tenants"].as_array().unwrap().iter().find(|t| t["slug"] == "globex").unwrap().clone();
+    assert_eq!(g["display_name"], "Globex: \"the\" corp", "the name survives the file's quoting");
+
+    for bad in ["../escape", "Globex"] {
+        let out = w.run(&["tenant", "add", bad]);
+        assert_eq!(code(&out), 64, "{}", text(&out.stderr));
+    }
+    assert!(!w.path("escape.yaml").exists() && !w.path("tenants/Globex.yaml").exists());
+    // A reserved slug fails the platform spec's own check; the file goes again.
+    let out = w.run(&["tenant", "add", "api"]);
+    assert_eq!(code(&out), 1, "{}", text(&out.stderr));
+    assert!(!w.path("tenants/api.yaml").exists());
+
+    let (c, v) = w.json(&["tenant", "remove", "globex", "-o", "json"]);
+    assert_eq!((c, v["changed"].as_bool()), (0, Some(true)));
+    assert!(!w.path("tenants/globex.yaml").exists());
+    let (c, v) = w.json(&["tenant", "remove", "globex", "-o", "json"]);
+    assert_eq!((c, v["changed"].as_bool()), (0, Some(false)));
+}

@@ -97,7 +97,23 @@ struct Added {
     display_name: String,
 }
 
+/// A slug becomes a file name, a DNS label and a namespace: refuse anything else before touching
+/// a file (the platform spec's own check runs after the file is written).
+fn check_slug(slug: &str) -> Result<(), Failure> {
+    let ok = !slug.is_empty()
+        && slug.len() <= 32
+        && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !slug.starts_with('-')
+        && !slug.ends_with('-');
+    if ok {
+        return Ok(());
+    }
+    Err(Failure::usage(format!("`{slug}` is not a tenant slug"))
+        .hint("a slug is a DNS label of at most 32 characters: lower-case a-z, 0-9 and `-`, e.g. `acme`"))
+}
+
 fn add_file(spec: &LoadedSpec, a: &TenantAddArgs) -> Result<Added, Failure> {
+    check_slug(&a.slug)?;
     let path = spec.tenant_dir.join(format!("{}.yaml", a.slug));
     if let Some(t) = spec.spec.tenants.iter().find(|t| t.slug == a.slug) {
         let same_name = a.name.as_ref().is_none_or(|n| *n == t.display_name);
@@ -119,10 +135,20 @@ fn add_file(spec: &LoadedSpec, a: &TenantAddArgs) -> Result<Added, Failure> {
     }
     let display_name = a.name.clone().unwrap_or_else(|| a.slug.clone());
     write_file(&path, &tenant_yaml(&a.slug, &display_name, a.dedicated_ingress))?;
-    // The whole platform spec must still load; otherwise the file goes again.
-    if let Err(f) = context::load_spec_at(&spec.config_path) {
-        let _ = std::fs::remove_file(&path);
-        return Err(f);
+    // The whole platform spec must still load, with the tenant in it; otherwise the file goes again.
+    match context::load_spec_at(&spec.config_path) {
+        Ok(s) if s.spec.tenants.iter().any(|t| t.slug == a.slug) => {}
+        Ok(_) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(Failure::user(anyhow::anyhow!(
+                "{} was written but the platform spec does not read it",
+                path.display()
+            )));
+        }
+        Err(f) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(f);
+        }
     }
     Ok(Added { file: path, changed: true, display_name })
 }
@@ -168,6 +194,7 @@ fn remove_file(spec: &LoadedSpec, slug: &str) -> Result<Option<TenantSpec>, Fail
 }
 
 async fn remove(g: &Global, a: &TenantRemoveArgs, env: &Env) -> Result<i32, Failure> {
+    check_slug(&a.slug)?;
     let said = |spec: &LoadedSpec, removed: &Option<TenantSpec>| -> serde_json::Value {
         match removed {
             Some(t) => tenant_json(spec, &t.slug, &t.display_name, t.dedicated_ingress, &t.file),
@@ -230,6 +257,16 @@ mod tests {
             assert!(!belongs_to(&a.parse().unwrap(), "acme"), "{a}");
         }
         assert!(belongs_to(&"k8s.addon.network_policies".parse().unwrap(), "acme"));
+    }
+
+    #[test]
+    fn slugs_that_are_not_dns_labels_are_refused_before_any_file_is_written() {
+        for bad in ["../acme", "Acme", "acme!", "-acme", "", "a234567890123456789012345678901234"] {
+            assert!(check_slug(bad).is_err(), "{bad:?}");
+        }
+        for good in ["acme", "big-corp", "t0001"] {
+            assert!(check_slug(good).is_ok(), "{good:?}");
+        }
     }
 
     #[test]
