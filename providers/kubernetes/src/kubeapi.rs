@@ -218,13 +218,18 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Every object of one resource carrying the add-on label, keyed by (namespace, name).
+    /// Every object of one resource carrying the add-on label, keyed by (namespace, name). A
+    /// resource the cluster no longer serves (its CRD deleted) has none.
     pub async fn list_labelled(&self, a: &Applied) -> Result<HashMap<(Option<String>, String), Json>, ProviderError> {
         self.calls.count("list");
-        let list = Api::<DynamicObject>::all_with(self.client.clone(), &Self::ar_of(a))
+        let list = match Api::<DynamicObject>::all_with(self.client.clone(), &Self::ar_of(a))
             .list(&ListParams::default().labels(ADDON_LABEL))
             .await
-            .map_err(|e| api_error(format!("list {} ({})", a.plural, a.api_version), e))?;
+        {
+            Ok(l) => l,
+            Err(e) if is_not_found(&e) => return Ok(HashMap::new()),
+            Err(e) => return Err(api_error(format!("list {} ({})", a.plural, a.api_version), e)),
+        };
         Ok(list
             .items
             .into_iter()
@@ -314,7 +319,9 @@ pub fn readiness(kind: &str, live: &Json) -> WaitStep<()> {
             let want = status["desiredNumberScheduled"].as_i64().unwrap_or(0);
             let available = status["numberAvailable"].as_i64().unwrap_or(0);
             let updated = status["updatedNumberScheduled"].as_i64().unwrap_or(0);
-            if observed >= generation && want > 0 && available >= want && updated >= want {
+            // As `kubectl rollout status`: the current generation observed, every scheduled pod
+            // updated and available (none scheduled is done too).
+            if observed >= generation && generation > 0 && available >= want && updated >= want {
                 WaitStep::Done(())
             } else {
                 WaitStep::Pending(format!("{available}/{want} pods available, {updated} updated"))

@@ -299,13 +299,7 @@ impl Provider for KubernetesProvider {
                     if lists.contains_key(&k) {
                         continue;
                     }
-                    let objs = match s.list_labelled(&a).await {
-                        Ok(m) => m,
-                        // The kind itself is gone (its CRD deleted): every object of it is missing.
-                        Err(ProviderError::Api { code, .. }) if code.contains("404") => HashMap::new(),
-                        Err(e) => return Err(e),
-                    };
-                    lists.insert(k, objs);
+                    lists.insert(k, s.list_labelled(&a).await?);
                 }
             }
             for item in live {
