@@ -708,11 +708,21 @@ fn tenant_onboarding_is_one_command_and_two_at_once_wait_for_each_other() {
 }
 
 #[test]
-fn a_cluster_that_is_gone_is_bootstrapped_again_from_scratch() {
+fn a_replaced_or_vanished_cluster_is_bootstrapped_again_from_scratch() {
     let moto = Moto::start();
     let aws = Aws::new(&moto);
     let (mut w, old) = work(&moto);
     assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
+    // A spec change that replaces the cluster plans every add-on instance replaced with it.
+    w.edit("matih.yaml", "service_cidr: 172.20.0.0/16", "service_cidr: 172.21.0.0/16");
+    w.edit("matih.yaml", "cluster_dns_ip: 172.20.0.10", "cluster_dns_ip: 172.21.0.10");
+    let (c, p) = w.json(&args(&["plan", "-o", "json", "--allow-replace", "eks.cluster.main"]));
+    assert_eq!(c, 0, "{p:#}");
+    let replaced: Vec<String> = changed(&p).into_iter().filter(|(_, a)| a == "replace").map(|(addr, _)| addr).collect();
+    assert!(replaced.contains(&"eks.cluster.main".to_string()), "{replaced:?}");
+    assert_eq!(replaced.iter().filter(|a| a.starts_with("k8s.addon.")).count(), 10, "{replaced:?}");
+    w.edit("matih.yaml", "service_cidr: 172.21.0.0/16", "service_cidr: 172.20.0.0/16");
+    w.edit("matih.yaml", "cluster_dns_ip: 172.21.0.10", "cluster_dns_ip: 172.20.0.10");
     // The cluster disappears behind the tool's back; the next one is a new, empty cluster.
     aws.rt.block_on(async {
         let groups = aws.eks.list_nodegroups().cluster_name("matih-prod").send().await.unwrap();
