@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::{StreamExt as _, TryStreamExt as _};
 use matih_plans::wait::{WaitPolicy, wait_until};
 use matih_plans::*;
 use matih_state::Attrs;
@@ -27,6 +28,9 @@ use crate::manifests::Source;
 pub fn addon_type() -> ResourceType {
     ResourceType::new("k8s", "addon").expect("static type name")
 }
+
+/// How many LISTs one refresh has in flight at once.
+const LIST_CONCURRENCY: usize = 8;
 
 /// Caps every readiness deadline (e.g. `30s`): for tests and impatient operators.
 pub const WAIT_TIMEOUT_ENV: &str = "MATIH_ADDON_WAIT_TIMEOUT";
@@ -291,17 +295,20 @@ impl Provider for KubernetesProvider {
                 .filter(|i| i.attrs.get("cluster") == items[0].attrs.get("cluster"))
                 .filter(|i| i.attrs.get("cluster_uid").and_then(Json::as_str) == Some(uid.as_str()))
                 .collect();
-            // One labelled LIST per resource type across every instance.
-            let mut lists: HashMap<(String, String), HashMap<(Option<String>, String), Json>> = HashMap::new();
+            // One labelled LIST per resource type across every instance, a few at a time.
+            let mut kinds: BTreeMap<(String, String), Applied> = BTreeMap::new();
             for item in &live {
                 for a in inventory(&item.attrs) {
-                    let k = (a.api_version.clone(), a.plural.clone());
-                    if lists.contains_key(&k) {
-                        continue;
-                    }
-                    lists.insert(k, s.list_labelled(&a).await?);
+                    kinds.entry((a.api_version.clone(), a.plural.clone())).or_insert(a);
                 }
             }
+            let s = &s;
+            let lists: HashMap<(String, String), HashMap<(Option<String>, String), Json>> = futures::stream::iter(
+                kinds.into_iter().map(|(k, a)| async move { s.list_labelled(&a).await.map(|m| (k, m)) }),
+            )
+            .buffer_unordered(LIST_CONCURRENCY)
+            .try_collect()
+            .await?;
             for item in live {
                 let mut attrs = item.attrs.clone();
                 let mut objects = attrs.get("objects").and_then(Json::as_object).cloned().unwrap_or_default();
