@@ -113,7 +113,8 @@ fn obj_key(ns: Option<&str>, name: &str) -> ObjKey {
     (ns.unwrap_or_default().to_string(), name.to_string())
 }
 
-const SERVER_METADATA: &[&str] = &[
+/// Metadata fields the server sets; nobody owns them.
+pub(crate) const SERVER_METADATA: &[&str] = &[
     "uid",
     "resourceVersion",
     "generation",

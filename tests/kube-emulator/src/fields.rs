@@ -16,19 +16,10 @@ pub(crate) type Path = Vec<String>;
 /// A set of owned fields.
 pub(crate) type FieldSet = BTreeSet<Path>;
 
-/// Metadata fields the server sets; nobody owns them.
-const SERVER_METADATA: &[&str] = &[
-    "name",
-    "namespace",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "managedFields",
-    "selfLink",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-];
+/// Metadata that is not a field anyone owns: the object's identity and what the server sets.
+fn unowned_metadata(key: &str) -> bool {
+    key == "name" || key == "namespace" || crate::cluster::SERVER_METADATA.contains(&key)
+}
 
 /// The owned-field leaves of an object: every path to a scalar, list or empty map, skipping
 /// `apiVersion`, `kind` and server-set metadata (and `status` when `skip_status`). Nulls are not
@@ -43,7 +34,7 @@ pub(crate) fn leaves(obj: &Value, skip_status: bool) -> FieldSet {
             "metadata" => {
                 if let Some(meta) = v.as_object() {
                     for (mk, mv) in meta {
-                        if !SERVER_METADATA.contains(&mk.as_str()) {
+                        if !unowned_metadata(mk.as_str()) {
                             collect(mv, &mut vec!["metadata".to_string(), mk.clone()], &mut out);
                         }
                     }
