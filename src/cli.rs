@@ -29,8 +29,8 @@ pub struct Global {
     #[arg(long, global = true, env = "MATIH_STATE")]
     pub state: Option<PathBuf>,
     /// Which cloud to work on.
-    #[arg(long, global = true, env = "MATIH_CLOUD")]
-    pub cloud: Option<CloudArg>,
+    #[arg(long, global = true, env = "MATIH_CLOUD", value_parser = crate::clouds::parser())]
+    pub cloud: Option<String>,
     /// Output format on stdout.
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -49,27 +49,6 @@ pub struct Global {
     /// Wait this long for the state lock held by another process [e.g. 30s, 5m; 0 = fail at once].
     #[arg(long, global = true, default_value = "0s", value_parser = humantime::parse_duration)]
     pub lock_timeout: std::time::Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CloudArg {
-    Eks,
-    Gke,
-    Aks,
-    /// A local simulated cloud in a JSON file, for trying the tool and testing the engine.
-    #[value(hide = true)]
-    Fake,
-}
-
-impl CloudArg {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CloudArg::Eks => "eks",
-            CloudArg::Gke => "gke",
-            CloudArg::Aks => "aks",
-            CloudArg::Fake => "fake",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -170,8 +149,12 @@ pub struct DestroyArgs {
     #[command(flatten)]
     pub guard: GuardArgs,
     /// Also delete protected resources (clusters, networks, DNS zones, reserved addresses).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "prune_orphans")]
     pub include_protected: bool,
+    /// Delete only the orphans the plan reports (resources carrying this platform's owner tags
+    /// that state does not know), and nothing in state.
+    #[arg(long)]
+    pub prune_orphans: bool,
     #[arg(long)]
     pub auto_approve: bool,
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -191,6 +174,14 @@ pub enum StateCommand {
     },
     /// Move a resource to another address.
     Mv { from: String, to: String },
+    /// Record an existing cloud resource (an orphan the plan reports) at an address of the
+    /// platform, so the next plan manages it instead of creating another.
+    Import {
+        /// The address, as the plan shows it (quote it: `'eks.eip.nat["us-east-1a"]'`).
+        address: String,
+        /// The cloud's id of the resource (`vpc-0abc…`, a zone id).
+        id: String,
+    },
     /// Release a lock left behind (local locks are released by the OS when their holder exits).
     Unlock {
         #[arg(long, required = true)]

@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use matih_plans::{DesiredGraph, Ownership, Persist, Provider, Providers};
-use matih_spec::{CloudKind, LoadedSpec};
+use matih_provider_kit::{Cloud, ClusterAccess};
+use matih_spec::LoadedSpec;
 use matih_state::{LocalStore, LockOptions, State, StateError, StateLock};
 
-use crate::cli::{CloudArg, Global};
+use crate::cli::Global;
 use crate::exit::Failure;
 
 /// Loads and validates the platform spec named by `-c`.
@@ -34,28 +34,22 @@ pub fn load_spec_at(path: &Path) -> Result<LoadedSpec, Failure> {
 }
 
 /// The cloud to work on: `--cloud`, or the only cloud the spec configures.
-pub fn cloud(global: &Global, spec: &LoadedSpec) -> Result<CloudArg, Failure> {
+pub fn cloud(global: &Global, spec: &LoadedSpec) -> Result<Box<dyn Cloud>, Failure> {
     let configured = spec.spec.clouds.configured();
-    let chosen = match global.cloud {
-        Some(c) => c,
-        None if configured.len() == 1 => match configured[0] {
-            CloudKind::Eks => CloudArg::Eks,
-            CloudKind::Gke => CloudArg::Gke,
-            CloudKind::Aks => CloudArg::Aks,
-        },
+    let name = match &global.cloud {
+        Some(c) => c.clone(),
+        None if configured.len() == 1 => configured[0].as_str().to_string(),
         None => {
             let names: Vec<String> = configured.iter().map(ToString::to_string).collect();
             return Err(Failure::usage(format!("the platform spec configures {}; choose one", names.join(", ")))
                 .hint(format!("pass --cloud {}", names.join("|"))));
         }
     };
-    let kind = match chosen {
-        CloudArg::Eks => Some(CloudKind::Eks),
-        CloudArg::Gke => Some(CloudKind::Gke),
-        CloudArg::Aks => Some(CloudKind::Aks),
-        CloudArg::Fake => None,
-    };
-    if let Some(kind) = kind
+    let cloud = crate::clouds::get(&name).map_err(|e| {
+        let hint = e.hint();
+        Failure::user(e).hint(hint)
+    })?;
+    if let Some(kind) = cloud.section()
         && !configured.contains(&kind)
     {
         return Err(Failure::usage(format!(
@@ -64,63 +58,57 @@ pub fn cloud(global: &Global, spec: &LoadedSpec) -> Result<CloudArg, Failure> {
         ))
         .hint(format!("add a `clouds.{kind}` section to the platform spec or choose another cloud")));
     }
-    Ok(chosen)
+    Ok(cloud)
 }
 
 /// Where state lives: `--state`, or `.matih/state/<environment>-<cloud>.json` beside the spec.
-pub fn state_path(global: &Global, spec: &LoadedSpec, cloud: CloudArg) -> PathBuf {
+pub fn state_path(global: &Global, spec: &LoadedSpec, cloud: &dyn Cloud) -> PathBuf {
     global.state.clone().unwrap_or_else(|| {
-        let dir = spec.config_path.parent().map(Path::to_path_buf).unwrap_or_default();
-        dir.join(".matih").join("state").join(format!("{}-{}.json", spec.spec.platform.environment, cloud.as_str()))
+        spec_dir(spec).join(".matih").join("state").join(format!(
+            "{}-{}.json",
+            spec.spec.platform.environment,
+            cloud.name()
+        ))
     })
 }
 
-/// The providers for a cloud and the desired graph they make of the platform spec.
-pub async fn providers(spec: &LoadedSpec, cloud: CloudArg) -> Result<(Providers, DesiredGraph), Failure> {
-    match cloud {
-        CloudArg::Fake => {
-            let path = match std::env::var_os("MATIH_FAKE_CLOUD") {
-                Some(p) => PathBuf::from(p),
-                None => spec
-                    .config_path
-                    .parent()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_default()
-                    .join(".matih")
-                    .join("fake-cloud.json"),
-            };
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            }
-            let opts = matih_provider_fake::FakeOptions::from_env().map_err(Failure::usage)?;
-            let fake: Arc<dyn Provider> = Arc::new(matih_provider_fake::FakeCloud::file_backed(&path, opts));
-            Ok((with_hooks(vec![fake])?, matih_provider_fake::desired_graph(&spec.spec)))
-        }
-        #[cfg(feature = "aws")]
-        CloudArg::Eks => {
-            let eks = spec.spec.clouds.eks.as_ref().expect("context::cloud checked the section");
-            let o = ownership(spec);
-            let owner = matih_provider_aws::Owner { platform: o.platform, environment: o.environment };
-            let aws = matih_provider_aws::AwsProvider::new(&eks.region, owner).await;
-            let kube = kubernetes(Arc::new(aws.cluster_access()))?;
-            let mut graph = matih_provider_aws::desired_graph(&spec.spec);
-            matih_provider_kubernetes::add_bootstrap(&mut graph, &spec.spec, &matih_provider_aws::bootstrap_binding(&spec.spec))
-                .map_err(|e| Failure::new(crate::exit::Class::Unexpected, e))?;
-            let aws: Arc<dyn Provider> = Arc::new(aws);
-            Ok((with_hooks(vec![aws, kube])?, graph))
-        }
-        other => Err(Failure::user(anyhow::anyhow!("the {} provider is not part of this build", other.as_str())).hint(
-            "`validate` works for every cloud; EKS needs the `aws` cargo feature, GKE and AKS providers are not written yet",
-        )),
+/// The directory of the platform spec.
+pub fn spec_dir(spec: &LoadedSpec) -> PathBuf {
+    spec.config_path.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// Everything the platform spec asks of `cloud`: its resources and, for a cloud with clusters,
+/// the bootstrap's add-on instances. No clients, no network.
+pub fn desired(spec: &LoadedSpec, cloud: &dyn Cloud) -> Result<DesiredGraph, Failure> {
+    let mut graph = cloud.desired_graph(&spec.spec);
+    if let Some(binding) = cloud.bootstrap_binding(&spec.spec) {
+        matih_provider_kubernetes::add_bootstrap(&mut graph, &spec.spec, &binding)
+            .map_err(|e| Failure::new(crate::exit::Class::Unexpected, e))?;
     }
+    Ok(graph)
+}
+
+/// The providers for a cloud (its own and, for a cloud with clusters, the bootstrap's) and the
+/// desired graph they make of the platform spec.
+pub async fn providers(spec: &LoadedSpec, cloud: &dyn Cloud) -> Result<(Providers, DesiredGraph), Failure> {
+    let graph = desired(spec, cloud)?;
+    let connected = cloud.connect(&spec.spec, &spec_dir(spec), &ownership(spec)).await.map_err(Failure::user)?;
+    let mut list = connected.providers;
+    if cloud.bootstrap_binding(&spec.spec).is_some() {
+        let access = connected.access.ok_or_else(|| {
+            Failure::new(
+                crate::exit::Class::Unexpected,
+                anyhow::anyhow!("the {} cloud has a cluster to bootstrap but gave no access to it", cloud.name()),
+            )
+        })?;
+        list.push(kubernetes(access)?);
+    }
+    Ok((with_hooks(list)?, graph))
 }
 
 /// The bootstrap's provider for a cloud's clusters. Announces the API server override and a
 /// non-default manifest source on stderr whenever they are in effect.
-#[cfg_attr(not(feature = "aws"), allow(dead_code))]
-fn kubernetes(
-    access: Arc<dyn matih_provider_kubernetes::cluster::ClusterAccess>,
-) -> Result<Arc<dyn Provider>, Failure> {
+fn kubernetes(access: Arc<dyn ClusterAccess>) -> Result<Arc<dyn Provider>, Failure> {
     use matih_provider_kubernetes::{cluster::ApiOverride, manifests::Source};
     let api_override = ApiOverride::from_env().map_err(Failure::usage)?;
     if let Some(o) = &api_override {

@@ -80,7 +80,16 @@ impl Provider for HangAfterCreate {
     async fn find_by_owner(&self, req: FindRequest) -> Result<Option<ReadResource>, ProviderError> {
         self.inner.find_by_owner(req).await
     }
-    fn api_calls(&self) -> ApiCalls {
-        self.inner.api_calls()
+    fn owner_tags(&self, ownership: &Ownership, addr: &ResourceAddr) -> std::collections::BTreeMap<String, String> {
+        self.inner.owner_tags(ownership, addr)
+    }
+    fn upgrade(&self, req: UpgradeRequest<'_>) -> Result<matih_state::Attrs, ProviderError> {
+        self.inner.upgrade(req)
+    }
+    fn stats(&self) -> CallStats {
+        self.inner.stats()
+    }
+    fn retry_budget(&self) -> Option<String> {
+        self.inner.retry_budget()
     }
 }

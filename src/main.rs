@@ -2,6 +2,7 @@
 //! codes live here; the engine, state, platform spec and providers are crates of their own.
 
 mod cli;
+mod clouds;
 mod commands;
 mod context;
 mod exit;

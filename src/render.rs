@@ -154,6 +154,22 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
         "\nPlan: {} to create, {} to update, {} to replace, {} to delete; {} unchanged.",
         s.create, s.update, s.replace, s.delete, s.unchanged
     );
+    if !plan.orphans.is_empty() {
+        out.push('\n');
+        out.push_str(&style.bold(&format!(
+            "Orphans: {} resource(s) carry this platform's owner tags but are not in state:",
+            plan.orphans.len()
+        )));
+        out.push('\n');
+        for o in &plan.orphans {
+            let at = o.address.as_ref().map(|a| format!(" (tagged {a})")).unwrap_or_default();
+            let fix = match (&o.remedy, &o.address) {
+                (matih_plans::Remedy::Import, Some(a)) => format!("adopt it: matih-infra state import '{a}' {}", o.id),
+                _ => "delete it: matih-infra destroy --prune-orphans".to_string(),
+            };
+            let _ = writeln!(out, "  {} {}{at}: {fix}", o.rtype, o.id);
+        }
+    }
     if !plan.blocked.is_empty() {
         out.push('\n');
         for b in &plan.blocked {
@@ -187,6 +203,20 @@ pub struct ResourceResult {
     pub because: Option<String>,
 }
 
+/// What an apply's calls cost beyond the calls themselves.
+#[derive(Debug, Default, Serialize)]
+pub struct ApplyStatistics {
+    /// Calls that repeated an earlier attempt (throttled, server error, no answer), by
+    /// `service:Operation`.
+    pub retries: matih_plans::ApiCalls,
+    /// Creates whose answer was lost (or that met "already exists") and that found their
+    /// resource and adopted it instead of creating it twice, by resource type.
+    pub reconciled: matih_plans::ApiCalls,
+    /// How each provider retries.
+    pub retry_budget: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
 /// The apply result document.
 #[derive(Debug, Serialize)]
 pub struct ApplyDoc {
@@ -201,6 +231,8 @@ pub struct ApplyDoc {
     pub outputs: serde_json::Map<String, serde_json::Value>,
     /// API calls made by this apply, by `service:Operation`.
     pub api_calls: matih_plans::ApiCalls,
+    /// Retries, reconciled creates, the retry budget and providers' warnings.
+    pub statistics: ApplyStatistics,
     /// The tenant a `tenant add|remove --apply` worked on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant: Option<serde_json::Value>,

@@ -110,6 +110,7 @@ async fn one_plan(g: &DesiredGraph, state: &State, providers: &Providers) -> (Du
             state: &r.state,
             recorded_serial: state.serial,
             drift: r.drift,
+            orphans: r.orphans,
             allow_replace: &allow,
             allow_all_protected: false,
             cloud: "fake".into(),

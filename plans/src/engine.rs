@@ -48,27 +48,39 @@ impl Providers {
         self.by_type.get(rtype).map(|(p, s)| (p, s)).ok_or_else(|| EngineError::NoProvider { rtype: rtype.clone() })
     }
 
-    /// API calls made so far by every provider, summed by name.
-    pub fn api_calls(&self) -> ApiCalls {
-        let mut out = ApiCalls::new();
+    /// Calls, retries and reconciled creates of every provider so far, summed by name.
+    pub fn stats(&self) -> CallStats {
+        let mut out = CallStats::default();
         for p in &self.all {
-            for (k, v) in p.api_calls() {
-                *out.entry(k).or_default() += v;
-            }
+            out.add(&p.stats());
         }
         out
     }
-}
 
-/// The calls made between two snapshots of [`Providers::api_calls`].
-pub fn calls_since(before: &ApiCalls, after: ApiCalls) -> ApiCalls {
-    after
-        .into_iter()
-        .filter_map(|(k, v)| {
-            let d = v - before.get(&k).copied().unwrap_or(0);
-            (d > 0).then_some((k, d))
-        })
-        .collect()
+    /// How each provider retries (for `-v` and statistics), one line per provider that says.
+    pub fn retry_budgets(&self) -> Vec<String> {
+        self.all.iter().filter_map(|p| p.retry_budget().map(|b| format!("{}: {b}", p.name()))).collect()
+    }
+
+    /// The provider that owns a resource type.
+    pub fn provider(&self, rtype: &ResourceType) -> Result<&Arc<dyn Provider>, EngineError> {
+        self.get(rtype).map(|(p, _)| p)
+    }
+
+    /// The schema of a resource type, if a provider owns it.
+    pub fn schema(&self, rtype: &ResourceType) -> Option<&TypeSchema> {
+        self.by_type.get(rtype).map(|(_, s)| s)
+    }
+
+    /// The owner tags a resource at `addr` carries, in its provider's encoding.
+    pub fn owner_tags(
+        &self,
+        ownership: &Ownership,
+        addr: &ResourceAddr,
+    ) -> Result<BTreeMap<String, String>, EngineError> {
+        let (p, _) = self.get(&addr.rtype)?;
+        Ok(p.owner_tags(ownership, addr))
+    }
 }
 
 /// Who owns what the engine creates: written as tags on every taggable resource.
@@ -200,6 +212,23 @@ pub enum EngineError {
     /// Writing state failed. Work done before this point is in the previous state write.
     #[error(transparent)]
     State(#[from] StateError),
+    /// A provider answered with a cloud id that state already holds for another address: two
+    /// addresses must never share one resource, so nothing was recorded.
+    #[error("{addr}: the cloud returned {rtype} {id}, which state already records as {other}; not recording it twice")]
+    SharedId { addr: ResourceAddr, other: ResourceAddr, rtype: ResourceType, id: String },
+    /// State holds attributes of a schema version newer than this build's provider knows.
+    #[error(
+        "{addr} was recorded with schema version {recorded} of its type; this matih-infra knows up to version {supported}"
+    )]
+    NewerSchema { addr: ResourceAddr, recorded: u32, supported: u32 },
+    /// Upgrading recorded attributes to the provider's schema version failed.
+    #[error("upgrading the recorded attributes of {addr} from schema version {from}: {source}")]
+    Upgrade {
+        addr: ResourceAddr,
+        from: u32,
+        #[source]
+        source: ProviderError,
+    },
     /// Another resource of the same batch could not be recorded because writing state failed.
     #[error("{addr} was not recorded: writing state failed: {cause}")]
     NotRecorded { addr: ResourceAddr, cause: String },
@@ -210,6 +239,14 @@ pub enum EngineError {
 pub struct IntentReport {
     pub adopted: Vec<ResourceAddr>,
     pub forgotten: Vec<ResourceAddr>,
+    /// Intents whose resource turned out to be one state records for another address (first):
+    /// not adopted twice.
+    pub shared: Vec<(ResourceAddr, ResourceAddr)>,
+}
+
+/// The address (other than `addr`) state records the cloud resource `rtype`/`id` under, if any.
+pub fn holder_of(state: &State, rtype: &ResourceType, id: &str, addr: &ResourceAddr) -> Option<ResourceAddr> {
+    state.resources.iter().find(|(a, r)| *a != addr && &r.rtype == rtype && r.id == id).map(|(a, _)| a.clone())
 }
 
 /// Resolves creates that were started but never recorded: a resource found by its owner tags is
@@ -235,6 +272,16 @@ pub async fn resolve_intents(
             .await
             .map_err(|source| EngineError::Provider { addr: addr.clone(), op: "finding", source })?;
         state.intents.remove(&addr);
+        let found = match found {
+            Some(f) => match holder_of(state, &intent.rtype, &f.id, &addr) {
+                Some(other) => {
+                    report.shared.push((addr.clone(), other));
+                    None
+                }
+                None => Some(f),
+            },
+            None => None,
+        };
         let adopted = found.is_some();
         if let Some(found) = found {
             state.resources.insert(
@@ -248,6 +295,7 @@ pub async fn resolve_intents(
                     protected: intent.protected,
                 },
             );
+            note_version(state, providers, &intent.rtype);
             report.adopted.push(addr.clone());
         } else {
             report.forgotten.push(addr.clone());
@@ -258,13 +306,72 @@ pub async fn resolve_intents(
     Ok(report)
 }
 
+/// Brings every recorded resource (and deposed instance) whose type was recorded under an older
+/// schema version up to its provider's current version ([`Provider::upgrade`]), and records the
+/// versions. Returns the addresses whose attributes changed. Attributes recorded by a newer
+/// provider than this one are refused: they may mean something this version cannot know.
+pub fn upgrade_state(state: &mut State, providers: &Providers) -> Result<Vec<ResourceAddr>, EngineError> {
+    let mut changed = Vec::new();
+    let recorded = std::mem::take(&mut state.schema_versions);
+    let mut now = BTreeMap::new();
+    let mut upgrade = |addr: &ResourceAddr, r: &mut ResourceState| -> Result<(), EngineError> {
+        let (provider, schema) = providers.get(&r.rtype)?;
+        let from = recorded.get(&r.rtype).copied().unwrap_or(0);
+        if from > schema.version {
+            return Err(EngineError::NewerSchema { addr: addr.clone(), recorded: from, supported: schema.version });
+        }
+        if schema.version > 0 {
+            now.insert(r.rtype.clone(), schema.version);
+        }
+        if from < schema.version {
+            let attrs = std::mem::take(&mut r.attrs);
+            let req = UpgradeRequest { addr, rtype: &r.rtype, from, id: &r.id, attrs };
+            r.attrs =
+                provider.upgrade(req).map_err(|source| EngineError::Upgrade { addr: addr.clone(), from, source })?;
+            changed.push(addr.clone());
+        }
+        Ok(())
+    };
+    for (addr, r) in state.resources.iter_mut() {
+        upgrade(addr, r)?;
+    }
+    for d in state.deposed.iter_mut() {
+        upgrade(&d.addr, &mut d.resource)?;
+    }
+    state.schema_versions = now;
+    Ok(changed)
+}
+
+/// Records that `rtype`'s attributes in state follow its provider's current schema version.
+fn note_version(st: &mut State, providers: &Providers, rtype: &ResourceType) {
+    if let Some(v) = providers.schema(rtype).map(|s| s.version).filter(|v| *v > 0) {
+        st.schema_versions.insert(rtype.clone(), v);
+    }
+}
+
 /// State as the clouds see it now, and what moved since the last apply.
 #[derive(Debug, Clone)]
 pub struct Refreshed {
     pub state: State,
     pub drift: Vec<Drift>,
-    pub api_calls: ApiCalls,
+    /// Resources carrying the platform's owner tags that state does not know, by type and id.
+    pub orphans: Vec<Orphan>,
+    /// What providers asked to tell the user.
+    pub warnings: Vec<String>,
+    /// The calls refresh made.
+    pub stats: CallStats,
     pub elapsed: Duration,
+}
+
+/// How [`refresh_with`] reads.
+#[derive(Debug, Clone, Default)]
+pub struct RefreshOptions {
+    /// Reads in flight at once.
+    pub parallelism: usize,
+    pub mode: RefreshMode,
+    /// Types to list even when state records none of them, so orphans of those types show too
+    /// (the desired graph's types, once the platform exists).
+    pub list_types: BTreeSet<ResourceType>,
 }
 
 /// How refresh asks the providers.
@@ -288,8 +395,19 @@ pub async fn refresh(
     mode: RefreshMode,
     obs: &dyn Observer,
 ) -> Result<Refreshed, EngineError> {
+    refresh_with(state, providers, &RefreshOptions { parallelism, mode, list_types: BTreeSet::new() }, obs).await
+}
+
+/// [`refresh`], listing `opts.list_types` too.
+pub async fn refresh_with(
+    state: &State,
+    providers: &Providers,
+    opts: &RefreshOptions,
+    obs: &dyn Observer,
+) -> Result<Refreshed, EngineError> {
+    let (parallelism, mode) = (opts.parallelism, opts.mode);
     let start = Instant::now();
-    let before = providers.api_calls();
+    let before = providers.stats();
     let mut by_type: BTreeMap<ResourceType, Vec<ReadItem>> = BTreeMap::new();
     for (addr, r) in &state.resources {
         by_type.entry(r.rtype.clone()).or_default().push(ReadItem {
@@ -298,17 +416,20 @@ pub async fn refresh(
             attrs: r.attrs.clone(),
         });
     }
+    for rtype in &opts.list_types {
+        by_type.entry(rtype.clone()).or_default();
+    }
     let mut reads = Vec::with_capacity(by_type.len());
     for (rtype, items) in by_type {
         let (provider, _) = providers.get(&rtype)?;
         obs.event(Event::Refreshing { rtype: &rtype, count: items.len() });
         match mode {
-            RefreshMode::Batched => reads.push((provider.clone(), ReadRequest { rtype, items })),
-            RefreshMode::PerResource => {
+            RefreshMode::PerResource if !items.is_empty() => {
                 for item in items {
                     reads.push((provider.clone(), ReadRequest { rtype: rtype.clone(), items: vec![item] }));
                 }
             }
+            _ => reads.push((provider.clone(), ReadRequest { rtype, items })),
         }
     }
     let results: Vec<(ResourceType, Result<ReadResponse, ProviderError>)> = stream::iter(reads)
@@ -321,16 +442,30 @@ pub async fn refresh(
         .await;
 
     let mut found: BTreeMap<ResourceAddr, ReadResource> = BTreeMap::new();
+    let mut orphans: BTreeMap<(ResourceType, String), Orphan> = BTreeMap::new();
+    let mut warnings = Vec::new();
     for (rtype, result) in results {
         let resp = result.map_err(|source| EngineError::Refresh { rtype: rtype.clone(), source })?;
         found.extend(resp.found);
+        warnings.extend(resp.warnings);
+        for o in resp.orphans {
+            orphans.insert((o.rtype.clone(), o.id.clone()), o);
+        }
     }
+    // A per-resource read reports its type's other recorded resources as unrequested: only what
+    // state knows nowhere (resources and deposed instances alike) is an orphan.
+    for r in state.resources.values() {
+        orphans.remove(&(r.rtype.clone(), r.id.clone()));
+    }
+    for d in &state.deposed {
+        orphans.remove(&(d.resource.rtype.clone(), d.resource.id.clone()));
+    }
+    warnings.dedup();
     let mut next = state.clone();
     let mut drift = Vec::new();
     {
-        let resp = ReadResponse { found };
         for (addr, r) in state.resources.iter() {
-            match resp.found.get(addr) {
+            match found.get(addr) {
                 None => {
                     next.resources.remove(addr);
                     drift.push(Drift { address: addr.clone(), deleted: true, attributes: Vec::new() });
@@ -359,9 +494,89 @@ pub async fn refresh(
     Ok(Refreshed {
         state: next,
         drift,
-        api_calls: calls_since(&before, providers.api_calls()),
+        orphans: orphans.into_values().collect(),
+        warnings,
+        stats: providers.stats().since(&before),
         elapsed: start.elapsed(),
     })
+}
+
+/// The address an orphan is shown and deleted under: `<type>.orphan["<id>"]` (its tagged address
+/// may be one state holds for another resource).
+pub fn orphan_addr(o: &Orphan) -> ResourceAddr {
+    ResourceAddr::keyed(&o.rtype, "orphan", o.id.as_str()).expect("`orphan` is a valid name")
+}
+
+/// Deletes orphans (resources carrying the platform's owner tags that state does not know),
+/// without touching state. Some can go only after others (a VPC after its subnets), so it works
+/// in rounds: what fails with a conflict is tried again once the rest of its round is done,
+/// while rounds make progress. One result per orphan, in order.
+pub async fn prune_orphans(
+    orphans: &[Orphan],
+    providers: &Providers,
+    parallelism: usize,
+    obs: &dyn Observer,
+) -> Vec<Result<(), EngineError>> {
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut results: Vec<Option<Result<(), EngineError>>> = orphans.iter().map(|_| None).collect();
+    let mut todo: Vec<usize> = (0..orphans.len()).collect();
+    while !todo.is_empty() {
+        let round: Vec<(usize, Result<(), EngineError>)> = stream::iter(todo.iter().copied())
+            .map(|i| {
+                let o = &orphans[i];
+                let tx = tx.clone();
+                async move {
+                    let addr = orphan_addr(o);
+                    obs.event(Event::Started { addr: &addr, action: Action::Delete, phase: Phase::Destroy });
+                    let started = Instant::now();
+                    let r = match providers.get(&o.rtype) {
+                        Err(e) => Err(e),
+                        Ok((p, _)) => p
+                            .delete(DeleteRequest {
+                                addr: addr.clone(),
+                                rtype: o.rtype.clone(),
+                                id: o.id.clone(),
+                                attrs: o.attrs.clone(),
+                                status: StatusSink::new(addr.clone(), tx),
+                            })
+                            .await
+                            .map_err(|source| EngineError::Provider { addr: addr.clone(), op: "deleting", source }),
+                    };
+                    match &r {
+                        Ok(()) => obs.event(Event::Finished {
+                            addr: &addr,
+                            action: Action::Delete,
+                            phase: Phase::Destroy,
+                            elapsed: started.elapsed(),
+                        }),
+                        Err(error) => obs.event(Event::Failed {
+                            addr: &addr,
+                            action: Action::Delete,
+                            phase: Phase::Destroy,
+                            error,
+                        }),
+                    }
+                    (i, r)
+                }
+            })
+            .buffer_unordered(parallelism.max(1))
+            .collect()
+            .await;
+        let before = todo.len();
+        todo.clear();
+        for (i, r) in round {
+            let again = matches!(&r, Err(EngineError::Provider { source, .. }) if source.kind() == ErrorKind::Conflict);
+            if again {
+                todo.push(i);
+            }
+            results[i] = Some(r);
+        }
+        if todo.len() == before {
+            break;
+        }
+        todo.sort_unstable();
+    }
+    results.into_iter().map(|r| r.expect("every orphan was tried")).collect()
 }
 
 /// Everything `plan` needs besides the providers.
@@ -373,6 +588,8 @@ pub struct PlanInput<'a> {
     /// The serial of the state as persisted (the refreshed copy is not written by `plan`).
     pub recorded_serial: u64,
     pub drift: Vec<Drift>,
+    /// Resources of the platform's that state does not know (reported, never acted on by a plan).
+    pub orphans: Vec<Orphan>,
     /// Protected resources the user allowed to be replaced or deleted.
     pub allow_replace: &'a BTreeSet<ResourceAddr>,
     /// `destroy --include-protected`: every protected resource may go.
@@ -535,6 +752,14 @@ pub async fn plan(input: PlanInput<'_>, providers: &Providers) -> Result<Plan, E
     }
     outputs.sort_by(|a, b| a.name.cmp(&b.name));
 
+    let mut orphans = input.orphans;
+    for o in &mut orphans {
+        let wanted = o.address.as_ref().filter(|a| a.rtype == o.rtype && desired.resources.contains_key(*a));
+        o.remedy = match wanted {
+            Some(a) if !state.resources.contains_key(a) => Remedy::Import,
+            _ => Remedy::Prune,
+        };
+    }
     let summary = Summary::count(&changes, input.drift.len());
     let mut statistics = input.statistics;
     statistics.resources_in_state = state.resources.len();
@@ -549,6 +774,7 @@ pub async fn plan(input: PlanInput<'_>, providers: &Providers) -> Result<Plan, E
         spec_hash: input.spec_hash,
         warnings: desired.warnings.clone(),
         drift: input.drift,
+        orphans,
         changes,
         outputs,
         blocked,
@@ -631,6 +857,8 @@ pub struct NodeReport {
 pub struct ApplyReport {
     pub state: State,
     pub nodes: Vec<NodeReport>,
+    /// What providers asked to tell the user, each prefixed with its resource's address.
+    pub warnings: Vec<String>,
 }
 
 impl ApplyReport {
@@ -752,6 +980,7 @@ pub async fn apply(
     check_plan(plan, &state)?;
     let dag = apply_graph(plan, &state)?;
     let shared = Mutex::new(state);
+    let warned = &Mutex::new(Vec::new());
     let batch_of = |i: usize| {
         let n = dag.node(i);
         let c = &plan.changes[n.change];
@@ -772,7 +1001,9 @@ pub async fn apply(
                 obs.event(Event::Started { addr: &c.address, action: c.action, phase });
             }
             let results = match phase {
-                Phase::Apply => apply_unit(&changes, shared, providers, persist, &opts.ownership, status_tx).await,
+                Phase::Apply => {
+                    apply_unit(&changes, shared, warned, providers, persist, &opts.ownership, status_tx).await
+                }
                 Phase::Destroy => destroy_unit(&changes, shared, providers, persist, status_tx).await,
             };
             for (c, r) in changes.iter().zip(&results) {
@@ -840,7 +1071,7 @@ pub async fn apply(
     if outputs_changed {
         persist.persist(&mut state)?;
     }
-    Ok(ApplyReport { state, nodes })
+    Ok(ApplyReport { state, nodes, warnings: std::mem::take(&mut *warned.lock().unwrap()) })
 }
 
 fn resolve_config(change: &Change, state: &State) -> Result<serde_json::Map<String, serde_json::Value>, EngineError> {
@@ -872,12 +1103,13 @@ fn resolve_config(change: &Change, state: &State) -> Result<serde_json::Map<Stri
 fn prepare_apply(
     change: &Change,
     st: &mut State,
+    provider: &dyn Provider,
     ownership: &Ownership,
     status: &tokio::sync::mpsc::UnboundedSender<(ResourceAddr, String)>,
 ) -> Result<ApplyRequest, EngineError> {
     let addr = &change.address;
     let config = resolve_config(change, st)?;
-    let owner_tags = ownership.tags(addr);
+    let owner_tags = provider.owner_tags(ownership, addr);
     let name = change.name.clone().unwrap_or_else(|| addr.to_string());
     let prior = match change.action {
         Action::Update => st.resources.get(addr).map(|r| ReadResource { id: r.id.clone(), attrs: r.attrs.clone() }),
@@ -930,6 +1162,7 @@ fn not_recorded(changes: &[&Change], e: StateError) -> Vec<Result<(), EngineErro
 async fn apply_unit(
     changes: &[&Change],
     shared: &Mutex<State>,
+    warned: &Mutex<Vec<String>>,
     providers: &Providers,
     persist: &dyn Persist,
     ownership: &Ownership,
@@ -949,7 +1182,7 @@ async fn apply_unit(
     {
         let mut st = shared.lock().unwrap();
         for c in changes {
-            match prepare_apply(c, &mut st, ownership, status) {
+            match prepare_apply(c, &mut st, provider.as_ref(), ownership, status) {
                 Ok(req) => {
                     requests.push((results.len(), req));
                     results.push(Ok(()));
@@ -976,13 +1209,23 @@ async fn apply_unit(
         out
     };
     let mut st = shared.lock().unwrap();
+    let mut warnings = warned.lock().unwrap();
     for (((slot, resp), identity), updating) in slots.into_iter().zip(responses).zip(identities).zip(updating) {
         let c = changes[slot];
         match resp {
+            Ok(resp) if holder_of(&st, &c.rtype, &resp.id, &c.address).is_some() => {
+                // Nothing new exists for this address: its intent is settled.
+                st.intents.remove(&c.address);
+                let other = holder_of(&st, &c.rtype, &resp.id, &c.address).expect("checked above");
+                results[slot] =
+                    Err(EngineError::SharedId { addr: c.address.clone(), other, rtype: c.rtype.clone(), id: resp.id });
+            }
             Ok(resp) => {
                 // On failure the intent stays: the outcome may be ambiguous, and the next run
                 // resolves it by the owner tags.
                 st.intents.remove(&c.address);
+                warnings.extend(resp.warnings.into_iter().map(|w| format!("{}: {w}", c.address)));
+                note_version(&mut st, providers, &c.rtype);
                 st.resources.insert(
                     c.address.clone(),
                     ResourceState {

@@ -8,7 +8,7 @@ use matih_addrs::{ResourceAddr, ResourceType};
 use serde::{Deserialize, Serialize};
 
 use crate::diff::AttrChange;
-use crate::provider::ApiCalls;
+use crate::provider::{ApiCalls, Orphan};
 use crate::value::Value;
 
 /// Version of the plan document. Bump on any incompatible change; readers refuse other versions.
@@ -187,6 +187,12 @@ pub struct Statistics {
     pub plan_ms: u64,
     /// API calls made while refreshing, by `service:Operation`.
     pub api_calls: ApiCalls,
+    /// Of those, the ones that repeated an earlier attempt (throttled, server error, no answer).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub retries: ApiCalls,
+    /// How the providers retry, one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retry_budget: Vec<String>,
 }
 
 /// The plan document.
@@ -202,6 +208,10 @@ pub struct Plan {
     #[serde(default)]
     pub warnings: Vec<String>,
     pub drift: Vec<Drift>,
+    /// Resources carrying the platform's owner tags that state does not know. The plan does not
+    /// act on them; `state import` adopts one, `destroy --prune-orphans` deletes them.
+    #[serde(default)]
+    pub orphans: Vec<Orphan>,
     /// Every resource, no-ops included, sorted by address (deposed instances after their current one).
     pub changes: Vec<Change>,
     pub outputs: Vec<OutputChange>,

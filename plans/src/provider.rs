@@ -29,6 +29,9 @@ pub struct TypeSchema {
     /// [`Provider::delete_batch`]) once everything they wait on has finished: DNS records of one
     /// apply go out in as few calls as the cloud allows.
     pub batched: bool,
+    /// The version of the attributes this provider records for the type. A state that recorded
+    /// an older version is passed through [`Provider::upgrade`] before anything else reads it.
+    pub version: u32,
 }
 
 /// One attribute of a resource type.
@@ -94,6 +97,40 @@ pub struct ReadRequest {
 #[derive(Debug, Clone, Default)]
 pub struct ReadResponse {
     pub found: BTreeMap<ResourceAddr, ReadResource>,
+    /// Resources of this type that carry the platform's owner tags but are not among the
+    /// requested items: duplicates from a lost response, leftovers of an interrupted destroy.
+    pub orphans: Vec<Orphan>,
+    /// Said to the user once (e.g. "a recorded attribute could not be read back").
+    pub warnings: Vec<String>,
+}
+
+/// A resource in the cloud that carries this platform's owner tags and that state does not know.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Orphan {
+    #[serde(rename = "type")]
+    pub rtype: ResourceType,
+    pub id: String,
+    /// The address its owner tags name, if they name one this tool can parse.
+    pub address: Option<ResourceAddr>,
+    /// What a delete needs to know about it (as a read reports it).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub attrs: Attrs,
+    /// What to do about it (the plan decides; providers leave the default).
+    #[serde(default)]
+    pub remedy: Remedy,
+}
+
+/// What to do about an orphan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Remedy {
+    /// State has no resource at its address, which the platform wants: `state import ADDR ID`
+    /// adopts it (and the plan then creates nothing there).
+    Import,
+    /// A duplicate of a resource state has, or one no address of the platform wants:
+    /// `destroy --prune-orphans` deletes it.
+    #[default]
+    Prune,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -170,6 +207,25 @@ pub struct ApplyRequest {
 pub struct ApplyResponse {
     pub id: String,
     pub attrs: Attrs,
+    /// Said to the user once the resource is done.
+    pub warnings: Vec<String>,
+}
+
+impl ApplyResponse {
+    pub fn new(id: impl Into<String>, attrs: Attrs) -> Self {
+        ApplyResponse { id: id.into(), attrs, warnings: Vec::new() }
+    }
+}
+
+/// Bring attributes recorded under an older schema version of their type up to the current one.
+#[derive(Debug, Clone)]
+pub struct UpgradeRequest<'a> {
+    pub addr: &'a ResourceAddr,
+    pub rtype: &'a ResourceType,
+    /// The version the attributes were recorded with (0 for states written before versions).
+    pub from: u32,
+    pub id: &'a str,
+    pub attrs: Attrs,
 }
 
 #[derive(Debug, Clone)]
@@ -191,12 +247,158 @@ pub struct FindRequest {
     pub owner_tags: BTreeMap<String, String>,
 }
 
+/// What kind of failure a provider error is. Retries, reconciliation of creates and exit
+/// classes are decided by this, never by an error's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// The thing is not there (404, `…NotFound`).
+    NotFound,
+    /// It exists already, or the request conflicts with its current state (409, `…AlreadyExists`).
+    Conflict,
+    /// The service refused to do it now (429, `Throttling`, `RequestLimitExceeded`); nothing was done.
+    Throttled,
+    /// Not allowed (401, 403).
+    Denied,
+    /// The request itself is wrong (400, 422, a validation error).
+    Invalid,
+    /// The request never reached the service (connection refused, name resolution): nothing was done.
+    Unreachable,
+    /// The request may have reached the service, but no answer came back (timeout, connection
+    /// reset): whether it took effect is unknown.
+    NoResponse,
+    /// The service answered with a server error (5xx): whether it took effect is unknown.
+    Unavailable,
+    /// Anything else.
+    Other,
+}
+
+impl ErrorKind {
+    /// The request may have taken effect although it failed: a create must look before it
+    /// tries again.
+    pub fn outcome_unknown(self) -> bool {
+        matches!(self, ErrorKind::NoResponse | ErrorKind::Unavailable)
+    }
+
+    /// Trying again later may succeed.
+    pub fn transient(self) -> bool {
+        matches!(self, ErrorKind::Throttled | ErrorKind::Unreachable | ErrorKind::NoResponse | ErrorKind::Unavailable)
+    }
+
+    /// The kind an HTTP status stands for (a status of 2xx or 3xx is [`ErrorKind::Other`]).
+    pub fn from_status(status: u16) -> Self {
+        match status {
+            404 | 410 => ErrorKind::NotFound,
+            409 | 412 => ErrorKind::Conflict,
+            429 => ErrorKind::Throttled,
+            401 | 403 => ErrorKind::Denied,
+            400 | 405 | 413 | 415 | 422 => ErrorKind::Invalid,
+            500..=599 => ErrorKind::Unavailable,
+            _ => ErrorKind::Other,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::Denied => "denied",
+            ErrorKind::Invalid => "invalid",
+            ErrorKind::Unreachable => "unreachable",
+            ErrorKind::NoResponse => "no response",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Other => "other",
+        }
+    }
+}
+
+/// An error cause shared between copies of one error (a batch's failure is every member's).
+pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+
+/// A call to a cloud or cluster API that failed: which call, what kind of failure, and what the
+/// service said.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{service} {operation} failed: {}{message}{}", code_prefix(.code), details(*.status, .request_id.as_deref()))]
+pub struct ApiError {
+    pub service: String,
+    pub operation: String,
+    pub kind: ErrorKind,
+    /// The HTTP status, when an answer came back.
+    pub status: Option<u16>,
+    /// The service's own error code (`InvalidVpcID.NotFound`, `AlreadyExists`); empty if none.
+    pub code: String,
+    pub message: String,
+    /// The service's id for the request (`x-amz-request-id`, `x-ms-request-id`), for support cases.
+    pub request_id: Option<String>,
+    /// How long the service asked the caller to wait (`Retry-After`).
+    pub retry_after: Option<std::time::Duration>,
+    #[source]
+    pub source: Option<Cause>,
+}
+
+fn code_prefix(code: &str) -> String {
+    if code.is_empty() { String::new() } else { format!("{code}: ") }
+}
+
+fn details(status: Option<u16>, request_id: Option<&str>) -> String {
+    match (status, request_id) {
+        (Some(s), Some(id)) => format!(" (HTTP {s}, request id {id})"),
+        (Some(s), None) => format!(" (HTTP {s})"),
+        (None, Some(id)) => format!(" (request id {id})"),
+        (None, None) => String::new(),
+    }
+}
+
+impl ApiError {
+    /// An error with a kind and the service's code and message; status, request id and
+    /// `Retry-After` are added with the builder methods.
+    pub fn new(service: &str, operation: &str, kind: ErrorKind, code: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            service: service.into(),
+            operation: operation.into(),
+            kind,
+            status: None,
+            code: code.into(),
+            message: message.into(),
+            request_id: None,
+            retry_after: None,
+            source: None,
+        }
+    }
+
+    pub fn status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    pub fn status_opt(mut self, status: Option<u16>) -> Self {
+        self.status = status;
+        self
+    }
+
+    pub fn request_id(mut self, id: Option<String>) -> Self {
+        self.request_id = id.filter(|s| !s.is_empty());
+        self
+    }
+
+    pub fn retry_after(mut self, after: Option<std::time::Duration>) -> Self {
+        self.retry_after = after;
+        self
+    }
+
+    pub fn source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(std::sync::Arc::new(source));
+        self
+    }
+}
+
 /// A provider-side failure.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
-    /// The cloud API answered with an error.
-    #[error("{service} {operation} failed: {code}: {message}")]
-    Api { service: String, operation: String, code: String, message: String },
+    /// A cloud or cluster API call failed.
+    #[error(transparent)]
+    Api(Box<ApiError>),
     /// A wait ran out of time.
     #[error(transparent)]
     Wait(#[from] crate::wait::WaitError),
@@ -208,12 +410,102 @@ pub enum ProviderError {
     Other {
         message: String,
         #[source]
-        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+        source: Option<Cause>,
     },
 }
 
-/// Counters of API calls made, by `service:Operation`.
+impl From<ApiError> for ProviderError {
+    fn from(e: ApiError) -> Self {
+        ProviderError::Api(Box::new(e))
+    }
+}
+
+impl ProviderError {
+    /// A failure without a typed cause.
+    pub fn other(message: impl Into<String>) -> Self {
+        ProviderError::Other { message: message.into(), source: None }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ProviderError::Api(e) => e.kind,
+            ProviderError::Config { .. } => ErrorKind::Invalid,
+            ProviderError::Wait(_) | ProviderError::Other { .. } => ErrorKind::Other,
+        }
+    }
+
+    /// The API error, if this is one.
+    pub fn api(&self) -> Option<&ApiError> {
+        match self {
+            ProviderError::Api(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The service's error code, if an API answered with one.
+    pub fn code(&self) -> Option<&str> {
+        self.api().map(|e| e.code.as_str()).filter(|c| !c.is_empty())
+    }
+}
+
+/// Counters by `service:Operation` (API calls, retries, reconciled creates).
 pub type ApiCalls = BTreeMap<String, u64>;
+
+/// What a provider's calls have cost so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CallStats {
+    /// Requests sent, retries included (each is a real call), by `service:Operation`.
+    pub calls: ApiCalls,
+    /// Of those, the ones that repeated an earlier attempt after a throttle, a server error or a
+    /// lost answer, by `service:Operation`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub retries: ApiCalls,
+    /// Creates whose outcome was unknown (or that met "already exists") and that found their
+    /// resource in the cloud and adopted it instead of creating it again, by resource type.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reconciled: ApiCalls,
+}
+
+impl CallStats {
+    /// Adds another provider's counters.
+    pub fn add(&mut self, other: &CallStats) {
+        for (mine, theirs) in [
+            (&mut self.calls, &other.calls),
+            (&mut self.retries, &other.retries),
+            (&mut self.reconciled, &other.reconciled),
+        ] {
+            for (k, v) in theirs {
+                *mine.entry(k.clone()).or_default() += v;
+            }
+        }
+    }
+
+    /// What happened between `before` and this snapshot.
+    pub fn since(&self, before: &CallStats) -> CallStats {
+        fn diff(now: &ApiCalls, before: &ApiCalls) -> ApiCalls {
+            now.iter()
+                .filter_map(|(k, v)| {
+                    let d = v - before.get(k).copied().unwrap_or(0);
+                    (d > 0).then(|| (k.clone(), d))
+                })
+                .collect()
+        }
+        CallStats {
+            calls: diff(&self.calls, &before.calls),
+            retries: diff(&self.retries, &before.retries),
+            reconciled: diff(&self.reconciled, &before.reconciled),
+        }
+    }
+
+    pub fn total_calls(&self) -> u64 {
+        self.calls.values().sum()
+    }
+
+    pub fn total_retries(&self) -> u64 {
+        self.retries.values().sum()
+    }
+}
 
 #[async_trait]
 pub trait Provider: Send + Sync {
@@ -260,12 +552,32 @@ pub trait Provider: Send + Sync {
         out
     }
 
-    /// Resolve a pending intent: the resource if it exists in the cloud, found by its owner tags.
+    /// Resolve a pending intent: the resource if it exists in the cloud, found by its owner tags
+    /// naming this very address.
     async fn find_by_owner(&self, req: FindRequest) -> Result<Option<ReadResource>, ProviderError>;
 
-    /// API calls made so far, for `plan -o json` statistics and `-v`.
-    fn api_calls(&self) -> ApiCalls {
-        ApiCalls::new()
+    /// The owner tags (labels) a resource at `addr` carries in this provider's cloud: the
+    /// [`Ownership`](crate::Ownership) encoded under the cloud's rules for tag names and values.
+    /// The encoding must never change for an address: it is how a crashed create is found again.
+    fn owner_tags(&self, ownership: &crate::Ownership, addr: &ResourceAddr) -> BTreeMap<String, String> {
+        ownership.tags(addr)
+    }
+
+    /// Attributes recorded under an older [`TypeSchema::version`], brought up to the current one.
+    /// The default keeps them as they are (a type whose recorded shape never changed).
+    fn upgrade(&self, req: UpgradeRequest<'_>) -> Result<Attrs, ProviderError> {
+        Ok(req.attrs)
+    }
+
+    /// The provider's calls so far, for `plan`/`apply -o json` statistics and `-v`.
+    fn stats(&self) -> CallStats {
+        CallStats::default()
+    }
+
+    /// How the provider retries: said in `-v` and in statistics (e.g. "up to 120 s per call,
+    /// back-off 0.2 s to 10 s with jitter").
+    fn retry_budget(&self) -> Option<String> {
+        None
     }
 }
 
@@ -327,6 +639,7 @@ mod tests {
             create_before_destroy: false,
             protected_by_default: false,
             batched: false,
+            version: 0,
         }
     }
 

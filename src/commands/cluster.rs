@@ -5,7 +5,9 @@ use matih_provider_kubernetes::netpol;
 use serde_json::json;
 
 use super::print_json;
-use crate::cli::{CloudArg, Format, Global, PolicyCommand};
+use matih_plans::Value;
+
+use crate::cli::{Format, Global, PolicyCommand};
 use crate::context::{self, Locked};
 use crate::exit::{Failure, code};
 
@@ -28,39 +30,36 @@ pub fn policy(g: &Global, cmd: &PolicyCommand) -> Result<i32, Failure> {
 pub async fn kubeconfig(g: &Global) -> Result<i32, Failure> {
     let spec = context::load_spec(g)?;
     let cloud = context::cloud(g, &spec)?;
-    let path = context::state_path(g, &spec, cloud);
+    let path = context::state_path(g, &spec, cloud.as_ref());
     let state = Locked::read_only(path.clone())?;
-    let (cluster_addr, exec) = match cloud {
-        #[cfg(feature = "aws")]
-        CloudArg::Eks => {
-            let eks = spec.spec.clouds.eks.as_ref().expect("context::cloud checked the section");
-            let o = context::ownership(&spec);
-            let owner = matih_provider_aws::Owner { platform: o.platform, environment: o.environment };
-            let access = matih_provider_aws::AwsProvider::new(&eks.region, owner).await.cluster_access();
-            ("eks.cluster.main", move |name: &str| {
-                use matih_provider_kubernetes::cluster::ClusterAccess as _;
-                access.exec_credential(name)
-            })
-        }
-        other => {
-            return Err(Failure::usage(format!("kubeconfig is not available for --cloud {}", other.as_str())));
-        }
+    let Some(binding) = cloud.bootstrap_binding(&spec.spec) else {
+        return Err(Failure::usage(format!(
+            "kubeconfig is not available for --cloud {}: it has no cluster",
+            cloud.name()
+        )));
     };
-    let addr: matih_plans::ResourceAddr = cluster_addr.parse().expect("static address");
-    let Some(r) = state.resources.get(&addr) else {
+    let addr = binding.cluster_addr.clone();
+    if !state.resources.contains_key(&addr) {
         return Err(Failure::user(anyhow::anyhow!(
             "no cluster recorded in {} ({addr} is not in state)",
             path.display()
         ))
         .hint("run `matih-infra apply` first; the kubeconfig is made from the cluster the tool created"));
+    }
+    // The binding names the cluster resource's attributes; state holds their values.
+    let recorded = |v: &Value| -> String {
+        let resolved = v.resolve(&mut |r| state.resources.get(&r.addr).and_then(|res| res.attrs.get(&r.attr)).cloned());
+        resolved.as_known().and_then(|j| j.as_str()).unwrap_or_default().to_string()
     };
-    let s = |k: &str| r.attrs.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-    let (name, endpoint, ca) = (s("name"), s("endpoint"), s("certificate_authority"));
+    let c = &binding.connection;
+    let (name, endpoint, ca) = (recorded(&c.name), recorded(&c.endpoint), recorded(&c.ca_data));
     if endpoint.is_empty() || ca.is_empty() {
         return Err(Failure::user(anyhow::anyhow!("the cluster {name} in state has no endpoint or CA recorded"))
             .hint("run `matih-infra refresh` to record what the cloud reports"));
     }
-    let e = exec(&name);
+    let e = cloud.exec_credential(&spec.spec, &name).ok_or_else(|| {
+        Failure::usage(format!("kubeconfig is not available for --cloud {}: it has no credential plugin", cloud.name()))
+    })?;
     let user = format!("{name}-matih");
     let doc = json!({
         "apiVersion": "v1",

@@ -34,6 +34,7 @@ pub async fn dispatch(cli: &Cli, env: &Env) -> Result<i32, Failure> {
         Command::Apply(a) => run::apply(g, a, env).await,
         Command::Destroy(a) => run::destroy(g, a, env).await,
         Command::Refresh => run::refresh(g, env).await,
+        Command::State(crate::cli::StateCommand::Import { address, id }) => run::import(g, address, id, env).await,
         Command::State(s) => state::run(g, s, env),
         Command::Output { name } => state::output(g, name.as_deref()),
         Command::Graph => run::graph(g).await,

@@ -11,19 +11,24 @@ use matih_spec::LoadedSpec;
 use matih_state::State;
 
 use super::{Env, print_json};
-use crate::cli::{ApplyArgs, CloudArg, DestroyArgs, Format, Global, GuardArgs, PlanArgs};
+use crate::cli::{ApplyArgs, DestroyArgs, Format, Global, GuardArgs, PlanArgs};
 use crate::context::{self, Locked};
 use crate::exit::{Class, Failure, code};
 use crate::render::{self, ApplyDoc, ResourceResult};
+use matih_provider_kit::Cloud;
 
 /// Everything a provider-facing command holds while it runs.
 pub(crate) struct Session {
     spec: LoadedSpec,
-    cloud: CloudArg,
+    cloud: Box<dyn Cloud>,
     providers: Providers,
     desired: DesiredGraph,
     locked: Locked,
     state: State,
+    /// The cloud's view of `state` from the last refresh (same serial and lineage): what apply
+    /// hands providers as an update's prior, so that drift is repaired, not hidden by what was
+    /// recorded before it.
+    current: Option<State>,
 }
 
 async fn open(g: &Global, env: &Env, command: &str) -> Result<Session, Failure> {
@@ -43,18 +48,30 @@ pub(crate) async fn open_with(
 ) -> Result<Session, Failure> {
     let mut spec = context::load_spec(g)?;
     let cloud = context::cloud(g, &spec)?;
-    let locked = Locked::open(context::state_path(g, &spec, cloud), g, command)?;
+    let locked = Locked::open(context::state_path(g, &spec, cloud.as_ref()), g, command)?;
     if let Some(edit) = edit {
         edit(&spec)?;
         spec = context::load_spec(g)?;
     }
-    let (providers, desired) = context::providers(&spec, cloud).await?;
+    let (providers, desired) = context::providers(&spec, cloud.as_ref()).await?;
     let mut state = locked.load()?;
+    // Attributes recorded by an older provider are brought up to date in memory; the next write
+    // records them (and their versions).
+    let upgraded = upgrade_state(&mut state, &providers)?;
+    if !upgraded.is_empty() && g.verbose > 0 {
+        env.progress.line(&format!("upgraded the recorded attributes of {} resource(s)", upgraded.len()));
+    }
     if !state.intents.is_empty() {
         env.progress.line(&format!("resolving {} interrupted create(s) from the intent journal", state.intents.len()));
-        resolve_intents(&mut state, &providers, &locked, &env.progress).await?;
+        let report = resolve_intents(&mut state, &providers, &locked, &env.progress).await?;
+        for (addr, other) in &report.shared {
+            eprintln!(
+                "warning: {addr}: the resource its interrupted create found is the one state records for {other}; \
+                 not adopted twice (the next plan creates {addr})"
+            );
+        }
     }
-    Ok(Session { spec, cloud, providers, desired, locked, state })
+    Ok(Session { spec, cloud, providers, desired, locked, state, current: None })
 }
 
 fn parse_allow(guard: &GuardArgs) -> Result<BTreeSet<ResourceAddr>, Failure> {
@@ -66,7 +83,7 @@ fn parse_allow(guard: &GuardArgs) -> Result<BTreeSet<ResourceAddr>, Failure> {
 }
 
 async fn make_plan(
-    s: &Session,
+    s: &mut Session,
     env: &Env,
     g: &Global,
     operation: Operation,
@@ -74,7 +91,19 @@ async fn make_plan(
     include_protected: bool,
 ) -> Result<Plan, Failure> {
     let allow = parse_allow(guard)?;
-    let refreshed = matih_plans::refresh(&s.state, &s.providers, 10, g.refresh.into(), &env.progress).await?;
+    // Once the platform exists, every type it should have is listed, so that resources carrying
+    // its owner tags that state does not know (orphans) show even where state has none of a type.
+    let list_types = if s.state.resources.is_empty() {
+        BTreeSet::new()
+    } else {
+        s.desired.resources.keys().map(|a| a.rtype.clone()).collect()
+    };
+    let opts = RefreshOptions { parallelism: 10, mode: g.refresh.into(), list_types };
+    let refreshed = matih_plans::refresh_with(&s.state, &s.providers, &opts, &env.progress).await?;
+    for w in &refreshed.warnings {
+        eprintln!("warning: {w}");
+    }
+    s.current = Some(refreshed.state.clone());
     let plan = matih_plans::plan(
         PlanInput {
             operation,
@@ -82,14 +111,17 @@ async fn make_plan(
             state: &refreshed.state,
             recorded_serial: s.state.serial,
             drift: refreshed.drift,
+            orphans: refreshed.orphans,
             allow_replace: &allow,
             allow_all_protected: include_protected,
-            cloud: s.cloud.as_str().to_string(),
+            cloud: s.cloud.name().to_string(),
             environment: s.spec.spec.platform.environment.clone(),
             spec_hash: s.spec.hash.clone(),
             statistics: Statistics {
                 refresh_ms: refreshed.elapsed.as_millis() as u64,
-                api_calls: refreshed.api_calls,
+                api_calls: refreshed.stats.calls,
+                retries: refreshed.stats.retries,
+                retry_budget: s.providers.retry_budgets(),
                 ..Statistics::default()
             },
         },
@@ -108,8 +140,21 @@ async fn make_plan(
         for (k, v) in &plan.statistics.api_calls {
             env.progress.line(&format!("  {k}: {v}"));
         }
+        verbose_retries(env, &plan.statistics.retries, &plan.statistics.retry_budget);
     }
     Ok(plan)
+}
+
+/// `-v`: the retries made and how each provider retries.
+fn verbose_retries(env: &Env, retries: &ApiCalls, budget: &[String]) {
+    let total: u64 = retries.values().sum();
+    env.progress.line(&format!("retries: {total}"));
+    for (k, v) in retries {
+        env.progress.line(&format!("  {k}: {v}"));
+    }
+    for b in budget {
+        env.progress.line(&format!("retry budget: {b}"));
+    }
 }
 
 fn show_plan(plan: &Plan, g: &Global, env: &Env) -> Result<(), Failure> {
@@ -127,9 +172,9 @@ fn blocked_failure(plan: &Plan) -> Failure {
 }
 
 pub async fn plan(g: &Global, a: &PlanArgs, env: &Env) -> Result<i32, Failure> {
-    let s = open(g, env, "plan").await?;
+    let mut s = open(g, env, "plan").await?;
     let op = if a.destroy { Operation::Destroy } else { Operation::Apply };
-    let plan = make_plan(&s, env, g, op, &a.guard, a.include_protected).await?;
+    let plan = make_plan(&mut s, env, g, op, &a.guard, a.include_protected).await?;
     show_plan(&plan, g, env)?;
     if let Some(out) = &a.out {
         write_plan(out, &plan)?;
@@ -193,9 +238,9 @@ pub async fn apply(g: &Global, a: &ApplyArgs, env: &Env) -> Result<i32, Failure>
     let plan = match &a.plan_file {
         Some(path) => {
             let plan = read_plan(path)?;
-            if plan.cloud != s.cloud.as_str() {
+            if plan.cloud != s.cloud.name() {
                 return Err(EngineError::StalePlan {
-                    what: format!("it is for cloud {}, not {}", plan.cloud, s.cloud.as_str()),
+                    what: format!("it is for cloud {}, not {}", plan.cloud, s.cloud.name()),
                 }
                 .into());
             }
@@ -212,7 +257,7 @@ pub async fn apply(g: &Global, a: &ApplyArgs, env: &Env) -> Result<i32, Failure>
             plan
         }
         None => {
-            let plan = make_plan(&s, env, g, Operation::Apply, &a.guard, false).await?;
+            let plan = make_plan(&mut s, env, g, Operation::Apply, &a.guard, false).await?;
             if g.format == Format::Text {
                 show_plan(&plan, g, env)?;
             }
@@ -236,8 +281,11 @@ pub async fn apply(g: &Global, a: &ApplyArgs, env: &Env) -> Result<i32, Failure>
 
 pub async fn destroy(g: &Global, a: &DestroyArgs, env: &Env) -> Result<i32, Failure> {
     require_approval(a.auto_approve, env, "destroy")?;
-    let s = open(g, env, "destroy").await?;
-    let plan = make_plan(&s, env, g, Operation::Destroy, &a.guard, a.include_protected).await?;
+    let mut s = open(g, env, "destroy").await?;
+    if a.prune_orphans {
+        return prune(s, g, a, env).await;
+    }
+    let plan = make_plan(&mut s, env, g, Operation::Destroy, &a.guard, a.include_protected).await?;
     if g.format == Format::Text {
         show_plan(&plan, g, env)?;
     }
@@ -258,6 +306,125 @@ pub async fn destroy(g: &Global, a: &DestroyArgs, env: &Env) -> Result<i32, Fail
     execute(s, plan, g, env, a.parallelism as usize).await
 }
 
+/// `destroy --prune-orphans`: deletes what the plan reports as orphans, and nothing in state.
+async fn prune(mut s: Session, g: &Global, a: &DestroyArgs, env: &Env) -> Result<i32, Failure> {
+    let plan = make_plan(&mut s, env, g, Operation::Apply, &a.guard, false).await?;
+    let orphans = plan.orphans.clone();
+    if g.format == Format::Text {
+        if orphans.is_empty() {
+            println!("No orphans: every resource carrying this platform's owner tags is in state.");
+        } else {
+            println!("matih-infra will delete {} orphan(s) ({}, {}):", orphans.len(), plan.cloud, plan.environment);
+            for o in &orphans {
+                let at = o.address.as_ref().map(|a| format!(" (tagged {a})")).unwrap_or_default();
+                println!("  - {} {}{at}", o.rtype, o.id);
+            }
+        }
+    }
+    let mut d = doc(&plan, "complete", &s.state, Vec::new());
+    d.operation = Operation::Destroy;
+    if orphans.is_empty() {
+        if g.format == Format::Json {
+            print_json(&d)?;
+        }
+        return Ok(code::OK);
+    }
+    if !a.auto_approve && !confirm("delete these orphans")? {
+        return Err(Failure::user(anyhow::anyhow!("prune cancelled; nothing was changed")));
+    }
+    let before = s.providers.stats();
+    let results = prune_orphans(&orphans, &s.providers, a.parallelism as usize, &env.progress).await;
+    d.api_calls = s.providers.stats().since(&before).calls;
+    let mut failed = 0;
+    for (o, r) in orphans.iter().zip(results) {
+        if r.is_err() {
+            failed += 1;
+        }
+        d.resources.push(ResourceResult {
+            address: orphan_addr(o).to_string(),
+            action: Action::Delete,
+            phase: "destroy",
+            result: if r.is_ok() { "done" } else { "failed" },
+            error: r.err().map(|e| e.to_string()),
+            because: None,
+        });
+    }
+    d.outcome = if failed > 0 { "failed" } else { "complete" };
+    match g.format {
+        Format::Json => print_json(&d)?,
+        Format::Text => print!("\n{}", render::apply_text(&d)),
+    }
+    if failed > 0 {
+        return Err(Failure::user(anyhow::anyhow!("{failed} orphan(s) could not be deleted"))
+            .hint("fix the cause above and run `matih-infra destroy --prune-orphans` again"));
+    }
+    Ok(code::OK)
+}
+
+/// `state import ADDR ID`: records an existing resource of the platform (an orphan the plan
+/// reports) at an address the platform spec wants and state does not have.
+pub async fn import(g: &Global, address: &str, id: &str, env: &Env) -> Result<i32, Failure> {
+    let addr: ResourceAddr = address.parse().map_err(Failure::usage)?;
+    let s = open(g, env, "state import").await?;
+    let Some(desired) = s.desired.resources.get(&addr) else {
+        return Err(Failure::usage(format!("{addr} is not an address of this platform"))
+            .hint("the plan's orphan section names the address to import each orphan at"));
+    };
+    if let Some(r) = s.state.resources.get(&addr) {
+        return Err(Failure::user(anyhow::anyhow!("{addr} is already in state (as {})", r.id))
+            .hint("an orphan that duplicates a recorded resource goes with `matih-infra destroy --prune-orphans`"));
+    }
+    if let Some(other) = holder_of(&s.state, &addr.rtype, id, &addr) {
+        return Err(Failure::user(EngineError::SharedId {
+            addr: addr.clone(),
+            other,
+            rtype: addr.rtype.clone(),
+            id: id.to_string(),
+        }));
+    }
+    let schema = s
+        .providers
+        .schema(&addr.rtype)
+        .cloned()
+        .ok_or_else(|| EngineError::NoProvider { rtype: addr.rtype.clone() })?;
+    let provider = s.providers.provider(&addr.rtype).map_err(Failure::from)?;
+    let read = provider
+        .read(ReadRequest {
+            rtype: addr.rtype.clone(),
+            items: vec![ReadItem { addr: addr.clone(), id: id.to_string(), attrs: Default::default() }],
+        })
+        .await
+        .map_err(|source| EngineError::Refresh { rtype: addr.rtype.clone(), source })?;
+    let Some(found) = read.found.get(&addr) else {
+        return Err(Failure::user(anyhow::anyhow!(
+            "{} {id} was not found among this platform's resources of that type",
+            addr.rtype
+        ))
+        .hint("it must exist and carry this platform's owner tags; `matih-infra plan` lists such orphans"));
+    };
+    let mut state = s.state;
+    let ownership = context::ownership(&s.spec);
+    state.resources.insert(
+        addr.clone(),
+        matih_state::ResourceState {
+            rtype: addr.rtype.clone(),
+            id: found.id.clone(),
+            attrs: found.attrs.clone(),
+            dependencies: desired.dependencies(),
+            owner_tags: s.providers.owner_tags(&ownership, &addr)?,
+            protected: desired.protected.unwrap_or(schema.protected_by_default),
+        },
+    );
+    s.locked.persist(&mut state)?;
+    match g.format {
+        Format::Json => {
+            print_json(&serde_json::json!({"imported": addr, "id": found.id, "state_serial": state.serial}))?
+        }
+        Format::Text => println!("Imported {addr} ({}). The next plan manages it.", found.id),
+    }
+    Ok(code::OK)
+}
+
 fn doc(plan: &Plan, outcome: &'static str, state: &State, resources: Vec<ResourceResult>) -> ApplyDoc {
     let outputs = state
         .outputs
@@ -273,6 +440,7 @@ fn doc(plan: &Plan, outcome: &'static str, state: &State, resources: Vec<Resourc
         resources,
         outputs,
         api_calls: ApiCalls::new(),
+        statistics: render::ApplyStatistics::default(),
         tenant: None,
     }
 }
@@ -281,7 +449,7 @@ fn doc(plan: &Plan, outcome: &'static str, state: &State, resources: Vec<Resourc
 /// asking: `tenant add|remove --apply`. The wanted resources' protection is lifted: the command
 /// itself names them. Changes left out are listed on stderr for a later full apply.
 pub(crate) async fn apply_targeted(
-    s: Session,
+    mut s: Session,
     g: &Global,
     env: &Env,
     wanted: &dyn Fn(&ResourceAddr) -> bool,
@@ -290,7 +458,7 @@ pub(crate) async fn apply_targeted(
 ) -> Result<i32, Failure> {
     let guard =
         GuardArgs { allow_replace: s.state.resources.keys().filter(|a| wanted(a)).map(ToString::to_string).collect() };
-    let mut plan = make_plan(&s, env, g, Operation::Apply, &guard, false).await?;
+    let mut plan = make_plan(&mut s, env, g, Operation::Apply, &guard, false).await?;
     let left = plan.target(wanted);
     plan.blocked.retain(|b| wanted(&b.address));
     if g.format == Format::Text {
@@ -323,7 +491,7 @@ async fn execute(s: Session, plan: Plan, g: &Global, env: &Env, parallelism: usi
 }
 
 async fn execute_with(
-    s: Session,
+    mut s: Session,
     plan: Plan,
     g: &Global,
     env: &Env,
@@ -331,13 +499,34 @@ async fn execute_with(
     tenant: Option<serde_json::Value>,
 ) -> Result<i32, Failure> {
     let opts = ApplyOptions { parallelism, stop: env.stop.clone(), ownership: context::ownership(&s.spec) };
-    let before = s.providers.api_calls();
+    if plan.changes.iter().any(|c| c.action == Action::Update) {
+        // Updates start from what the cloud has now (a saved plan's refresh is older: read again).
+        let current = match s.current.take() {
+            Some(c) => c,
+            None => matih_plans::refresh(&s.state, &s.providers, 10, g.refresh.into(), &env.progress).await?.state,
+        };
+        for (addr, r) in s.state.resources.iter_mut() {
+            if let Some(now) = current.resources.get(addr) {
+                r.id.clone_from(&now.id);
+                r.attrs.clone_from(&now.attrs);
+            }
+        }
+    }
+    let before = s.providers.stats();
     let report = matih_plans::apply(&plan, s.state, &s.providers, &s.locked, &opts, &env.progress).await?;
-    let api_calls = calls_since(&before, s.providers.api_calls());
+    let stats = s.providers.stats().since(&before);
+    let budget = s.providers.retry_budgets();
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
     if g.verbose > 0 {
-        env.progress.line(&format!("apply: {} API call(s)", api_calls.values().sum::<u64>()));
-        for (k, v) in &api_calls {
+        env.progress.line(&format!("apply: {} API call(s)", stats.total_calls()));
+        for (k, v) in &stats.calls {
             env.progress.line(&format!("  {k}: {v}"));
+        }
+        verbose_retries(env, &stats.retries, &budget);
+        for (k, v) in &stats.reconciled {
+            env.progress.line(&format!("reconciled (found after a lost answer, not created twice): {k}: {v}"));
         }
     }
     let interrupted = env.stop.load(Ordering::SeqCst) && !report.is_complete();
@@ -367,7 +556,13 @@ async fn execute_with(
         "complete"
     };
     let mut d = doc(&plan, outcome, &report.state, resources);
-    d.api_calls = api_calls;
+    d.api_calls = stats.calls;
+    d.statistics = render::ApplyStatistics {
+        retries: stats.retries,
+        reconciled: stats.reconciled,
+        retry_budget: budget,
+        warnings: report.warnings.clone(),
+    };
     d.tenant = tenant;
     match g.format {
         Format::Json => print_json(&d)?,
@@ -400,13 +595,17 @@ async fn execute_with(
 pub async fn refresh(g: &Global, env: &Env) -> Result<i32, Failure> {
     let s = open(g, env, "refresh").await?;
     let mut refreshed = matih_plans::refresh(&s.state, &s.providers, 10, g.refresh.into(), &env.progress).await?;
+    for w in &refreshed.warnings {
+        eprintln!("warning: {w}");
+    }
     s.locked.persist(&mut refreshed.state)?;
     match g.format {
         Format::Json => print_json(&serde_json::json!({
             "state_serial": refreshed.state.serial,
             "resources": refreshed.state.resources.len(),
             "drift": refreshed.drift,
-            "api_calls": refreshed.api_calls,
+            "api_calls": refreshed.stats.calls,
+            "retries": refreshed.stats.retries,
         }))?,
         Format::Text => {
             for d in &refreshed.drift {
@@ -437,7 +636,7 @@ pub async fn refresh(g: &Global, env: &Env) -> Result<i32, Failure> {
 pub async fn graph(g: &Global) -> Result<i32, Failure> {
     let spec = context::load_spec(g)?;
     let cloud = context::cloud(g, &spec)?;
-    let (_, desired) = context::providers(&spec, cloud).await?;
+    let desired = context::desired(&spec, cloud.as_ref())?;
     let mut out = String::from("digraph matih {\n  rankdir = \"BT\";\n");
     for (addr, d) in &desired.resources {
         out.push_str(&format!("  {:?};\n", addr.to_string()));

@@ -16,7 +16,7 @@ fn path(g: &Global) -> Result<PathBuf, Failure> {
     }
     let spec = context::load_spec(g)?;
     let cloud = context::cloud(g, &spec)?;
-    Ok(context::state_path(g, &spec, cloud))
+    Ok(context::state_path(g, &spec, cloud.as_ref()))
 }
 
 fn addr(s: &str) -> Result<ResourceAddr, Failure> {
@@ -68,6 +68,7 @@ pub fn run(g: &Global, cmd: &StateCommand, _env: &Env) -> Result<i32, Failure> {
                 }
             }
         }
+        StateCommand::Import { .. } => unreachable!("dispatched to run::import: it talks to the cloud"),
         StateCommand::Rm { addresses } => {
             let addrs = addresses.iter().map(|s| addr(s)).collect::<Result<Vec<_>, _>>()?;
             let locked = Locked::open(path, g, "state rm")?;

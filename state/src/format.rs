@@ -1,6 +1,18 @@
 //! The versioned on-disk layout of a state file: [`encode`] and [`decode`].
 //!
-//! # Version 2 (current, written by this crate)
+//! # Version 3 (current, written by this crate)
+//!
+//! Version 2 (below) with one more top-level key after `outputs`:
+//!
+//! ```json
+//!   "schema_versions": { "eks.vpc": 1 }
+//! ```
+//!
+//! the attribute schema version each resource type was recorded with, for the types whose
+//! provider is past version 0 (see `State::schema_versions`). Reading a version 2 file gives
+//! every type version 0.
+//!
+//! # Version 2 (read, never written)
 //!
 //! Pretty-printed JSON with a fixed key order, so that equal states give equal bytes and a
 //! `diff` of two state files is readable:
@@ -117,7 +129,7 @@ use crate::error::{CorruptKind, StateError};
 use crate::model::{Attrs, Deposed, Intent, Output, ResourceState, State};
 
 /// The format version [`encode`] writes and the newest one [`decode`] reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The oldest format version [`decode`] can upgrade.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
@@ -227,6 +239,9 @@ pub(crate) fn encode_into(state: &State, threads: usize, parts: &mut Vec<Vec<u8>
     DeposedOut(&state.deposed).serialize(&mut level1(&mut *tail)).expect(ENCODE);
     tail.extend_from_slice(b",\n  \"outputs\": ");
     OutputsOut(&state.outputs).serialize(&mut level1(&mut *tail)).expect(ENCODE);
+    tail.extend_from_slice(b",\n  \"schema_versions\": ");
+    let versions: BTreeMap<String, u32> = state.schema_versions.iter().map(|(t, v)| (t.to_string(), *v)).collect();
+    versions.serialize(&mut level1(&mut *tail)).expect(ENCODE);
     tail.extend_from_slice(b"\n}\n");
 }
 
@@ -255,7 +270,7 @@ fn decode_inner(mut input: Input<'_>, path: &Path) -> Result<State, StateError> 
     };
     let header = read_header(bytes, path)?;
     match header.format_version {
-        Some(2) => {
+        Some(2 | 3) => {
             // Decoding is a third of a load-and-save; big files are split across threads.
             let threads = parallelism(bytes.len() / BYTES_PER_RESOURCE_ESTIMATE);
             if threads > 1 {
@@ -569,6 +584,9 @@ struct FileV2<'a> {
     intents: Vec<IntentV2<'a>>,
     deposed: ResourceList,
     outputs: BTreeMap<String, OutputV2>,
+    /// Version 3 only (a version 2 file has none; the header probe tells the versions apart).
+    #[serde(default)]
+    schema_versions: BTreeMap<String, u32>,
 }
 
 #[derive(Deserialize)]
@@ -608,7 +626,31 @@ struct OutputV2 {
 fn decode_v2(bytes: &[u8], path: &Path) -> Result<State, StateError> {
     let file: FileV2 = serde_json::from_slice(bytes).map_err(|e| corrupt(path, bytes, e))?;
     let resources = file.resources.checked(path)?;
-    assemble_v2(path, file.serial, file.lineage, vec![resources], file.intents, file.deposed, file.outputs)
+    let mut state =
+        assemble_v2(path, file.serial, file.lineage, vec![resources], file.intents, file.deposed, file.outputs)?;
+    state.schema_versions = schema_versions(path, file.schema_versions)?;
+    Ok(state)
+}
+
+/// The `schema_versions` object as the model's map; a key that is not a resource type is corrupt.
+pub(crate) fn schema_versions(
+    path: &Path,
+    raw: BTreeMap<String, u32>,
+) -> Result<BTreeMap<ResourceType, u32>, StateError> {
+    raw.into_iter()
+        .map(|(t, v)| {
+            t.parse::<ResourceType>().map(|rt| (rt, v)).map_err(|_| StateError::Corrupt {
+                path: path.to_path_buf(),
+                kind: CorruptKind::Invalid,
+                line: 0,
+                column: 0,
+                backup: None,
+                source: <serde_json::Error as de::Error>::custom(format!(
+                    "schema_versions: `{t}` is not a resource type"
+                )),
+            })
+        })
+        .collect()
 }
 
 /// Builds the state from the parts of a version 2 file; `resources` may come in several
@@ -654,6 +696,7 @@ fn assemble_v2(
         intents,
         deposed,
         outputs: outputs.into_iter().map(|(k, o)| (k, o.into_model())).collect(),
+        schema_versions: BTreeMap::new(),
     })
 }
 
@@ -785,6 +828,7 @@ fn decode_v1(bytes: &[u8], path: &Path) -> Result<State, StateError> {
         resources,
         intents: BTreeMap::new(),
         deposed: Vec::new(),
+        schema_versions: BTreeMap::new(),
         outputs: file.outputs.into_iter().map(|(k, o)| (k, o.into_model())).collect(),
     })
 }

@@ -26,6 +26,9 @@ pub struct State {
     /// plan deletes them.
     pub deposed: Vec<Deposed>,
     pub outputs: BTreeMap<String, Output>,
+    /// The attribute schema version each resource type was recorded with, for types whose
+    /// provider has moved past version 0. A missing type is version 0.
+    pub schema_versions: BTreeMap<ResourceType, u32>,
 }
 
 impl State {
@@ -38,6 +41,7 @@ impl State {
             intents: BTreeMap::new(),
             deposed: Vec::new(),
             outputs: BTreeMap::new(),
+            schema_versions: BTreeMap::new(),
         }
     }
 }

@@ -51,7 +51,17 @@ fn layout_is_the_documented_pretty_json() {
     let top: Vec<&str> = doc.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
         top,
-        ["format_version", "tool_version", "serial", "lineage", "resources", "intents", "deposed", "outputs"]
+        [
+            "format_version",
+            "tool_version",
+            "serial",
+            "lineage",
+            "resources",
+            "intents",
+            "deposed",
+            "outputs",
+            "schema_versions"
+        ]
     );
     assert_eq!(doc["format_version"], json!(FORMAT_VERSION));
     assert_eq!(doc["tool_version"], json!(TOOL_VERSION));
@@ -121,10 +131,10 @@ fn upgrades_version_1() {
     assert_eq!(pool.dependencies.len(), 2);
     assert!(state.outputs["admin_token"].sensitive);
 
-    // The next save writes version 2, which reads back as the same state.
-    let v2 = format::encode(&state);
-    assert_eq!(serde_json::from_slice::<Value>(&v2).unwrap()["format_version"], json!(2));
-    assert_eq!(decode(&v2).unwrap(), state);
+    // The next save writes the current version, which reads back as the same state.
+    let now = format::encode(&state);
+    assert_eq!(serde_json::from_slice::<Value>(&now).unwrap()["format_version"], json!(FORMAT_VERSION));
+    assert_eq!(decode(&now).unwrap(), state);
 }
 
 #[test]
@@ -196,9 +206,9 @@ fn refuses_a_file_that_is_json_but_not_state() {
 
 #[test]
 fn refuses_a_newer_format_naming_the_version_that_wrote_it() {
-    let bytes = br#"{"format_version": 3, "tool_version": "0.9.0", "serial": 1, "lineage": "x", "something_new": []}"#;
+    let bytes = br#"{"format_version": 4, "tool_version": "0.9.0", "serial": 1, "lineage": "x", "something_new": []}"#;
     match decode(bytes) {
-        Err(e @ StateError::NewerFormat { found: 3, supported: FORMAT_VERSION, .. }) => {
+        Err(e @ StateError::NewerFormat { found: 4, supported: FORMAT_VERSION, .. }) => {
             let msg = e.to_string();
             assert!(msg.contains("written by a newer matih-infra (0.9.0)"), "{msg}");
             assert!(e.hint().unwrap().contains("0.9.0 or later"));
@@ -283,4 +293,27 @@ fn header_is_read_without_the_rest() {
     assert_eq!(h.tool_version.as_deref(), Some(TOOL_VERSION));
     assert_eq!(h.serial, Some(state.serial));
     assert_eq!(h.lineage.as_deref(), Some(state.lineage.as_str()));
+}
+
+#[test]
+fn reads_version_2_with_every_schema_at_version_0_and_keeps_recorded_versions() {
+    let mut state = common::sample_state();
+    state.schema_versions.insert("eks.vpc".parse().unwrap(), 2);
+    let now = format::encode(&state);
+    let doc: Value = serde_json::from_slice(&now).unwrap();
+    assert_eq!(doc["schema_versions"], json!({"eks.vpc": 2}));
+    assert_eq!(decode(&now).unwrap(), state);
+
+    // The same file as version 2 wrote it: no `schema_versions`.
+    let mut v2 = doc.clone();
+    v2["format_version"] = json!(2);
+    v2.as_object_mut().unwrap().remove("schema_versions");
+    let back = decode(&serde_json::to_vec_pretty(&v2).unwrap()).unwrap();
+    assert!(back.schema_versions.is_empty());
+    assert_eq!(back.resources, state.resources);
+
+    // A key that is no resource type is refused, not dropped.
+    let mut bad = doc;
+    bad["schema_versions"] = json!({"not a type": 1});
+    assert!(matches!(decode(&serde_json::to_vec_pretty(&bad).unwrap()), Err(StateError::Corrupt { .. })));
 }

@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use matih_state::format;
+use matih_state::format::{self, FORMAT_VERSION};
 use matih_state::{LocalStore, LockInfo, LockOptions, State, StateError};
 
 fn opts(timeout: Duration) -> LockOptions {
@@ -242,8 +242,12 @@ fn refuses_a_newer_format() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = saved_twice(dir.path());
     let text = String::from_utf8(fs::read(store.path()).unwrap()).unwrap();
-    fs::write(store.path(), text.replacen("\"format_version\": 2", "\"format_version\": 3", 1)).unwrap();
-    assert_refusal_changes_nothing(&store, |e| assert!(matches!(e, StateError::NewerFormat { found: 3, .. }), "{e:?}"));
+    let current = format!("\"format_version\": {FORMAT_VERSION}");
+    let newer = format!("\"format_version\": {}", FORMAT_VERSION + 1);
+    fs::write(store.path(), text.replacen(&current, &newer, 1)).unwrap();
+    assert_refusal_changes_nothing(&store, |e| {
+        assert!(matches!(e, StateError::NewerFormat { found, .. } if found == FORMAT_VERSION + 1), "{e:?}")
+    });
 }
 
 #[test]

@@ -12,28 +12,41 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SignatureLocation, 
 use aws_sigv4::sign::v4;
 use base64::Engine as _;
 use matih_plans::ProviderError;
-use matih_provider_kubernetes::cluster::{ClusterAccess, ClusterInfo, ExecCredential, Secret};
+use matih_provider_kit::{ClusterAccess, ClusterInfo, ExecCredential, RetryPolicy, Secret, not_found_none};
 use serde_json::json;
 
 use crate::Clients;
-use crate::error::{api, code};
 
 /// How long a pre-signed token URL is valid; EKS accepts it for 15 minutes after signing
 /// regardless, and rejects longer expiries.
 const TOKEN_EXPIRY: Duration = Duration::from_secs(60);
 
 pub struct EksAccess {
-    clients: Clients,
+    ctx: crate::Ctx,
 }
 
 impl EksAccess {
     pub fn new(clients: Clients) -> Self {
-        EksAccess { clients }
+        // The bootstrap's calls are reads; the owner is not needed for them.
+        let owner = matih_plans::Ownership { platform: String::new(), environment: String::new() };
+        EksAccess { ctx: crate::Ctx { c: clients, owner, retry: RetryPolicy::default() } }
     }
 }
 
 fn other(message: String) -> ProviderError {
-    ProviderError::Other { message, source: None }
+    ProviderError::other(message)
+}
+
+/// `aws eks get-token` for a kubeconfig: the AWS CLI mints the same token for the user.
+pub fn exec_credential(region: &str, cluster: &str) -> ExecCredential {
+    ExecCredential {
+        command: "aws".into(),
+        args: ["--region", region, "eks", "get-token", "--cluster-name", cluster, "--output", "json"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        install_hint: "the AWS CLI v2 and credentials for the account".into(),
+    }
 }
 
 /// The token for `cluster`, signed with `creds` for STS in `region` at `now`.
@@ -78,11 +91,9 @@ pub fn presigned_token(
 #[async_trait]
 impl ClusterAccess for EksAccess {
     async fn describe(&self, name: &str) -> Result<Option<ClusterInfo>, ProviderError> {
-        let c = match self.clients.eks.describe_cluster().name(name).send().await {
-            Ok(r) => r.cluster().cloned(),
-            Err(e) if code(&e) == Some("ResourceNotFoundException") => None,
-            Err(e) => return Err(api("eks", "DescribeCluster", e)),
-        };
+        let ctx = &self.ctx;
+        let r = ctx.read("eks", "DescribeCluster", || ctx.c.eks.describe_cluster().name(name).send()).await;
+        let c = not_found_none(r)?.and_then(|r| r.cluster().cloned());
         Ok(c.map(|c| ClusterInfo {
             endpoint: c.endpoint().unwrap_or_default().to_string(),
             ca_data: c.certificate_authority().and_then(|ca| ca.data()).unwrap_or_default().to_string(),
@@ -93,25 +104,14 @@ impl ClusterAccess for EksAccess {
 
     async fn token(&self, name: &str) -> Result<Secret, ProviderError> {
         use aws_credential_types::provider::ProvideCredentials as _;
-        let provider = self.clients.credentials.as_ref().ok_or_else(|| {
+        let provider = self.ctx.c.credentials.as_ref().ok_or_else(|| {
             other("no AWS credentials configured (the SDK's default chain found none) to sign an EKS token".into())
         })?;
         let creds = provider.provide_credentials().await.map_err(|e| ProviderError::Other {
             message: format!("AWS credentials for an EKS token: {e}"),
-            source: Some(Box::new(e)),
+            source: Some(std::sync::Arc::new(e)),
         })?;
-        presigned_token(&creds, &self.clients.region, name, SystemTime::now())
-    }
-
-    fn exec_credential(&self, name: &str) -> ExecCredential {
-        ExecCredential {
-            command: "aws".into(),
-            args: ["--region", &self.clients.region, "eks", "get-token", "--cluster-name", name, "--output", "json"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            install_hint: "the AWS CLI v2 and credentials for the account".into(),
-        }
+        presigned_token(&creds, &self.ctx.c.region, name, SystemTime::now())
     }
 }
 

@@ -1,11 +1,14 @@
 //! EC2 resources: the VPC for the Amazon VPC CNI, its subnets, internet gateway, NAT gateways and
 //! their Elastic IPs, route tables, the cluster security group, and the ingress Elastic IPs.
 //!
-//! Reads are one paginated `Describe*` per type, filtered by the platform's owner tags. Route
-//! table association lives in the subnet (attribute `route_table_id`), routes in the route table,
-//! rules in the security group: none of those has tags of its own to be found by.
+//! Reads are one paginated `Describe*` per type, filtered by the platform's owner tags (the kit
+//! checks the tags again: emulators ignore some filters). Every create puts the owner tags on in
+//! the create call itself (`TagSpecifications`), so a create whose answer was lost is found
+//! again; every step after it is safe to repeat on what exists. Route table association lives in
+//! the subnet (attribute `route_table_id`), routes in the route table, rules in the security
+//! group: none of those has tags of its own to be found by.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,15 +16,18 @@ use aws_sdk_ec2::types::{
     AttributeBooleanValue, DomainType, Filter, IpPermission, IpRange, NatGatewayState, ResourceType as Ec2Type, Tag,
     TagSpecification, VpcAttributeName,
 };
-use matih_plans::wait::{WaitPolicy, WaitStep, wait_until};
+use matih_plans::wait::WaitPolicy;
 use matih_plans::*;
+use matih_provider_kit::owner::{TAG_ENVIRONMENT, TAG_PLATFORM};
+use matih_provider_kit::wait::{Observed, Until, until};
+use matih_provider_kit::{Found, Kind, Listing, already_ok, gone_ok, schema};
 use matih_state::Attrs;
 use serde_json::{Value as Json, json};
 
-use crate::error::{api, code, deleted, missing};
+use crate::error::missing;
 use crate::kind::*;
 
-pub fn kinds() -> Vec<Box<dyn Kind>> {
+pub fn kinds() -> Vec<Box<dyn Kind<Ctx>>> {
     vec![
         Box::new(Vpc),
         Box::new(Subnet),
@@ -41,21 +47,19 @@ fn tag_spec(rt: Ec2Type, tags: Vec<(String, String)>) -> TagSpecification {
 }
 
 /// Filters that select this platform's resources.
-fn owner_filters(o: &Owner) -> Vec<Filter> {
+fn owner_filters(o: &Ownership) -> Vec<Filter> {
     vec![
         Filter::builder().name(format!("tag:{TAG_PLATFORM}")).values(&o.platform).build(),
         Filter::builder().name(format!("tag:{TAG_ENVIRONMENT}")).values(&o.environment).build(),
     ]
 }
 
-/// Filters for the resource an intent was about to create (for `find_by_owner`): the platform's
-/// owner tags and the deterministic `Name`. Not `matih:address`: EC2 filter values are wildcard
-/// patterns, and addresses like `eks.eip.nat["us-east-1a"]` carry pattern characters, while names
-/// are plain `[a-z0-9-]`.
-fn find_filters(ctx: &Ctx<'_>, req: &FindRequest) -> Vec<Filter> {
-    let mut f = owner_filters(ctx.owner);
-    f.push(Filter::builder().name("tag:Name").values(&req.name).build());
-    f
+/// Filters for the resource an intent was about to create: its deterministic `Name`, whoever
+/// owns it (the kit adopts only what carries this address's owner tags, and names the owner of
+/// anything else). Not `matih:address`: EC2 filter values are wildcard patterns, and addresses
+/// like `eks.eip.nat["us-east-1a"]` carry pattern characters, while names are plain `[a-z0-9-]`.
+fn name_filter(req: &FindRequest) -> Vec<Filter> {
+    vec![Filter::builder().name("tag:Name").values(&req.name).build()]
 }
 
 fn pairs(tags: &[Tag]) -> impl Iterator<Item = (&str, &str)> {
@@ -70,8 +74,12 @@ fn extra_tags(req: &ApplyRequest) -> BTreeMap<String, String> {
     Cfg::of(req).str_map("tags")
 }
 
+fn by_id(id: &str, name: &str) -> Vec<Filter> {
+    vec![Filter::builder().name(name).values(id).build()]
+}
+
 /// Replaces the user tags of `id` with the configured ones (owner tags and Name stay).
-async fn sync_tags(ctx: &Ctx<'_>, id: &str, prior: &Attrs, req: &ApplyRequest) -> Result<(), ProviderError> {
+async fn sync_tags(ctx: &Ctx, id: &str, prior: &Attrs, req: &ApplyRequest) -> Result<(), ProviderError> {
     let want = extra_tags(req);
     let had: BTreeMap<String, String> = prior
         .get("tags")
@@ -80,14 +88,8 @@ async fn sync_tags(ctx: &Ctx<'_>, id: &str, prior: &Attrs, req: &ApplyRequest) -
         .unwrap_or_default();
     let gone: Vec<Tag> = had.keys().filter(|k| !want.contains_key(*k)).map(|k| Tag::builder().key(k).build()).collect();
     if !gone.is_empty() {
-        ctx.c
-            .ec2
-            .delete_tags()
-            .resources(id)
-            .set_tags(Some(gone))
-            .send()
-            .await
-            .map_err(|e| api("ec2", "DeleteTags", e))?;
+        ctx.write("ec2", "DeleteTags", || ctx.c.ec2.delete_tags().resources(id).set_tags(Some(gone.clone())).send())
+            .await?;
     }
     let set: Vec<Tag> = want
         .iter()
@@ -95,14 +97,8 @@ async fn sync_tags(ctx: &Ctx<'_>, id: &str, prior: &Attrs, req: &ApplyRequest) -
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect();
     if !set.is_empty() {
-        ctx.c
-            .ec2
-            .create_tags()
-            .resources(id)
-            .set_tags(Some(set))
-            .send()
-            .await
-            .map_err(|e| api("ec2", "CreateTags", e))?;
+        ctx.write("ec2", "CreateTags", || ctx.c.ec2.create_tags().resources(id).set_tags(Some(set.clone())).send())
+            .await?;
     }
     Ok(())
 }
@@ -113,48 +109,43 @@ async fn sync_tags(ctx: &Ctx<'_>, id: &str, prior: &Attrs, req: &ApplyRequest) -
 struct Vpc;
 
 impl Vpc {
-    async fn describe(ctx: &Ctx<'_>, filters: Vec<Filter>) -> Result<Vec<(String, Attrs)>, ProviderError> {
+    async fn describe(ctx: &Ctx, filters: Vec<Filter>) -> Result<Vec<Found>, ProviderError> {
         let vpcs = ctx
-            .c
-            .ec2
-            .describe_vpcs()
-            .set_filters(Some(filters))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| api("ec2", "DescribeVpcs", e))?;
+            .read("ec2", "DescribeVpcs", || {
+                ctx.c
+                    .ec2
+                    .describe_vpcs()
+                    .set_filters(Some(filters.clone()))
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .try_collect()
+            })
+            .await?;
         let mut out = Vec::with_capacity(vpcs.len());
         for v in vpcs {
             let id = v.vpc_id().unwrap_or_default().to_string();
             // DNS settings are not part of DescribeVpcs: one look per VPC (a platform has one).
             let support = Self::attribute(ctx, &id, VpcAttributeName::EnableDnsSupport).await?;
             let hostnames = Self::attribute(ctx, &id, VpcAttributeName::EnableDnsHostnames).await?;
-            out.push((
-                id.clone(),
-                attrs([
-                    ("id", json!(id)),
-                    ("cidr", json!(v.cidr_block())),
-                    ("enable_dns_support", json!(support)),
-                    ("enable_dns_hostnames", json!(hostnames)),
-                    ("tags", user_tags(pairs(v.tags()))),
-                ]),
-            ));
+            let attrs = attrs([
+                ("id", json!(id)),
+                ("cidr", json!(v.cidr_block())),
+                ("enable_dns_support", json!(support)),
+                ("enable_dns_hostnames", json!(hostnames)),
+                ("tags", user_tags(pairs(v.tags()))),
+            ]);
+            out.push(Found::new(id, attrs, tag_map(pairs(v.tags()))));
         }
         Ok(out)
     }
 
-    async fn attribute(ctx: &Ctx<'_>, id: &str, name: VpcAttributeName) -> Result<bool, ProviderError> {
+    async fn attribute(ctx: &Ctx, id: &str, name: VpcAttributeName) -> Result<bool, ProviderError> {
         let r = ctx
-            .c
-            .ec2
-            .describe_vpc_attribute()
-            .vpc_id(id)
-            .attribute(name.clone())
-            .send()
-            .await
-            .map_err(|e| api("ec2", "DescribeVpcAttribute", e))?;
+            .read("ec2", "DescribeVpcAttribute", || {
+                ctx.c.ec2.describe_vpc_attribute().vpc_id(id).attribute(name.clone()).send()
+            })
+            .await?;
         let v = match name {
             VpcAttributeName::EnableDnsSupport => r.enable_dns_support().and_then(|a| a.value()),
             _ => r.enable_dns_hostnames().and_then(|a| a.value()),
@@ -162,63 +153,50 @@ impl Vpc {
         Ok(v.unwrap_or(false))
     }
 
-    async fn set_dns(ctx: &Ctx<'_>, id: &str, cfg: &Cfg<'_>) -> Result<(), ProviderError> {
-        // One attribute per call, as the API requires.
-        ctx.c
-            .ec2
-            .modify_vpc_attribute()
-            .vpc_id(id)
-            .enable_dns_support(boolean(cfg.bool("enable_dns_support")?))
-            .send()
-            .await
-            .map_err(|e| api("ec2", "ModifyVpcAttribute", e))?;
-        ctx.c
-            .ec2
-            .modify_vpc_attribute()
-            .vpc_id(id)
-            .enable_dns_hostnames(boolean(cfg.bool("enable_dns_hostnames")?))
-            .send()
-            .await
-            .map_err(|e| api("ec2", "ModifyVpcAttribute", e))?;
+    /// Sets both DNS attributes (one per call, as the API requires). Both are sent every time:
+    /// an update's prior is what state recorded, not what the VPC has now.
+    async fn set_dns(ctx: &Ctx, id: &str, cfg: &Cfg<'_>) -> Result<(), ProviderError> {
+        let support = cfg.bool("enable_dns_support")?;
+        ctx.write("ec2", "ModifyVpcAttribute", || {
+            ctx.c.ec2.modify_vpc_attribute().vpc_id(id).enable_dns_support(boolean(support)).send()
+        })
+        .await?;
+        let hostnames = cfg.bool("enable_dns_hostnames")?;
+        ctx.write("ec2", "ModifyVpcAttribute", || {
+            ctx.c.ec2.modify_vpc_attribute().vpc_id(id).enable_dns_hostnames(boolean(hostnames)).send()
+        })
+        .await?;
         Ok(())
     }
 
-    async fn one(ctx: &Ctx<'_>, id: &str) -> Result<ApplyResponse, ProviderError> {
-        let f = vec![Filter::builder().name("vpc-id").values(id).build()];
-        the_one(Self::describe(ctx, f).await?, "ec2", "DescribeVpcs", "VPC")
+    async fn one(ctx: &Ctx, id: &str) -> Result<ApplyResponse, ProviderError> {
+        the_one(Self::describe(ctx, by_id(id, "vpc-id")).await?, "ec2", "DescribeVpcs", "VPC")
     }
 }
 
 #[async_trait]
-impl Kind for Vpc {
+impl Kind<Ctx> for Vpc {
     fn schema(&self) -> TypeSchema {
-        schema(
-            "eks",
-            "vpc",
-            &[("cidr", 'f'), ("enable_dns_support", 'u'), ("enable_dns_hostnames", 'u'), ("tags", 'u'), ("id", 'c')],
-            true,
-        )
+        schema("eks", "vpc")
+            .force_new(&["cidr"])
+            .updatable(&["enable_dns_support", "enable_dns_hostnames", "tags"])
+            .computed(&["id"])
+            .protected()
+            .build()
     }
 
-    async fn read(
-        &self,
-        ctx: &Ctx<'_>,
-        items: &[ReadItem],
-    ) -> Result<BTreeMap<ResourceAddr, ReadResource>, ProviderError> {
-        Ok(by_id(items, Self::describe(ctx, owner_filters(ctx.owner)).await?))
+    async fn read(&self, ctx: &Ctx, _items: &[ReadItem]) -> Result<Listing, ProviderError> {
+        Ok(Listing::Owned(Self::describe(ctx, owner_filters(&ctx.owner)).await?))
     }
 
-    async fn create(&self, ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+    async fn create(&self, ctx: &Ctx, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
         let cfg = Cfg::of(req);
+        let (cidr, tags) = (cfg.str("cidr")?, tag_spec(Ec2Type::Vpc, tags_for(req, &extra_tags(req))));
         let r = ctx
-            .c
-            .ec2
-            .create_vpc()
-            .cidr_block(cfg.str("cidr")?)
-            .tag_specifications(tag_spec(Ec2Type::Vpc, tags_for(req, &extra_tags(req))))
-            .send()
-            .await
-            .map_err(|e| api("ec2", "CreateVpc", e))?;
+            .create("ec2", "CreateVpc", || {
+                ctx.c.ec2.create_vpc().cidr_block(cidr).tag_specifications(tags.clone()).send()
+            })
+            .await?;
         let id = r.vpc().and_then(|v| v.vpc_id()).ok_or_else(|| missing("ec2", "CreateVpc", "VpcId"))?.to_string();
         Self::set_dns(ctx, &id, &cfg).await?;
         Self::one(ctx, &id).await
@@ -226,7 +204,7 @@ impl Kind for Vpc {
 
     async fn update(
         &self,
-        ctx: &Ctx<'_>,
+        ctx: &Ctx,
         prior: &ReadResource,
         req: &ApplyRequest,
     ) -> Result<ApplyResponse, ProviderError> {
@@ -235,12 +213,12 @@ impl Kind for Vpc {
         Self::one(ctx, &prior.id).await
     }
 
-    async fn delete(&self, ctx: &Ctx<'_>, req: &DeleteRequest) -> Result<(), ProviderError> {
-        deleted(ctx.c.ec2.delete_vpc().vpc_id(&req.id).send().await, &["InvalidVpcID.NotFound"], "ec2", "DeleteVpc")
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest) -> Result<(), ProviderError> {
+        gone_ok(ctx.write("ec2", "DeleteVpc", || ctx.c.ec2.delete_vpc().vpc_id(&req.id).send()).await)
     }
 
-    async fn find(&self, ctx: &Ctx<'_>, req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
-        Ok(first(Self::describe(ctx, find_filters(ctx, req)).await?))
+    async fn find(&self, ctx: &Ctx, req: &FindRequest) -> Result<Vec<Found>, ProviderError> {
+        Self::describe(ctx, name_filter(req)).await
     }
 }
 
@@ -250,34 +228,37 @@ impl Kind for Vpc {
 struct Subnet;
 
 impl Subnet {
-    async fn describe(ctx: &Ctx<'_>, filters: Vec<Filter>) -> Result<Vec<(String, Attrs)>, ProviderError> {
+    async fn describe(ctx: &Ctx, filters: Vec<Filter>) -> Result<Vec<Found>, ProviderError> {
         let subnets = ctx
-            .c
-            .ec2
-            .describe_subnets()
-            .set_filters(Some(filters))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| api("ec2", "DescribeSubnets", e))?;
+            .read("ec2", "DescribeSubnets", || {
+                ctx.c
+                    .ec2
+                    .describe_subnets()
+                    .set_filters(Some(filters.clone()))
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .try_collect()
+            })
+            .await?;
         if subnets.is_empty() {
             return Ok(Vec::new());
         }
-        // Explicit associations of all of them, in one call.
-        let ids: Vec<String> = subnets.iter().filter_map(|s| s.subnet_id().map(str::to_string)).collect();
+        // The associations of all of them: every route table of their VPCs, in one call.
+        let vpcs: BTreeSet<String> = subnets.iter().filter_map(|s| s.vpc_id().map(str::to_string)).collect();
+        let vpc_filter = vec![Filter::builder().name("vpc-id").set_values(Some(vpcs.into_iter().collect())).build()];
         let tables = ctx
-            .c
-            .ec2
-            .describe_route_tables()
-            .filters(Filter::builder().name("association.subnet-id").set_values(Some(ids)).build())
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| api("ec2", "DescribeRouteTables", e))?;
+            .read("ec2", "DescribeRouteTables", || {
+                ctx.c
+                    .ec2
+                    .describe_route_tables()
+                    .set_filters(Some(vpc_filter.clone()))
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .try_collect()
+            })
+            .await?;
         let mut assoc: BTreeMap<String, (String, String)> = BTreeMap::new();
         for t in &tables {
             for a in t.associations() {
@@ -292,172 +273,137 @@ impl Subnet {
                 let id = s.subnet_id().unwrap_or_default().to_string();
                 let (rt, assoc_id) =
                     assoc.get(&id).cloned().map(|(r, a)| (json!(r), json!(a))).unwrap_or((Json::Null, Json::Null));
-                (
-                    id.clone(),
-                    attrs([
-                        ("id", json!(id)),
-                        ("vpc_id", json!(s.vpc_id())),
-                        ("cidr", json!(s.cidr_block())),
-                        ("availability_zone", json!(s.availability_zone())),
-                        ("map_public_ip_on_launch", json!(s.map_public_ip_on_launch().unwrap_or(false))),
-                        ("route_table_id", rt),
-                        ("association_id", assoc_id),
-                        ("tags", user_tags(pairs(s.tags()))),
-                    ]),
-                )
+                let attrs = attrs([
+                    ("id", json!(id)),
+                    ("vpc_id", json!(s.vpc_id())),
+                    ("cidr", json!(s.cidr_block())),
+                    ("availability_zone", json!(s.availability_zone())),
+                    ("map_public_ip_on_launch", json!(s.map_public_ip_on_launch().unwrap_or(false))),
+                    ("route_table_id", rt),
+                    ("association_id", assoc_id),
+                    ("tags", user_tags(pairs(s.tags()))),
+                ]);
+                Found::new(id, attrs, tag_map(pairs(s.tags())))
             })
             .collect())
     }
 
-    async fn one(ctx: &Ctx<'_>, id: &str) -> Result<ApplyResponse, ProviderError> {
-        let f = vec![Filter::builder().name("subnet-id").values(id).build()];
-        the_one(Self::describe(ctx, f).await?, "ec2", "DescribeSubnets", "subnet")
+    async fn one(ctx: &Ctx, id: &str) -> Result<ApplyResponse, ProviderError> {
+        the_one(Self::describe(ctx, by_id(id, "subnet-id")).await?, "ec2", "DescribeSubnets", "subnet")
     }
 
-    async fn associate(ctx: &Ctx<'_>, id: &str, prior: Option<&Attrs>, cfg: &Cfg<'_>) -> Result<(), ProviderError> {
+    async fn public_ip(ctx: &Ctx, id: &str, want: bool) -> Result<(), ProviderError> {
+        ctx.write("ec2", "ModifySubnetAttribute", || {
+            ctx.c.ec2.modify_subnet_attribute().subnet_id(id).map_public_ip_on_launch(boolean(want)).send()
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn associate(ctx: &Ctx, id: &str, prior: Option<&Attrs>, cfg: &Cfg<'_>) -> Result<(), ProviderError> {
         let want = cfg.opt_str("route_table_id");
         let had = prior.and_then(|p| p.get("route_table_id")).and_then(Json::as_str);
         let assoc = prior.and_then(|p| p.get("association_id")).and_then(Json::as_str);
         match (want, had, assoc) {
             (Some(w), Some(h), _) if w == h => Ok(()),
             (Some(w), Some(_), Some(a)) => {
-                ctx.c
-                    .ec2
-                    .replace_route_table_association()
-                    .association_id(a)
-                    .route_table_id(w)
-                    .send()
-                    .await
-                    .map_err(|e| api("ec2", "ReplaceRouteTableAssociation", e))?;
+                ctx.write("ec2", "ReplaceRouteTableAssociation", || {
+                    ctx.c.ec2.replace_route_table_association().association_id(a).route_table_id(w).send()
+                })
+                .await?;
                 Ok(())
             }
-            (Some(w), _, _) => {
-                ctx.c
-                    .ec2
-                    .associate_route_table()
-                    .subnet_id(id)
-                    .route_table_id(w)
-                    .send()
-                    .await
-                    .map_err(|e| api("ec2", "AssociateRouteTable", e))?;
-                Ok(())
-            }
-            (None, _, Some(a)) => {
-                ctx.c
-                    .ec2
-                    .disassociate_route_table()
-                    .association_id(a)
-                    .send()
-                    .await
-                    .map_err(|e| api("ec2", "DisassociateRouteTable", e))?;
-                Ok(())
-            }
+            // Sent again after a lost answer, the association is there already.
+            (Some(w), _, _) => already_ok(
+                ctx.write("ec2", "AssociateRouteTable", || {
+                    ctx.c.ec2.associate_route_table().subnet_id(id).route_table_id(w).send()
+                })
+                .await,
+                &["Resource.AlreadyAssociated"],
+            ),
+            (None, _, Some(a)) => gone_ok(
+                ctx.write("ec2", "DisassociateRouteTable", || {
+                    ctx.c.ec2.disassociate_route_table().association_id(a).send()
+                })
+                .await,
+            ),
             (None, _, None) => Ok(()),
         }
     }
 }
 
 #[async_trait]
-impl Kind for Subnet {
+impl Kind<Ctx> for Subnet {
     fn schema(&self) -> TypeSchema {
-        schema(
-            "eks",
-            "subnet",
-            &[
-                ("vpc_id", 'f'),
-                ("cidr", 'f'),
-                ("availability_zone", 'f'),
-                ("map_public_ip_on_launch", 'u'),
-                ("route_table_id", 'u'),
-                ("tags", 'u'),
-                ("id", 'c'),
-                ("association_id", 'c'),
-            ],
-            false,
-        )
+        schema("eks", "subnet")
+            .force_new(&["vpc_id", "cidr", "availability_zone"])
+            .updatable(&["map_public_ip_on_launch", "route_table_id", "tags"])
+            .computed(&["id", "association_id"])
+            .build()
     }
 
-    async fn read(
-        &self,
-        ctx: &Ctx<'_>,
-        items: &[ReadItem],
-    ) -> Result<BTreeMap<ResourceAddr, ReadResource>, ProviderError> {
-        Ok(by_id(items, Self::describe(ctx, owner_filters(ctx.owner)).await?))
+    async fn read(&self, ctx: &Ctx, _items: &[ReadItem]) -> Result<Listing, ProviderError> {
+        Ok(Listing::Owned(Self::describe(ctx, owner_filters(&ctx.owner)).await?))
     }
 
-    async fn create(&self, ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+    async fn create(&self, ctx: &Ctx, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
         let cfg = Cfg::of(req);
+        let (vpc, cidr, az) = (cfg.str("vpc_id")?, cfg.str("cidr")?, cfg.str("availability_zone")?);
+        let tags = tag_spec(Ec2Type::Subnet, tags_for(req, &extra_tags(req)));
         let r = ctx
-            .c
-            .ec2
-            .create_subnet()
-            .vpc_id(cfg.str("vpc_id")?)
-            .cidr_block(cfg.str("cidr")?)
-            .availability_zone(cfg.str("availability_zone")?)
-            .tag_specifications(tag_spec(Ec2Type::Subnet, tags_for(req, &extra_tags(req))))
-            .send()
-            .await
-            .map_err(|e| api("ec2", "CreateSubnet", e))?;
+            .create("ec2", "CreateSubnet", || {
+                ctx.c
+                    .ec2
+                    .create_subnet()
+                    .vpc_id(vpc)
+                    .cidr_block(cidr)
+                    .availability_zone(az)
+                    .tag_specifications(tags.clone())
+                    .send()
+            })
+            .await?;
         let id = r
             .subnet()
             .and_then(|s| s.subnet_id())
             .ok_or_else(|| missing("ec2", "CreateSubnet", "SubnetId"))?
             .to_string();
         // Set either way: the default depends on the zone's default subnet, not on us.
-        ctx.c
-            .ec2
-            .modify_subnet_attribute()
-            .subnet_id(&id)
-            .map_public_ip_on_launch(boolean(cfg.bool("map_public_ip_on_launch")?))
-            .send()
-            .await
-            .map_err(|e| api("ec2", "ModifySubnetAttribute", e))?;
+        Self::public_ip(ctx, &id, cfg.bool("map_public_ip_on_launch")?).await?;
         Self::associate(ctx, &id, None, &cfg).await?;
         Self::one(ctx, &id).await
     }
 
     async fn update(
         &self,
-        ctx: &Ctx<'_>,
+        ctx: &Ctx,
         prior: &ReadResource,
         req: &ApplyRequest,
     ) -> Result<ApplyResponse, ProviderError> {
         let cfg = Cfg::of(req);
         let want = cfg.bool("map_public_ip_on_launch")?;
         if prior.attrs.get("map_public_ip_on_launch").and_then(Json::as_bool) != Some(want) {
-            ctx.c
-                .ec2
-                .modify_subnet_attribute()
-                .subnet_id(&prior.id)
-                .map_public_ip_on_launch(boolean(want))
-                .send()
-                .await
-                .map_err(|e| api("ec2", "ModifySubnetAttribute", e))?;
+            Self::public_ip(ctx, &prior.id, want).await?;
         }
         Self::associate(ctx, &prior.id, Some(&prior.attrs), &cfg).await?;
         sync_tags(ctx, &prior.id, &prior.attrs, req).await?;
         Self::one(ctx, &prior.id).await
     }
 
-    async fn delete(&self, ctx: &Ctx<'_>, req: &DeleteRequest) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest) -> Result<(), ProviderError> {
         // Disassociate first: a route table that still lists the subnet cannot be deleted later.
         if let Some(a) = req.attrs.get("association_id").and_then(Json::as_str) {
-            match ctx.c.ec2.disassociate_route_table().association_id(a).send().await {
-                Ok(_) => {}
-                Err(e) if code(&e) == Some("InvalidAssociationID.NotFound") => {}
-                Err(e) => return Err(api("ec2", "DisassociateRouteTable", e)),
-            }
+            gone_ok(
+                ctx.write("ec2", "DisassociateRouteTable", || {
+                    ctx.c.ec2.disassociate_route_table().association_id(a).send()
+                })
+                .await,
+            )?;
         }
-        deleted(
-            ctx.c.ec2.delete_subnet().subnet_id(&req.id).send().await,
-            &["InvalidSubnetID.NotFound"],
-            "ec2",
-            "DeleteSubnet",
-        )
+        gone_ok(ctx.write("ec2", "DeleteSubnet", || ctx.c.ec2.delete_subnet().subnet_id(&req.id).send()).await)
     }
 
-    async fn find(&self, ctx: &Ctx<'_>, req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
-        Ok(first(Self::describe(ctx, find_filters(ctx, req)).await?))
+    async fn find(&self, ctx: &Ctx, req: &FindRequest) -> Result<Vec<Found>, ProviderError> {
+        Self::describe(ctx, name_filter(req)).await
     }
 }
 
@@ -467,114 +413,110 @@ impl Kind for Subnet {
 struct InternetGateway;
 
 impl InternetGateway {
-    async fn describe(ctx: &Ctx<'_>, filters: Vec<Filter>) -> Result<Vec<(String, Attrs)>, ProviderError> {
+    async fn describe(ctx: &Ctx, filters: Vec<Filter>) -> Result<Vec<Found>, ProviderError> {
         let igws = ctx
-            .c
-            .ec2
-            .describe_internet_gateways()
-            .set_filters(Some(filters))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| api("ec2", "DescribeInternetGateways", e))?;
+            .read("ec2", "DescribeInternetGateways", || {
+                ctx.c
+                    .ec2
+                    .describe_internet_gateways()
+                    .set_filters(Some(filters.clone()))
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .try_collect()
+            })
+            .await?;
         Ok(igws
             .into_iter()
             .map(|g| {
                 let id = g.internet_gateway_id().unwrap_or_default().to_string();
                 let vpc = g.attachments().first().and_then(|a| a.vpc_id()).map(|v| json!(v)).unwrap_or(Json::Null);
-                (id.clone(), attrs([("id", json!(id)), ("vpc_id", vpc), ("tags", user_tags(pairs(g.tags())))]))
+                let attrs = attrs([("id", json!(id)), ("vpc_id", vpc), ("tags", user_tags(pairs(g.tags())))]);
+                Found::new(id, attrs, tag_map(pairs(g.tags())))
             })
             .collect())
     }
 
-    async fn one(ctx: &Ctx<'_>, id: &str) -> Result<ApplyResponse, ProviderError> {
-        let f = vec![Filter::builder().name("internet-gateway-id").values(id).build()];
-        the_one(Self::describe(ctx, f).await?, "ec2", "DescribeInternetGateways", "gateway")
+    async fn one(ctx: &Ctx, id: &str) -> Result<ApplyResponse, ProviderError> {
+        the_one(
+            Self::describe(ctx, by_id(id, "internet-gateway-id")).await?,
+            "ec2",
+            "DescribeInternetGateways",
+            "gateway",
+        )
+    }
+
+    async fn attach(ctx: &Ctx, id: &str, vpc: &str) -> Result<(), ProviderError> {
+        already_ok(
+            ctx.write("ec2", "AttachInternetGateway", || {
+                ctx.c.ec2.attach_internet_gateway().internet_gateway_id(id).vpc_id(vpc).send()
+            })
+            .await,
+            &["Resource.AlreadyAssociated"],
+        )
     }
 }
 
 #[async_trait]
-impl Kind for InternetGateway {
+impl Kind<Ctx> for InternetGateway {
     fn schema(&self) -> TypeSchema {
-        schema("eks", "internet_gateway", &[("vpc_id", 'f'), ("tags", 'u'), ("id", 'c')], false)
+        schema("eks", "internet_gateway").force_new(&["vpc_id"]).updatable(&["tags"]).computed(&["id"]).build()
     }
 
-    async fn read(
-        &self,
-        ctx: &Ctx<'_>,
-        items: &[ReadItem],
-    ) -> Result<BTreeMap<ResourceAddr, ReadResource>, ProviderError> {
-        Ok(by_id(items, Self::describe(ctx, owner_filters(ctx.owner)).await?))
+    async fn read(&self, ctx: &Ctx, _items: &[ReadItem]) -> Result<Listing, ProviderError> {
+        Ok(Listing::Owned(Self::describe(ctx, owner_filters(&ctx.owner)).await?))
     }
 
-    async fn create(&self, ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+    async fn create(&self, ctx: &Ctx, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
         let cfg = Cfg::of(req);
+        let tags = tag_spec(Ec2Type::InternetGateway, tags_for(req, &extra_tags(req)));
         let r = ctx
-            .c
-            .ec2
-            .create_internet_gateway()
-            .tag_specifications(tag_spec(Ec2Type::InternetGateway, tags_for(req, &extra_tags(req))))
-            .send()
-            .await
-            .map_err(|e| api("ec2", "CreateInternetGateway", e))?;
+            .create("ec2", "CreateInternetGateway", || {
+                ctx.c.ec2.create_internet_gateway().tag_specifications(tags.clone()).send()
+            })
+            .await?;
         let id = r
             .internet_gateway()
             .and_then(|g| g.internet_gateway_id())
             .ok_or_else(|| missing("ec2", "CreateInternetGateway", "InternetGatewayId"))?
             .to_string();
-        ctx.c
-            .ec2
-            .attach_internet_gateway()
-            .internet_gateway_id(&id)
-            .vpc_id(cfg.str("vpc_id")?)
-            .send()
-            .await
-            .map_err(|e| api("ec2", "AttachInternetGateway", e))?;
+        Self::attach(ctx, &id, cfg.str("vpc_id")?).await?;
         Self::one(ctx, &id).await
     }
 
     async fn update(
         &self,
-        ctx: &Ctx<'_>,
+        ctx: &Ctx,
         prior: &ReadResource,
         req: &ApplyRequest,
     ) -> Result<ApplyResponse, ProviderError> {
-        let cfg = Cfg::of(req);
         if prior.attrs.get("vpc_id").and_then(Json::as_str).is_none() {
-            // Detached behind our back: attach again.
-            ctx.c
-                .ec2
-                .attach_internet_gateway()
-                .internet_gateway_id(&prior.id)
-                .vpc_id(cfg.str("vpc_id")?)
-                .send()
-                .await
-                .map_err(|e| api("ec2", "AttachInternetGateway", e))?;
+            // Detached behind our back, or adopted before its attachment: attach.
+            Self::attach(ctx, &prior.id, Cfg::of(req).str("vpc_id")?).await?;
         }
         sync_tags(ctx, &prior.id, &prior.attrs, req).await?;
         Self::one(ctx, &prior.id).await
     }
 
-    async fn delete(&self, ctx: &Ctx<'_>, req: &DeleteRequest) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest) -> Result<(), ProviderError> {
         if let Some(vpc) = req.attrs.get("vpc_id").and_then(Json::as_str) {
-            match ctx.c.ec2.detach_internet_gateway().internet_gateway_id(&req.id).vpc_id(vpc).send().await {
-                Ok(_) => {}
-                Err(e) if matches!(code(&e), Some("Gateway.NotAttached" | "InvalidInternetGatewayID.NotFound")) => {}
-                Err(e) => return Err(api("ec2", "DetachInternetGateway", e)),
-            }
+            let r = ctx
+                .write("ec2", "DetachInternetGateway", || {
+                    ctx.c.ec2.detach_internet_gateway().internet_gateway_id(&req.id).vpc_id(vpc).send()
+                })
+                .await;
+            gone_ok(already_ok(r, &["Gateway.NotAttached"]))?;
         }
-        deleted(
-            ctx.c.ec2.delete_internet_gateway().internet_gateway_id(&req.id).send().await,
-            &["InvalidInternetGatewayID.NotFound"],
-            "ec2",
-            "DeleteInternetGateway",
+        gone_ok(
+            ctx.write("ec2", "DeleteInternetGateway", || {
+                ctx.c.ec2.delete_internet_gateway().internet_gateway_id(&req.id).send()
+            })
+            .await,
         )
     }
 
-    async fn find(&self, ctx: &Ctx<'_>, req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
-        Ok(first(Self::describe(ctx, find_filters(ctx, req)).await?))
+    async fn find(&self, ctx: &Ctx, req: &FindRequest) -> Result<Vec<Found>, ProviderError> {
+        Self::describe(ctx, name_filter(req)).await
     }
 }
 
@@ -583,70 +525,61 @@ impl Kind for InternetGateway {
 
 struct Eip;
 
+/// The tag that says what an address is for (`nat`, `ingress:<controller>`).
+const TAG_PURPOSE: &str = "matih:purpose";
+
 impl Eip {
-    async fn describe(ctx: &Ctx<'_>, filters: Vec<Filter>) -> Result<Vec<(String, Attrs)>, ProviderError> {
+    async fn describe(ctx: &Ctx, filters: Vec<Filter>) -> Result<Vec<Found>, ProviderError> {
         // DescribeAddresses is not paginated: it returns every match at once.
         let r = ctx
-            .c
-            .ec2
-            .describe_addresses()
-            .set_filters(Some(filters))
-            .send()
-            .await
-            .map_err(|e| api("ec2", "DescribeAddresses", e))?;
+            .read("ec2", "DescribeAddresses", || {
+                ctx.c.ec2.describe_addresses().set_filters(Some(filters.clone())).send()
+            })
+            .await?;
         Ok(r.addresses()
             .iter()
             .map(|a| {
                 let id = a.allocation_id().unwrap_or_default().to_string();
-                (
-                    id.clone(),
-                    attrs([
-                        ("id", json!(id)),
-                        ("public_ip", json!(a.public_ip())),
-                        ("purpose", json!(pairs(a.tags()).find(|(k, _)| *k == "matih:purpose").map(|(_, v)| v))),
-                    ]),
-                )
+                let attrs = attrs([
+                    ("id", json!(id)),
+                    ("public_ip", json!(a.public_ip())),
+                    ("purpose", json!(pairs(a.tags()).find(|(k, _)| *k == TAG_PURPOSE).map(|(_, v)| v))),
+                ]);
+                Found::new(id, attrs, tag_map(pairs(a.tags())))
             })
             .collect())
     }
 }
 
 #[async_trait]
-impl Kind for Eip {
+impl Kind<Ctx> for Eip {
     fn schema(&self) -> TypeSchema {
-        schema("eks", "eip", &[("purpose", 'f'), ("id", 'c'), ("public_ip", 'c')], true)
+        schema("eks", "eip").force_new(&["purpose"]).computed(&["id", "public_ip"]).protected().build()
     }
 
-    async fn read(
-        &self,
-        ctx: &Ctx<'_>,
-        items: &[ReadItem],
-    ) -> Result<BTreeMap<ResourceAddr, ReadResource>, ProviderError> {
-        Ok(by_id(items, Self::describe(ctx, owner_filters(ctx.owner)).await?))
+    async fn read(&self, ctx: &Ctx, _items: &[ReadItem]) -> Result<Listing, ProviderError> {
+        Ok(Listing::Owned(Self::describe(ctx, owner_filters(&ctx.owner)).await?))
     }
 
-    async fn create(&self, ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+    async fn create(&self, ctx: &Ctx, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
         let purpose = Cfg::of(req).str("purpose")?;
-        let extra = BTreeMap::from([("matih:purpose".to_string(), purpose.to_string())]);
+        let extra = BTreeMap::from([(TAG_PURPOSE.to_string(), purpose.to_string())]);
+        let tags = tag_spec(Ec2Type::ElasticIp, tags_for(req, &extra));
         let r = ctx
-            .c
-            .ec2
-            .allocate_address()
-            .domain(DomainType::Vpc)
-            .tag_specifications(tag_spec(Ec2Type::ElasticIp, tags_for(req, &extra)))
-            .send()
-            .await
-            .map_err(|e| api("ec2", "AllocateAddress", e))?;
+            .create("ec2", "AllocateAddress", || {
+                ctx.c.ec2.allocate_address().domain(DomainType::Vpc).tag_specifications(tags.clone()).send()
+            })
+            .await?;
         let id = r.allocation_id().ok_or_else(|| missing("ec2", "AllocateAddress", "AllocationId"))?.to_string();
-        Ok(ApplyResponse {
-            id: id.clone(),
-            attrs: attrs([("id", json!(id)), ("public_ip", json!(r.public_ip())), ("purpose", json!(purpose))]),
-        })
+        Ok(ApplyResponse::new(
+            id.clone(),
+            attrs([("id", json!(id)), ("public_ip", json!(r.public_ip())), ("purpose", json!(purpose))]),
+        ))
     }
 
     async fn update(
         &self,
-        _ctx: &Ctx<'_>,
+        _ctx: &Ctx,
         prior: &ReadResource,
         _req: &ApplyRequest,
     ) -> Result<ApplyResponse, ProviderError> {
@@ -654,17 +587,12 @@ impl Kind for Eip {
         unchanged(prior)
     }
 
-    async fn delete(&self, ctx: &Ctx<'_>, req: &DeleteRequest) -> Result<(), ProviderError> {
-        deleted(
-            ctx.c.ec2.release_address().allocation_id(&req.id).send().await,
-            &["InvalidAllocationID.NotFound"],
-            "ec2",
-            "ReleaseAddress",
-        )
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest) -> Result<(), ProviderError> {
+        gone_ok(ctx.write("ec2", "ReleaseAddress", || ctx.c.ec2.release_address().allocation_id(&req.id).send()).await)
     }
 
-    async fn find(&self, ctx: &Ctx<'_>, req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
-        Ok(first(Self::describe(ctx, find_filters(ctx, req)).await?))
+    async fn find(&self, ctx: &Ctx, req: &FindRequest) -> Result<Vec<Found>, ProviderError> {
+        Self::describe(ctx, name_filter(req)).await
     }
 }
 
@@ -677,29 +605,31 @@ const NAT_WAIT: Duration = Duration::from_secs(15 * 60);
 
 impl NatGateway {
     async fn describe_raw(
-        ctx: &Ctx<'_>,
+        ctx: &Ctx,
         filters: Vec<Filter>,
     ) -> Result<Vec<aws_sdk_ec2::types::NatGateway>, ProviderError> {
-        ctx.c
-            .ec2
-            .describe_nat_gateways()
-            .set_filter(Some(filters))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| api("ec2", "DescribeNatGateways", e))
+        ctx.read("ec2", "DescribeNatGateways", || {
+            ctx.c
+                .ec2
+                .describe_nat_gateways()
+                .set_filter(Some(filters.clone()))
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+        })
+        .await
     }
 
-    fn to_attrs(n: &aws_sdk_ec2::types::NatGateway) -> (String, Attrs) {
+    fn to_found(n: &aws_sdk_ec2::types::NatGateway) -> Found {
         let id = n.nat_gateway_id().unwrap_or_default().to_string();
         let alloc = n.nat_gateway_addresses().first().and_then(|a| a.allocation_id());
-        (id.clone(), attrs([("id", json!(id)), ("subnet_id", json!(n.subnet_id())), ("allocation_id", json!(alloc))]))
+        let attrs = attrs([("id", json!(id)), ("subnet_id", json!(n.subnet_id())), ("allocation_id", json!(alloc))]);
+        Found::new(id, attrs, tag_map(pairs(n.tags())))
     }
 
     /// Live gateways only: deleted ones linger in Describe for a while.
-    async fn describe(ctx: &Ctx<'_>, filters: Vec<Filter>) -> Result<Vec<(String, Attrs)>, ProviderError> {
+    async fn describe(ctx: &Ctx, filters: Vec<Filter>) -> Result<Vec<Found>, ProviderError> {
         Ok(Self::describe_raw(ctx, filters)
             .await?
             .iter()
@@ -709,106 +639,96 @@ impl NatGateway {
                     Some(NatGatewayState::Deleted | NatGatewayState::Deleting | NatGatewayState::Failed)
                 )
             })
-            .map(Self::to_attrs)
+            .map(Self::to_found)
             .collect())
     }
 
-    async fn wait(
-        ctx: &Ctx<'_>,
-        id: &str,
-        until: NatGatewayState,
-        status: &StatusSink,
-    ) -> Result<Option<(String, Attrs)>, ProviderError> {
-        let what = format!("NAT gateway {id} to be {}", until.as_str());
-        let r = wait_until(
-            &what,
-            WaitPolicy::new(NAT_WAIT),
-            |s| status.say(s),
-            || async {
-                let f = vec![Filter::builder().name("nat-gateway-id").values(id).build()];
-                let found = Self::describe_raw(ctx, f).await?;
-                let Some(n) = found.first() else {
-                    return Ok(if until == NatGatewayState::Deleted {
-                        WaitStep::Done(None)
-                    } else {
-                        WaitStep::Pending("not found yet".into())
-                    });
-                };
+    async fn wait(ctx: &Ctx, id: &str, gone: bool, status: &StatusSink) -> Result<Option<Found>, ProviderError> {
+        let what = format!("NAT gateway {id} to be {}", if gone { "deleted" } else { "available" });
+        let target = if gone { Until::Gone } else { Until::Status(&["available"]) };
+        until(&what, WaitPolicy::new(NAT_WAIT), status, target, &["failed"], || async {
+            let found = Self::describe_raw(ctx, by_id(id, "nat-gateway-id")).await?;
+            Ok(found.first().and_then(|n| {
                 let state = n.state().cloned().unwrap_or(NatGatewayState::Pending);
-                Ok::<_, ProviderError>(if state == until {
-                    WaitStep::Done(Some(Self::to_attrs(n)))
-                } else if state == NatGatewayState::Failed {
-                    WaitStep::Failed(format!("failed: {}", n.failure_message().unwrap_or("no reason given")))
-                } else {
-                    WaitStep::Pending(state.as_str().to_string())
-                })
-            },
-        )
-        .await?;
-        Ok(r?)
+                // A deleted gateway lingers in the listing: for a delete it is gone.
+                if gone && state == NatGatewayState::Deleted {
+                    return None;
+                }
+                let mut o = Observed::new(state.as_str(), Self::to_found(n));
+                o.detail = n.failure_message().map(str::to_string);
+                Some(o)
+            }))
+        })
+        .await
     }
 }
 
 #[async_trait]
-impl Kind for NatGateway {
+impl Kind<Ctx> for NatGateway {
     fn schema(&self) -> TypeSchema {
-        schema("eks", "nat_gateway", &[("subnet_id", 'f'), ("allocation_id", 'f'), ("id", 'c')], false)
+        schema("eks", "nat_gateway").force_new(&["subnet_id", "allocation_id"]).computed(&["id"]).build()
     }
 
-    async fn read(
-        &self,
-        ctx: &Ctx<'_>,
-        items: &[ReadItem],
-    ) -> Result<BTreeMap<ResourceAddr, ReadResource>, ProviderError> {
-        Ok(by_id(items, Self::describe(ctx, owner_filters(ctx.owner)).await?))
+    async fn read(&self, ctx: &Ctx, _items: &[ReadItem]) -> Result<Listing, ProviderError> {
+        Ok(Listing::Owned(Self::describe(ctx, owner_filters(&ctx.owner)).await?))
     }
 
-    async fn create(&self, ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+    async fn create(&self, ctx: &Ctx, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
         let cfg = Cfg::of(req);
+        let (subnet, alloc) = (cfg.str("subnet_id")?, cfg.str("allocation_id")?);
+        let tags = tag_spec(Ec2Type::Natgateway, tags_for(req, &BTreeMap::new()));
         let r = ctx
-            .c
-            .ec2
-            .create_nat_gateway()
-            .subnet_id(cfg.str("subnet_id")?)
-            .allocation_id(cfg.str("allocation_id")?)
-            .client_token(&req.identity.client_token)
-            .tag_specifications(tag_spec(Ec2Type::Natgateway, tags_for(req, &BTreeMap::new())))
-            .send()
-            .await
-            .map_err(|e| api("ec2", "CreateNatGateway", e))?;
+            .create("ec2", "CreateNatGateway", || {
+                ctx.c
+                    .ec2
+                    .create_nat_gateway()
+                    .subnet_id(subnet)
+                    .allocation_id(alloc)
+                    .client_token(&req.identity.client_token)
+                    .tag_specifications(tags.clone())
+                    .send()
+            })
+            .await?;
         let id = r
             .nat_gateway()
             .and_then(|n| n.nat_gateway_id())
             .ok_or_else(|| missing("ec2", "CreateNatGateway", "NatGatewayId"))?
             .to_string();
-        let (id, attrs) = Self::wait(ctx, &id, NatGatewayState::Available, &req.status)
+        let f = Self::wait(ctx, &id, false, &req.status)
             .await?
             .ok_or_else(|| missing("ec2", "DescribeNatGateways", "gateway"))?;
-        Ok(ApplyResponse { id, attrs })
+        Ok(ApplyResponse::new(f.id, f.attrs))
     }
 
     async fn update(
         &self,
-        _ctx: &Ctx<'_>,
+        ctx: &Ctx,
         prior: &ReadResource,
-        _req: &ApplyRequest,
+        req: &ApplyRequest,
     ) -> Result<ApplyResponse, ProviderError> {
-        unchanged(prior)
+        // Nothing changes in place; an adopted gateway may still be on its way up.
+        let f = Self::wait(ctx, &prior.id, false, &req.status)
+            .await?
+            .ok_or_else(|| missing("ec2", "DescribeNatGateways", "gateway"))?;
+        Ok(ApplyResponse::new(f.id, f.attrs))
     }
 
-    async fn delete(&self, ctx: &Ctx<'_>, req: &DeleteRequest) -> Result<(), ProviderError> {
-        match ctx.c.ec2.delete_nat_gateway().nat_gateway_id(&req.id).send().await {
-            Ok(_) => {}
-            Err(e) if code(&e) == Some("NatGatewayNotFound") => return Ok(()),
-            Err(e) => return Err(api("ec2", "DeleteNatGateway", e)),
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest) -> Result<(), ProviderError> {
+        let r = ctx
+            .write("ec2", "DeleteNatGateway", || ctx.c.ec2.delete_nat_gateway().nat_gateway_id(&req.id).send())
+            .await;
+        if matih_provider_kit::not_found_none(r)?.is_none() {
+            return Ok(());
         }
         // Its Elastic IP can be released only once the gateway is gone.
-        Self::wait(ctx, &req.id, NatGatewayState::Deleted, &req.status).await?;
+        Self::wait(ctx, &req.id, true, &req.status).await?;
         Ok(())
     }
 
-    async fn find(&self, ctx: &Ctx<'_>, req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
-        Ok(first(Self::describe(ctx, find_filters(ctx, req)).await?))
+    async fn find(&self, ctx: &Ctx, req: &FindRequest) -> Result<Vec<Found>, ProviderError> {
+        // moto ignores tag filters on DescribeNatGateways and lists every gateway: the kit keeps
+        // only the one whose owner tags name this address.
+        Self::describe(ctx, name_filter(req)).await
     }
 }
 
@@ -818,18 +738,19 @@ impl Kind for NatGateway {
 struct RouteTable;
 
 impl RouteTable {
-    async fn describe(ctx: &Ctx<'_>, filters: Vec<Filter>) -> Result<Vec<(String, Attrs)>, ProviderError> {
+    async fn describe(ctx: &Ctx, filters: Vec<Filter>) -> Result<Vec<Found>, ProviderError> {
         let tables = ctx
-            .c
-            .ec2
-            .describe_route_tables()
-            .set_filters(Some(filters))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| api("ec2", "DescribeRouteTables", e))?;
+            .read("ec2", "DescribeRouteTables", || {
+                ctx.c
+                    .ec2
+                    .describe_route_tables()
+                    .set_filters(Some(filters.clone()))
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .try_collect()
+            })
+            .await?;
         Ok(tables
             .into_iter()
             .map(|t| {
@@ -837,107 +758,115 @@ impl RouteTable {
                 let default = t.routes().iter().find(|r| r.destination_cidr_block() == Some("0.0.0.0/0"));
                 let target =
                     default.and_then(|r| r.nat_gateway_id().or(r.gateway_id())).map(|g| json!(g)).unwrap_or(Json::Null);
-                (
-                    id.clone(),
-                    attrs([
-                        ("id", json!(id)),
-                        ("vpc_id", json!(t.vpc_id())),
-                        ("default_route_target", target),
-                        ("tags", user_tags(pairs(t.tags()))),
-                    ]),
-                )
+                let attrs = attrs([
+                    ("id", json!(id)),
+                    ("vpc_id", json!(t.vpc_id())),
+                    ("default_route_target", target),
+                    ("tags", user_tags(pairs(t.tags()))),
+                ]);
+                Found::new(id, attrs, tag_map(pairs(t.tags())))
             })
             .collect())
     }
 
-    async fn one(ctx: &Ctx<'_>, id: &str) -> Result<ApplyResponse, ProviderError> {
-        let f = vec![Filter::builder().name("route-table-id").values(id).build()];
-        the_one(Self::describe(ctx, f).await?, "ec2", "DescribeRouteTables", "table")
+    async fn one(ctx: &Ctx, id: &str) -> Result<ApplyResponse, ProviderError> {
+        the_one(Self::describe(ctx, by_id(id, "route-table-id")).await?, "ec2", "DescribeRouteTables", "table")
     }
 
     /// Points 0.0.0.0/0 at an internet gateway (`igw-…`) or a NAT gateway (`nat-…`).
-    async fn route(ctx: &Ctx<'_>, id: &str, target: &str, replace: bool) -> Result<(), ProviderError> {
+    async fn replace_route(ctx: &Ctx, id: &str, target: &str) -> Result<(), ProviderError> {
         let nat = target.starts_with("nat-");
-        if replace {
+        ctx.write("ec2", "ReplaceRoute", || {
             let b = ctx.c.ec2.replace_route().route_table_id(id).destination_cidr_block("0.0.0.0/0");
             let b = if nat { b.nat_gateway_id(target) } else { b.gateway_id(target) };
-            b.send().await.map_err(|e| api("ec2", "ReplaceRoute", e))?;
-        } else {
-            let b = ctx.c.ec2.create_route().route_table_id(id).destination_cidr_block("0.0.0.0/0");
-            let b = if nat { b.nat_gateway_id(target) } else { b.gateway_id(target) };
-            b.send().await.map_err(|e| api("ec2", "CreateRoute", e))?;
-        }
+            b.send()
+        })
+        .await?;
         Ok(())
+    }
+
+    /// Adds the default route; if one is there already (sent again after a lost answer, or left
+    /// by someone), it is pointed at `target`.
+    async fn add_route(ctx: &Ctx, id: &str, target: &str) -> Result<(), ProviderError> {
+        let nat = target.starts_with("nat-");
+        let r = ctx
+            .write("ec2", "CreateRoute", || {
+                let b = ctx.c.ec2.create_route().route_table_id(id).destination_cidr_block("0.0.0.0/0");
+                let b = if nat { b.nat_gateway_id(target) } else { b.gateway_id(target) };
+                b.send()
+            })
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("RouteAlreadyExists") => Self::replace_route(ctx, id, target).await,
+            Err(e) => Err(e),
+        }
     }
 }
 
 #[async_trait]
-impl Kind for RouteTable {
+impl Kind<Ctx> for RouteTable {
     fn schema(&self) -> TypeSchema {
-        schema(
-            "eks",
-            "route_table",
-            &[("vpc_id", 'f'), ("default_route_target", 'u'), ("tags", 'u'), ("id", 'c')],
-            false,
-        )
+        schema("eks", "route_table")
+            .force_new(&["vpc_id"])
+            .updatable(&["default_route_target", "tags"])
+            .computed(&["id"])
+            .build()
     }
 
-    async fn read(
-        &self,
-        ctx: &Ctx<'_>,
-        items: &[ReadItem],
-    ) -> Result<BTreeMap<ResourceAddr, ReadResource>, ProviderError> {
-        Ok(by_id(items, Self::describe(ctx, owner_filters(ctx.owner)).await?))
+    async fn read(&self, ctx: &Ctx, _items: &[ReadItem]) -> Result<Listing, ProviderError> {
+        Ok(Listing::Owned(Self::describe(ctx, owner_filters(&ctx.owner)).await?))
     }
 
-    async fn create(&self, ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+    async fn create(&self, ctx: &Ctx, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
         let cfg = Cfg::of(req);
+        let vpc = cfg.str("vpc_id")?;
+        let tags = tag_spec(Ec2Type::RouteTable, tags_for(req, &extra_tags(req)));
         let r = ctx
-            .c
-            .ec2
-            .create_route_table()
-            .vpc_id(cfg.str("vpc_id")?)
-            .tag_specifications(tag_spec(Ec2Type::RouteTable, tags_for(req, &extra_tags(req))))
-            .send()
-            .await
-            .map_err(|e| api("ec2", "CreateRouteTable", e))?;
+            .create("ec2", "CreateRouteTable", || {
+                ctx.c
+                    .ec2
+                    .create_route_table()
+                    .vpc_id(vpc)
+                    .client_token(&req.identity.client_token)
+                    .tag_specifications(tags.clone())
+                    .send()
+            })
+            .await?;
         let id = r
             .route_table()
             .and_then(|t| t.route_table_id())
             .ok_or_else(|| missing("ec2", "CreateRouteTable", "RouteTableId"))?
             .to_string();
-        Self::route(ctx, &id, cfg.str("default_route_target")?, false).await?;
+        Self::add_route(ctx, &id, cfg.str("default_route_target")?).await?;
         Self::one(ctx, &id).await
     }
 
     async fn update(
         &self,
-        ctx: &Ctx<'_>,
+        ctx: &Ctx,
         prior: &ReadResource,
         req: &ApplyRequest,
     ) -> Result<ApplyResponse, ProviderError> {
-        let cfg = Cfg::of(req);
-        let want = cfg.str("default_route_target")?;
+        let want = Cfg::of(req).str("default_route_target")?;
         match prior.attrs.get("default_route_target").and_then(Json::as_str) {
             Some(had) if had == want => {}
-            Some(_) => Self::route(ctx, &prior.id, want, true).await?,
-            None => Self::route(ctx, &prior.id, want, false).await?,
+            Some(_) => Self::replace_route(ctx, &prior.id, want).await?,
+            None => Self::add_route(ctx, &prior.id, want).await?,
         }
         sync_tags(ctx, &prior.id, &prior.attrs, req).await?;
         Self::one(ctx, &prior.id).await
     }
 
-    async fn delete(&self, ctx: &Ctx<'_>, req: &DeleteRequest) -> Result<(), ProviderError> {
-        deleted(
-            ctx.c.ec2.delete_route_table().route_table_id(&req.id).send().await,
-            &["InvalidRouteTableID.NotFound"],
-            "ec2",
-            "DeleteRouteTable",
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest) -> Result<(), ProviderError> {
+        gone_ok(
+            ctx.write("ec2", "DeleteRouteTable", || ctx.c.ec2.delete_route_table().route_table_id(&req.id).send())
+                .await,
         )
     }
 
-    async fn find(&self, ctx: &Ctx<'_>, req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
-        Ok(first(Self::describe(ctx, find_filters(ctx, req)).await?))
+    async fn find(&self, ctx: &Ctx, req: &FindRequest) -> Result<Vec<Found>, ProviderError> {
+        Self::describe(ctx, name_filter(req)).await
     }
 }
 
@@ -971,18 +900,19 @@ fn parse_rule(addr: &ResourceAddr, s: &str) -> Result<IpPermission, ProviderErro
 }
 
 impl SecurityGroup {
-    async fn describe(ctx: &Ctx<'_>, filters: Vec<Filter>) -> Result<Vec<(String, Attrs)>, ProviderError> {
+    async fn describe(ctx: &Ctx, filters: Vec<Filter>) -> Result<Vec<Found>, ProviderError> {
         let groups = ctx
-            .c
-            .ec2
-            .describe_security_groups()
-            .set_filters(Some(filters))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| api("ec2", "DescribeSecurityGroups", e))?;
+            .read("ec2", "DescribeSecurityGroups", || {
+                ctx.c
+                    .ec2
+                    .describe_security_groups()
+                    .set_filters(Some(filters.clone()))
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .try_collect()
+            })
+            .await?;
         Ok(groups
             .into_iter()
             .map(|g| {
@@ -1000,88 +930,81 @@ impl SecurityGroup {
                     })
                     .collect();
                 rules.sort();
-                (
-                    id.clone(),
-                    attrs([
-                        ("id", json!(id)),
-                        ("vpc_id", json!(g.vpc_id())),
-                        ("group_name", json!(g.group_name())),
-                        ("description", json!(g.description())),
-                        ("ingress", json!(rules)),
-                    ]),
-                )
+                let attrs = attrs([
+                    ("id", json!(id)),
+                    ("vpc_id", json!(g.vpc_id())),
+                    ("group_name", json!(g.group_name())),
+                    ("description", json!(g.description())),
+                    ("ingress", json!(rules)),
+                ]);
+                Found::new(id, attrs, tag_map(pairs(g.tags())))
             })
             .collect())
     }
 
-    async fn one(ctx: &Ctx<'_>, id: &str) -> Result<ApplyResponse, ProviderError> {
-        let f = vec![Filter::builder().name("group-id").values(id).build()];
-        the_one(Self::describe(ctx, f).await?, "ec2", "DescribeSecurityGroups", "group")
+    async fn one(ctx: &Ctx, id: &str) -> Result<ApplyResponse, ProviderError> {
+        the_one(Self::describe(ctx, by_id(id, "group-id")).await?, "ec2", "DescribeSecurityGroups", "group")
     }
 
-    async fn sync_rules(ctx: &Ctx<'_>, req: &ApplyRequest, id: &str, had: &[String]) -> Result<(), ProviderError> {
+    /// One call per rule: a duplicate in a request of several would fail the whole request
+    /// (and on some implementations keep part of it), and "already there" is what is wanted.
+    async fn sync_rules(ctx: &Ctx, req: &ApplyRequest, id: &str, had: &[String]) -> Result<(), ProviderError> {
         let mut want = Cfg::of(req).strs("ingress")?;
         want.sort();
-        let add: Vec<IpPermission> =
-            want.iter().filter(|r| !had.contains(r)).map(|r| parse_rule(&req.addr, r)).collect::<Result<_, _>>()?;
-        let remove: Vec<IpPermission> =
-            had.iter().filter(|r| !want.contains(r)).map(|r| parse_rule(&req.addr, r)).collect::<Result<_, _>>()?;
-        if !add.is_empty() {
-            ctx.c
-                .ec2
-                .authorize_security_group_ingress()
-                .group_id(id)
-                .set_ip_permissions(Some(add))
-                .send()
-                .await
-                .map_err(|e| api("ec2", "AuthorizeSecurityGroupIngress", e))?;
+        for rule in want.iter().filter(|r| !had.contains(r)) {
+            let p = parse_rule(&req.addr, rule)?;
+            already_ok(
+                ctx.write("ec2", "AuthorizeSecurityGroupIngress", || {
+                    ctx.c.ec2.authorize_security_group_ingress().group_id(id).ip_permissions(p.clone()).send()
+                })
+                .await,
+                &["InvalidPermission.Duplicate"],
+            )?;
         }
-        if !remove.is_empty() {
-            ctx.c
-                .ec2
-                .revoke_security_group_ingress()
-                .group_id(id)
-                .set_ip_permissions(Some(remove))
-                .send()
-                .await
-                .map_err(|e| api("ec2", "RevokeSecurityGroupIngress", e))?;
+        for rule in had.iter().filter(|r| !want.contains(r)) {
+            let p = parse_rule(&req.addr, rule)?;
+            already_ok(
+                ctx.write("ec2", "RevokeSecurityGroupIngress", || {
+                    ctx.c.ec2.revoke_security_group_ingress().group_id(id).ip_permissions(p.clone()).send()
+                })
+                .await,
+                &["InvalidPermission.NotFound"],
+            )?;
         }
         Ok(())
     }
 }
 
 #[async_trait]
-impl Kind for SecurityGroup {
+impl Kind<Ctx> for SecurityGroup {
     fn schema(&self) -> TypeSchema {
-        schema(
-            "eks",
-            "security_group",
-            &[("vpc_id", 'f'), ("group_name", 'f'), ("description", 'f'), ("ingress", 'u'), ("id", 'c')],
-            false,
-        )
+        schema("eks", "security_group")
+            .force_new(&["vpc_id", "group_name", "description"])
+            .updatable(&["ingress"])
+            .computed(&["id"])
+            .build()
     }
 
-    async fn read(
-        &self,
-        ctx: &Ctx<'_>,
-        items: &[ReadItem],
-    ) -> Result<BTreeMap<ResourceAddr, ReadResource>, ProviderError> {
-        Ok(by_id(items, Self::describe(ctx, owner_filters(ctx.owner)).await?))
+    async fn read(&self, ctx: &Ctx, _items: &[ReadItem]) -> Result<Listing, ProviderError> {
+        Ok(Listing::Owned(Self::describe(ctx, owner_filters(&ctx.owner)).await?))
     }
 
-    async fn create(&self, ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+    async fn create(&self, ctx: &Ctx, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
         let cfg = Cfg::of(req);
+        let (vpc, name, description) = (cfg.str("vpc_id")?, cfg.str("group_name")?, cfg.str("description")?);
+        let tags = tag_spec(Ec2Type::SecurityGroup, tags_for(req, &BTreeMap::new()));
         let r = ctx
-            .c
-            .ec2
-            .create_security_group()
-            .vpc_id(cfg.str("vpc_id")?)
-            .group_name(cfg.str("group_name")?)
-            .description(cfg.str("description")?)
-            .tag_specifications(tag_spec(Ec2Type::SecurityGroup, tags_for(req, &BTreeMap::new())))
-            .send()
-            .await
-            .map_err(|e| api("ec2", "CreateSecurityGroup", e))?;
+            .create("ec2", "CreateSecurityGroup", || {
+                ctx.c
+                    .ec2
+                    .create_security_group()
+                    .vpc_id(vpc)
+                    .group_name(name)
+                    .description(description)
+                    .tag_specifications(tags.clone())
+                    .send()
+            })
+            .await?;
         let id = r.group_id().ok_or_else(|| missing("ec2", "CreateSecurityGroup", "GroupId"))?.to_string();
         Self::sync_rules(ctx, req, &id, &[]).await?;
         Self::one(ctx, &id).await
@@ -1089,7 +1012,7 @@ impl Kind for SecurityGroup {
 
     async fn update(
         &self,
-        ctx: &Ctx<'_>,
+        ctx: &Ctx,
         prior: &ReadResource,
         req: &ApplyRequest,
     ) -> Result<ApplyResponse, ProviderError> {
@@ -1103,16 +1026,14 @@ impl Kind for SecurityGroup {
         Self::one(ctx, &prior.id).await
     }
 
-    async fn delete(&self, ctx: &Ctx<'_>, req: &DeleteRequest) -> Result<(), ProviderError> {
-        deleted(
-            ctx.c.ec2.delete_security_group().group_id(&req.id).send().await,
-            &["InvalidGroup.NotFound"],
-            "ec2",
-            "DeleteSecurityGroup",
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest) -> Result<(), ProviderError> {
+        gone_ok(
+            ctx.write("ec2", "DeleteSecurityGroup", || ctx.c.ec2.delete_security_group().group_id(&req.id).send())
+                .await,
         )
     }
 
-    async fn find(&self, ctx: &Ctx<'_>, req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
-        Ok(first(Self::describe(ctx, find_filters(ctx, req)).await?))
+    async fn find(&self, ctx: &Ctx, req: &FindRequest) -> Result<Vec<Found>, ProviderError> {
+        Self::describe(ctx, name_filter(req)).await
     }
 }

@@ -9,18 +9,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_eks::types::{
-    Cluster, ClusterStatus, KubernetesNetworkConfigRequest, Nodegroup, NodegroupScalingConfig, NodegroupStatus,
-    VpcConfigRequest,
+    Cluster, KubernetesNetworkConfigRequest, Nodegroup, NodegroupScalingConfig, VpcConfigRequest,
 };
-use matih_plans::wait::{WaitPolicy, WaitStep, wait_until};
+use matih_plans::wait::WaitPolicy;
 use matih_plans::*;
+use matih_provider_kit::wait::{Observed, Until, until};
+use matih_provider_kit::{Found, Kind, Listing, not_found_none, schema};
 use matih_state::Attrs;
 use serde_json::{Value as Json, json};
 
-use crate::error::{api, code, missing};
+use crate::error::missing;
 use crate::kind::*;
 
-pub fn kinds() -> Vec<Box<dyn Kind>> {
+pub fn kinds() -> Vec<Box<dyn Kind<Ctx>>> {
     vec![Box::new(EksCluster), Box::new(NodeGroup)]
 }
 
@@ -41,8 +42,8 @@ fn keep_order(prior: Option<&Json>, now: Vec<String>) -> Json {
     json!(now)
 }
 
-fn owned(tags: Option<&std::collections::HashMap<String, String>>, o: &Owner) -> bool {
-    tags.is_some_and(|t| t.get(TAG_PLATFORM) == Some(&o.platform) && t.get(TAG_ENVIRONMENT) == Some(&o.environment))
+fn tag_map_of(tags: Option<&std::collections::HashMap<String, String>>) -> BTreeMap<String, String> {
+    tags.map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default()
 }
 
 fn aws_tags(req: &ApplyRequest) -> std::collections::HashMap<String, String> {
@@ -92,42 +93,21 @@ impl EksCluster {
         }
     }
 
-    async fn describe(ctx: &Ctx<'_>, name: &str) -> Result<Option<Cluster>, ProviderError> {
-        match ctx.c.eks.describe_cluster().name(name).send().await {
-            Ok(r) => Ok(r.cluster().cloned()),
-            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(None),
-            Err(e) => Err(api("eks", "DescribeCluster", e)),
-        }
+    async fn describe(ctx: &Ctx, name: &str) -> Result<Option<Cluster>, ProviderError> {
+        let r = ctx.read("eks", "DescribeCluster", || ctx.c.eks.describe_cluster().name(name).send()).await;
+        Ok(not_found_none(r)?.and_then(|r| r.cluster().cloned()))
     }
 
     /// Waits until the cluster is ACTIVE (or gone, for a delete).
-    async fn wait(
-        ctx: &Ctx<'_>,
-        name: &str,
-        gone: bool,
-        status: &StatusSink,
-    ) -> Result<Option<Cluster>, ProviderError> {
+    async fn wait(ctx: &Ctx, name: &str, gone: bool, status: &StatusSink) -> Result<Option<Cluster>, ProviderError> {
         let what =
             if gone { format!("EKS cluster {name} to be deleted") } else { format!("EKS cluster {name} to be ACTIVE") };
-        let r = wait_until(
-            &what,
-            WaitPolicy::new(CLUSTER_WAIT),
-            |s| status.say(s),
-            || async {
-                let c = Self::describe(ctx, name).await?;
-                Ok::<_, ProviderError>(match (c, gone) {
-                    (None, true) => WaitStep::Done(None),
-                    (None, false) => WaitStep::Pending("not found yet".into()),
-                    (Some(c), false) if c.status() == Some(&ClusterStatus::Active) => WaitStep::Done(Some(c)),
-                    (Some(c), _) if c.status() == Some(&ClusterStatus::Failed) => {
-                        WaitStep::Failed("status FAILED".into())
-                    }
-                    (Some(c), _) => WaitStep::Pending(c.status().map(|s| s.as_str().to_string()).unwrap_or_default()),
-                })
-            },
-        )
-        .await?;
-        Ok(r?)
+        let target = if gone { Until::Gone } else { Until::Status(&["ACTIVE"]) };
+        until(&what, WaitPolicy::new(CLUSTER_WAIT), status, target, &["FAILED"], || async {
+            let c = Self::describe(ctx, name).await?;
+            Ok(c.map(|c| Observed::new(c.status().map(|s| s.as_str().to_string()).unwrap_or_default(), c)))
+        })
+        .await
     }
 
     fn vpc_config(cfg: &Cfg<'_>, with_subnets: bool) -> Result<VpcConfigRequest, ProviderError> {
@@ -146,37 +126,17 @@ impl EksCluster {
 }
 
 #[async_trait]
-impl Kind for EksCluster {
+impl Kind<Ctx> for EksCluster {
     fn schema(&self) -> TypeSchema {
-        schema(
-            "eks",
-            "cluster",
-            &[
-                ("name", 'f'),
-                ("version", 'u'),
-                ("role_arn", 'f'),
-                ("subnet_ids", 'f'),
-                ("security_group_ids", 'f'),
-                ("endpoint_public_access", 'u'),
-                ("endpoint_private_access", 'u'),
-                ("public_access_cidrs", 'u'),
-                ("service_cidr", 'f'),
-                ("id", 'c'),
-                ("arn", 'c'),
-                ("endpoint", 'c'),
-                ("certificate_authority", 'c'),
-                ("oidc_issuer", 'c'),
-                ("created_at", 'c'),
-            ],
-            true,
-        )
+        schema("eks", "cluster")
+            .force_new(&["name", "role_arn", "subnet_ids", "security_group_ids", "service_cidr"])
+            .updatable(&["version", "endpoint_public_access", "endpoint_private_access", "public_access_cidrs"])
+            .computed(&["id", "arn", "endpoint", "certificate_authority", "oidc_issuer", "created_at"])
+            .protected()
+            .build()
     }
 
-    async fn read(
-        &self,
-        ctx: &Ctx<'_>,
-        items: &[ReadItem],
-    ) -> Result<BTreeMap<ResourceAddr, ReadResource>, ProviderError> {
+    async fn read(&self, ctx: &Ctx, items: &[ReadItem]) -> Result<Listing, ProviderError> {
         let mut out = BTreeMap::new();
         for i in items {
             if let Some(c) = Self::describe(ctx, &i.id).await? {
@@ -186,51 +146,53 @@ impl Kind for EksCluster {
                 );
             }
         }
-        Ok(out)
+        Ok(Listing::ById(out))
     }
 
-    async fn create(&self, ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+    async fn create(&self, ctx: &Ctx, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
         let cfg = Cfg::of(req);
         let name = cfg.str("name")?;
-        ctx.c
-            .eks
-            .create_cluster()
-            .name(name)
-            .version(cfg.str("version")?)
-            .role_arn(cfg.str("role_arn")?)
-            .resources_vpc_config(Self::vpc_config(&cfg, true)?)
-            .kubernetes_network_config(
-                KubernetesNetworkConfigRequest::builder().service_ipv4_cidr(cfg.str("service_cidr")?).build(),
-            )
-            .set_tags(Some(aws_tags(req)))
-            .client_request_token(&req.identity.client_token)
-            .send()
-            .await
-            .map_err(|e| api("eks", "CreateCluster", e))?;
+        let (version, role) = (cfg.str("version")?, cfg.str("role_arn")?);
+        let vpc = Self::vpc_config(&cfg, true)?;
+        let net = KubernetesNetworkConfigRequest::builder().service_ipv4_cidr(cfg.str("service_cidr")?).build();
+        let tags = aws_tags(req);
+        ctx.create("eks", "CreateCluster", || {
+            ctx.c
+                .eks
+                .create_cluster()
+                .name(name)
+                .version(version)
+                .role_arn(role)
+                .resources_vpc_config(vpc.clone())
+                .kubernetes_network_config(net.clone())
+                .set_tags(Some(tags.clone()))
+                .client_request_token(&req.identity.client_token)
+                .send()
+        })
+        .await?;
         let c = Self::wait(ctx, name, false, &req.status)
             .await?
             .ok_or_else(|| missing("eks", "DescribeCluster", "cluster"))?;
-        Ok(ApplyResponse { id: name.to_string(), attrs: Self::to_attrs(&c, Some(&req.config)) })
+        Ok(ApplyResponse::new(name, Self::to_attrs(&c, Some(&req.config))))
     }
 
     async fn update(
         &self,
-        ctx: &Ctx<'_>,
+        ctx: &Ctx,
         prior: &ReadResource,
         req: &ApplyRequest,
     ) -> Result<ApplyResponse, ProviderError> {
         let cfg = Cfg::of(req);
         let name = &prior.id;
+        // An adopted cluster may still be creating.
+        Self::wait(ctx, name, false, &req.status).await?;
         let version = cfg.str("version")?;
         if prior.attrs.get("version").and_then(Json::as_str) != Some(version) {
-            ctx.c
-                .eks
-                .update_cluster_version()
-                .name(name)
-                .version(version)
-                .send()
-                .await
-                .map_err(|e| api("eks", "UpdateClusterVersion", e))?;
+            let t = token();
+            ctx.write("eks", "UpdateClusterVersion", || {
+                ctx.c.eks.update_cluster_version().name(name).version(version).client_request_token(&t).send()
+            })
+            .await?;
             Self::wait(ctx, name, false, &req.status).await?;
         }
         let access = ["endpoint_public_access", "endpoint_private_access", "public_access_cidrs"];
@@ -241,35 +203,39 @@ impl Kind for EksCluster {
             _ => prior.attrs.get(*k) != cfg.get(k),
         });
         if changed {
-            ctx.c
-                .eks
-                .update_cluster_config()
-                .name(name)
-                .resources_vpc_config(Self::vpc_config(&cfg, false)?)
-                .send()
-                .await
-                .map_err(|e| api("eks", "UpdateClusterConfig", e))?;
+            let (vpc, t) = (Self::vpc_config(&cfg, false)?, token());
+            ctx.write("eks", "UpdateClusterConfig", || {
+                ctx.c
+                    .eks
+                    .update_cluster_config()
+                    .name(name)
+                    .resources_vpc_config(vpc.clone())
+                    .client_request_token(&t)
+                    .send()
+            })
+            .await?;
             Self::wait(ctx, name, false, &req.status).await?;
         }
         let c = Self::describe(ctx, name).await?.ok_or_else(|| missing("eks", "DescribeCluster", "cluster"))?;
-        Ok(ApplyResponse { id: name.clone(), attrs: Self::to_attrs(&c, Some(&prior.attrs)) })
+        Ok(ApplyResponse::new(name.clone(), Self::to_attrs(&c, Some(&prior.attrs))))
     }
 
-    async fn delete(&self, ctx: &Ctx<'_>, req: &DeleteRequest) -> Result<(), ProviderError> {
-        match ctx.c.eks.delete_cluster().name(&req.id).send().await {
-            Ok(_) => {}
-            Err(e) if code(&e) == Some("ResourceNotFoundException") => return Ok(()),
-            Err(e) => return Err(api("eks", "DeleteCluster", e)),
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest) -> Result<(), ProviderError> {
+        let r = ctx.write("eks", "DeleteCluster", || ctx.c.eks.delete_cluster().name(&req.id).send()).await;
+        if not_found_none(r)?.is_none() {
+            return Ok(());
         }
         Self::wait(ctx, &req.id, true, &req.status).await?;
         Ok(())
     }
 
-    async fn find(&self, ctx: &Ctx<'_>, req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
+    /// Cluster names are unique in the region: the cluster of that name, whoever owns it.
+    async fn find(&self, ctx: &Ctx, req: &FindRequest) -> Result<Vec<Found>, ProviderError> {
         Ok(Self::describe(ctx, &req.name)
             .await?
-            .filter(|c| owned(c.tags(), ctx.owner))
-            .map(|c| ReadResource { id: req.name.clone(), attrs: Self::to_attrs(&c, None) }))
+            .map(|c| Found::new(req.name.clone(), Self::to_attrs(&c, None), tag_map_of(c.tags())))
+            .into_iter()
+            .collect())
     }
 }
 
@@ -305,16 +271,17 @@ impl NodeGroup {
         a
     }
 
-    async fn describe(ctx: &Ctx<'_>, cluster: &str, name: &str) -> Result<Option<Nodegroup>, ProviderError> {
-        match ctx.c.eks.describe_nodegroup().cluster_name(cluster).nodegroup_name(name).send().await {
-            Ok(r) => Ok(r.nodegroup().cloned()),
-            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(None),
-            Err(e) => Err(api("eks", "DescribeNodegroup", e)),
-        }
+    async fn describe(ctx: &Ctx, cluster: &str, name: &str) -> Result<Option<Nodegroup>, ProviderError> {
+        let r = ctx
+            .read("eks", "DescribeNodegroup", || {
+                ctx.c.eks.describe_nodegroup().cluster_name(cluster).nodegroup_name(name).send()
+            })
+            .await;
+        Ok(not_found_none(r)?.and_then(|r| r.nodegroup().cloned()))
     }
 
     async fn wait(
-        ctx: &Ctx<'_>,
+        ctx: &Ctx,
         cluster: &str,
         name: &str,
         gone: bool,
@@ -322,42 +289,21 @@ impl NodeGroup {
     ) -> Result<Option<Nodegroup>, ProviderError> {
         let what =
             if gone { format!("node group {name} to be deleted") } else { format!("node group {name} to be ACTIVE") };
-        let r = wait_until(
-            &what,
-            WaitPolicy::new(NODEGROUP_WAIT),
-            |s| status.say(s),
-            || async {
-                let n = Self::describe(ctx, cluster, name).await?;
-                Ok::<_, ProviderError>(match (n, gone) {
-                    (None, true) => WaitStep::Done(None),
-                    (None, false) => WaitStep::Pending("not found yet".into()),
-                    (Some(n), false) if n.status() == Some(&NodegroupStatus::Active) => WaitStep::Done(Some(n)),
-                    (Some(n), _)
-                        if matches!(
-                            n.status(),
-                            Some(
-                                NodegroupStatus::CreateFailed
-                                    | NodegroupStatus::DeleteFailed
-                                    | NodegroupStatus::Degraded
-                            )
-                        ) =>
-                    {
-                        let issues: Vec<String> = n
-                            .health()
-                            .map(|h| h.issues().iter().filter_map(|i| i.message().map(str::to_string)).collect())
-                            .unwrap_or_default();
-                        WaitStep::Failed(format!(
-                            "status {}: {}",
-                            n.status().map(|s| s.as_str()).unwrap_or("?"),
-                            issues.join("; ")
-                        ))
-                    }
-                    (Some(n), _) => WaitStep::Pending(n.status().map(|s| s.as_str().to_string()).unwrap_or_default()),
-                })
-            },
-        )
-        .await?;
-        Ok(r?)
+        let target = if gone { Until::Gone } else { Until::Status(&["ACTIVE"]) };
+        let failed = ["CREATE_FAILED", "DELETE_FAILED", "DEGRADED"];
+        until(&what, WaitPolicy::new(NODEGROUP_WAIT), status, target, &failed, || async {
+            let n = Self::describe(ctx, cluster, name).await?;
+            Ok(n.map(|n| {
+                let issues: Vec<String> = n
+                    .health()
+                    .map(|h| h.issues().iter().filter_map(|i| i.message().map(str::to_string)).collect())
+                    .unwrap_or_default();
+                let mut o = Observed::new(n.status().map(|s| s.as_str().to_string()).unwrap_or_default(), n);
+                o.detail = Some(issues.join("; "));
+                o
+            }))
+        })
+        .await
     }
 
     fn sizes(cfg: &Cfg<'_>) -> Result<(i32, i32, i32), ProviderError> {
@@ -369,32 +315,16 @@ impl NodeGroup {
 }
 
 #[async_trait]
-impl Kind for NodeGroup {
+impl Kind<Ctx> for NodeGroup {
     fn schema(&self) -> TypeSchema {
-        schema(
-            "eks",
-            "node_group",
-            &[
-                ("cluster_name", 'f'),
-                ("name", 'f'),
-                ("node_role_arn", 'f'),
-                ("subnet_ids", 'f'),
-                ("instance_types", 'f'),
-                ("min_size", 'u'),
-                ("max_size", 'u'),
-                ("initial_size", 'u'),
-                ("id", 'c'),
-                ("arn", 'c'),
-            ],
-            false,
-        )
+        schema("eks", "node_group")
+            .force_new(&["cluster_name", "name", "node_role_arn", "subnet_ids", "instance_types"])
+            .updatable(&["min_size", "max_size", "initial_size"])
+            .computed(&["id", "arn"])
+            .build()
     }
 
-    async fn read(
-        &self,
-        ctx: &Ctx<'_>,
-        items: &[ReadItem],
-    ) -> Result<BTreeMap<ResourceAddr, ReadResource>, ProviderError> {
+    async fn read(&self, ctx: &Ctx, items: &[ReadItem]) -> Result<Listing, ProviderError> {
         let mut out = BTreeMap::new();
         for i in items {
             let (cluster, name) = Self::split(&i.id);
@@ -405,92 +335,99 @@ impl Kind for NodeGroup {
                 );
             }
         }
-        Ok(out)
+        Ok(Listing::ById(out))
     }
 
-    async fn create(&self, ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+    async fn create(&self, ctx: &Ctx, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
         let cfg = Cfg::of(req);
         let (cluster, name) = (cfg.str("cluster_name")?, cfg.str("name")?);
         let (min, max, desired) = Self::sizes(&cfg)?;
-        ctx.c
-            .eks
-            .create_nodegroup()
-            .cluster_name(cluster)
-            .nodegroup_name(name)
-            .node_role(cfg.str("node_role_arn")?)
-            .set_subnets(Some(cfg.strs("subnet_ids")?))
-            .set_instance_types(Some(cfg.strs("instance_types")?))
-            .scaling_config(NodegroupScalingConfig::builder().min_size(min).max_size(max).desired_size(desired).build())
-            .set_tags(Some(aws_tags(req)))
-            .client_request_token(&req.identity.client_token)
-            .send()
-            .await
-            .map_err(|e| api("eks", "CreateNodegroup", e))?;
+        let (role, subnets, types) = (cfg.str("node_role_arn")?, cfg.strs("subnet_ids")?, cfg.strs("instance_types")?);
+        let scaling = NodegroupScalingConfig::builder().min_size(min).max_size(max).desired_size(desired).build();
+        let tags = aws_tags(req);
+        ctx.create("eks", "CreateNodegroup", || {
+            ctx.c
+                .eks
+                .create_nodegroup()
+                .cluster_name(cluster)
+                .nodegroup_name(name)
+                .node_role(role)
+                .set_subnets(Some(subnets.clone()))
+                .set_instance_types(Some(types.clone()))
+                .scaling_config(scaling.clone())
+                .set_tags(Some(tags.clone()))
+                .client_request_token(&req.identity.client_token)
+                .send()
+        })
+        .await?;
         let n = Self::wait(ctx, cluster, name, false, &req.status)
             .await?
             .ok_or_else(|| missing("eks", "DescribeNodegroup", "node group"))?;
-        let a = Self::to_attrs(&n, Some(&req.config));
-        Ok(ApplyResponse { id: format!("{cluster}/{name}"), attrs: a })
+        Ok(ApplyResponse::new(format!("{cluster}/{name}"), Self::to_attrs(&n, Some(&req.config))))
     }
 
     async fn update(
         &self,
-        ctx: &Ctx<'_>,
+        ctx: &Ctx,
         prior: &ReadResource,
         req: &ApplyRequest,
     ) -> Result<ApplyResponse, ProviderError> {
         let cfg = Cfg::of(req);
         let (cluster, name) = Self::split(&prior.id);
         let (min, max, _) = Self::sizes(&cfg)?;
-        let current = Self::describe(ctx, cluster, name)
+        // An adopted node group may still be creating.
+        let current = Self::wait(ctx, cluster, name, false, &req.status)
             .await?
             .ok_or_else(|| missing("eks", "DescribeNodegroup", "node group"))?;
         if prior.attrs.get("min_size") != cfg.get("min_size") || prior.attrs.get("max_size") != cfg.get("max_size") {
             // The autoscaler owns the current size; keep it, within the new bounds.
             let desired = current.scaling_config().and_then(|s| s.desired_size()).unwrap_or(min).clamp(min, max.max(1));
-            ctx.c
-                .eks
-                .update_nodegroup_config()
-                .cluster_name(cluster)
-                .nodegroup_name(name)
-                .scaling_config(
-                    NodegroupScalingConfig::builder().min_size(min).max_size(max).desired_size(desired).build(),
-                )
-                .send()
-                .await
-                .map_err(|e| api("eks", "UpdateNodegroupConfig", e))?;
+            let scaling = NodegroupScalingConfig::builder().min_size(min).max_size(max).desired_size(desired).build();
+            let t = token();
+            ctx.write("eks", "UpdateNodegroupConfig", || {
+                ctx.c
+                    .eks
+                    .update_nodegroup_config()
+                    .cluster_name(cluster)
+                    .nodegroup_name(name)
+                    .scaling_config(scaling.clone())
+                    .client_request_token(&t)
+                    .send()
+            })
+            .await?;
         }
         let n = Self::wait(ctx, cluster, name, false, &req.status)
             .await?
             .ok_or_else(|| missing("eks", "DescribeNodegroup", "node group"))?;
         let mut a = Self::to_attrs(&n, Some(&prior.attrs));
         a.insert("initial_size".into(), cfg.get("initial_size").cloned().unwrap_or(Json::Null));
-        Ok(ApplyResponse { id: prior.id.clone(), attrs: a })
+        Ok(ApplyResponse::new(prior.id.clone(), a))
     }
 
-    async fn delete(&self, ctx: &Ctx<'_>, req: &DeleteRequest) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest) -> Result<(), ProviderError> {
         let (cluster, name) = Self::split(&req.id);
-        match ctx.c.eks.delete_nodegroup().cluster_name(cluster).nodegroup_name(name).send().await {
-            Ok(_) => {}
-            Err(e) if code(&e) == Some("ResourceNotFoundException") => return Ok(()),
-            Err(e) => return Err(api("eks", "DeleteNodegroup", e)),
+        let r = ctx
+            .write("eks", "DeleteNodegroup", || {
+                ctx.c.eks.delete_nodegroup().cluster_name(cluster).nodegroup_name(name).send()
+            })
+            .await;
+        if not_found_none(r)?.is_none() {
+            return Ok(());
         }
         Self::wait(ctx, cluster, name, true, &req.status).await?;
         Ok(())
     }
 
-    async fn find(&self, ctx: &Ctx<'_>, req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
-        // The cluster's name is the address's prefix of the owner name; node groups are found by
-        // listing the platform cluster's groups.
-        let clusters = ctx.c.eks.list_clusters().send().await.map_err(|e| api("eks", "ListClusters", e))?;
+    /// Node group names are unique per cluster; the cluster's name is not part of the request,
+    /// so every cluster is asked (an account has few).
+    async fn find(&self, ctx: &Ctx, req: &FindRequest) -> Result<Vec<Found>, ProviderError> {
+        let clusters = ctx.read("eks", "ListClusters", || ctx.c.eks.list_clusters().send()).await?;
+        let mut out = Vec::new();
         for cluster in clusters.clusters() {
-            if let Some(n) = Self::describe(ctx, cluster, &req.name).await?
-                && n.tags().is_some_and(|t| t.get(TAG_ADDRESS) == Some(&req.addr.to_string()))
-            {
-                let id = format!("{cluster}/{}", req.name);
-                return Ok(Some(ReadResource { id, attrs: Self::to_attrs(&n, None) }));
+            if let Some(n) = Self::describe(ctx, cluster, &req.name).await? {
+                out.push(Found::new(format!("{cluster}/{}", req.name), Self::to_attrs(&n, None), tag_map_of(n.tags())));
             }
         }
-        Ok(None)
+        Ok(out)
     }
 }

@@ -1,71 +1,200 @@
-//! Turning SDK errors into provider errors that name the AWS error code and message.
+//! SDK errors as typed provider errors: the kind of failure (decided by the HTTP status, the
+//! service's error code and how the request failed on the wire, never by message text), the
+//! status, the code, the message and the request id.
 
+use std::error::Error as StdError;
+
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use matih_plans::ProviderError;
+use aws_types::request_id::RequestId;
+use matih_plans::{ApiError, ErrorKind, ProviderError};
 
-/// `service`/`operation` name the call; the error's code and message come from AWS.
-pub fn api<E, R>(service: &str, operation: &str, e: SdkError<E, R>) -> ProviderError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    match &e {
-        SdkError::ServiceError(se) => {
-            let err = se.err();
-            ProviderError::Api {
-                service: service.into(),
-                operation: operation.into(),
-                code: err.code().unwrap_or("Unknown").to_string(),
-                message: err.message().unwrap_or("(no message)").to_string(),
-            }
+/// Error codes of the AWS services used here, by the kind of failure they stand for.
+fn kind_of_code(code: &str) -> Option<ErrorKind> {
+    Some(match code {
+        // Throttling, as the SDK's own retry classifier lists it.
+        "Throttling"
+        | "ThrottlingException"
+        | "ThrottledException"
+        | "RequestThrottledException"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded"
+        | "BandwidthLimitExceeded"
+        | "RequestThrottled"
+        | "SlowDown"
+        | "PriorRequestNotComplete"
+        | "EC2ThrottledException" => ErrorKind::Throttled,
+        // Server-side failures with a code.
+        "InternalError"
+        | "InternalFailure"
+        | "ServiceUnavailable"
+        | "ServiceFailure"
+        | "ServerException"
+        | "Unavailable"
+        | "RequestTimeout"
+        | "RequestTimeoutException" => ErrorKind::Unavailable,
+        "NoSuchEntity"
+        | "ResourceNotFoundException"
+        | "NoSuchHostedZone"
+        | "NoSuchChange"
+        | "NatGatewayNotFound"
+        | "NotFoundException" => ErrorKind::NotFound,
+        "EntityAlreadyExists"
+        | "ResourceInUseException"
+        | "HostedZoneAlreadyExists"
+        | "RouteAlreadyExists"
+        | "Resource.AlreadyAssociated"
+        | "DependencyViolation"
+        | "ConflictingDomainExists"
+        | "IdempotentParameterMismatch"
+        | "ResourceLimitExceeded"
+        | "DeleteConflict"
+        | "HostedZoneNotEmpty"
+        | "ConcurrentModification"
+        | "InvalidChangeBatch" => ErrorKind::Conflict,
+        "AccessDenied"
+        | "AccessDeniedException"
+        | "UnauthorizedOperation"
+        | "AuthFailure"
+        | "InvalidClientTokenId"
+        | "SignatureDoesNotMatch"
+        | "ExpiredToken"
+        | "UnrecognizedClientException" => ErrorKind::Denied,
+        c if c.ends_with(".NotFound") => ErrorKind::NotFound,
+        c if c.ends_with(".Duplicate") || c.ends_with(".Conflict") || c.ends_with("AlreadyExists") => {
+            ErrorKind::Conflict
         }
-        _ => ProviderError::Other {
-            message: format!("{service} {operation}: {}", describe(&e)),
-            source: Some(Box::new(e)),
-        },
-    }
+        c if c.starts_with("Invalid") || c.starts_with("Malformed") || c.starts_with("Missing") => ErrorKind::Invalid,
+        "ValidationError"
+        | "ValidationException"
+        | "InvalidInput"
+        | "InvalidParameterException"
+        | "InvalidRequestException"
+        | "LimitExceeded"
+        | "LimitExceededException"
+        | "UnsupportedAvailabilityZoneException"
+        | "ClientException" => ErrorKind::Invalid,
+        _ => return None,
+    })
 }
 
-/// The error code of a service error, if it is one.
-pub fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
-    match e {
-        SdkError::ServiceError(se) => se.err().code(),
-        _ => None,
+/// The first error of type `T` in `e`'s source chain.
+fn in_chain<'a, T: StdError + 'static>(mut e: Option<&'a (dyn StdError + 'static)>) -> Option<&'a T> {
+    while let Some(cur) = e {
+        if let Some(t) = cur.downcast_ref::<T>() {
+            return Some(t);
+        }
+        e = cur.source();
     }
+    None
 }
 
-fn describe<E: std::error::Error + 'static, R: std::fmt::Debug>(e: &SdkError<E, R>) -> String {
-    // Dispatch/timeout errors carry the useful part in their source chain.
+/// `e`'s text with its source chain (dispatch and timeout errors carry the useful part there).
+fn describe(e: &(dyn StdError + 'static)) -> String {
     let mut out = e.to_string();
-    let mut src = std::error::Error::source(e);
+    let mut src = e.source();
     while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
+        let t = s.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
         src = s.source();
     }
     out
 }
 
-/// A response that lacks a field the API promises.
-pub fn missing(service: &str, operation: &str, what: &str) -> ProviderError {
-    ProviderError::Other { message: format!("{service} {operation}: the response has no {what}"), source: None }
+/// `service`/`operation` name the call; the rest comes from the SDK's error.
+pub fn api<E>(service: &str, operation: &str, e: SdkError<E, HttpResponse>) -> ProviderError
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    let request_id = e.request_id().map(str::to_string);
+    let (kind, status, code, message) = match &e {
+        SdkError::ServiceError(se) => {
+            let status = se.raw().status().as_u16();
+            let code = se.err().code().unwrap_or_default().to_string();
+            let kind = kind_of_code(&code).unwrap_or_else(|| match ErrorKind::from_status(status) {
+                // A 2xx whose body would not parse: the service acted, the answer is lost.
+                ErrorKind::Other if status < 300 => ErrorKind::NoResponse,
+                k => k,
+            });
+            let message = se.err().message().map(str::to_string).unwrap_or_else(|| describe(se.err()));
+            (kind, Some(status), code, message)
+        }
+        // Headers came, the body did not: the service processed the request.
+        SdkError::ResponseError(re) => {
+            let status = re.raw().status().as_u16();
+            let kind = if status >= 500 { ErrorKind::Unavailable } else { ErrorKind::NoResponse };
+            (kind, Some(status), String::new(), describe(&e))
+        }
+        SdkError::DispatchFailure(df) => {
+            let connect = df
+                .as_connector_error()
+                .and_then(|ce| in_chain::<hyper_util::client::legacy::Error>(StdError::source(ce)))
+                .is_some_and(|h| h.is_connect());
+            // Only a failed connect proves the request never left; anything else (reset, EOF,
+            // read timeout, a signing failure the SDK reports the same way) may have been sent.
+            let kind = if connect { ErrorKind::Unreachable } else { ErrorKind::NoResponse };
+            (kind, None, String::new(), describe(&e))
+        }
+        SdkError::TimeoutError(_) => (ErrorKind::NoResponse, None, String::new(), describe(&e)),
+        SdkError::ConstructionFailure(_) => (ErrorKind::Invalid, None, String::new(), describe(&e)),
+        _ => (ErrorKind::Other, None, String::new(), describe(&e)),
+    };
+    let retry_after = match &e {
+        SdkError::ServiceError(se) => retry_after(se.raw()),
+        _ => None,
+    };
+    ApiError::new(service, operation, kind, &code, message)
+        .status_opt(status)
+        .request_id(request_id)
+        .retry_after(retry_after)
+        .source(e)
+        .into()
 }
 
-/// A delete's result: done, or already gone (any of `gone` codes), or the error.
-pub fn deleted<T, E, R>(
-    r: Result<T, SdkError<E, R>>,
-    gone: &[&str],
-    service: &str,
-    operation: &str,
-) -> Result<(), ProviderError>
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    match r {
-        Ok(_) => Ok(()),
-        Err(e) if code(&e).is_some_and(|c| gone.contains(&c)) => Ok(()),
-        Err(e) => Err(api(service, operation, e)),
+/// `Retry-After` (seconds) or AWS's `x-amz-retry-after` (milliseconds).
+fn retry_after(r: &HttpResponse) -> Option<std::time::Duration> {
+    let h = r.headers();
+    if let Some(ms) = h.get("x-amz-retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
+        return Some(std::time::Duration::from_millis(ms));
+    }
+    h.get("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).map(std::time::Duration::from_secs)
+}
+
+/// A response that lacks a field the API promises.
+pub fn missing(service: &str, operation: &str, what: &str) -> ProviderError {
+    ProviderError::other(format!("{service} {operation}: the response has no {what}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_kinds() {
+        for (code, kind) in [
+            ("InvalidVpcID.NotFound", ErrorKind::NotFound),
+            ("NoSuchEntity", ErrorKind::NotFound),
+            ("InvalidGroup.Duplicate", ErrorKind::Conflict),
+            ("InvalidPermission.Duplicate", ErrorKind::Conflict),
+            ("EntityAlreadyExists", ErrorKind::Conflict),
+            ("ResourceInUseException", ErrorKind::Conflict),
+            ("RouteAlreadyExists", ErrorKind::Conflict),
+            ("InvalidSubnet.Conflict", ErrorKind::Conflict),
+            ("RequestLimitExceeded", ErrorKind::Throttled),
+            ("Throttling", ErrorKind::Throttled),
+            ("PriorRequestNotComplete", ErrorKind::Throttled),
+            ("InternalError", ErrorKind::Unavailable),
+            ("ServiceFailure", ErrorKind::Unavailable),
+            ("UnauthorizedOperation", ErrorKind::Denied),
+            ("InvalidParameterValue", ErrorKind::Invalid),
+            ("MalformedPolicyDocument", ErrorKind::Invalid),
+        ] {
+            assert_eq!(kind_of_code(code), Some(kind), "{code}");
+        }
+        assert_eq!(kind_of_code("SomethingNew"), None, "unknown codes fall back to the HTTP status");
     }
 }

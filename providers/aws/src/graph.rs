@@ -3,8 +3,12 @@
 //! Names are deterministic (`<platform>-<environment>-…`) and every address is stable, so a
 //! re-run plans nothing and an interrupted create is found again by its owner tags.
 
+use std::collections::BTreeMap;
+
 use matih_plans::*;
-use matih_spec::{EksSpec, NatGateways, PlatformSpec};
+use matih_provider_kit::dns::{self, ingress_controllers};
+use matih_provider_kit::{ClusterBinding, ClusterRef, Dns01Solver, LoadBalancer};
+use matih_spec::{CloudKind, EksSpec, NatGateways, PlatformSpec};
 use serde_json::json;
 
 /// The IAM path every role of the tool lives under.
@@ -43,12 +47,9 @@ pub fn zones(eks: &EksSpec) -> Vec<String> {
     (0..eks.network.availability_zones).map(|i| format!("{}{}", eks.region, (b'a' + i) as char)).collect()
 }
 
-/// The ingress controllers that get their own addresses: the platform's and each tenant's with
-/// a dedicated ingress.
-pub fn ingress_controllers(spec: &PlatformSpec) -> Vec<String> {
-    std::iter::once("platform".to_string())
-        .chain(spec.tenants.iter().filter(|t| t.dedicated_ingress).map(|t| t.slug.clone()))
-        .collect()
+/// `eks.eip.ingress["<controller>/<zone>"]`: an ingress controller's address in one zone.
+fn ingress_eip(ctrl: &str, az: &str) -> ResourceAddr {
+    keyed("eks", "eip", "ingress", &format!("{ctrl}/{az}"))
 }
 
 pub fn desired_graph(spec: &PlatformSpec) -> DesiredGraph {
@@ -214,60 +215,24 @@ pub fn desired_graph(spec: &PlatformSpec) -> DesiredGraph {
     }
 
     // Addresses for the ingress controllers' network load balancers: one per zone each.
-    let mut ingress: Vec<(String, Vec<ResourceAddr>)> = Vec::new();
+    let mut ingress: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for ctrl in ingress_controllers(spec) {
-        let addrs: Vec<ResourceAddr> = azs
+        let ips = azs
             .iter()
             .map(|az| {
-                let a = keyed("eks", "eip", "ingress", &format!("{ctrl}/{az}"));
+                let a = ingress_eip(&ctrl, az);
                 g.add(
                     Desired::new(a.clone(), format!("{prefix}-ingress-{ctrl}-{az}"))
                         .set("purpose", Value::str(format!("ingress:{ctrl}"))),
                 );
-                a
+                Value::reference(&a, "public_ip")
             })
             .collect();
-        ingress.push((ctrl, addrs));
+        ingress.insert(ctrl, ips);
     }
 
-    // Route 53.
-    let zone_name = spec.zone_name();
-    let zone = single("dns", "zone", "platform");
-    g.add(
-        Desired::new(zone.clone(), zone_name.clone())
-            .set("name", Value::str(zone_name.clone()))
-            .set("comment", Value::str(format!("MATIH {} ({}), managed by matih-infra", p.name, p.environment))),
-    );
-    let ips = |addrs: &[ResourceAddr]| Value::list(addrs.iter().map(|a| Value::reference(a, "public_ip")).collect());
-    let record = |g: &mut DesiredGraph, a: ResourceAddr, fqdn: String, addrs: &[ResourceAddr]| {
-        g.add(
-            Desired::new(a, fqdn.clone())
-                .set("zone_id", Value::reference(&zone, "id"))
-                .set("name", Value::str(fqdn))
-                .set("type", Value::str("A"))
-                .set("ttl", Value::Known(json!(300)))
-                .set("values", ips(addrs)),
-        );
-    };
-    let platform_ips = ingress[0].1.clone();
-    record(&mut g, single("dns", "record", "api"), format!("api.{zone_name}"), &platform_ips);
-    for tenant in &spec.tenants {
-        let target = ingress
-            .iter()
-            .find(|(c, _)| *c == tenant.slug)
-            .map(|(_, a)| a.clone())
-            .unwrap_or_else(|| platform_ips.clone());
-        record(&mut g, keyed("dns", "record", "tenant", &tenant.slug), format!("{}.{zone_name}", tenant.slug), &target);
-    }
-    if let Some(parent) = spec.parent_zone() {
-        g.add(
-            Desired::new(single("dns", "delegation", "parent"), zone_name.clone())
-                .set("parent_zone_name", Value::str(parent))
-                .set("name", Value::str(zone_name.clone()))
-                .set("ttl", Value::Known(json!(172800)))
-                .set("name_servers", Value::reference(&zone, "name_servers")),
-        );
-    }
+    // Route 53: the zone, `api.`, tenant records and the delegation, as every cloud has them.
+    let zone = dns::add_dns(&mut g, spec, &ingress, |d| d);
 
     // cert-manager's DNS01 solver: a role for its service account, limited to this zone.
     role(
@@ -297,10 +262,7 @@ pub fn desired_graph(spec: &PlatformSpec) -> DesiredGraph {
     g.output("cluster_arn", Value::reference(&cluster, "arn"), false);
     g.output("oidc_issuer", Value::reference(&cluster, "oidc_issuer"), false);
     g.output("cert_manager_role_arn", Value::reference(&single("eks", "iam_role", "cert_manager"), "arn"), false);
-    g.output("zone_id", Value::reference(&zone, "id"), false);
-    g.output("zone_name_servers", Value::reference(&zone, "name_servers"), false);
-    let ingress_out: std::collections::BTreeMap<String, Value> =
-        ingress.iter().map(|(c, a)| (c.clone(), ips(a))).collect();
+    let ingress_out: BTreeMap<String, Value> = ingress.into_iter().map(|(c, ips)| (c, Value::list(ips))).collect();
     g.output("ingress_addresses", Value::map(ingress_out), false);
     g
 }
@@ -308,7 +270,7 @@ pub fn desired_graph(spec: &PlatformSpec) -> DesiredGraph {
 /// What the bootstrap needs from the EKS resources: the cluster's identity and connection, the
 /// node groups, each ingress controller's Elastic IP allocations (for the NLB annotation),
 /// Route 53 for cert-manager's DNS01 solver and the IRSA role on its service account.
-pub fn bootstrap_binding(spec: &PlatformSpec) -> matih_provider_kubernetes::ClusterBinding {
+pub fn bootstrap_binding(spec: &PlatformSpec) -> ClusterBinding {
     let eks = spec.clouds.eks.as_ref().expect("the caller checked that clouds.eks exists");
     let cluster = single("eks", "cluster", "main");
     let attr = |a: &str| Value::reference(&cluster, a);
@@ -316,48 +278,28 @@ pub fn bootstrap_binding(spec: &PlatformSpec) -> matih_provider_kubernetes::Clus
     let load_balancers = ingress_controllers(spec)
         .into_iter()
         .map(|ctrl| {
-            let allocations: Vec<Value> = azs
-                .iter()
-                .map(|az| Value::reference(&keyed("eks", "eip", "ingress", &format!("{ctrl}/{az}")), "id"))
-                .collect();
-            let lb = Value::map(
-                [
-                    ("cloud".to_string(), Value::str("aws_nlb")),
-                    ("eip_allocations".to_string(), Value::list(allocations)),
-                ]
-                .into(),
-            );
-            (ctrl, lb)
+            let eip_allocations = azs.iter().map(|az| Value::reference(&ingress_eip(&ctrl, az), "id")).collect();
+            (ctrl, LoadBalancer::AwsNlb { eip_allocations })
         })
         .collect();
-    let zone = single("dns", "zone", "platform");
-    matih_provider_kubernetes::ClusterBinding {
-        cloud: matih_spec::CloudKind::Eks,
-        identity: Value::map([("arn".to_string(), attr("arn")), ("created_at".to_string(), attr("created_at"))].into()),
-        connection: Value::map(
-            [
-                ("name".to_string(), attr("name")),
-                ("endpoint".to_string(), attr("endpoint")),
-                ("ca_data".to_string(), attr("certificate_authority")),
-            ]
-            .into(),
-        ),
+    ClusterBinding {
+        cloud: CloudKind::Eks,
+        cluster_addr: cluster.clone(),
+        identity: BTreeMap::from([("arn".to_string(), attr("arn")), ("created_at".to_string(), attr("created_at"))]),
+        connection: ClusterRef {
+            name: attr("name"),
+            endpoint: attr("endpoint"),
+            ca_data: attr("certificate_authority"),
+        },
         node_pools: eks.node_pools.iter().map(|p| keyed("eks", "node_group", "pool", &p.name)).collect(),
         load_balancers,
-        dns01: Value::map(
-            [
-                ("provider".to_string(), Value::str("route53")),
-                ("region".to_string(), Value::str(eks.region.clone())),
-                ("hosted_zone_id".to_string(), Value::reference(&zone, "id")),
-            ]
-            .into(),
-        ),
-        cert_manager_annotations: Value::map(
-            [(
-                "eks.amazonaws.com/role-arn".to_string(),
-                Value::reference(&single("eks", "iam_role", "cert_manager"), "arn"),
-            )]
-            .into(),
-        ),
+        dns01: Dns01Solver::Route53 {
+            region: Value::str(eks.region.clone()),
+            hosted_zone_id: Value::reference(&dns::zone_addr(), "id"),
+        },
+        cert_manager_annotations: BTreeMap::from([(
+            "eks.amazonaws.com/role-arn".to_string(),
+            Value::reference(&single("eks", "iam_role", "cert_manager"), "arn"),
+        )]),
     }
 }

@@ -10,14 +10,15 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use aws_sdk_iam::types::{EntityType, Tag};
 use matih_plans::*;
+use matih_provider_kit::{Found, Kind, Listing, gone_ok, not_found_none, schema};
 use matih_state::Attrs;
 use serde_json::{Value as Json, json};
 
-use crate::error::{api, code, deleted, missing};
+use crate::error::missing;
 use crate::graph::IAM_PATH;
 use crate::kind::*;
 
-pub fn kinds() -> Vec<Box<dyn Kind>> {
+pub fn kinds() -> Vec<Box<dyn Kind<Ctx>>> {
     vec![Box::new(Role), Box::new(OidcProvider)]
 }
 
@@ -31,9 +32,8 @@ fn iam_tags(tags: &BTreeMap<String, String>, name: &str) -> Vec<Tag> {
         .collect()
 }
 
-fn owned(tags: &[Tag], o: &Owner) -> bool {
-    let has = |k: &str, v: &str| tags.iter().any(|t| t.key() == k && t.value() == v);
-    has(TAG_PLATFORM, &o.platform) && has(TAG_ENVIRONMENT, &o.environment)
+fn tags_of(tags: &[Tag]) -> BTreeMap<String, String> {
+    tag_map(tags.iter().map(|t| (t.key(), t.value())))
 }
 
 /// IAM returns policy documents URL-encoded (moto sometimes does not).
@@ -129,73 +129,108 @@ fn parse_dns01(doc: &Json) -> Vec<String> {
 struct Role;
 
 impl Role {
-    /// Every role of this platform with its policies, in one paginated call.
-    async fn all(ctx: &Ctx<'_>) -> Result<Vec<(String, Attrs)>, ProviderError> {
+    /// A role's attributes from its details: trust, managed and inline DNS01 policies.
+    fn found(
+        name: &str,
+        path: Option<&str>,
+        arn: Option<&str>,
+        trust_doc: Option<&str>,
+        mut managed: Vec<String>,
+        dns01_doc: Option<&str>,
+        tags: BTreeMap<String, String>,
+    ) -> Found {
+        let trust = trust_doc.and_then(decode_policy).map(|d| parse_trust(&d)).unwrap_or(Json::Null);
+        managed.sort();
+        let zones = dns01_doc.and_then(decode_policy).map(|d| parse_dns01(&d)).unwrap_or_default();
+        Found::new(
+            name,
+            attrs([
+                ("id", json!(name)),
+                ("name", json!(name)),
+                ("path", json!(path)),
+                ("arn", json!(arn)),
+                ("trust", trust),
+                ("managed_policies", json!(managed)),
+                ("route53_zone_ids", json!(zones)),
+            ]),
+            tags,
+        )
+    }
+
+    /// Every role under the tool's path with its policies, in one paginated call.
+    async fn all(ctx: &Ctx) -> Result<Vec<Found>, ProviderError> {
         let pages = ctx
-            .c
-            .iam
-            .get_account_authorization_details()
-            .filter(EntityType::Role)
-            .into_paginator()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| api("iam", "GetAccountAuthorizationDetails", e))?;
+            .read("iam", "GetAccountAuthorizationDetails", || {
+                ctx.c
+                    .iam
+                    .get_account_authorization_details()
+                    .filter(EntityType::Role)
+                    .into_paginator()
+                    .send()
+                    .try_collect()
+            })
+            .await?;
         let mut out = Vec::new();
         for page in pages {
             for r in page.role_detail_list() {
-                if r.path() != Some(IAM_PATH) || !owned(r.tags(), ctx.owner) {
+                if r.path() != Some(IAM_PATH) {
                     continue;
                 }
-                let name = r.role_name().unwrap_or_default().to_string();
-                let trust = r
-                    .assume_role_policy_document()
-                    .and_then(decode_policy)
-                    .map(|d| parse_trust(&d))
-                    .unwrap_or(Json::Null);
-                let mut managed: Vec<String> =
+                let managed =
                     r.attached_managed_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)).collect();
-                managed.sort();
-                let zones = r
+                let dns01 = r
                     .role_policy_list()
                     .iter()
                     .find(|p| p.policy_name() == Some(DNS01_POLICY))
-                    .and_then(|p| p.policy_document())
-                    .and_then(decode_policy)
-                    .map(|d| parse_dns01(&d))
-                    .unwrap_or_default();
-                out.push((
-                    name.clone(),
-                    attrs([
-                        ("id", json!(name)),
-                        ("name", json!(name)),
-                        ("path", json!(r.path())),
-                        ("arn", json!(r.arn())),
-                        ("trust", trust),
-                        ("managed_policies", json!(managed)),
-                        ("route53_zone_ids", json!(zones)),
-                    ]),
+                    .and_then(|p| p.policy_document());
+                out.push(Self::found(
+                    r.role_name().unwrap_or_default(),
+                    r.path(),
+                    r.arn(),
+                    r.assume_role_policy_document(),
+                    managed,
+                    dns01,
+                    tags_of(r.tags()),
                 ));
             }
         }
         Ok(out)
     }
 
-    async fn one(ctx: &Ctx<'_>, name: &str) -> Result<ApplyResponse, ProviderError> {
-        let (id, attrs) = Self::all(ctx)
-            .await?
-            .into_iter()
-            .find(|(n, _)| n == name)
-            .ok_or_else(|| missing("iam", "GetAccountAuthorizationDetails", "the role just written"))?;
-        Ok(ApplyResponse { id, attrs })
+    /// One role by name, whoever owns it (`None` if there is none).
+    async fn get(ctx: &Ctx, name: &str) -> Result<Option<Found>, ProviderError> {
+        let Some(r) = not_found_none(ctx.read("iam", "GetRole", || ctx.c.iam.get_role().role_name(name).send()).await)?
+        else {
+            return Ok(None);
+        };
+        let Some(role) = r.role() else { return Ok(None) };
+        let attached = ctx
+            .read("iam", "ListAttachedRolePolicies", || ctx.c.iam.list_attached_role_policies().role_name(name).send())
+            .await?;
+        let managed = attached.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)).collect();
+        let dns01 = not_found_none(
+            ctx.read("iam", "GetRolePolicy", || {
+                ctx.c.iam.get_role_policy().role_name(name).policy_name(DNS01_POLICY).send()
+            })
+            .await,
+        )?;
+        Ok(Some(Self::found(
+            role.role_name(),
+            Some(role.path()),
+            Some(role.arn()),
+            role.assume_role_policy_document(),
+            managed,
+            dns01.as_ref().map(|p| p.policy_document()),
+            tags_of(role.tags()),
+        )))
     }
 
-    async fn sync_policies(
-        ctx: &Ctx<'_>,
-        name: &str,
-        prior: Option<&Attrs>,
-        cfg: &Cfg<'_>,
-    ) -> Result<(), ProviderError> {
+    async fn one(ctx: &Ctx, name: &str) -> Result<ApplyResponse, ProviderError> {
+        let f = Self::get(ctx, name).await?.ok_or_else(|| missing("iam", "GetRole", "the role just written"))?;
+        Ok(ApplyResponse::new(f.id, f.attrs))
+    }
+
+    async fn sync_policies(ctx: &Ctx, name: &str, prior: Option<&Attrs>, cfg: &Cfg<'_>) -> Result<(), ProviderError> {
         let list = |a: Option<&Attrs>, k: &str| -> Vec<String> {
             a.and_then(|a| a.get(k))
                 .and_then(Json::as_array)
@@ -204,49 +239,38 @@ impl Role {
         };
         let want = cfg.strs("managed_policies")?;
         let had = list(prior, "managed_policies");
+        // Attach, detach and put are idempotent: sent again after a lost answer they change nothing.
         for arn in want.iter().filter(|a| !had.contains(a)) {
-            ctx.c
-                .iam
-                .attach_role_policy()
-                .role_name(name)
-                .policy_arn(arn)
-                .send()
-                .await
-                .map_err(|e| api("iam", "AttachRolePolicy", e))?;
+            ctx.write("iam", "AttachRolePolicy", || {
+                ctx.c.iam.attach_role_policy().role_name(name).policy_arn(arn).send()
+            })
+            .await?;
         }
         for arn in had.iter().filter(|a| !want.contains(a)) {
-            ctx.c
-                .iam
-                .detach_role_policy()
-                .role_name(name)
-                .policy_arn(arn)
-                .send()
-                .await
-                .map_err(|e| api("iam", "DetachRolePolicy", e))?;
+            gone_ok(
+                ctx.write("iam", "DetachRolePolicy", || {
+                    ctx.c.iam.detach_role_policy().role_name(name).policy_arn(arn).send()
+                })
+                .await,
+            )?;
         }
         let mut zones = cfg.strs("route53_zone_ids")?;
         zones.sort();
         let had_zones = list(prior, "route53_zone_ids");
         if zones != had_zones {
             if zones.is_empty() {
-                ctx.c
-                    .iam
-                    .delete_role_policy()
-                    .role_name(name)
-                    .policy_name(DNS01_POLICY)
-                    .send()
-                    .await
-                    .map_err(|e| api("iam", "DeleteRolePolicy", e))?;
+                gone_ok(
+                    ctx.write("iam", "DeleteRolePolicy", || {
+                        ctx.c.iam.delete_role_policy().role_name(name).policy_name(DNS01_POLICY).send()
+                    })
+                    .await,
+                )?;
             } else {
-                ctx.c
-                    .iam
-                    .put_role_policy()
-                    .role_name(name)
-                    .policy_name(DNS01_POLICY)
-                    .policy_document(render_dns01(&zones))
-                    .send()
-                    .await
-                    .map_err(|e| api("iam", "PutRolePolicy", e))?;
+                let doc = render_dns01(&zones);
+                ctx.write("iam", "PutRolePolicy", || {
+                    ctx.c.iam.put_role_policy().role_name(name).policy_name(DNS01_POLICY).policy_document(&doc).send()
+                })
+                .await?;
             }
         }
         Ok(())
@@ -254,119 +278,92 @@ impl Role {
 }
 
 #[async_trait]
-impl Kind for Role {
+impl Kind<Ctx> for Role {
     fn schema(&self) -> TypeSchema {
-        schema(
-            "eks",
-            "iam_role",
-            &[
-                ("name", 'f'),
-                ("path", 'f'),
-                ("trust", 'u'),
-                ("managed_policies", 'u'),
-                ("route53_zone_ids", 'u'),
-                ("id", 'c'),
-                ("arn", 'c'),
-            ],
-            false,
-        )
+        schema("eks", "iam_role")
+            .force_new(&["name", "path"])
+            .updatable(&["trust", "managed_policies", "route53_zone_ids"])
+            .computed(&["id", "arn"])
+            .build()
     }
 
-    async fn read(
-        &self,
-        ctx: &Ctx<'_>,
-        items: &[ReadItem],
-    ) -> Result<BTreeMap<ResourceAddr, ReadResource>, ProviderError> {
-        Ok(by_id(items, Self::all(ctx).await?))
+    async fn read(&self, ctx: &Ctx, _items: &[ReadItem]) -> Result<Listing, ProviderError> {
+        Ok(Listing::Owned(Self::all(ctx).await?))
     }
 
-    async fn create(&self, ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+    async fn create(&self, ctx: &Ctx, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
         let cfg = Cfg::of(req);
-        let name = cfg.str("name")?;
+        let (name, path) = (cfg.str("name")?, cfg.str("path")?);
         let trust = render_trust(&req.addr, cfg.get("trust").unwrap_or(&Json::Null))?;
-        ctx.c
-            .iam
-            .create_role()
-            .role_name(name)
-            .path(cfg.str("path")?)
-            .assume_role_policy_document(trust)
-            .set_tags(Some(iam_tags(&req.identity.owner_tags, &req.identity.name)))
-            .send()
-            .await
-            .map_err(|e| api("iam", "CreateRole", e))?;
+        let tags = iam_tags(&req.identity.owner_tags, &req.identity.name);
+        ctx.create("iam", "CreateRole", || {
+            ctx.c
+                .iam
+                .create_role()
+                .role_name(name)
+                .path(path)
+                .assume_role_policy_document(&trust)
+                .set_tags(Some(tags.clone()))
+                .send()
+        })
+        .await?;
         Self::sync_policies(ctx, name, None, &cfg).await?;
         Self::one(ctx, name).await
     }
 
     async fn update(
         &self,
-        ctx: &Ctx<'_>,
+        ctx: &Ctx,
         prior: &ReadResource,
         req: &ApplyRequest,
     ) -> Result<ApplyResponse, ProviderError> {
         let cfg = Cfg::of(req);
         let want = cfg.get("trust").cloned().unwrap_or(Json::Null);
         if prior.attrs.get("trust") != Some(&want) {
-            ctx.c
-                .iam
-                .update_assume_role_policy()
-                .role_name(&prior.id)
-                .policy_document(render_trust(&req.addr, &want)?)
-                .send()
-                .await
-                .map_err(|e| api("iam", "UpdateAssumeRolePolicy", e))?;
+            let doc = render_trust(&req.addr, &want)?;
+            ctx.write("iam", "UpdateAssumeRolePolicy", || {
+                ctx.c.iam.update_assume_role_policy().role_name(&prior.id).policy_document(&doc).send()
+            })
+            .await?;
         }
         Self::sync_policies(ctx, &prior.id, Some(&prior.attrs), &cfg).await?;
         Self::one(ctx, &prior.id).await
     }
 
-    async fn delete(&self, ctx: &Ctx<'_>, req: &DeleteRequest) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest) -> Result<(), ProviderError> {
         // A role goes only once its policies are gone; read them fresh (they may have changed).
-        let attached = match ctx.c.iam.list_attached_role_policies().role_name(&req.id).send().await {
-            Ok(r) => {
-                r.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)).collect::<Vec<_>>()
-            }
-            Err(e) if code(&e) == Some("NoSuchEntity") => return Ok(()),
-            Err(e) => return Err(api("iam", "ListAttachedRolePolicies", e)),
-        };
-        for arn in attached {
-            ctx.c
-                .iam
-                .detach_role_policy()
-                .role_name(&req.id)
-                .policy_arn(arn)
-                .send()
-                .await
-                .map_err(|e| api("iam", "DetachRolePolicy", e))?;
+        let attached = ctx
+            .read("iam", "ListAttachedRolePolicies", || {
+                ctx.c.iam.list_attached_role_policies().role_name(&req.id).send()
+            })
+            .await;
+        let Some(attached) = not_found_none(attached)? else { return Ok(()) };
+        for p in attached.attached_policies() {
+            let arn = p.policy_arn().unwrap_or_default();
+            gone_ok(
+                ctx.write("iam", "DetachRolePolicy", || {
+                    ctx.c.iam.detach_role_policy().role_name(&req.id).policy_arn(arn).send()
+                })
+                .await,
+            )?;
         }
-        let inline = ctx
-            .c
-            .iam
-            .list_role_policies()
-            .role_name(&req.id)
-            .send()
-            .await
-            .map_err(|e| api("iam", "ListRolePolicies", e))?;
+        let inline =
+            ctx.read("iam", "ListRolePolicies", || ctx.c.iam.list_role_policies().role_name(&req.id).send()).await;
+        let Some(inline) = not_found_none(inline)? else { return Ok(()) };
         for p in inline.policy_names() {
-            ctx.c
-                .iam
-                .delete_role_policy()
-                .role_name(&req.id)
-                .policy_name(p)
-                .send()
-                .await
-                .map_err(|e| api("iam", "DeleteRolePolicy", e))?;
+            gone_ok(
+                ctx.write("iam", "DeleteRolePolicy", || {
+                    ctx.c.iam.delete_role_policy().role_name(&req.id).policy_name(p).send()
+                })
+                .await,
+            )?;
         }
-        deleted(ctx.c.iam.delete_role().role_name(&req.id).send().await, &["NoSuchEntity"], "iam", "DeleteRole")
+        gone_ok(ctx.write("iam", "DeleteRole", || ctx.c.iam.delete_role().role_name(&req.id).send()).await)
     }
 
-    async fn find(&self, ctx: &Ctx<'_>, req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
-        // Role names are deterministic and unique per account.
-        Ok(Self::all(ctx)
-            .await?
-            .into_iter()
-            .find(|(n, _)| *n == req.name)
-            .map(|(id, attrs)| ReadResource { id, attrs }))
+    /// Role names are deterministic and unique per account: the role of that name, whoever owns it.
+    async fn find(&self, ctx: &Ctx, req: &FindRequest) -> Result<Vec<Found>, ProviderError> {
+        Ok(Self::get(ctx, &req.name).await?.into_iter().collect())
     }
 }
 
@@ -380,33 +377,26 @@ struct OidcProvider;
 const EKS_OIDC_THUMBPRINT: &str = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280";
 
 impl OidcProvider {
-    async fn all(ctx: &Ctx<'_>) -> Result<Vec<(String, Attrs)>, ProviderError> {
-        let list = ctx
-            .c
-            .iam
-            .list_open_id_connect_providers()
-            .send()
-            .await
-            .map_err(|e| api("iam", "ListOpenIDConnectProviders", e))?;
+    /// Every OIDC provider of the account with its tags (the list call has neither URL nor tags:
+    /// one look per provider; an account has few).
+    async fn all(ctx: &Ctx) -> Result<Vec<Found>, ProviderError> {
+        let list =
+            ctx.read("iam", "ListOpenIDConnectProviders", || ctx.c.iam.list_open_id_connect_providers().send()).await?;
         let mut out = Vec::new();
         for p in list.open_id_connect_provider_list() {
             let Some(arn) = p.arn() else { continue };
             let got = ctx
-                .c
-                .iam
-                .get_open_id_connect_provider()
-                .open_id_connect_provider_arn(arn)
-                .send()
-                .await
-                .map_err(|e| api("iam", "GetOpenIDConnectProvider", e))?;
-            if !owned(got.tags(), ctx.owner) {
-                continue;
-            }
+                .read("iam", "GetOpenIDConnectProvider", || {
+                    ctx.c.iam.get_open_id_connect_provider().open_id_connect_provider_arn(arn).send()
+                })
+                .await;
+            // Deleted between the list and the look.
+            let Some(got) = not_found_none(got)? else { continue };
             let host = got.url().unwrap_or_default().trim_start_matches("https://").to_string();
             let mut clients: Vec<String> = got.client_id_list().to_vec();
             clients.sort();
-            out.push((
-                arn.to_string(),
+            out.push(Found::new(
+                arn,
                 attrs([
                     ("id", json!(arn)),
                     ("arn", json!(arn)),
@@ -414,6 +404,7 @@ impl OidcProvider {
                     ("issuer_host", json!(host)),
                     ("client_ids", json!(clients)),
                 ]),
+                tags_of(got.tags()),
             ));
         }
         Ok(out)
@@ -421,51 +412,45 @@ impl OidcProvider {
 }
 
 #[async_trait]
-impl Kind for OidcProvider {
+impl Kind<Ctx> for OidcProvider {
     fn schema(&self) -> TypeSchema {
-        schema(
-            "eks",
-            "oidc_provider",
-            &[("url", 'f'), ("client_ids", 'f'), ("id", 'c'), ("arn", 'c'), ("issuer_host", 'c')],
-            false,
-        )
+        schema("eks", "oidc_provider").force_new(&["url", "client_ids"]).computed(&["id", "arn", "issuer_host"]).build()
     }
 
-    async fn read(
-        &self,
-        ctx: &Ctx<'_>,
-        items: &[ReadItem],
-    ) -> Result<BTreeMap<ResourceAddr, ReadResource>, ProviderError> {
-        Ok(by_id(items, Self::all(ctx).await?))
+    async fn read(&self, ctx: &Ctx, _items: &[ReadItem]) -> Result<Listing, ProviderError> {
+        Ok(Listing::Owned(Self::all(ctx).await?))
     }
 
-    async fn create(&self, ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+    async fn create(&self, ctx: &Ctx, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
         let cfg = Cfg::of(req);
+        let (url, clients) = (cfg.str("url")?, cfg.strs("client_ids")?);
+        let tags = iam_tags(&req.identity.owner_tags, &req.identity.name);
         let r = ctx
-            .c
-            .iam
-            .create_open_id_connect_provider()
-            .url(cfg.str("url")?)
-            .set_client_id_list(Some(cfg.strs("client_ids")?))
-            .thumbprint_list(EKS_OIDC_THUMBPRINT)
-            .set_tags(Some(iam_tags(&req.identity.owner_tags, &req.identity.name)))
-            .send()
-            .await
-            .map_err(|e| api("iam", "CreateOpenIDConnectProvider", e))?;
+            .create("iam", "CreateOpenIDConnectProvider", || {
+                ctx.c
+                    .iam
+                    .create_open_id_connect_provider()
+                    .url(url)
+                    .set_client_id_list(Some(clients.clone()))
+                    .thumbprint_list(EKS_OIDC_THUMBPRINT)
+                    .set_tags(Some(tags.clone()))
+                    .send()
+            })
+            .await?;
         let arn = r
             .open_id_connect_provider_arn()
             .ok_or_else(|| missing("iam", "CreateOpenIDConnectProvider", "OpenIDConnectProviderArn"))?;
-        let (id, attrs) = Self::all(ctx)
+        let f = Self::all(ctx)
             .await?
             .into_iter()
-            .find(|(a, _)| a == arn)
+            .find(|f| f.id == arn)
             .ok_or_else(|| missing("iam", "GetOpenIDConnectProvider", "the provider just created"))?;
-        Ok(ApplyResponse { id, attrs })
+        Ok(ApplyResponse::new(f.id, f.attrs))
     }
 
     async fn update(
         &self,
-        _ctx: &Ctx<'_>,
+        _ctx: &Ctx,
         prior: &ReadResource,
         _req: &ApplyRequest,
     ) -> Result<ApplyResponse, ProviderError> {
@@ -473,18 +458,23 @@ impl Kind for OidcProvider {
         unchanged(prior)
     }
 
-    async fn delete(&self, ctx: &Ctx<'_>, req: &DeleteRequest) -> Result<(), ProviderError> {
-        deleted(
-            ctx.c.iam.delete_open_id_connect_provider().open_id_connect_provider_arn(&req.id).send().await,
-            &["NoSuchEntity"],
-            "iam",
-            "DeleteOpenIDConnectProvider",
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest) -> Result<(), ProviderError> {
+        gone_ok(
+            ctx.write("iam", "DeleteOpenIDConnectProvider", || {
+                ctx.c.iam.delete_open_id_connect_provider().open_id_connect_provider_arn(&req.id).send()
+            })
+            .await,
         )
     }
 
-    async fn find(&self, ctx: &Ctx<'_>, _req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
-        // A platform has one OIDC provider: the one carrying its owner tags.
-        Ok(first(Self::all(ctx).await?))
+    /// The providers named as the intent names this one, or carrying this platform's tags; the
+    /// kit adopts the one whose owner tags name the address.
+    async fn find(&self, ctx: &Ctx, req: &FindRequest) -> Result<Vec<Found>, ProviderError> {
+        Ok(Self::all(ctx)
+            .await?
+            .into_iter()
+            .filter(|f| f.tags.get("Name") == Some(&req.name) || ctx.owns(&f.tags))
+            .collect())
     }
 }
 

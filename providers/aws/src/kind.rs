@@ -1,77 +1,88 @@
-//! One implementation per AWS resource type, and the helpers they share.
+//! What the AWS kinds share: the context they run in (clients, owner, retry policy) with one
+//! way to call the SDK, and helpers for configuration, attributes and tags.
 //!
-//! A kind turns the cloud's view of a resource into attributes (`attrs`), and the same function
-//! serves create, read and find, so what apply records and what refresh sees have one shape:
-//! a difference between them is real drift, never an artefact of two code paths.
+//! A kind turns the cloud's view of a resource into attributes, and the same function serves
+//! create, read and find, so what apply records and what refresh sees have one shape: a
+//! difference between them is real drift, never an artefact of two code paths.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 
-use async_trait::async_trait;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use matih_plans::*;
+use matih_provider_kit::owner::{TAG_ENVIRONMENT, TAG_PLATFORM};
+use matih_provider_kit::{Call, RetryPolicy};
 use matih_state::Attrs;
 use serde_json::{Value as Json, json};
 
 use crate::clients::Clients;
 
-/// Who we are in the cloud: every resource we create carries these tags, and batched reads filter
-/// on them.
-#[derive(Debug, Clone)]
-pub struct Owner {
-    pub platform: String,
-    pub environment: String,
-}
-
-pub const TAG_PLATFORM: &str = "matih:platform";
-pub const TAG_ENVIRONMENT: &str = "matih:environment";
-pub const TAG_ADDRESS: &str = "matih:address";
-
 /// Everything a kind needs to talk to AWS.
-pub struct Ctx<'a> {
-    pub c: &'a Clients,
-    pub owner: &'a Owner,
+#[derive(Clone)]
+pub struct Ctx {
+    pub c: Clients,
+    pub owner: Ownership,
+    pub retry: RetryPolicy,
 }
 
-#[async_trait]
-pub trait Kind: Send + Sync {
-    fn schema(&self) -> TypeSchema;
-
-    /// Every requested instance that still exists, in as few calls as the API allows.
-    async fn read(
+impl Ctx {
+    /// Sends one SDK request (`send` builds and sends it) with the kit's retries for `call`, and
+    /// turns a failure into a typed provider error naming `service` and `operation`.
+    pub async fn call<T, E, F, Fut>(
         &self,
-        ctx: &Ctx<'_>,
-        items: &[ReadItem],
-    ) -> Result<BTreeMap<ResourceAddr, ReadResource>, ProviderError>;
+        service: &str,
+        operation: &str,
+        call: Call,
+        mut send: F,
+    ) -> Result<T, ProviderError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        matih_provider_kit::retry::retry(&self.retry, &self.c.recorder, service, operation, call, || {
+            let sent = send();
+            async move { sent.await.map_err(|e| crate::error::api(service, operation, e)) }
+        })
+        .await
+    }
 
-    async fn create(&self, ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError>;
+    /// A read (Describe, List, Get): repeated after throttles, server errors and lost answers.
+    pub async fn read<T, E, F, Fut>(&self, service: &str, operation: &str, send: F) -> Result<T, ProviderError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.call(service, operation, Call::Read, send).await
+    }
 
-    async fn update(
-        &self,
-        ctx: &Ctx<'_>,
-        prior: &ReadResource,
-        req: &ApplyRequest,
-    ) -> Result<ApplyResponse, ProviderError>;
+    /// A write that leaves the same result when sent twice (attach, modify, put, delete).
+    pub async fn write<T, E, F, Fut>(&self, service: &str, operation: &str, send: F) -> Result<T, ProviderError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.call(service, operation, Call::Idempotent, send).await
+    }
 
-    async fn delete(&self, ctx: &Ctx<'_>, req: &DeleteRequest) -> Result<(), ProviderError>;
+    /// A call that makes something new each time: repeated only when it certainly did nothing.
+    pub async fn create<T, E, F, Fut>(&self, service: &str, operation: &str, send: F) -> Result<T, ProviderError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.call(service, operation, Call::Create, send).await
+    }
 
-    /// The instance carrying these owner tags, for an interrupted create.
-    async fn find(&self, ctx: &Ctx<'_>, req: &FindRequest) -> Result<Option<ReadResource>, ProviderError>;
-}
-
-/// Builds a schema: `f` forces replacement, `u` updatable, `c` computed.
-pub fn schema(group: &str, kind: &str, attrs: &[(&str, char)], protected: bool) -> TypeSchema {
-    TypeSchema {
-        rtype: ResourceType::new(group, kind).expect("static type name"),
-        attributes: attrs
-            .iter()
-            .map(|&(n, k)| match k {
-                'f' => AttrSchema::force_new(n),
-                'c' => AttrSchema::computed(n),
-                _ => AttrSchema::updatable(n),
-            })
-            .collect(),
-        create_before_destroy: false,
-        protected_by_default: protected,
-        batched: false,
+    /// Whether `tags` mark a resource of this platform and environment.
+    pub fn owns(&self, tags: &BTreeMap<String, String>) -> bool {
+        tags.get(TAG_PLATFORM) == Some(&self.owner.platform)
+            && tags.get(TAG_ENVIRONMENT) == Some(&self.owner.environment)
     }
 }
 
@@ -152,27 +163,14 @@ pub fn user_tags<'t>(tags: impl IntoIterator<Item = (&'t str, &'t str)>) -> Json
     Json::Object(m)
 }
 
-/// Matches described objects to requested items by id.
-pub fn by_id(items: &[ReadItem], found: Vec<(String, Attrs)>) -> BTreeMap<ResourceAddr, ReadResource> {
-    let mut index: BTreeMap<String, Attrs> = found.into_iter().collect();
-    items
-        .iter()
-        .filter_map(|i| index.remove(&i.id).map(|attrs| (i.addr.clone(), ReadResource { id: i.id.clone(), attrs })))
-        .collect()
-}
-
-pub fn other(message: impl Into<String>) -> ProviderError {
-    ProviderError::Other { message: message.into(), source: None }
-}
-
-/// The first described object as a found resource (for `find`).
-pub fn first(found: Vec<(String, Attrs)>) -> Option<ReadResource> {
-    found.into_iter().next().map(|(id, attrs)| ReadResource { id, attrs })
+/// A map of all tags.
+pub fn tag_map<'t>(tags: impl IntoIterator<Item = (&'t str, &'t str)>) -> BTreeMap<String, String> {
+    tags.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 /// The one described object as an apply result, or an error naming what was missing.
 pub fn the_one(
-    found: Vec<(String, Attrs)>,
+    found: Vec<matih_provider_kit::Found>,
     service: &str,
     operation: &str,
     what: &str,
@@ -180,11 +178,17 @@ pub fn the_one(
     found
         .into_iter()
         .next()
-        .map(|(id, attrs)| ApplyResponse { id, attrs })
+        .map(|f| ApplyResponse::new(f.id, f.attrs))
         .ok_or_else(|| crate::error::missing(service, operation, what))
 }
 
 /// For kinds whose every configurable attribute forces replacement: an update changes nothing.
 pub fn unchanged(prior: &ReadResource) -> Result<ApplyResponse, ProviderError> {
-    Ok(ApplyResponse { id: prior.id.clone(), attrs: prior.attrs.clone() })
+    Ok(ApplyResponse::new(prior.id.clone(), prior.attrs.clone()))
+}
+
+/// The idempotency token of one logical call (a client-generated UUID), so that the kit's
+/// retries of that call send the same token.
+pub fn token() -> String {
+    uuid::Uuid::new_v4().to_string()
 }

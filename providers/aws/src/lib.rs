@@ -1,13 +1,13 @@
-//! The EKS provider: the platform spec's `clouds.eks` section becomes a VPC for the Amazon VPC
-//! CNI, IAM roles and the cluster's OIDC provider, an EKS cluster with managed node groups,
-//! Elastic IPs for the ingress controllers' load balancers, and the platform's Route 53 zone and
-//! records.
+//! The EKS cloud: the platform spec's `clouds.eks` section becomes a VPC for the Amazon VPC CNI,
+//! IAM roles and the cluster's OIDC provider, an EKS cluster with managed node groups, Elastic
+//! IPs for the ingress controllers' load balancers, and the platform's Route 53 zone and records.
 //!
 //! It talks to AWS only through the official AWS SDK for Rust (credentials from the SDK's default
-//! chain; `AWS_ENDPOINT_URL` points it at an emulator). It knows nothing about state files or
-//! plans: the engine calls it through [`matih_plans::Provider`]. Cluster bootstrap (Kubernetes
-//! objects) is `matih-provider-kubernetes`; this crate hands it cluster access (tokens) and the
-//! addresses it needs ([`bootstrap_binding`]).
+//! chain; `AWS_ENDPOINT_URL` points it at an emulator), with the SDK's own retries off: the kit's
+//! retry helper and create path decide what may be sent again. It knows nothing about state
+//! files, plans or Kubernetes: the engine calls it through the kit's [`KitProvider`], and the
+//! bootstrap gets the typed [`ClusterBinding`](matih_provider_kit::ClusterBinding) and an
+//! [`EksAccess`] through [`Eks`], its [`Cloud`].
 
 mod access;
 mod clients;
@@ -19,108 +19,71 @@ mod iam;
 mod kind;
 mod route53;
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use matih_plans::*;
+use matih_plans::{DesiredGraph, Ownership, ProviderError};
+use matih_provider_kit::owner::AwsTags;
+use matih_provider_kit::{Cloud, ClusterBinding, Connected, ExecCredential, KitProvider, Recorder, RetryPolicy};
+use matih_spec::{CloudKind, PlatformSpec};
 
 pub use access::{EksAccess, presigned_token};
 pub use clients::Clients;
-pub use graph::{bootstrap_binding, desired_graph};
-pub use kind::Owner;
-use kind::{Ctx, Kind};
+pub use graph::{CERT_MANAGER_SUBJECT, IAM_PATH};
+pub use kind::Ctx;
 
-/// The AWS provider for one platform and environment.
-pub struct AwsProvider {
-    pub(crate) clients: Clients,
-    owner: Owner,
-    kinds: HashMap<ResourceType, Box<dyn Kind>>,
+/// The AWS provider: the kit's registry over the AWS kinds.
+pub type AwsProvider = KitProvider<Ctx>;
+
+/// The EKS cloud (`--cloud eks`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Eks;
+
+fn eks_spec(spec: &PlatformSpec) -> &matih_spec::EksSpec {
+    spec.clouds.eks.as_ref().expect("the CLI checked that the platform spec has clouds.eks")
 }
 
-impl AwsProvider {
-    /// Builds the SDK clients for `region` from the standard configuration chain.
-    pub async fn new(region: &str, owner: Owner) -> Self {
-        let clients = Clients::load(region).await;
-        let all: Vec<Box<dyn Kind>> =
-            [ec2::kinds(), iam::kinds(), eks::kinds(), route53::kinds()].into_iter().flatten().collect();
-        let kinds = all.into_iter().map(|k| (k.schema().rtype, k)).collect();
-        AwsProvider { clients, owner, kinds }
-    }
-
-    /// Access to the provider's EKS clusters for the bootstrap (same clients and credentials).
-    pub fn cluster_access(&self) -> EksAccess {
-        EksAccess::new(self.clients.clone())
-    }
-
-    fn ctx(&self) -> Ctx<'_> {
-        Ctx { c: &self.clients, owner: &self.owner }
-    }
-
-    fn kind(&self, rtype: &ResourceType) -> Result<&dyn Kind, ProviderError> {
-        self.kinds
-            .get(rtype)
-            .map(|k| k.as_ref())
-            .ok_or_else(|| kind::other(format!("the aws provider has no resource type {rtype}")))
+impl Eks {
+    /// The provider for `region` with clients from the standard configuration chain.
+    pub async fn provider(region: &str, ownership: &Ownership) -> (AwsProvider, Clients) {
+        let recorder = Recorder::default();
+        let clients = Clients::load(region, recorder.clone()).await;
+        let retry = RetryPolicy::default();
+        let ctx = Ctx { c: clients.clone(), owner: ownership.clone(), retry };
+        let kinds = [ec2::kinds(), iam::kinds(), eks::kinds(), route53::kinds()].into_iter().flatten().collect();
+        (KitProvider::new("aws", ctx, kinds, ownership.clone(), Box::new(AwsTags), recorder, retry), clients)
     }
 }
 
 #[async_trait]
-impl Provider for AwsProvider {
-    fn name(&self) -> &str {
-        "aws"
+impl Cloud for Eks {
+    fn name(&self) -> &'static str {
+        "eks"
     }
 
-    fn schemas(&self) -> Vec<TypeSchema> {
-        let mut v: Vec<TypeSchema> = self.kinds.values().map(|k| k.schema()).collect();
-        v.sort_by(|a, b| a.rtype.cmp(&b.rtype));
-        v
+    fn section(&self) -> Option<CloudKind> {
+        Some(CloudKind::Eks)
     }
 
-    async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
-        let found = self.kind(&req.rtype)?.read(&self.ctx(), &req.items).await?;
-        Ok(ReadResponse { found })
+    fn desired_graph(&self, spec: &PlatformSpec) -> DesiredGraph {
+        graph::desired_graph(spec)
     }
 
-    async fn apply(&self, req: ApplyRequest) -> Result<ApplyResponse, ProviderError> {
-        let kind = self.kind(&req.rtype)?;
-        match &req.prior {
-            None => kind.create(&self.ctx(), &req).await,
-            Some(prior) => kind.update(&self.ctx(), prior, &req).await,
-        }
+    fn bootstrap_binding(&self, spec: &PlatformSpec) -> Option<ClusterBinding> {
+        Some(graph::bootstrap_binding(spec))
     }
 
-    async fn delete(&self, req: DeleteRequest) -> Result<(), ProviderError> {
-        self.kind(&req.rtype)?.delete(&self.ctx(), &req).await
+    fn exec_credential(&self, spec: &PlatformSpec, cluster: &str) -> Option<ExecCredential> {
+        Some(access::exec_credential(&eks_spec(spec).region, cluster))
     }
 
-    /// DNS records go to Route 53 together; other types one by one.
-    async fn apply_batch(&self, reqs: Vec<ApplyRequest>) -> Vec<Result<ApplyResponse, ProviderError>> {
-        if !reqs.is_empty() && reqs.iter().all(|r| route53::is_record(&r.rtype)) {
-            return route53::apply_records(&self.ctx(), &reqs).await;
-        }
-        let mut out = Vec::with_capacity(reqs.len());
-        for r in reqs {
-            out.push(self.apply(r).await);
-        }
-        out
-    }
-
-    async fn delete_batch(&self, reqs: Vec<DeleteRequest>) -> Vec<Result<(), ProviderError>> {
-        if !reqs.is_empty() && reqs.iter().all(|r| route53::is_record(&r.rtype)) {
-            return route53::delete_records(&self.ctx(), &reqs).await;
-        }
-        let mut out = Vec::with_capacity(reqs.len());
-        for r in reqs {
-            out.push(self.delete(r).await);
-        }
-        out
-    }
-
-    async fn find_by_owner(&self, req: FindRequest) -> Result<Option<ReadResource>, ProviderError> {
-        self.kind(&req.rtype)?.find(&self.ctx(), &req).await
-    }
-
-    fn api_calls(&self) -> ApiCalls {
-        self.clients.calls.snapshot()
+    async fn connect(
+        &self,
+        spec: &PlatformSpec,
+        _spec_dir: &std::path::Path,
+        ownership: &Ownership,
+    ) -> Result<Connected, ProviderError> {
+        let (provider, clients) = Self::provider(&eks_spec(spec).region, ownership).await;
+        Ok(Connected { providers: vec![Arc::new(provider)], access: Some(Arc::new(EksAccess::new(clients))) })
     }
 }

@@ -21,10 +21,12 @@ use aws_sdk_route53::types::{
 use aws_smithy_types::error::operation::BuildError;
 use matih_plans::wait::{WaitPolicy, WaitStep, wait_until};
 use matih_plans::*;
+use matih_provider_kit::owner::{TAG_ADDRESS, TAG_ENVIRONMENT, TAG_PLATFORM};
+use matih_provider_kit::{Call, Found, Kind, Listing, gone_ok, not_found_none, schema};
 use matih_state::Attrs;
 use serde_json::{Value as Json, json};
 
-use crate::error::{api, code, missing};
+use crate::error::missing;
 use crate::kind::*;
 
 const SVC: &str = "route53";
@@ -41,13 +43,8 @@ const MAX_CHARS: usize = 32_000;
 /// `ChangeTagsForResource` takes at most this many tags per call.
 const MAX_TAGS_PER_CALL: usize = 10;
 
-pub fn kinds() -> Vec<Box<dyn Kind>> {
+pub fn kinds() -> Vec<Box<dyn Kind<Ctx>>> {
     vec![Box::new(Zone), Box::new(Record), Box::new(Delegation)]
-}
-
-/// `dns.record`: the type whose batches go to [`apply_records`] and [`delete_records`].
-pub fn is_record(rtype: &ResourceType) -> bool {
-    rtype.group == "dns" && rtype.kind == "record"
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -122,32 +119,9 @@ fn in_recorded_order(mut current: Vec<String>, recorded: Option<&Json>) -> Vec<S
 }
 
 fn build_error(e: BuildError) -> ProviderError {
-    ProviderError::Other { message: format!("{SVC}: could not build the request: {e}"), source: Some(Box::new(e)) }
-}
-
-/// The same failure again, for every request that rode on one API call.
-fn replicate(e: &ProviderError) -> ProviderError {
-    match e {
-        ProviderError::Api { service, operation, code, message } => ProviderError::Api {
-            service: service.clone(),
-            operation: operation.clone(),
-            code: code.clone(),
-            message: message.clone(),
-        },
-        ProviderError::Wait(w) => ProviderError::Wait(w.clone()),
-        ProviderError::Config { addr, message } => {
-            ProviderError::Config { addr: addr.clone(), message: message.clone() }
-        }
-        ProviderError::Other { .. } => {
-            let mut message = e.to_string();
-            let mut src = std::error::Error::source(e);
-            while let Some(s) = src {
-                message.push_str(": ");
-                message.push_str(&s.to_string());
-                src = s.source();
-            }
-            ProviderError::Other { message, source: None }
-        }
+    ProviderError::Other {
+        message: format!("{SVC}: could not build the request: {e}"),
+        source: Some(std::sync::Arc::new(e)),
     }
 }
 
@@ -155,7 +129,7 @@ fn replicate(e: &ProviderError) -> ProviderError {
 // Calls shared by the kinds
 
 /// Waits until a change has reached every Route 53 name server.
-async fn wait_insync(ctx: &Ctx<'_>, change_id: &str) -> Result<(), ProviderError> {
+async fn wait_insync(ctx: &Ctx, change_id: &str) -> Result<(), ProviderError> {
     let id = bare_change_id(change_id);
     let what = format!("Route 53 change {id} to be INSYNC");
     let r = wait_until(
@@ -163,7 +137,7 @@ async fn wait_insync(ctx: &Ctx<'_>, change_id: &str) -> Result<(), ProviderError
         WaitPolicy::new(CHANGE_WAIT),
         |_| {},
         || async {
-            let r = ctx.c.route53.get_change().id(id).send().await.map_err(|e| api(SVC, "GetChange", e))?;
+            let r = ctx.read(SVC, "GetChange", || ctx.c.route53.get_change().id(id).send()).await?;
             let status = r.change_info().map(|c| c.status().clone());
             Ok::<_, ProviderError>(match status {
                 Some(ChangeStatus::Insync) => WaitStep::Done(()),
@@ -177,20 +151,16 @@ async fn wait_insync(ctx: &Ctx<'_>, change_id: &str) -> Result<(), ProviderError
 }
 
 /// The public zones named exactly `name` (several zones may share a name).
-async fn public_zones_named(ctx: &Ctx<'_>, name: &str) -> Result<Vec<HostedZone>, ProviderError> {
+async fn public_zones_named(ctx: &Ctx, name: &str) -> Result<Vec<HostedZone>, ProviderError> {
     let want = match_key(name, "").0;
     let mut out = Vec::new();
     let mut next: Option<(String, Option<String>)> = Some((fqdn(name), None));
     while let Some((dns_name, zone_id)) = next.take() {
         let r = ctx
-            .c
-            .route53
-            .list_hosted_zones_by_name()
-            .dns_name(dns_name)
-            .set_hosted_zone_id(zone_id)
-            .send()
-            .await
-            .map_err(|e| api(SVC, "ListHostedZonesByName", e))?;
+            .read(SVC, "ListHostedZonesByName", || {
+                ctx.c.route53.list_hosted_zones_by_name().dns_name(&dns_name).set_hosted_zone_id(zone_id.clone()).send()
+            })
+            .await?;
         // Zones come sorted by name, starting at `name`: the first other name ends the search.
         let mut past = false;
         for z in r.hosted_zones() {
@@ -208,55 +178,54 @@ async fn public_zones_named(ctx: &Ctx<'_>, name: &str) -> Result<Vec<HostedZone>
 }
 
 /// A zone's tags; none if the zone is gone.
-async fn zone_tags(ctx: &Ctx<'_>, id: &str) -> Result<BTreeMap<String, String>, ProviderError> {
-    let r = match ctx
-        .c
-        .route53
-        .list_tags_for_resource()
-        .resource_type(TagResourceType::Hostedzone)
-        .resource_id(id)
-        .send()
-        .await
-    {
-        Ok(r) => r,
-        Err(e) if code(&e) == Some("NoSuchHostedZone") => return Ok(BTreeMap::new()),
-        Err(e) => return Err(api(SVC, "ListTagsForResource", e)),
-    };
+async fn zone_tags(ctx: &Ctx, id: &str) -> Result<BTreeMap<String, String>, ProviderError> {
+    let r = ctx
+        .read(SVC, "ListTagsForResource", || {
+            ctx.c.route53.list_tags_for_resource().resource_type(TagResourceType::Hostedzone).resource_id(id).send()
+        })
+        .await;
+    let Some(r) = not_found_none(r)? else { return Ok(BTreeMap::new()) };
     Ok(r.resource_tag_set()
         .map(|s| s.tags().iter().filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))).collect())
         .unwrap_or_default())
 }
 
-async fn add_zone_tags(ctx: &Ctx<'_>, id: &str, tags: Vec<(String, String)>) -> Result<(), ProviderError> {
+async fn add_zone_tags(ctx: &Ctx, id: &str, tags: Vec<(String, String)>) -> Result<(), ProviderError> {
     for chunk in tags.chunks(MAX_TAGS_PER_CALL) {
-        let tags = chunk.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
-        ctx.c
-            .route53
-            .change_tags_for_resource()
-            .resource_type(TagResourceType::Hostedzone)
-            .resource_id(id)
-            .set_add_tags(Some(tags))
-            .send()
-            .await
-            .map_err(|e| api(SVC, "ChangeTagsForResource", e))?;
+        let tags: Vec<Tag> = chunk.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
+        ctx.write(SVC, "ChangeTagsForResource", || {
+            ctx.c
+                .route53
+                .change_tags_for_resource()
+                .resource_type(TagResourceType::Hostedzone)
+                .resource_id(id)
+                .set_add_tags(Some(tags.clone()))
+                .send()
+        })
+        .await?;
     }
     Ok(())
 }
 
 /// Every record set of a zone, in one paginated walk; `None` if the zone does not exist.
-async fn list_sets(ctx: &Ctx<'_>, zone_id: &str) -> Result<Option<Vec<ResourceRecordSet>>, ProviderError> {
+async fn list_sets(ctx: &Ctx, zone_id: &str) -> Result<Option<Vec<ResourceRecordSet>>, ProviderError> {
     let mut out = Vec::new();
     let mut next: Option<(String, RrType, Option<String>)> = None;
     loop {
-        let mut q = ctx.c.route53.list_resource_record_sets().hosted_zone_id(zone_id);
-        if let Some((name, rtype, ident)) = next.take() {
-            q = q.start_record_name(name).start_record_type(rtype).set_start_record_identifier(ident);
-        }
-        let r = match q.send().await {
-            Ok(r) => r,
-            Err(e) if code(&e) == Some("NoSuchHostedZone") => return Ok(None),
-            Err(e) => return Err(api(SVC, "ListResourceRecordSets", e)),
-        };
+        let start = next.take();
+        let r = ctx
+            .read(SVC, "ListResourceRecordSets", || {
+                let mut q = ctx.c.route53.list_resource_record_sets().hosted_zone_id(zone_id);
+                if let Some((name, rtype, ident)) = &start {
+                    q = q
+                        .start_record_name(name)
+                        .start_record_type(rtype.clone())
+                        .set_start_record_identifier(ident.clone());
+                }
+                q.send()
+            })
+            .await;
+        let Some(r) = not_found_none(r)? else { return Ok(None) };
         out.extend(r.resource_record_sets().iter().cloned());
         if !r.is_truncated() {
             return Ok(Some(out));
@@ -294,7 +263,8 @@ impl RecordKey {
     }
 
     fn of(addr: &ResourceAddr, id: &str) -> Result<Self, ProviderError> {
-        Self::parse(id).ok_or_else(|| other(format!("{addr}: recorded id `{id}` is not <zone_id>/<name>/<type>")))
+        Self::parse(id)
+            .ok_or_else(|| ProviderError::other(format!("{addr}: recorded id `{id}` is not <zone_id>/<name>/<type>")))
     }
 
     /// A `dns.record` from its recorded attributes, or from its id.
@@ -487,25 +457,25 @@ fn plan_deletes(keys: &[&RecordKey], current: &[ResourceRecordSet]) -> (Vec<Chan
     (changes, slots)
 }
 
-/// Sends one request and waits until it is INSYNC.
-async fn send_changes(ctx: &Ctx<'_>, zone_id: &str, changes: Vec<Change>) -> Result<(), ProviderError> {
+/// Sends one request and waits until it is INSYNC. A request of UPSERTs is idempotent and sent
+/// again after a lost answer; one with DELETEs is not (a second DELETE of a gone record set is
+/// refused), so its caller reads the zone again instead.
+async fn send_changes(ctx: &Ctx, zone_id: &str, changes: Vec<Change>) -> Result<(), ProviderError> {
+    let upserts_only = changes.iter().all(|c| *c.action() == ChangeAction::Upsert);
     let batch = ChangeBatch::builder().set_changes(Some(changes)).build().map_err(build_error)?;
+    let call = if upserts_only { Call::Idempotent } else { Call::Create };
     let r = ctx
-        .c
-        .route53
-        .change_resource_record_sets()
-        .hosted_zone_id(zone_id)
-        .change_batch(batch)
-        .send()
-        .await
-        .map_err(|e| api(SVC, "ChangeResourceRecordSets", e))?;
+        .call(SVC, "ChangeResourceRecordSets", call, || {
+            ctx.c.route53.change_resource_record_sets().hosted_zone_id(zone_id).change_batch(batch.clone()).send()
+        })
+        .await?;
     let change = r.change_info().ok_or_else(|| missing(SVC, "ChangeResourceRecordSets", "ChangeInfo"))?;
     wait_insync(ctx, change.id()).await
 }
 
 /// Sends a zone's changes in as few requests as the limits allow and maps the outcome back to
 /// the requests. Every request in a failed chunk gets that chunk's error; other chunks go on.
-async fn execute(ctx: &Ctx<'_>, zone_id: &str, changes: Vec<Change>, slots: Slots) -> Vec<Result<(), ProviderError>> {
+async fn execute(ctx: &Ctx, zone_id: &str, changes: Vec<Change>, slots: Slots) -> Vec<Result<(), ProviderError>> {
     let costs: Vec<Cost> = changes.iter().map(cost).collect();
     let mut done: Vec<Option<ProviderError>> = Vec::with_capacity(changes.len());
     let mut changes = changes.into_iter();
@@ -514,13 +484,13 @@ async fn execute(ctx: &Ctx<'_>, zone_id: &str, changes: Vec<Change>, slots: Slot
         let chunk: Vec<Change> = changes.by_ref().take(n).collect();
         match send_changes(ctx, zone_id, chunk).await {
             Ok(()) => done.extend((0..n).map(|_| None)),
-            Err(e) => done.extend((0..n).map(|_| Some(replicate(&e)))),
+            Err(e) => done.extend((0..n).map(|_| Some(e.clone()))),
         }
     }
     slots
         .into_iter()
         .map(|s| match s? {
-            Some(i) => done[i].as_ref().map_or(Ok(()), |e| Err(replicate(e))),
+            Some(i) => done[i].as_ref().map_or(Ok(()), |e| Err(e.clone())),
             None => Ok(()),
         })
         .collect()
@@ -528,7 +498,7 @@ async fn execute(ctx: &Ctx<'_>, zone_id: &str, changes: Vec<Change>, slots: Slot
 
 /// UPSERTs record sets of any zones; one result per spec, in order.
 async fn upsert(
-    ctx: &Ctx<'_>,
+    ctx: &Ctx,
     specs: Vec<(&ResourceAddr, Result<RecordSpec, ProviderError>)>,
 ) -> Vec<Result<RecordSpec, ProviderError>> {
     let mut zones: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -550,7 +520,7 @@ async fn upsert(
 }
 
 /// DELETEs record sets of any zones, from their current contents; one result per key, in order.
-async fn delete_sets(ctx: &Ctx<'_>, keys: Vec<Result<RecordKey, ProviderError>>) -> Vec<Result<(), ProviderError>> {
+async fn delete_sets(ctx: &Ctx, keys: Vec<Result<RecordKey, ProviderError>>) -> Vec<Result<(), ProviderError>> {
     let mut zones: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, k) in keys.iter().enumerate() {
         if let Ok(k) = k {
@@ -559,16 +529,27 @@ async fn delete_sets(ctx: &Ctx<'_>, keys: Vec<Result<RecordKey, ProviderError>>)
     }
     let mut out: Vec<Result<(), ProviderError>> = keys.iter().map(|_| Ok(())).collect();
     for (zone, idx) in zones {
-        let results: Vec<Result<(), ProviderError>> = match list_sets(ctx, &zone).await {
-            // The zone is gone, and its records with it.
-            Ok(None) => idx.iter().map(|_| Ok(())).collect(),
-            Ok(Some(current)) => {
-                let group: Vec<&RecordKey> = idx.iter().filter_map(|&i| keys[i].as_ref().ok()).collect();
-                let (changes, slots) = plan_deletes(&group, &current);
-                execute(ctx, &zone, changes, slots).await
+        let group: Vec<&RecordKey> = idx.iter().filter_map(|&i| keys[i].as_ref().ok()).collect();
+        let mut results: Vec<Result<(), ProviderError>> = Vec::new();
+        // A DELETE whose answer was lost may have happened: read the zone again and delete what
+        // is still there, a few times, rather than send the same DELETE twice.
+        for _round in 0..DELETE_ROUNDS {
+            results = match list_sets(ctx, &zone).await {
+                // The zone is gone, and its records with it.
+                Ok(None) => group.iter().map(|_| Ok(())).collect(),
+                Ok(Some(current)) => {
+                    let (changes, slots) = plan_deletes(&group, &current);
+                    execute(ctx, &zone, changes, slots).await
+                }
+                Err(e) => group.iter().map(|_| Err(e.clone())).collect(),
+            };
+            if !results
+                .iter()
+                .any(|r| r.as_ref().is_err_and(|e| e.kind().transient() || e.kind() == ErrorKind::Conflict))
+            {
+                break;
             }
-            Err(e) => idx.iter().map(|_| Err(replicate(&e))).collect(),
-        };
+        }
         for (i, r) in idx.into_iter().zip(results) {
             out[i] = r;
         }
@@ -578,7 +559,7 @@ async fn delete_sets(ctx: &Ctx<'_>, keys: Vec<Result<RecordKey, ProviderError>>)
 
 /// The record sets of `items` that still exist: one listing per zone, never one call per record.
 async fn read_sets<'i>(
-    ctx: &Ctx<'_>,
+    ctx: &Ctx,
     items: &'i [ReadItem],
     key_of: impl Fn(&ReadItem) -> Result<RecordKey, ProviderError>,
     values_attr: &str,
@@ -611,27 +592,29 @@ async fn read_sets<'i>(
     Ok(out)
 }
 
+/// How many times a zone's deletes are planned from a fresh listing when a request fails in a way
+/// that may have left part of it done.
+const DELETE_ROUNDS: usize = 3;
+
 /// A single record is read with one targeted call (refreshing one resource, as per-resource
 /// refresh does); two or more with one walk of the zone.
 const TARGETED_READS: usize = 1;
 
 /// One record set, by a listing that starts at its name and type (`None` if it or its zone is gone).
-async fn lookup_set(ctx: &Ctx<'_>, zone_id: &str, key: &RecordKey) -> Result<Option<ResourceRecordSet>, ProviderError> {
+async fn lookup_set(ctx: &Ctx, zone_id: &str, key: &RecordKey) -> Result<Option<ResourceRecordSet>, ProviderError> {
     let r = ctx
-        .c
-        .route53
-        .list_resource_record_sets()
-        .hosted_zone_id(zone_id)
-        .start_record_name(fqdn(&key.name))
-        .start_record_type(RrType::from(key.rtype.as_str()))
-        .max_items(1)
-        .send()
+        .read(SVC, "ListResourceRecordSets", || {
+            ctx.c
+                .route53
+                .list_resource_record_sets()
+                .hosted_zone_id(zone_id)
+                .start_record_name(fqdn(&key.name))
+                .start_record_type(RrType::from(key.rtype.as_str()))
+                .max_items(1)
+                .send()
+        })
         .await;
-    let r = match r {
-        Ok(r) => r,
-        Err(e) if code(&e) == Some("NoSuchHostedZone") => return Ok(None),
-        Err(e) => return Err(api(SVC, "ListResourceRecordSets", e)),
-    };
+    let Some(r) = not_found_none(r)? else { return Ok(None) };
     Ok(r.resource_record_sets()
         .iter()
         .find(|s| s.set_identifier().is_none() && match_key(s.name(), s.r#type().as_str()) == key.matcher())
@@ -661,31 +644,24 @@ impl Zone {
     }
 
     /// The zone and its name servers, in one call; `None` if it is gone.
-    async fn get(ctx: &Ctx<'_>, id: &str, adopted: bool) -> Result<Option<(String, Attrs)>, ProviderError> {
-        let r = match ctx.c.route53.get_hosted_zone().id(id).send().await {
-            Ok(r) => r,
-            Err(e) if code(&e) == Some("NoSuchHostedZone") => return Ok(None),
-            Err(e) => return Err(api(SVC, "GetHostedZone", e)),
-        };
+    async fn get(ctx: &Ctx, id: &str, adopted: bool) -> Result<Option<(String, Attrs)>, ProviderError> {
+        let r = ctx.read(SVC, "GetHostedZone", || ctx.c.route53.get_hosted_zone().id(id).send()).await;
+        let Some(r) = not_found_none(r)? else { return Ok(None) };
         let z = r.hosted_zone().ok_or_else(|| missing(SVC, "GetHostedZone", "HostedZone"))?;
         let ns = r.delegation_set().map(|d| d.name_servers().to_vec()).unwrap_or_default();
         Ok(Some(Self::attrs(z, ns, adopted)))
     }
 
-    async fn one(ctx: &Ctx<'_>, id: &str, adopted: bool) -> Result<ApplyResponse, ProviderError> {
+    async fn one(ctx: &Ctx, id: &str, adopted: bool) -> Result<ApplyResponse, ProviderError> {
         let (id, attrs) = Self::get(ctx, id, adopted).await?.ok_or_else(|| missing(SVC, "GetHostedZone", "zone"))?;
-        Ok(ApplyResponse { id, attrs })
+        Ok(ApplyResponse::new(id, attrs))
     }
 
-    async fn set_comment(ctx: &Ctx<'_>, id: &str, comment: Option<&str>) -> Result<(), ProviderError> {
-        ctx.c
-            .route53
-            .update_hosted_zone_comment()
-            .id(id)
-            .set_comment(comment.map(str::to_string))
-            .send()
-            .await
-            .map_err(|e| api(SVC, "UpdateHostedZoneComment", e))?;
+    async fn set_comment(ctx: &Ctx, id: &str, comment: Option<&str>) -> Result<(), ProviderError> {
+        ctx.write(SVC, "UpdateHostedZoneComment", || {
+            ctx.c.route53.update_hosted_zone_comment().id(id).set_comment(comment.map(str::to_string)).send()
+        })
+        .await?;
         Ok(())
     }
 
@@ -696,13 +672,13 @@ impl Zone {
     /// Takes over a zone someone else created: it gets our owner tags (so it is found again) and
     /// the configured comment, and is recorded as adopted. A zone that another platform or
     /// environment of this tool owns is refused: our tags would overwrite its owner's.
-    async fn adopt(ctx: &Ctx<'_>, z: &HostedZone, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+    async fn adopt(ctx: &Ctx, z: &HostedZone, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
         let id = bare_zone_id(z.id());
         let tags = zone_tags(ctx, id).await?;
         let mine = &req.identity.owner_tags;
         if [TAG_PLATFORM, TAG_ENVIRONMENT].iter().any(|k| tags.get(*k).is_some_and(|v| mine.get(*k) != Some(v))) {
             let tag = |k: &str| tags.get(k).map_or("?", String::as_str);
-            return Err(other(format!(
+            return Err(ProviderError::other(format!(
                 "{}: the hosted zone {} ({id}) belongs to platform {} environment {} of matih-infra; refusing to adopt it",
                 req.addr,
                 bare_name(z.name()),
@@ -710,60 +686,92 @@ impl Zone {
                 tag(TAG_ENVIRONMENT),
             )));
         }
-        let owner: Vec<(String, String)> = mine.clone().into_iter().collect();
-        add_zone_tags(ctx, id, owner).await?;
+        // Made by this very intent (its caller reference), whose answer was lost: not adopted.
+        let created = z.caller_reference() == req.identity.client_token;
+        let mut tags = tags_for(req, &BTreeMap::new());
+        if !created {
+            tags.push((TAG_ADOPTED.to_string(), "true".to_string()));
+        }
+        add_zone_tags(ctx, id, tags).await?;
         let want = Cfg::of(req).opt_str("comment");
         if want.is_some() && z.config().and_then(|c| c.comment()) != want {
             Self::set_comment(ctx, id, want).await?;
         }
-        Self::one(ctx, id, true).await
+        Self::one(ctx, id, !created).await
+    }
+
+    /// The public zones named `name` as candidates: their tags, and for one this intent created
+    /// (its caller reference) whose tags never went on, the intent's owner tags.
+    async fn candidates(ctx: &Ctx, name: &str, req: Option<&FindRequest>) -> Result<Vec<Found>, ProviderError> {
+        let mut out = Vec::new();
+        for z in public_zones_named(ctx, name).await? {
+            let id = bare_zone_id(z.id());
+            let mut tags = zone_tags(ctx, id).await?;
+            let by_token = req.is_some_and(|r| !r.client_token.is_empty() && z.caller_reference() == r.client_token);
+            if by_token && let Some(r) = req {
+                tags.extend(r.owner_tags.clone());
+            }
+            let adopted = !by_token && Self::was_adopted(&tags);
+            if let Some((id, attrs)) = Self::get(ctx, id, adopted).await? {
+                out.push(Found::new(id, attrs, tags));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether tags say the zone was adopted rather than created (recorded as a tag so that a
+    /// lost state can still tell).
+    fn was_adopted(tags: &BTreeMap<String, String>) -> bool {
+        tags.get(TAG_ADOPTED).is_some_and(|v| v == "true")
     }
 }
 
+/// Set on a zone the tool adopted instead of creating, so it is never deleted by the tool.
+const TAG_ADOPTED: &str = "matih:adopted";
+
 #[async_trait]
-impl Kind for Zone {
+impl Kind<Ctx> for Zone {
     fn schema(&self) -> TypeSchema {
-        schema(
-            "dns",
-            "zone",
-            &[("name", 'f'), ("comment", 'u'), ("id", 'c'), ("name_servers", 'c'), ("adopted", 'c')],
-            true,
-        )
+        schema("dns", "zone")
+            .force_new(&["name"])
+            .updatable(&["comment"])
+            .computed(&["id", "name_servers", "adopted"])
+            .protected()
+            .build()
     }
 
-    async fn read(
-        &self,
-        ctx: &Ctx<'_>,
-        items: &[ReadItem],
-    ) -> Result<BTreeMap<ResourceAddr, ReadResource>, ProviderError> {
-        let mut found = BTreeMap::new();
-        if items.is_empty() {
-            return Ok(found);
-        }
-        let zones = ctx
-            .c
-            .route53
-            .list_hosted_zones()
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| api(SVC, "ListHostedZones", e))?;
-        for z in &zones {
-            let id = bare_zone_id(z.id());
-            for item in items.iter().filter(|i| bare_zone_id(&i.id) == id) {
-                // Name servers are not in the listing: one look per zone (a platform has one).
-                if let Some((id, attrs)) = Self::get(ctx, id, Self::adopted(&item.attrs)).await? {
-                    found.insert(item.addr.clone(), ReadResource { id, attrs });
-                }
+    /// The recorded zones, and every other public zone of their names carrying this platform's
+    /// tags (a duplicate from a lost create shows as an orphan). Name servers are not in the
+    /// listing: one look per zone (a platform has one).
+    async fn read(&self, ctx: &Ctx, items: &[ReadItem]) -> Result<Listing, ProviderError> {
+        let mut names: Vec<String> =
+            items.iter().filter_map(|i| i.attrs.get("name").and_then(Json::as_str).map(str::to_string)).collect();
+        names.sort();
+        names.dedup();
+        let mut out = Vec::new();
+        for name in names {
+            for mut f in Self::candidates(ctx, &name, None).await? {
+                let adopted = items.iter().find(|i| bare_zone_id(&i.id) == f.id).map(|i| Self::adopted(&i.attrs));
+                let adopted = adopted.unwrap_or_else(|| Self::was_adopted(&f.tags));
+                f.attrs.insert("adopted".into(), json!(adopted));
+                out.push(f);
             }
         }
-        Ok(found)
+        // A recorded zone whose name changed outside the tool is still read by its id.
+        for i in items {
+            let id = bare_zone_id(&i.id);
+            if !out.iter().any(|f| f.id == id)
+                && let Some((id, attrs)) = Self::get(ctx, id, Self::adopted(&i.attrs)).await?
+            {
+                let tags = zone_tags(ctx, &id).await?;
+                out.push(Found::new(id, attrs, tags));
+            }
+        }
+        Ok(Listing::Owned(out))
     }
 
     /// Creates the zone, or adopts the one public zone that already has the name.
-    async fn create(&self, ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+    async fn create(&self, ctx: &Ctx, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
         let cfg = Cfg::of(req);
         let name = cfg.str("name")?;
         let existing = public_zones_named(ctx, name).await?;
@@ -772,7 +780,7 @@ impl Kind for Zone {
             [z] => return Self::adopt(ctx, z, req).await,
             many => {
                 let ids: Vec<&str> = many.iter().map(|z| bare_zone_id(z.id())).collect();
-                return Err(other(format!(
+                return Err(ProviderError::other(format!(
                     "{}: {} public hosted zones are named {name} ({}); delete the extra ones so one can be adopted",
                     req.addr,
                     many.len(),
@@ -781,92 +789,76 @@ impl Kind for Zone {
             }
         }
         let token = &req.identity.client_token;
+        let config = HostedZoneConfig::builder()
+            .set_comment(cfg.opt_str("comment").map(str::to_string))
+            .private_zone(false)
+            .build();
+        // Route 53 takes no tags in CreateHostedZone: until they are on, the caller reference
+        // (the intent's token) is how a zone whose answer was lost is found again.
         let r = ctx
-            .c
-            .route53
-            .create_hosted_zone()
-            .name(name)
-            .caller_reference(token)
-            .hosted_zone_config(
-                HostedZoneConfig::builder()
-                    .set_comment(cfg.opt_str("comment").map(str::to_string))
-                    .private_zone(false)
-                    .build(),
-            )
-            .send()
-            .await;
-        let id = match r {
-            Ok(r) => {
-                let id =
-                    bare_zone_id(r.hosted_zone().ok_or_else(|| missing(SVC, "CreateHostedZone", "HostedZone"))?.id());
-                if let Some(change) = r.change_info() {
-                    wait_insync(ctx, change.id()).await?;
-                }
-                id.to_string()
-            }
-            // Our own earlier attempt with this caller reference went through (a retry after a
-            // lost response): carry on with that zone.
-            Err(e) if code(&e) == Some("HostedZoneAlreadyExists") => {
-                let mine = public_zones_named(ctx, name).await?.into_iter().find(|z| z.caller_reference() == token);
-                match mine {
-                    Some(z) => bare_zone_id(z.id()).to_string(),
-                    None => return Err(api(SVC, "CreateHostedZone", e)),
-                }
-            }
-            Err(e) => return Err(api(SVC, "CreateHostedZone", e)),
-        };
+            .create(SVC, "CreateHostedZone", || {
+                ctx.c
+                    .route53
+                    .create_hosted_zone()
+                    .name(name)
+                    .caller_reference(token)
+                    .hosted_zone_config(config.clone())
+                    .send()
+            })
+            .await?;
+        let id = bare_zone_id(r.hosted_zone().ok_or_else(|| missing(SVC, "CreateHostedZone", "HostedZone"))?.id())
+            .to_string();
         add_zone_tags(ctx, &id, tags_for(req, &BTreeMap::new())).await?;
+        if let Some(change) = r.change_info() {
+            wait_insync(ctx, change.id()).await?;
+        }
         Self::one(ctx, &id, false).await
     }
 
     async fn update(
         &self,
-        ctx: &Ctx<'_>,
+        ctx: &Ctx,
         prior: &ReadResource,
         req: &ApplyRequest,
     ) -> Result<ApplyResponse, ProviderError> {
-        Self::set_comment(ctx, &prior.id, Cfg::of(req).opt_str("comment")).await?;
-        Self::one(ctx, &prior.id, Self::adopted(&prior.attrs)).await
+        let adopted = Self::adopted(&prior.attrs);
+        // Owner tags again: a zone adopted after a lost create answer may not have them yet.
+        let mut tags = tags_for(req, &BTreeMap::new());
+        if adopted {
+            tags.push((TAG_ADOPTED.to_string(), "true".to_string()));
+        }
+        add_zone_tags(ctx, &prior.id, tags).await?;
+        let want = Cfg::of(req).opt_str("comment");
+        if prior.attrs.get("comment").and_then(Json::as_str) != want {
+            Self::set_comment(ctx, &prior.id, want).await?;
+        }
+        Self::one(ctx, &prior.id, adopted).await
     }
 
     /// Deletes a zone this tool created. An adopted zone was not created by this tool and may
     /// serve others: deleting it only takes our owner tags off, and the zone stays.
-    async fn delete(&self, ctx: &Ctx<'_>, req: &DeleteRequest) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest) -> Result<(), ProviderError> {
         let id = bare_zone_id(&req.id);
         if Self::adopted(&req.attrs) {
-            let r = ctx
-                .c
-                .route53
-                .change_tags_for_resource()
-                .resource_type(TagResourceType::Hostedzone)
-                .resource_id(id)
-                .set_remove_tag_keys(Some(vec![TAG_PLATFORM.into(), TAG_ENVIRONMENT.into(), TAG_ADDRESS.into()]))
-                .send()
-                .await;
-            return match r {
-                Ok(_) => Ok(()),
-                Err(e) if code(&e) == Some("NoSuchHostedZone") => Ok(()),
-                Err(e) => Err(api(SVC, "ChangeTagsForResource", e)),
-            };
+            let keys = vec![TAG_PLATFORM.into(), TAG_ENVIRONMENT.into(), TAG_ADDRESS.into(), TAG_ADOPTED.into()];
+            return gone_ok(
+                ctx.write(SVC, "ChangeTagsForResource", || {
+                    ctx.c
+                        .route53
+                        .change_tags_for_resource()
+                        .resource_type(TagResourceType::Hostedzone)
+                        .resource_id(id)
+                        .set_remove_tag_keys(Some(keys.clone()))
+                        .send()
+                })
+                .await,
+            );
         }
-        match ctx.c.route53.delete_hosted_zone().id(id).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if code(&e) == Some("NoSuchHostedZone") => Ok(()),
-            Err(e) => Err(api(SVC, "DeleteHostedZone", e)),
-        }
+        gone_ok(ctx.write(SVC, "DeleteHostedZone", || ctx.c.route53.delete_hosted_zone().id(id).send()).await)
     }
 
-    async fn find(&self, ctx: &Ctx<'_>, req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
-        for z in public_zones_named(ctx, &req.name).await? {
-            let id = bare_zone_id(z.id());
-            let tags = zone_tags(ctx, id).await?;
-            if req.owner_tags.iter().all(|(k, v)| tags.get(k) == Some(v)) {
-                // Created by the interrupted intent if it carries its caller reference; adopted otherwise.
-                let adopted = z.caller_reference() != req.client_token;
-                return Ok(Self::get(ctx, id, adopted).await?.map(|(id, attrs)| ReadResource { id, attrs }));
-            }
-        }
-        Ok(None)
+    async fn find(&self, ctx: &Ctx, req: &FindRequest) -> Result<Vec<Found>, ProviderError> {
+        Self::candidates(ctx, &req.name, Some(req)).await
     }
 }
 
@@ -894,70 +886,71 @@ impl Record {
 }
 
 /// Creates or updates `dns.record`s together: one UPSERT request per zone (per 1,000 records).
-pub async fn apply_records(ctx: &Ctx<'_>, reqs: &[ApplyRequest]) -> Vec<Result<ApplyResponse, ProviderError>> {
+async fn apply_records(ctx: &Ctx, reqs: &[ApplyRequest]) -> Vec<Result<ApplyResponse, ProviderError>> {
     let specs = reqs.iter().map(|r| (&r.addr, Record::spec(r))).collect();
-    upsert(ctx, specs)
-        .await
-        .into_iter()
-        .map(|r| r.map(|s| ApplyResponse { id: s.key.id(), attrs: Record::attrs(&s) }))
-        .collect()
+    upsert(ctx, specs).await.into_iter().map(|r| r.map(|s| ApplyResponse::new(s.key.id(), Record::attrs(&s)))).collect()
 }
 
 /// Deletes `dns.record`s together: one listing and one DELETE request per zone.
-pub async fn delete_records(ctx: &Ctx<'_>, reqs: &[DeleteRequest]) -> Vec<Result<(), ProviderError>> {
+async fn delete_records(ctx: &Ctx, reqs: &[DeleteRequest]) -> Vec<Result<(), ProviderError>> {
     delete_sets(ctx, reqs.iter().map(|r| RecordKey::of_record(&r.addr, &r.id, &r.attrs)).collect()).await
 }
 
 fn only<T>(mut v: Vec<Result<T, ProviderError>>) -> Result<T, ProviderError> {
-    v.pop().unwrap_or_else(|| Err(other("route53: a batch of one gave no result")))
+    v.pop().unwrap_or_else(|| Err(ProviderError::other("route53: a batch of one gave no result")))
 }
 
 #[async_trait]
-impl Kind for Record {
+impl Kind<Ctx> for Record {
     fn schema(&self) -> TypeSchema {
-        let mut s = schema(
-            "dns",
-            "record",
-            &[("zone_id", 'f'), ("name", 'f'), ("type", 'f'), ("ttl", 'u'), ("values", 'u'), ("id", 'c')],
-            false,
-        );
-        s.batched = true;
-        s
+        schema("dns", "record")
+            .force_new(&["zone_id", "name", "type"])
+            .updatable(&["ttl", "values"])
+            .computed(&["id"])
+            .batched()
+            .build()
     }
 
-    async fn read(
-        &self,
-        ctx: &Ctx<'_>,
-        items: &[ReadItem],
-    ) -> Result<BTreeMap<ResourceAddr, ReadResource>, ProviderError> {
+    async fn read(&self, ctx: &Ctx, items: &[ReadItem]) -> Result<Listing, ProviderError> {
         let found = read_sets(ctx, items, |i| RecordKey::of_record(&i.addr, &i.id, &i.attrs), "values").await?;
-        Ok(found
-            .into_iter()
-            .map(|(i, s)| (i.addr.clone(), ReadResource { id: i.id.clone(), attrs: Record::attrs(&s) }))
-            .collect())
+        Ok(Listing::ById(
+            found
+                .into_iter()
+                .map(|(i, s)| (i.addr.clone(), ReadResource { id: i.id.clone(), attrs: Record::attrs(&s) }))
+                .collect(),
+        ))
     }
 
-    async fn create(&self, ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+    async fn create(&self, ctx: &Ctx, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
         only(apply_records(ctx, std::slice::from_ref(req)).await)
     }
 
     async fn update(
         &self,
-        ctx: &Ctx<'_>,
+        ctx: &Ctx,
         _prior: &ReadResource,
         req: &ApplyRequest,
     ) -> Result<ApplyResponse, ProviderError> {
         only(apply_records(ctx, std::slice::from_ref(req)).await)
     }
 
-    async fn delete(&self, ctx: &Ctx<'_>, req: &DeleteRequest) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest) -> Result<(), ProviderError> {
         only(delete_records(ctx, std::slice::from_ref(req)).await)
     }
 
     /// Nothing to find: Route 53 holds at most one simple record set per name and type, and
     /// create is an UPSERT that takes over whatever is there, so a repeated create is harmless.
-    async fn find(&self, _ctx: &Ctx<'_>, _req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
-        Ok(None)
+    async fn find(&self, _ctx: &Ctx, _req: &FindRequest) -> Result<Vec<Found>, ProviderError> {
+        Ok(Vec::new())
+    }
+
+    /// UPSERTs: the record changes of one apply go out together.
+    async fn apply_batch(&self, ctx: &Ctx, reqs: &[ApplyRequest]) -> Option<Vec<Result<ApplyResponse, ProviderError>>> {
+        Some(apply_records(ctx, reqs).await)
+    }
+
+    async fn delete_batch(&self, ctx: &Ctx, reqs: &[DeleteRequest]) -> Option<Vec<Result<(), ProviderError>>> {
+        Some(delete_records(ctx, reqs).await)
     }
 }
 
@@ -978,17 +971,17 @@ impl Delegation {
     }
 
     /// The parent zone's id; it belongs to another environment's state and must exist already.
-    async fn parent_zone_id(ctx: &Ctx<'_>, req: &ApplyRequest, parent: &str) -> Result<String, ProviderError> {
+    async fn parent_zone_id(ctx: &Ctx, req: &ApplyRequest, parent: &str) -> Result<String, ProviderError> {
         let zones = public_zones_named(ctx, parent).await?;
         match zones.as_slice() {
             [z] => Ok(bare_zone_id(z.id()).to_string()),
-            [] => Err(other(format!(
+            [] => Err(ProviderError::other(format!(
                 "{}: there is no public hosted zone named {parent} to delegate {} from; create the parent \
                  environment's zone first (apply the parent environment), then apply this one",
                 req.addr,
                 Cfg::of(req).opt_str("name").unwrap_or("this zone"),
             ))),
-            many => Err(other(format!(
+            many => Err(ProviderError::other(format!(
                 "{}: {} public hosted zones are named {parent}; keep only the parent environment's zone",
                 req.addr,
                 many.len()
@@ -996,48 +989,45 @@ impl Delegation {
         }
     }
 
-    async fn put(ctx: &Ctx<'_>, req: &ApplyRequest, zone_id: &str) -> Result<ApplyResponse, ProviderError> {
+    async fn put(ctx: &Ctx, req: &ApplyRequest, zone_id: &str) -> Result<ApplyResponse, ProviderError> {
         let cfg = Cfg::of(req);
         let spec = RecordSpec::from_cfg(&cfg, zone_id, cfg.str("name")?, "NS", "name_servers");
         let s = only(upsert(ctx, vec![(&req.addr, spec)]).await)?;
-        Ok(ApplyResponse { id: s.key.id(), attrs: Self::attrs(&s, cfg.get("parent_zone_name")) })
+        Ok(ApplyResponse::new(s.key.id(), Self::attrs(&s, cfg.get("parent_zone_name"))))
     }
 }
 
 #[async_trait]
-impl Kind for Delegation {
+impl Kind<Ctx> for Delegation {
     fn schema(&self) -> TypeSchema {
-        schema(
-            "dns",
-            "delegation",
-            &[("parent_zone_name", 'f'), ("name", 'f'), ("ttl", 'u'), ("name_servers", 'u'), ("id", 'c')],
-            false,
-        )
+        schema("dns", "delegation")
+            .force_new(&["parent_zone_name", "name"])
+            .updatable(&["ttl", "name_servers"])
+            .computed(&["id"])
+            .build()
     }
 
-    async fn read(
-        &self,
-        ctx: &Ctx<'_>,
-        items: &[ReadItem],
-    ) -> Result<BTreeMap<ResourceAddr, ReadResource>, ProviderError> {
+    async fn read(&self, ctx: &Ctx, items: &[ReadItem]) -> Result<Listing, ProviderError> {
         let found = read_sets(ctx, items, |i| RecordKey::of(&i.addr, &i.id), "name_servers").await?;
-        Ok(found
-            .into_iter()
-            .map(|(i, s)| {
-                let attrs = Delegation::attrs(&s, i.attrs.get("parent_zone_name"));
-                (i.addr.clone(), ReadResource { id: i.id.clone(), attrs })
-            })
-            .collect())
+        Ok(Listing::ById(
+            found
+                .into_iter()
+                .map(|(i, s)| {
+                    let attrs = Delegation::attrs(&s, i.attrs.get("parent_zone_name"));
+                    (i.addr.clone(), ReadResource { id: i.id.clone(), attrs })
+                })
+                .collect(),
+        ))
     }
 
-    async fn create(&self, ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+    async fn create(&self, ctx: &Ctx, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
         let zone_id = Self::parent_zone_id(ctx, req, Cfg::of(req).str("parent_zone_name")?).await?;
         Self::put(ctx, req, &zone_id).await
     }
 
     async fn update(
         &self,
-        ctx: &Ctx<'_>,
+        ctx: &Ctx,
         prior: &ReadResource,
         req: &ApplyRequest,
     ) -> Result<ApplyResponse, ProviderError> {
@@ -1046,14 +1036,14 @@ impl Kind for Delegation {
         Self::put(ctx, req, &zone_id).await
     }
 
-    async fn delete(&self, ctx: &Ctx<'_>, req: &DeleteRequest) -> Result<(), ProviderError> {
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest) -> Result<(), ProviderError> {
         only(delete_sets(ctx, vec![RecordKey::of(&req.addr, &req.id)]).await)
     }
 
     /// Nothing to find: the delegation is one NS record set, unique by name in the parent zone,
     /// and create is an UPSERT that takes over whatever is there.
-    async fn find(&self, _ctx: &Ctx<'_>, _req: &FindRequest) -> Result<Option<ReadResource>, ProviderError> {
-        Ok(None)
+    async fn find(&self, _ctx: &Ctx, _req: &FindRequest) -> Result<Vec<Found>, ProviderError> {
+        Ok(Vec::new())
     }
 }
 
@@ -1235,20 +1225,5 @@ mod tests {
         assert_eq!(d["id"], json!("Z9/staging.matih.ai/NS"));
         assert_eq!(d["name_servers"], json!(["ns-1.awsdns-01.org", "ns-2.awsdns-02.net"]));
         assert_eq!(d["parent_zone_name"], json!("matih.ai"));
-    }
-
-    #[test]
-    fn a_failure_is_replicated_with_its_code() {
-        let e = ProviderError::Api {
-            service: "route53".into(),
-            operation: "ChangeResourceRecordSets".into(),
-            code: "InvalidChangeBatch".into(),
-            message: "no".into(),
-        };
-        let ProviderError::Api { code, message, .. } = replicate(&e) else { panic!() };
-        assert_eq!((code.as_str(), message.as_str()), ("InvalidChangeBatch", "no"));
-        let io = std::io::Error::other("connection reset");
-        let e = ProviderError::Other { message: "route53 GetChange".into(), source: Some(Box::new(io)) };
-        assert_eq!(replicate(&e).to_string(), "route53 GetChange: connection reset");
     }
 }

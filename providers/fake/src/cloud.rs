@@ -51,27 +51,38 @@ pub struct FakeOptions {
     pub fail: Vec<FailOn>,
 }
 
+/// A test setting of the fake cloud that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum OptionsError {
+    #[error("MATIH_FAKE_LATENCY_MS={0} is not a number of milliseconds")]
+    Latency(String),
+    #[error("MATIH_FAKE_FAIL item `{0}` is not op:address")]
+    Item(String),
+    #[error("MATIH_FAKE_FAIL: unknown operation `{0}` (create, create-after-creating, update, delete, read)")]
+    Operation(String),
+    #[error("MATIH_FAKE_FAIL: {0}")]
+    Address(#[from] AddrError),
+}
+
 impl FakeOptions {
     /// Reads `MATIH_FAKE_LATENCY_MS` and `MATIH_FAKE_FAIL` (`create:ADDR,delete:ADDR,...`) so CLI
     /// tests can steer a child process.
-    pub fn from_env() -> Result<Self, String> {
+    pub fn from_env() -> Result<Self, OptionsError> {
         let mut o = FakeOptions::default();
         if let Ok(ms) = std::env::var("MATIH_FAKE_LATENCY_MS") {
-            o.latency =
-                Duration::from_millis(ms.parse().map_err(|_| format!("MATIH_FAKE_LATENCY_MS={ms} is not a number"))?);
+            o.latency = Duration::from_millis(ms.parse().map_err(|_| OptionsError::Latency(ms.clone()))?);
         }
         if let Ok(list) = std::env::var("MATIH_FAKE_FAIL") {
             for item in list.split(',').filter(|s| !s.is_empty()) {
-                let (op, target) =
-                    item.split_once(':').ok_or_else(|| format!("MATIH_FAKE_FAIL item `{item}` is not op:address"))?;
-                let addr = || target.parse::<ResourceAddr>().map_err(|e| e.to_string());
+                let (op, target) = item.split_once(':').ok_or_else(|| OptionsError::Item(item.to_string()))?;
+                let addr = || target.parse::<ResourceAddr>();
                 o.fail.push(match op {
                     "create" => FailOn::Create(addr()?),
                     "create-after-creating" => FailOn::CreateAfterCreating(addr()?),
                     "update" => FailOn::Update(addr()?),
                     "delete" => FailOn::Delete(addr()?),
-                    "read" => FailOn::Read(target.parse().map_err(|e: AddrError| e.to_string())?),
-                    other => return Err(format!("MATIH_FAKE_FAIL: unknown operation `{other}`")),
+                    "read" => FailOn::Read(target.parse()?),
+                    other => return Err(OptionsError::Operation(other.to_string())),
                 });
             }
         }
@@ -208,8 +219,8 @@ impl FakeCloud {
         self.opts.fail.contains(f)
     }
 
-    fn api_error(op: &str, code: &str, message: String) -> ProviderError {
-        ProviderError::Api { service: "fake".into(), operation: op.into(), code: code.into(), message }
+    fn api_error(op: &str, kind: ErrorKind, code: &str, message: String) -> ProviderError {
+        ApiError::new("fake", op, kind, code, message).into()
     }
 
     fn computed(rtype: &ResourceType, id: &str, n: u64) -> Attrs {
@@ -286,6 +297,7 @@ impl Provider for FakeCloud {
         if self.fails(&FailOn::Read(req.rtype.clone())) {
             return Err(Self::api_error(
                 "Describe",
+                ErrorKind::Unavailable,
                 "InternalError",
                 format!("injected read failure for {}", req.rtype),
             ));
@@ -300,7 +312,7 @@ impl Provider for FakeCloud {
                 })
                 .collect()
         });
-        Ok(ReadResponse { found })
+        Ok(ReadResponse { found, ..ReadResponse::default() })
     }
 
     async fn apply(&self, req: ApplyRequest) -> Result<ApplyResponse, ProviderError> {
@@ -312,27 +324,28 @@ impl Provider for FakeCloud {
             if self.fails(&FailOn::Update(req.addr.clone())) {
                 return Err(Self::api_error(
                     op,
+                    ErrorKind::Other,
                     "InjectedFailure",
                     format!("injected update failure for {}", req.addr),
                 ));
             }
             let computed = Self::schema_computed(&req.rtype);
             return self.with_data(|d| {
-                let o = d
-                    .objects
-                    .get_mut(&prior.id)
-                    .ok_or_else(|| Self::api_error(op, "NotFound", format!("{} does not exist", prior.id)))?;
+                let o = d.objects.get_mut(&prior.id).ok_or_else(|| {
+                    Self::api_error(op, ErrorKind::NotFound, "NotFound", format!("{} does not exist", prior.id))
+                })?;
                 for (k, v) in req.config {
                     if !computed.contains(&k) {
                         o.attrs.insert(k, v);
                     }
                 }
-                Ok(ApplyResponse { id: o.id.clone(), attrs: o.attrs.clone() })
+                Ok(ApplyResponse::new(o.id.clone(), o.attrs.clone()))
             });
         }
         if self.fails(&FailOn::Create(req.addr.clone())) {
             return Err(Self::api_error(
                 op,
+                ErrorKind::Invalid,
                 "InvalidParameterValue",
                 format!("injected create failure for {}", req.addr),
             ));
@@ -354,9 +367,14 @@ impl Provider for FakeCloud {
             o
         });
         if self.fails(&FailOn::CreateAfterCreating(req.addr.clone())) {
-            return Err(Self::api_error(op, "RequestTimeout", format!("injected timeout after creating {}", req.addr)));
+            return Err(Self::api_error(
+                op,
+                ErrorKind::NoResponse,
+                "RequestTimeout",
+                format!("injected timeout after creating {}", req.addr),
+            ));
         }
-        Ok(ApplyResponse { id: obj.id, attrs: obj.attrs })
+        Ok(ApplyResponse::new(obj.id, obj.attrs))
     }
 
     async fn delete(&self, req: DeleteRequest) -> Result<(), ProviderError> {
@@ -366,6 +384,7 @@ impl Provider for FakeCloud {
         if self.fails(&FailOn::Delete(req.addr.clone())) {
             return Err(Self::api_error(
                 "Delete",
+                ErrorKind::Conflict,
                 "DependencyViolation",
                 format!("injected delete failure for {}", req.addr),
             ));
@@ -410,7 +429,7 @@ impl Provider for FakeCloud {
         }))
     }
 
-    fn api_calls(&self) -> ApiCalls {
-        self.counters.lock().unwrap().clone()
+    fn stats(&self) -> CallStats {
+        CallStats { calls: self.counters.lock().unwrap().clone(), ..CallStats::default() }
     }
 }

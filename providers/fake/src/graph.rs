@@ -4,7 +4,11 @@
 //! node pools, reserved ingress addresses, DNS zone and records per tenant), so engine behaviour
 //! proven here is the behaviour cloud providers get.
 
+use std::collections::BTreeMap;
+
 use matih_plans::*;
+use matih_provider_kit::dns::{add_dns, ingress_controllers};
+use matih_provider_kit::schema;
 use matih_spec::PlatformSpec;
 use serde_json::json;
 
@@ -12,56 +16,48 @@ fn t(group: &str, kind: &str) -> ResourceType {
     ResourceType::new(group, kind).expect("static type name")
 }
 
-fn schema(group: &str, kind: &str, attrs: &[(&str, char)], cbd: bool, protected: bool) -> TypeSchema {
-    // DNS records are applied in batches, as Route 53 and Cloud DNS allow.
-    let batched = (group, kind) == ("dns", "record");
-    let mut attributes: Vec<AttrSchema> = attrs
-        .iter()
-        .map(|&(n, k)| match k {
-            'f' => AttrSchema::force_new(n),
-            'c' => AttrSchema::computed(n),
-            _ => AttrSchema::updatable(n),
-        })
-        .collect();
-    attributes.push(AttrSchema::computed("id"));
-    attributes.push(AttrSchema::computed("arn"));
-    TypeSchema {
-        rtype: t(group, kind),
-        attributes,
-        create_before_destroy: cbd,
-        protected_by_default: protected,
-        batched,
-    }
-}
-
-/// The fake cloud's resource types. `f` = forces replacement, `c` = computed, `u` = updatable.
+/// The fake cloud's resource types; every one has the computed `id` and `arn`.
 pub fn schemas() -> Vec<TypeSchema> {
+    let ids = &["id", "arn"];
     vec![
-        schema("fake", "network", &[("name", 'f'), ("cidr", 'f')], false, true),
-        schema("fake", "subnet", &[("network_id", 'f'), ("cidr", 'f'), ("zone", 'f'), ("role", 'u')], false, false),
-        schema(
-            "fake",
-            "cluster",
-            &[("name", 'f'), ("version", 'u'), ("subnet_ids", 'f'), ("endpoint", 'c'), ("ca", 'c')],
-            false,
-            true,
-        ),
-        schema(
-            "fake",
-            "node_pool",
-            &[("cluster_id", 'f'), ("machine_type", 'f'), ("min", 'u'), ("max", 'u')],
-            true,
-            false,
-        ),
-        schema("fake", "address", &[("name", 'f'), ("purpose", 'u'), ("ip", 'c')], false, true),
-        schema("dns", "zone", &[("name", 'f'), ("name_servers", 'c')], false, true),
-        schema(
-            "dns",
-            "record",
-            &[("zone_id", 'f'), ("name", 'f'), ("type", 'f'), ("values", 'u'), ("ttl", 'u')],
-            false,
-            false,
-        ),
+        schema("fake", "network").force_new(&["name", "cidr"]).computed(ids).protected().build(),
+        schema("fake", "subnet").force_new(&["network_id", "cidr", "zone"]).updatable(&["role"]).computed(ids).build(),
+        schema("fake", "cluster")
+            .force_new(&["name", "subnet_ids"])
+            .updatable(&["version"])
+            .computed(&["endpoint", "ca", "id", "arn"])
+            .protected()
+            .build(),
+        schema("fake", "node_pool")
+            .force_new(&["cluster_id", "machine_type"])
+            .updatable(&["min", "max"])
+            .computed(ids)
+            .create_before_destroy()
+            .build(),
+        schema("fake", "address")
+            .force_new(&["name"])
+            .updatable(&["purpose"])
+            .computed(&["ip", "id", "arn"])
+            .protected()
+            .build(),
+        schema("dns", "zone")
+            .force_new(&["name"])
+            .updatable(&["comment"])
+            .computed(&["name_servers", "id", "arn"])
+            .protected()
+            .build(),
+        // DNS records are applied in batches, as Route 53 and Cloud DNS allow.
+        schema("dns", "record")
+            .force_new(&["zone_id", "name", "type"])
+            .updatable(&["values", "ttl"])
+            .computed(ids)
+            .batched()
+            .build(),
+        schema("dns", "delegation")
+            .force_new(&["parent_zone_name", "name"])
+            .updatable(&["ttl", "name_servers"])
+            .computed(ids)
+            .build(),
     ]
 }
 
@@ -120,9 +116,6 @@ pub fn desired_graph(spec: &PlatformSpec) -> DesiredGraph {
         );
     }
 
-    let zone = ResourceAddr::must("dns.zone.platform");
-    let zone_name = spec.zone_name();
-    g.add(Desired::new(zone.clone(), zone_name.clone()).set("name", Value::str(zone_name.clone())));
     let address = |g: &mut DesiredGraph, key: &str| {
         let a = ResourceAddr::keyed(&t("fake", "address"), "ingress", key).unwrap();
         g.add(
@@ -132,35 +125,18 @@ pub fn desired_graph(spec: &PlatformSpec) -> DesiredGraph {
         );
         a
     };
-    let record = |g: &mut DesiredGraph, name: &str, key: Option<&str>, target: &ResourceAddr| {
-        let rt = t("dns", "record");
-        let a = match key {
-            Some(k) => ResourceAddr::keyed(&rt, name, k).unwrap(),
-            None => ResourceAddr::new(&rt, name).unwrap(),
-        };
-        let fqdn = match key {
-            Some(k) => format!("{k}.{zone_name}"),
-            None => format!("{name}.{zone_name}"),
-        };
-        g.add(
-            Desired::new(a, fqdn.clone())
-                .set("zone_id", Value::reference(&zone, "id"))
-                .set("name", Value::str(fqdn))
-                .set("type", Value::str("A"))
-                .set("values", Value::list(vec![Value::reference(target, "ip")]))
-                .set("ttl", Value::Known(json!(300))),
-        );
-    };
-    let platform_ip = address(&mut g, "platform");
-    record(&mut g, "api", None, &platform_ip);
-    for tenant in &spec.tenants {
-        let target = if tenant.dedicated_ingress { address(&mut g, &tenant.slug) } else { platform_ip.clone() };
-        record(&mut g, "tenant", Some(&tenant.slug), &target);
+    let mut ips = BTreeMap::new();
+    let mut platform_ip = None;
+    for ctrl in ingress_controllers(spec) {
+        let a = address(&mut g, &ctrl);
+        ips.insert(ctrl.clone(), vec![Value::reference(&a, "ip")]);
+        platform_ip.get_or_insert(a);
     }
+    let platform_ip = platform_ip.expect("the platform controller comes first");
+    add_dns(&mut g, spec, &ips, |d| d);
 
     g.output("cluster_endpoint", Value::reference(&cluster, "endpoint"), false);
     g.output("cluster_ca", Value::reference(&cluster, "ca"), true);
-    g.output("zone_name_servers", Value::reference(&zone, "name_servers"), false);
     g.output("platform_ingress_ip", Value::reference(&platform_ip, "ip"), false);
     g
 }

@@ -16,7 +16,7 @@ use serde_json::Value as Json;
 
 use crate::layout::{self, Layout, TenantLayout};
 use crate::manifests::{self, ManifestFile as Upstream, ManifestRequest};
-use crate::objects::{self, Dns01Solver, DnsConfig, LoadBalancer};
+use crate::objects::{self, Dns01Solver, DnsConfig, LoadBalancer, ServiceBinding};
 
 /// Whether an add-on needs nodes to become ready.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

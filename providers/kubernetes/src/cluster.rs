@@ -12,59 +12,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use base64::Engine as _;
 use matih_plans::ProviderError;
 
-/// A token or other credential: never printed, never written to state or plans.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    /// The secret itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-/// A cluster as its cloud reports it now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterInfo {
-    pub endpoint: String,
-    /// Base64 of the PEM bundle, as EKS, GKE and AKS all report it.
-    pub ca_data: String,
-    /// What makes this cluster this cluster and not a later one of the same name (EKS: ARN and
-    /// creation time). Add-ons recorded against another identity are gone with their cluster.
-    pub identity: serde_json::Value,
-}
-
-/// How a human runs `kubectl` against the cluster: the cloud's own credential plugin.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExecCredential {
-    pub command: String,
-    pub args: Vec<String>,
-    pub install_hint: String,
-}
-
-/// What the cloud provider supplies for its clusters.
-#[async_trait]
-pub trait ClusterAccess: Send + Sync {
-    /// The cluster named `name`, or `None` if the cloud has no such cluster.
-    async fn describe(&self, name: &str) -> Result<Option<ClusterInfo>, ProviderError>;
-    /// A short-lived bearer token for the cluster's API server.
-    async fn token(&self, name: &str) -> Result<Secret, ProviderError>;
-    /// The credential plugin a kubeconfig for humans runs.
-    fn exec_credential(&self, name: &str) -> ExecCredential;
-}
+pub use matih_provider_kit::{ClusterAccess, ClusterInfo, ExecCredential, Secret};
 
 /// `MATIH_KUBE_API_SERVER` (and optionally `MATIH_KUBE_CA_FILE`, `MATIH_KUBE_TOKEN`): send every
 /// cluster's API traffic to this URL instead of the endpoint the cloud reports. For emulated
@@ -80,13 +31,22 @@ pub const OVERRIDE_ENV: &str = "MATIH_KUBE_API_SERVER";
 pub const OVERRIDE_CA_ENV: &str = "MATIH_KUBE_CA_FILE";
 pub const OVERRIDE_TOKEN_ENV: &str = "MATIH_KUBE_TOKEN";
 
+/// `MATIH_KUBE_API_SERVER` holds something that is not a URL.
+#[derive(Debug, thiserror::Error)]
+#[error("{OVERRIDE_ENV}={url:?} is not a URL: {source}")]
+pub struct OverrideError {
+    pub url: String,
+    #[source]
+    pub source: http::uri::InvalidUri,
+}
+
 impl ApiOverride {
     /// The override from the environment, if set.
-    pub fn from_env() -> Result<Option<ApiOverride>, String> {
+    pub fn from_env() -> Result<Option<ApiOverride>, OverrideError> {
         let Some(url) = std::env::var(OVERRIDE_ENV).ok().filter(|s| !s.is_empty()) else {
             return Ok(None);
         };
-        url.parse::<http::Uri>().map_err(|e| format!("{OVERRIDE_ENV}={url:?} is not a URL: {e}"))?;
+        url.parse::<http::Uri>().map_err(|source| OverrideError { url: url.clone(), source })?;
         let ca_file = std::env::var_os(OVERRIDE_CA_ENV).filter(|s| !s.is_empty()).map(PathBuf::from);
         let token = std::env::var(OVERRIDE_TOKEN_ENV).ok().filter(|s| !s.is_empty()).map(Secret::new);
         Ok(Some(ApiOverride { url, ca_file, token }))
@@ -221,18 +181,12 @@ fn pem_certs(pem: &[u8]) -> Result<Vec<Vec<u8>>, ProviderError> {
 }
 
 pub(crate) fn other(message: String) -> ProviderError {
-    ProviderError::Other { message, source: None }
+    ProviderError::other(message)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secrets_never_print() {
-        let s = Secret::new("k8s-aws-v1.abc");
-        assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
-    }
 
     #[test]
     fn pem_bundle_decodes_to_der() {

@@ -10,31 +10,16 @@
 use std::collections::BTreeMap;
 
 use matih_plans::{Desired, DesiredGraph, ResourceAddr, Value};
-use matih_spec::{Certificates, CloudKind, PlatformSpec};
+use matih_provider_kit::cloud::to_value;
+use matih_spec::{Certificates, PlatformSpec};
 use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
 
 use crate::addons::{self, Instances, Params, Phase, TABLE, Variant};
 use crate::provider::{addon_type, instance_label, object_key};
+use matih_provider_kit::dns::PLATFORM_CONTROLLER;
 
-/// What the cloud provider hands the bootstrap: its cluster and what it reserved for it.
-#[derive(Debug, Clone)]
-pub struct ClusterBinding {
-    pub cloud: CloudKind,
-    /// What makes the cluster this cluster (EKS: `{arn, created_at}` of the cluster resource).
-    pub identity: Value,
-    /// `{name, endpoint, ca_data}` of the cluster resource.
-    pub connection: Value,
-    /// Add-ons that need nodes wait for these.
-    pub node_pools: Vec<ResourceAddr>,
-    /// Per ingress controller (`platform` or a tenant's slug): its load balancer, shaped like
-    /// [`crate::objects::LoadBalancer`], with references to the reserved addresses.
-    pub load_balancers: BTreeMap<String, Value>,
-    /// The zone's DNS01 solver, shaped like [`crate::objects::Dns01Solver`].
-    pub dns01: Value,
-    /// Annotations on cert-manager's service account (EKS: the IRSA role ARN).
-    pub cert_manager_annotations: Value,
-}
+pub use matih_provider_kit::ClusterBinding;
 
 fn addr(row: &str, key: Option<&str>) -> ResourceAddr {
     match key {
@@ -101,15 +86,15 @@ pub fn add_bootstrap(g: &mut DesiredGraph, spec: &PlatformSpec, b: &ClusterBindi
                 }
                 "ingress_nginx" => {
                     p.insert("version".into(), Value::str(a.ingress_nginx.version.clone()));
-                    p.insert("load_balancer".into(), b.load_balancers["platform"].clone());
+                    p.insert("load_balancer".into(), to_value(&b.load_balancers[PLATFORM_CONTROLLER]));
                 }
                 "cert_manager" => {
                     p.insert("version".into(), Value::str(a.cert_manager.version.clone()));
-                    p.insert("service_account_annotations".into(), b.cert_manager_annotations.clone());
+                    p.insert("service_account_annotations".into(), Value::map(b.cert_manager_annotations.clone()));
                 }
                 "cluster_issuer" => {
                     p.insert("acme_email".into(), Value::str(spec.platform.acme_email.clone()));
-                    p.insert("solver".into(), b.dns01.clone());
+                    p.insert("solver".into(), to_value(&b.dns01));
                     let names = match a.certificates {
                         Certificates::Wildcard => json!([zone, format!("*.{zone}")]),
                         Certificates::PerTenant => json!([zone, format!("api.{zone}")]),
@@ -129,7 +114,7 @@ pub fn add_bootstrap(g: &mut DesiredGraph, spec: &PlatformSpec, b: &ClusterBindi
                 }
                 "tenant_ingress" => {
                     p.insert("tenants".into(), this_tenant());
-                    p.insert("load_balancer".into(), b.load_balancers[key.expect("per-tenant row")].clone());
+                    p.insert("load_balancer".into(), to_value(&b.load_balancers[key.expect("per-tenant row")]));
                 }
                 _ => {}
             }
@@ -151,8 +136,8 @@ pub fn add_bootstrap(g: &mut DesiredGraph, spec: &PlatformSpec, b: &ClusterBindi
 
             let at = addr(row.name, key);
             let mut d = Desired::new(at.clone(), instance_label(&at))
-                .set("cluster", b.identity.clone())
-                .set("connection", b.connection.clone())
+                .set("cluster", Value::map(b.identity.clone()))
+                .set("connection", to_value(&b.connection))
                 .set("params", params)
                 .set("objects", Value::Known(Json::Object(objects)));
             if row.phase == Phase::AfterNodes {

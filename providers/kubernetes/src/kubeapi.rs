@@ -1,15 +1,21 @@
 //! The narrow seam over kube-rs: server-side apply (field manager `matih-infra`), reads, deletes,
 //! discovery with a per-session cache, readiness checks, and the inventory entry recorded for
 //! every applied object. Which objects to apply, in what order, is the provider's business.
+//!
+//! Every request is counted in the kit's [`Recorder`] and goes through the kit's retry helper:
+//! reads, server-side applies and deletes are all idempotent, so a throttle (429), a server error
+//! or a lost answer is followed by the same request, with back-off, within the retry budget.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersion};
 use kube::discovery::{ApiGroup, Scope};
 use matih_plans::wait::WaitStep;
-use matih_plans::{ApiCalls, ProviderError};
+use matih_plans::{ApiError, ErrorKind, ProviderError};
+use matih_provider_kit::retry::retry;
+use matih_provider_kit::{Call, Recorder, RetryPolicy};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
@@ -49,18 +55,8 @@ impl Applied {
     }
 }
 
-/// Counts API requests by `kubernetes:<verb>`.
-#[derive(Default)]
-pub struct Calls(Mutex<BTreeMap<String, u64>>);
-
-impl Calls {
-    pub fn count(&self, verb: &str) {
-        *self.0.lock().unwrap().entry(format!("kubernetes:{verb}")).or_default() += 1;
-    }
-    pub fn snapshot(&self) -> ApiCalls {
-        self.0.lock().unwrap().clone()
-    }
-}
+/// The service name calls are counted under (`kubernetes:<verb>`).
+const SVC: &str = "kubernetes";
 
 /// What discovery said about one cluster's API groups, shared by every session on it in a run.
 pub type Discovered = std::sync::Arc<Mutex<HashMap<String, std::sync::Arc<ApiGroup>>>>;
@@ -68,26 +64,36 @@ pub type Discovered = std::sync::Arc<Mutex<HashMap<String, std::sync::Arc<ApiGro
 /// One cluster's client with its discovery cache.
 pub struct Session<'a> {
     client: kube::Client,
-    calls: &'a Calls,
+    calls: &'a Recorder,
+    retry: RetryPolicy,
     groups: Discovered,
 }
 
-fn api_error(operation: String, e: kube::Error) -> ProviderError {
-    match e {
-        kube::Error::Api(s) => ProviderError::Api {
-            service: "kubernetes".into(),
-            operation,
-            code: if s.reason.is_empty() { s.code.to_string() } else { format!("{} ({})", s.reason, s.code) },
-            message: s.message,
-        },
-        other => {
-            ProviderError::Other { message: format!("kubernetes {operation}: {other}"), source: Some(Box::new(other)) }
+/// The first error of type `T` in `e`'s source chain.
+fn in_chain<'e, T: std::error::Error + 'static>(mut e: Option<&'e (dyn std::error::Error + 'static)>) -> Option<&'e T> {
+    while let Some(cur) = e {
+        if let Some(t) = cur.downcast_ref::<T>() {
+            return Some(t);
         }
+        e = cur.source();
     }
+    None
 }
 
-fn is_not_found(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 404)
+/// A kube-rs error as a typed provider error: the API server's status (its code decides the
+/// kind, its reason is the code), or how the request failed on the wire.
+fn api_error(operation: &str, e: kube::Error) -> ProviderError {
+    match e {
+        kube::Error::Api(s) => {
+            let status = s.code;
+            ApiError::new(SVC, operation, ErrorKind::from_status(status), &s.reason, s.message).status(status).into()
+        }
+        other => {
+            let connect = in_chain::<hyper_util::client::legacy::Error>(Some(&other)).is_some_and(|h| h.is_connect());
+            let kind = if connect { ErrorKind::Unreachable } else { ErrorKind::NoResponse };
+            ApiError::new(SVC, operation, kind, "", other.to_string()).source(other).into()
+        }
+    }
 }
 
 fn str_of<'j>(o: &'j Json, path: &[&str]) -> Option<&'j str> {
@@ -110,8 +116,23 @@ pub fn owned_digest(managed_fields: Option<&Json>) -> String {
 }
 
 impl<'a> Session<'a> {
-    pub fn new(client: kube::Client, calls: &'a Calls, groups: Discovered) -> Self {
-        Session { client, calls, groups }
+    pub fn new(client: kube::Client, calls: &'a Recorder, retry: RetryPolicy, groups: Discovered) -> Self {
+        Session { client, calls, retry, groups }
+    }
+
+    /// One request (`verb` for counting, `what` for errors) with the kit's retries; every
+    /// request here is idempotent.
+    async fn call<T, F, Fut>(&self, verb: &str, what: &str, call: Call, mut send: F) -> Result<T, ProviderError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, kube::Error>>,
+    {
+        retry(&self.retry, self.calls, SVC, verb, call, || {
+            self.calls.call(SVC, verb);
+            let sent = send();
+            async move { sent.await.map_err(|e| api_error(what, e)) }
+        })
+        .await
     }
 
     /// The API resource (plural, scope) of `apiVersion`/`kind`, from discovery. A kind the
@@ -128,15 +149,17 @@ impl<'a> Session<'a> {
                     let gv: GroupVersion = api_version
                         .parse()
                         .map_err(|e| crate::cluster::other(format!("apiVersion {api_version:?}: {e}")))?;
-                    self.calls.count("discovery");
-                    match kube::discovery::pinned_group(&self.client, &gv).await {
-                        Ok(g) => {
+                    let what = format!("discovery of {api_version}");
+                    let found = self
+                        .call("discovery", &what, Call::Read, || kube::discovery::pinned_group(&self.client, &gv))
+                        .await;
+                    match matih_provider_kit::not_found_none(found)? {
+                        Some(g) => {
                             let g = std::sync::Arc::new(g);
                             self.groups.lock().unwrap().insert(api_version.to_string(), g.clone());
                             g
                         }
-                        Err(e) if is_not_found(&e) => continue,
-                        Err(e) => return Err(api_error(format!("discovery of {api_version}"), e)),
+                        None => continue,
                     }
                 }
             };
@@ -145,12 +168,14 @@ impl<'a> Session<'a> {
                 return Ok((ar, caps.scope == Scope::Namespaced));
             }
         }
-        Err(ProviderError::Api {
-            service: "kubernetes".into(),
-            operation: format!("discovery of {api_version} {kind}"),
-            code: "NotFound (404)".into(),
-            message: format!("the cluster does not serve kind {kind} in {api_version}"),
-        })
+        Err(ApiError::new(
+            SVC,
+            &format!("discovery of {api_version} {kind}"),
+            ErrorKind::NotFound,
+            "NotFound",
+            format!("the cluster does not serve kind {kind} in {api_version}"),
+        )
+        .into())
     }
 
     fn api(&self, ar: &ApiResource, namespaced: bool, namespace: Option<&str>) -> Api<DynamicObject> {
@@ -177,12 +202,11 @@ impl<'a> Session<'a> {
         }
         let dynamic: DynamicObject =
             serde_json::from_value(obj.clone()).map_err(|e| crate::cluster::other(format!("{what}: {e}")))?;
-        self.calls.count("apply");
-        let res = self
-            .api(&ar, namespaced, namespace.as_deref())
-            .patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&dynamic))
-            .await
-            .map_err(|e| api_error(what.clone(), e))?;
+        let api = self.api(&ar, namespaced, namespace.as_deref());
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        // Server-side apply is idempotent: sent again, it leaves the same object.
+        let patch = Patch::Apply(&dynamic);
+        let res = self.call("apply", &what, Call::Idempotent, || api.patch(&name, &params, &patch)).await?;
         let live = serde_json::to_value(&res).expect("a DynamicObject serializes");
         let applied = Applied {
             api_version,
@@ -211,24 +235,21 @@ impl<'a> Session<'a> {
 
     /// The live object, or `None` if it is gone.
     pub async fn get(&self, a: &Applied) -> Result<Option<Json>, ProviderError> {
-        self.calls.count("get");
-        match self.api(&Self::ar_of(a), a.namespaced, a.namespace.as_deref()).get_opt(&a.name).await {
-            Ok(o) => Ok(o.map(|o| serde_json::to_value(o).expect("a DynamicObject serializes"))),
-            Err(e) => Err(api_error(format!("get {}", a.display()), e)),
-        }
+        let api = self.api(&Self::ar_of(a), a.namespaced, a.namespace.as_deref());
+        let o = self.call("get", &format!("get {}", a.display()), Call::Read, || api.get_opt(&a.name)).await?;
+        Ok(o.map(|o| serde_json::to_value(o).expect("a DynamicObject serializes")))
     }
 
     /// Every object of one resource carrying the add-on label, keyed by (namespace, name). A
     /// resource the cluster no longer serves (its CRD deleted) has none.
     pub async fn list_labelled(&self, a: &Applied) -> Result<HashMap<(Option<String>, String), Json>, ProviderError> {
-        self.calls.count("list");
-        let list = match Api::<DynamicObject>::all_with(self.client.clone(), &Self::ar_of(a))
-            .list(&ListParams::default().labels(ADDON_LABEL))
-            .await
-        {
-            Ok(l) => l,
-            Err(e) if is_not_found(&e) => return Ok(HashMap::new()),
-            Err(e) => return Err(api_error(format!("list {} ({})", a.plural, a.api_version), e)),
+        let api = Api::<DynamicObject>::all_with(self.client.clone(), &Self::ar_of(a));
+        let params = ListParams::default().labels(ADDON_LABEL);
+        let what = format!("list {} ({})", a.plural, a.api_version);
+        let Some(list) =
+            matih_provider_kit::not_found_none(self.call("list", &what, Call::Read, || api.list(&params)).await)?
+        else {
+            return Ok(HashMap::new());
         };
         Ok(list
             .items
@@ -242,23 +263,18 @@ impl<'a> Session<'a> {
 
     /// Deletes an object (background propagation); gone already is fine.
     pub async fn delete(&self, a: &Applied) -> Result<(), ProviderError> {
-        self.calls.count("delete");
-        match self
-            .api(&Self::ar_of(a), a.namespaced, a.namespace.as_deref())
-            .delete(&a.name, &DeleteParams::background())
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(api_error(format!("delete {}", a.display()), e)),
-        }
+        let api = self.api(&Self::ar_of(a), a.namespaced, a.namespace.as_deref());
+        let params = DeleteParams::background();
+        matih_provider_kit::gone_ok(
+            self.call("delete", &format!("delete {}", a.display()), Call::Idempotent, || api.delete(&a.name, &params))
+                .await,
+        )
     }
 
     /// The UID of `kube-system`: this cluster's identity as the cluster itself knows it.
     pub async fn cluster_uid(&self) -> Result<String, ProviderError> {
-        self.calls.count("get");
         let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
-        let ns = api.get("kube-system").await.map_err(|e| api_error("get Namespace kube-system".into(), e))?;
+        let ns = self.call("get", "get Namespace kube-system", Call::Read, || api.get("kube-system")).await?;
         Ok(ns.metadata.uid.unwrap_or_default())
     }
 }

@@ -179,17 +179,8 @@ pub const PLATFORM_SECRET: &str = "matih-platform-tls";
 /// With per-tenant certificates: each tenant's, in its namespace.
 pub const TENANT_SECRET: &str = "tenant-tls";
 
-/// The DNS01 solver of the cloud that hosts the zone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(tag = "provider", rename_all = "snake_case")]
-pub enum Dns01Solver {
-    /// Route 53 through the IRSA role on cert-manager's service account: no keys in the cluster.
-    Route53 { region: String, hosted_zone_id: String },
-    /// Azure DNS with the kubelet's managed identity.
-    AzureDns { subscription_id: String, resource_group: String, hosted_zone_name: String, client_id: String },
-    /// Cloud DNS with workload identity.
-    CloudDns { project: String },
-}
+/// The DNS01 solver of the cloud that hosts the zone, as the cloud binds it (resolved).
+pub type Dns01Solver = matih_provider_kit::Dns01Solver<String>;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -300,21 +291,20 @@ pub fn certificate(name: &str, namespace: &str, secret: &str, names: Vec<String>
 
 // ---- ingress-nginx: a tenant's dedicated controller -------------------------------------------
 
-/// How a controller's Service of type LoadBalancer gets the addresses the cloud reserved.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(tag = "cloud", rename_all = "snake_case")]
-pub enum LoadBalancer {
-    /// An internet-facing NLB holding one Elastic IP per zone.
-    AwsNlb { eip_allocations: Vec<String> },
-    /// The reserved public IP in the platform's resource group (the seed's per-tenant values).
-    AzurePublicIp { ip: String, resource_group: String },
-    /// The reserved regional static IP.
-    GcpStaticIp { ip: String },
+/// How a controller's Service of type LoadBalancer gets the addresses the cloud reserved, as the
+/// cloud binds it (resolved).
+pub type LoadBalancer = matih_provider_kit::LoadBalancer<String>;
+
+/// What a load balancer binding means for the controller's Service.
+pub trait ServiceBinding {
+    /// Annotations for the Service (on top of upstream's, for the platform controller).
+    fn annotations(&self) -> BTreeMap<String, String>;
+    /// `spec.loadBalancerIP`, where the cloud binds a reserved address that way.
+    fn load_balancer_ip(&self) -> Option<String>;
 }
 
-impl LoadBalancer {
-    /// Annotations for the Service (on top of upstream's, for the platform controller).
-    pub fn annotations(&self) -> BTreeMap<String, String> {
+impl ServiceBinding for LoadBalancer {
+    fn annotations(&self) -> BTreeMap<String, String> {
         let mut a = BTreeMap::new();
         match self {
             LoadBalancer::AwsNlb { eip_allocations } => {
@@ -336,8 +326,7 @@ impl LoadBalancer {
         a
     }
 
-    /// `spec.loadBalancerIP`, where the cloud binds a reserved address that way.
-    pub fn load_balancer_ip(&self) -> Option<String> {
+    fn load_balancer_ip(&self) -> Option<String> {
         match self {
             LoadBalancer::AwsNlb { .. } => None,
             LoadBalancer::AzurePublicIp { ip, .. } | LoadBalancer::GcpStaticIp { ip } => Some(ip.clone()),

@@ -20,9 +20,10 @@ use serde_json::{Value as Json, json};
 
 use crate::addons::{self, Params, Row};
 use crate::cluster::{ApiOverride, ClusterAccess, Connector, Endpoint, other};
-use crate::kubeapi::{ADDON_LABEL, Applied, Calls, Session, has_readiness, owned_digest, readiness};
+use crate::kubeapi::{ADDON_LABEL, Applied, Session, has_readiness, owned_digest, readiness};
 use crate::manifests::ManifestFile as Upstream;
 use crate::manifests::Source;
+use matih_provider_kit::{Recorder, RetryPolicy};
 
 /// The resource type of every add-on instance.
 pub fn addon_type() -> ResourceType {
@@ -38,10 +39,23 @@ pub const WAIT_TIMEOUT_ENV: &str = "MATIH_ADDON_WAIT_TIMEOUT";
 pub struct KubernetesProvider {
     connector: Connector,
     source: Source,
-    calls: Calls,
+    calls: Recorder,
+    retry: RetryPolicy,
     wait_cap: Option<Duration>,
     /// Discovery per cluster, shared by the add-ons applied to it in this run.
     discovered: std::sync::Mutex<HashMap<Endpoint, crate::kubeapi::Discovered>>,
+}
+
+/// A setting of the provider that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingError {
+    /// `MATIH_ADDON_WAIT_TIMEOUT` is not a duration.
+    #[error("{WAIT_TIMEOUT_ENV}={value:?} is not a duration (e.g. 30s, 5m): {source}")]
+    WaitTimeout {
+        value: String,
+        #[source]
+        source: humantime::DurationError,
+    },
 }
 
 impl KubernetesProvider {
@@ -49,17 +63,19 @@ impl KubernetesProvider {
         access: Arc<dyn ClusterAccess>,
         api_override: Option<ApiOverride>,
         source: Source,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SettingError> {
         let wait_cap = match std::env::var(WAIT_TIMEOUT_ENV).ok().filter(|s| !s.is_empty()) {
             Some(s) => Some(
-                humantime::parse_duration(&s).map_err(|e| format!("{WAIT_TIMEOUT_ENV}={s:?}: {e} (e.g. 30s, 5m)"))?,
+                humantime::parse_duration(&s)
+                    .map_err(|source| SettingError::WaitTimeout { value: s.clone(), source })?,
             ),
             None => None,
         };
         Ok(KubernetesProvider {
             connector: Connector::new(access, api_override),
             source,
-            calls: Calls::default(),
+            calls: Recorder::default(),
+            retry: RetryPolicy::default(),
             wait_cap,
             discovered: Default::default(),
         })
@@ -72,7 +88,7 @@ impl KubernetesProvider {
 
     async fn session(&self, ep: &Endpoint) -> Result<Session<'_>, ProviderError> {
         let groups = self.discovered.lock().unwrap().entry(ep.clone()).or_default().clone();
-        Ok(Session::new(self.connector.client(ep).await?, &self.calls, groups))
+        Ok(Session::new(self.connector.client(ep).await?, &self.calls, self.retry, groups))
     }
 
     /// Waits until `a` is ready (`gone`: deleted), saying how it looks on `status`.
@@ -133,7 +149,7 @@ async fn upstream(
         if let Some(h) = e.hint() {
             message.push_str(&format!(" (hint: {h})"));
         }
-        ProviderError::Other { message, source: Some(Box::new(e)) }
+        ProviderError::Other { message, source: Some(Arc::new(e)) }
     };
     let req = addons::manifest_request(file, version).map_err(manifest_error)?;
     let m = crate::manifests::load(source, &req).await.map_err(manifest_error)?;
@@ -261,21 +277,14 @@ impl Provider for KubernetesProvider {
     }
 
     fn schemas(&self) -> Vec<TypeSchema> {
-        vec![TypeSchema {
-            rtype: addon_type(),
-            attributes: vec![
+        vec![
+            matih_provider_kit::schema("k8s", "addon")
                 // A different cluster (replaced: new ARN or creation time) means a full re-bootstrap.
-                AttrSchema::force_new("cluster"),
-                AttrSchema::updatable("connection"),
-                AttrSchema::updatable("params"),
-                AttrSchema::updatable("objects"),
-                AttrSchema::computed("cluster_uid"),
-                AttrSchema::computed("inventory"),
-            ],
-            create_before_destroy: false,
-            protected_by_default: false,
-            batched: false,
-        }]
+                .force_new(&["cluster"])
+                .updatable(&["connection", "params", "objects"])
+                .computed(&["cluster_uid", "inventory"])
+                .build(),
+        ]
     }
 
     async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
@@ -335,7 +344,7 @@ impl Provider for KubernetesProvider {
                 found.insert(item.addr.clone(), ReadResource { id: item.id.clone(), attrs });
             }
         }
-        Ok(ReadResponse { found })
+        Ok(ReadResponse { found, ..ReadResponse::default() })
     }
 
     async fn apply(&self, req: ApplyRequest) -> Result<ApplyResponse, ProviderError> {
@@ -387,7 +396,7 @@ impl Provider for KubernetesProvider {
         let mut attrs = req.config.clone();
         attrs.insert("cluster_uid".into(), Json::String(uid.clone()));
         attrs.insert("inventory".into(), serde_json::to_value(&applied).expect("inventory serializes"));
-        Ok(ApplyResponse { id: format!("{}/{}", ep.cluster, instance_label(&req.addr)), attrs })
+        Ok(ApplyResponse::new(format!("{}/{}", ep.cluster, instance_label(&req.addr)), attrs))
     }
 
     async fn delete(&self, req: DeleteRequest) -> Result<(), ProviderError> {
@@ -420,7 +429,11 @@ impl Provider for KubernetesProvider {
         Ok(None)
     }
 
-    fn api_calls(&self) -> ApiCalls {
+    fn stats(&self) -> CallStats {
         self.calls.snapshot()
+    }
+
+    fn retry_budget(&self) -> Option<String> {
+        Some(self.retry.describe())
     }
 }

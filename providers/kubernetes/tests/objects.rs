@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::{admissionregistration, apps, batch, core, networking, rbac};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use matih_plans::{DesiredGraph, Value};
+use matih_provider_kit::{ClusterRef, Dns01Solver, LoadBalancer};
 use matih_provider_kubernetes::manifests::Source;
 use matih_provider_kubernetes::provider::render;
 use matih_provider_kubernetes::{ClusterBinding, add_bootstrap};
@@ -50,29 +51,30 @@ fn roundtrip<T: DeserializeOwned + Serialize>(o: &Json) -> Vec<String> {
     }
 }
 
-fn known(v: Json) -> Value {
-    Value::Known(v)
-}
-
 /// Every object of every add-on instance of `spec` on EKS, with the instance's address.
 async fn rendered(spec: &matih_spec::PlatformSpec) -> Vec<(String, Json)> {
-    let lb = |n: u8| {
-        known(
-            json!({"cloud": "aws_nlb", "eip_allocations": (0..3).map(|i| format!("eipalloc-{n}{i}")).collect::<Vec<_>>()}),
-        )
+    let lb = |n: u8| LoadBalancer::AwsNlb {
+        eip_allocations: (0..3).map(|i| Value::str(format!("eipalloc-{n}{i}"))).collect(),
     };
     let binding = ClusterBinding {
         cloud: matih_spec::CloudKind::Eks,
-        identity: known(
-            json!({"arn": "arn:aws:eks:us-east-1:123456789012:cluster/matih-prod", "created_at": "2026-11-24T00:00:00Z"}),
-        ),
-        connection: known(json!({"name": "matih-prod", "endpoint": "https://example.invalid", "ca_data": "x"})),
+        cluster_addr: "eks.cluster.main".parse().unwrap(),
+        identity: BTreeMap::from([
+            ("arn".to_string(), Value::str("arn:aws:eks:us-east-1:123456789012:cluster/matih-prod")),
+            ("created_at".to_string(), Value::str("2026-11-24T00:00:00Z")),
+        ]),
+        connection: ClusterRef {
+            name: Value::str("matih-prod"),
+            endpoint: Value::str("https://example.invalid"),
+            ca_data: Value::str("x"),
+        },
         node_pools: vec![],
         load_balancers: BTreeMap::from([("platform".to_string(), lb(1)), ("acme".to_string(), lb(2))]),
-        dns01: known(json!({"provider": "route53", "region": "us-east-1", "hosted_zone_id": "Z0123456789ABC"})),
-        cert_manager_annotations: known(
-            json!({"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/matih/x"}),
-        ),
+        dns01: Dns01Solver::Route53 { region: Value::str("us-east-1"), hosted_zone_id: Value::str("Z0123456789ABC") },
+        cert_manager_annotations: BTreeMap::from([(
+            "eks.amazonaws.com/role-arn".to_string(),
+            Value::str("arn:aws:iam::123456789012:role/matih/x"),
+        )]),
     };
     let mut g = DesiredGraph::default();
     add_bootstrap(&mut g, spec, &binding).unwrap();

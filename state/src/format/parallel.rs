@@ -49,6 +49,8 @@ struct Skeleton<'a> {
     intents: Vec<IntentV2<'a>>,
     deposed: ResourceList,
     outputs: BTreeMap<String, OutputV2>,
+    #[serde(default)]
+    schema_versions: BTreeMap<String, u32>,
 }
 
 /// Decodes `buf` on up to `threads` threads. `buf` is modified while this runs and restored
@@ -93,7 +95,10 @@ pub(super) fn decode_v2(buf: &mut [u8], path: &Path, threads: usize) -> Option<S
     drop(restore);
 
     let resources = parsed.into_iter().collect::<Option<Vec<_>>>()?;
-    assemble_v2(path, file.serial, file.lineage, resources, file.intents, file.deposed, file.outputs).ok()
+    let mut state =
+        assemble_v2(path, file.serial, file.lineage, resources, file.intents, file.deposed, file.outputs).ok()?;
+    state.schema_versions = super::schema_versions(path, file.schema_versions).ok()?;
+    Some(state)
 }
 
 /// Offsets in `array` (which runs from `[` to `]`) of the commas at which to cut it into up to
