@@ -22,6 +22,9 @@ use serde_json::{Value, json};
 mod common;
 use common::*;
 
+#[path = "eks/faults.rs"]
+mod faults;
+
 const EKS: &[&str] = &["--cloud", "eks"];
 
 fn args<'a>(a: &[&'a str]) -> Vec<&'a str> {
@@ -161,13 +164,6 @@ impl Aws {
             let zones = self.r53.list_hosted_zones().send().await.unwrap();
             m.insert("zone", zones.hosted_zones().iter().filter(|z| z.name() == "matih.ai.").count());
             m
-        })
-    }
-
-    fn vpcs_at(&self, addr: &str) -> usize {
-        self.rt.block_on(async {
-            let f = Self::tag("matih:address", addr);
-            self.ec2.describe_vpcs().filters(f).send().await.unwrap().vpcs().len()
         })
     }
 
@@ -516,15 +512,17 @@ fn a_tenant_added_plans_only_its_addresses_and_record_and_removal_tears_them_dow
     assert!(kube.get("networking.k8s.io/v1", "IngressClass", None, "nginx-tenant-globex").is_none());
 }
 
-#[test]
-fn sigkill_right_after_a_create_is_adopted_not_duplicated() {
+/// SIGKILL right after the cloud confirmed the create of `addr` (before the tool recorded it,
+/// with other creates in flight): the next apply adopts what exists from the intent journal,
+/// creates nothing twice, converges, and leaves a plan with nothing to do.
+fn sigkill_after_creating(addr: &str) {
     let moto = Moto::start();
     let aws = Aws::new(&moto);
     let (w, _kube) = work(&moto);
     let marker = w.path("hung");
     let mut child = w
         .cmd(&args(&["apply", "--auto-approve", "-q"]))
-        .env("MATIH_TEST_HANG_AFTER_CREATE", format!("eks.vpc.main={}", marker.display()))
+        .env("MATIH_TEST_HANG_AFTER_CREATE", format!("{addr}={}", marker.display()))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -532,22 +530,62 @@ fn sigkill_right_after_a_create_is_adopted_not_duplicated() {
     wait_for(&marker, &mut child);
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     child.wait().unwrap();
-    assert_eq!(aws.vpcs_at("eks.vpc.main"), 1, "the VPC exists in the cloud");
-    // Other creates were in flight too; every one of them left an intent.
     let (_, st) = w.json(&args(&["state", "list", "-o", "json"]));
-    assert!(st["pending_intents"].as_array().unwrap().contains(&json!("eks.vpc.main")), "{st:#}");
+    assert!(st["pending_intents"].as_array().unwrap().contains(&json!(addr)), "{addr}: {st:#}");
 
     let out = w.run(&args(&["apply", "--auto-approve"]));
-    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("eks.vpc.main: adopted"), "{}", text(&out.stderr));
-    assert_eq!(aws.vpcs_at("eks.vpc.main"), 1, "adopted, not created twice");
+    assert_eq!(code(&out), 0, "{addr}: {}", text(&out.stderr));
+    let said = text(&out.stderr);
+    let k8s = addr.starts_with("k8s.") || addr.starts_with("dns.record.");
+    // Server-side apply and UPSERTs are idempotent: those are simply applied again.
+    assert!(k8s || said.contains(&format!("{addr}: adopted")), "{addr}: {said}");
     let inv = aws.inventory();
-    assert_eq!(
-        (inv["vpc"], inv["eip"], inv["iam_role"], inv["subnet"]),
-        (1, 9, 3, 6),
-        "nothing created twice: {inv:?}"
-    );
-    assert_eq!(code(&w.run(&args(&["plan", "--detailed-exitcode"]))), 0);
+    let want: BTreeMap<&str, usize> = [
+        ("vpc", 1),
+        ("subnet", 6),
+        ("internet_gateway", 1),
+        ("eip", 9),
+        ("nat_gateway", 3),
+        ("route_table", 4),
+        ("security_group", 1),
+        ("iam_role", 3),
+        ("oidc_provider", 1),
+        ("cluster", 1),
+        ("zone", 1),
+    ]
+    .into();
+    assert_eq!(inv, want, "{addr}: nothing created twice");
+    let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
+    assert_eq!(c, 0, "{addr}: {:?}", changed(&p));
+    assert_eq!(p["orphans"], json!([]), "{addr}");
+}
+
+/// One SIGKILL test per resource type of the EKS platform.
+macro_rules! sigkill_tests {
+    ($($name:ident: $addr:expr,)*) => {$(
+        #[test]
+        fn $name() {
+            sigkill_after_creating($addr);
+        }
+    )*};
+}
+
+sigkill_tests! {
+    sigkill_after_creating_the_vpc: "eks.vpc.main",
+    sigkill_after_creating_a_subnet: r#"eks.subnet.public["us-east-1a"]"#,
+    sigkill_after_creating_the_internet_gateway: "eks.internet_gateway.main",
+    sigkill_after_creating_a_nat_eip: r#"eks.eip.nat["us-east-1b"]"#,
+    sigkill_after_creating_a_nat_gateway: r#"eks.nat_gateway.main["us-east-1b"]"#,
+    sigkill_after_creating_a_route_table: r#"eks.route_table.private["us-east-1c"]"#,
+    sigkill_after_creating_the_security_group: "eks.security_group.cluster",
+    sigkill_after_creating_an_iam_role: "eks.iam_role.node",
+    sigkill_after_creating_the_oidc_provider: "eks.oidc_provider.main",
+    sigkill_after_creating_the_cluster: "eks.cluster.main",
+    sigkill_after_creating_a_node_group: r#"eks.node_group.pool["workloads"]"#,
+    sigkill_after_creating_an_ingress_eip: r#"eks.eip.ingress["acme/us-east-1a"]"#,
+    sigkill_after_creating_the_zone: "dns.zone.platform",
+    sigkill_after_creating_a_record: r#"dns.record.tenant["acme"]"#,
+    sigkill_after_applying_an_add_on: "k8s.addon.namespaces",
 }
 
 #[test]

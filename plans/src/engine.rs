@@ -249,6 +249,13 @@ pub fn holder_of(state: &State, rtype: &ResourceType, id: &str, addr: &ResourceA
     state.resources.iter().find(|(a, r)| *a != addr && &r.rtype == rtype && r.id == id).map(|(a, _)| a.clone())
 }
 
+/// How long after an intent was recorded its create may still land in the cloud (sent by a
+/// process that died with the request in flight, processed by a slow server).
+const INTENT_SETTLE: Duration = Duration::from_secs(10);
+
+/// How many interrupted creates are looked for at once.
+const INTENT_LOOKS_AT_ONCE: usize = 10;
+
 /// Resolves creates that were started but never recorded: a resource found by its owner tags is
 /// adopted into state, one not found is forgotten. Persists after each.
 pub async fn resolve_intents(
@@ -259,7 +266,9 @@ pub async fn resolve_intents(
 ) -> Result<IntentReport, EngineError> {
     let mut report = IntentReport::default();
     let pending: Vec<(ResourceAddr, Intent)> = state.intents.iter().map(|(a, i)| (a.clone(), i.clone())).collect();
-    for (addr, intent) in pending {
+    // The looks run concurrently: a provider may wait a little before it concludes that an
+    // interrupted create never happened.
+    let finds = stream::iter(pending.into_iter().map(|(addr, intent)| async move {
         let (provider, _) = providers.get(&intent.rtype)?;
         let found = provider
             .find_by_owner(FindRequest {
@@ -268,9 +277,17 @@ pub async fn resolve_intents(
                 name: intent.name.clone(),
                 client_token: intent.client_token.clone(),
                 owner_tags: intent.owner_tags.clone(),
+                settled_at: humantime::parse_rfc3339_weak(&intent.recorded_at).ok().map(|t| t + INTENT_SETTLE),
             })
             .await
             .map_err(|source| EngineError::Provider { addr: addr.clone(), op: "finding", source })?;
+        Ok::<_, EngineError>((addr, intent, found))
+    }))
+    .buffered(INTENT_LOOKS_AT_ONCE)
+    .collect::<Vec<_>>()
+    .await;
+    for result in finds {
+        let (addr, intent, found) = result?;
         state.intents.remove(&addr);
         let found = match found {
             Some(f) => match holder_of(state, &intent.rtype, &f.id, &addr) {

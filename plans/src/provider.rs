@@ -245,6 +245,9 @@ pub struct FindRequest {
     pub name: String,
     pub client_token: String,
     pub owner_tags: BTreeMap<String, String>,
+    /// A create sent before this moment may still be on its way (its process died with the
+    /// request in flight): "not there" is concluded only once it has passed.
+    pub settled_at: Option<std::time::SystemTime>,
 }
 
 /// What kind of failure a provider error is. Retries, reconciliation of creates and exit

@@ -59,6 +59,28 @@ pub async fn find_ours<C: Send + Sync>(
     Ok(Looked { mine: mine.into_iter().next(), others })
 }
 
+/// [`find_ours`] up to `looks` times, `settle` apart, until it finds ours; and, while the
+/// request's `settled_at` has not passed, for as long as that.
+pub async fn look<C: Send + Sync>(
+    kind: &dyn Kind<C>,
+    ctx: &C,
+    req: &FindRequest,
+    owners: &Owners,
+    looks: u32,
+    settle: Duration,
+) -> Result<Looked, ProviderError> {
+    let mut n = 0;
+    loop {
+        let looked = find_ours(kind, ctx, req, owners).await?;
+        n += 1;
+        let pending = req.settled_at.and_then(|t| t.duration_since(std::time::SystemTime::now()).ok());
+        if looked.mine.is_some() || (n >= looks.max(1) && pending.is_none()) {
+            return Ok(looked);
+        }
+        tokio::time::sleep(pending.map_or(settle, |p| p.min(settle))).await;
+    }
+}
+
 fn find_request(req: &ApplyRequest) -> FindRequest {
     FindRequest {
         addr: req.addr.clone(),
@@ -66,6 +88,7 @@ fn find_request(req: &ApplyRequest) -> FindRequest {
         name: req.identity.name.clone(),
         client_token: req.identity.client_token.clone(),
         owner_tags: req.identity.owner_tags.clone(),
+        settled_at: None,
     }
 }
 
@@ -118,17 +141,8 @@ pub async fn create<C: Send + Sync>(
             return Err(err);
         }
         // "Already exists" is a fact now; a lost answer may take a moment to show in lists.
-        let looks = if conflict { 1 } else { policy.looks.max(1) };
-        let mut looked = Looked::default();
-        for look in 0..looks {
-            if look > 0 {
-                tokio::time::sleep(policy.settle).await;
-            }
-            looked = find_ours(kind, ctx, &find, owners).await?;
-            if looked.mine.is_some() {
-                break;
-            }
-        }
+        let looks = if conflict { 1 } else { policy.looks };
+        let looked = look(kind, ctx, &find, owners, looks, policy.settle).await?;
         if let Some(found) = looked.mine {
             rec.reconciled(&req.rtype.to_string());
             let prior = ReadResource { id: found.id.clone(), attrs: found.attrs };
@@ -360,6 +374,7 @@ mod tests {
                 name: req.identity.name.clone(),
                 client_token: String::new(),
                 owner_tags: req.identity.owner_tags.clone(),
+                settled_at: None,
             })
             .await
             .unwrap()

@@ -240,12 +240,14 @@ impl<C: Send + Sync + 'static> Provider for KitProvider<C> {
         out
     }
 
+    /// A create interrupted by a crash may still land after the crash (its request was in
+    /// flight), and lists may lag behind it: "not there" is concluded only after the reconcile
+    /// policy's looks, and not before the request's `settled_at`.
     async fn find_by_owner(&self, req: FindRequest) -> Result<Option<ReadResource>, ProviderError> {
         let kind = self.kind(&req.rtype)?;
-        Ok(create::find_ours(kind, &self.ctx, &req, &self.owners)
-            .await?
-            .mine
-            .map(|f| ReadResource { id: f.id, attrs: f.attrs }))
+        let (looks, settle) = (self.reconcile.looks, self.reconcile.settle);
+        let found = create::look(kind, &self.ctx, &req, &self.owners, looks, settle).await?;
+        Ok(found.mine.map(|f| ReadResource { id: f.id, attrs: f.attrs }))
     }
 
     fn owner_tags(&self, ownership: &Ownership, addr: &ResourceAddr) -> BTreeMap<String, String> {

@@ -1,0 +1,147 @@
+//! The network lies: `apply --cloud eks` through the project's fault proxy in front of moto.
+//!
+//! Each test faults the AWS traffic in one way — every mutating action's first call dropped before
+//! moto sees it, carried out by moto while the tool sees a 500 or a reset connection, or
+//! throttled with `Retry-After` — or at random (20 % of all calls, several seeds). The first
+//! apply must finish, and an inventory made with the SDK clients straight against moto (not
+//! through the tool, not through the proxy) must show exactly the platform: nothing duplicated,
+//! nothing orphaned. The next plan must be empty and report no orphans. Each test prints the
+//! faults it injected per action and what the tool did about them (retries, reconciled creates).
+
+use std::collections::BTreeMap;
+
+use matih_fault_proxy::{Fault, FaultProxy, Rule};
+
+use super::*;
+
+/// What the example platform is in moto, counted by kind (see `Aws::inventory`).
+fn expected() -> BTreeMap<&'static str, usize> {
+    [
+        ("vpc", 1),
+        ("subnet", 6),
+        ("internet_gateway", 1),
+        ("eip", 9),
+        ("nat_gateway", 3),
+        ("route_table", 4),
+        ("security_group", 1),
+        ("iam_role", 3),
+        ("oidc_provider", 1),
+        ("cluster", 1),
+        ("zone", 1),
+    ]
+    .into()
+}
+
+/// moto, the Kubernetes API emulator, and the proxy in front of moto that the tool talks to.
+struct Lying {
+    moto: Moto,
+    proxy: FaultProxy,
+    w: Work,
+    _kube: Arc<KubeEmulator>,
+}
+
+fn lying(rules: Vec<Rule>) -> Lying {
+    let moto = Moto::start();
+    let upstream = format!("127.0.0.1:{}", moto.port()).parse().unwrap();
+    let proxy = FaultProxy::start(matih_fault_proxy::aws::options(upstream, rules));
+    let (mut w, kube) = work(&moto);
+    for (k, v) in w.env.iter_mut() {
+        if k == "AWS_ENDPOINT_URL" {
+            *v = proxy.url();
+        }
+    }
+    Lying { moto, proxy, w, _kube: kube }
+}
+
+/// Applies through the faults, then checks the platform exactly and that the next plan is empty.
+/// Returns how many faults were injected and the actions the apply sent.
+fn converges_in_one_apply(l: &Lying, what: &str) -> (usize, Vec<String>) {
+    let (c, v) = l.w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
+    let injected = l.proxy.injected();
+    let sent: Vec<String> = l.proxy.calls().into_keys().collect();
+    let mut by_action: BTreeMap<String, usize> = BTreeMap::new();
+    for i in &injected {
+        *by_action.entry(format!("{}:{:?}", i.action, i.fault)).or_default() += 1;
+    }
+    assert_eq!(c, 0, "{what}: the first apply through {} faults failed: {v:#}", injected.len());
+    let stats = &v["statistics"];
+    eprintln!(
+        "{what}: {} faults injected; retries {}; reconciled creates {}; faults by action: {by_action:?}",
+        injected.len(),
+        stats["retries"].as_object().map_or(0, |m| m.values().filter_map(Value::as_u64).sum::<u64>()),
+        stats["reconciled"],
+    );
+
+    // The inventory, straight from moto.
+    let aws = Aws::new(&l.moto);
+    assert_eq!(aws.inventory(), expected(), "{what}: duplicates or missing resources");
+    let records = aws.records();
+    let names: Vec<&str> = records.keys().map(String::as_str).collect();
+    assert_eq!(names, ["acme.matih.ai", "api.matih.ai", "bigcorp.matih.ai"], "{what}");
+    let node_groups = aws.rt.block_on(async {
+        aws.eks.list_nodegroups().cluster_name("matih-prod").send().await.unwrap().nodegroups().len()
+    });
+    assert_eq!(node_groups, 2, "{what}");
+
+    // No faults now: the next plan has nothing to do and no orphans to report.
+    l.proxy.set_rules(Vec::new());
+    let (c, p) = l.w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
+    assert_eq!(c, 0, "{what}: {:?}", changed(&p));
+    assert_eq!(p["orphans"], json!([]), "{what}");
+    (injected.len(), sent)
+}
+
+fn first_of_each_mutating(fault: Fault) -> Vec<Rule> {
+    vec![Rule::FirstOfEachAction { n: 1, mutating_only: true, fault }]
+}
+
+/// Every mutating action type the apply sends, faulted once each.
+fn every_action_once(fault: Fault, what: &str) {
+    let l = lying(first_of_each_mutating(fault));
+    let (n, sent) = converges_in_one_apply(&l, what);
+    let actions: Vec<String> = sent.into_iter().filter(|a| matih_fault_proxy::aws::is_mutating(a)).collect();
+    assert_eq!(n, actions.len(), "{what}: one fault per mutating action type: {actions:?}");
+    for want in ["CreateVpc", "CreateSubnet", "AllocateAddress", "CreateNatGateway", "CreateRouteTable", "CreateRole"] {
+        assert!(actions.iter().any(|a| a == want), "{what}: {want} was not exercised: {actions:?}");
+    }
+}
+
+#[test]
+fn a_create_that_never_arrived_is_sent_again_once() {
+    every_action_once(Fault::DropBeforeForward, "drop-before-forward");
+}
+
+#[test]
+fn a_create_whose_500_hid_its_success_is_adopted_not_duplicated() {
+    every_action_once(Fault::ForwardThen500, "forward-then-500");
+}
+
+#[test]
+fn a_create_whose_connection_reset_after_success_is_adopted_not_duplicated() {
+    every_action_once(Fault::ForwardThenReset, "forward-then-reset");
+}
+
+#[test]
+fn throttled_calls_wait_as_told_and_go_again() {
+    every_action_once(Fault::Throttle { retry_after_secs: 1 }, "429 with Retry-After");
+}
+
+#[test]
+fn random_faults_on_a_fifth_of_all_calls_converge_in_one_apply() {
+    for seed in [11, 23, 47] {
+        let rules = vec![Rule::Random {
+            seed,
+            probability: 0.2,
+            faults: vec![
+                Fault::DropBeforeForward,
+                Fault::ForwardThen500,
+                Fault::ForwardThenReset,
+                Fault::Throttle { retry_after_secs: 1 },
+            ],
+            mutating_only: false,
+        }];
+        let l = lying(rules);
+        let (n, _) = converges_in_one_apply(&l, &format!("random, seed {seed}"));
+        assert!(n >= 10, "seed {seed}: only {n} faults injected");
+    }
+}
