@@ -69,3 +69,93 @@ pub fn get(name: &str) -> Result<Box<dyn Cloud>, Unavailable> {
     let e = entries.swap_remove(i);
     e.cloud.ok_or(Unavailable::NotBuilt { name: e.name.to_string(), feature: e.feature, built })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use matih_plans::{Ownership, ResourceAddr};
+    use matih_provider_kit::owner::{
+        AZURE_TAG_NAME_FORBIDDEN, AZURE_TAG_VALUE_MAX, AwsTags, AzureTags, GcpLabels, LABEL_ADDRESS, OwnerCodec,
+        gcp_label_ok,
+    };
+
+    use super::*;
+
+    /// The example platform plus a tenant with the longest slug allowed and a dedicated ingress
+    /// (so every per-tenant address shape is there at its longest), in staging (so the
+    /// delegation is there too).
+    fn spec(dir: &Path) -> matih_spec::LoadedSpec {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        std::fs::create_dir_all(dir.join("tenants")).unwrap();
+        let main = std::fs::read_to_string(examples.join("matih.yaml")).unwrap();
+        std::fs::write(dir.join("matih.yaml"), main.replacen("environment: prod", "environment: staging", 1)).unwrap();
+        for t in ["acme", "bigcorp"] {
+            std::fs::copy(
+                examples.join("tenants").join(format!("{t}.yaml")),
+                dir.join("tenants").join(format!("{t}.yaml")),
+            )
+            .unwrap();
+        }
+        let long = "t".repeat(31) + "x";
+        std::fs::write(
+            dir.join("tenants").join(format!("{long}.yaml")),
+            format!("slug: {long}\ndisplay_name: Long\ndedicated_ingress: true\n"),
+        )
+        .unwrap();
+        matih_spec::load(&dir.join("matih.yaml")).unwrap()
+    }
+
+    /// IAM's pattern for tag values: letters, spaces, digits and `_.:/=+-@`.
+    fn iam_value_ok(v: &str) -> bool {
+        v.len() <= 256 && v.chars().all(|c| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c))
+    }
+
+    #[test]
+    fn every_address_of_every_cloud_fits_every_clouds_owner_tag_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = spec(dir.path());
+        let o = Ownership {
+            platform: spec.spec.platform.name.clone(),
+            environment: spec.spec.platform.environment.clone(),
+        };
+        let mut addrs: BTreeSet<ResourceAddr> = BTreeSet::new();
+        let mut clouds = Vec::new();
+        for e in registry() {
+            let Some(cloud) = e.cloud else { continue };
+            if cloud.section().is_some_and(|k| !spec.spec.clouds.configured().contains(&k)) {
+                continue;
+            }
+            clouds.push(e.name);
+            addrs.extend(crate::context::desired(&spec, cloud.as_ref()).unwrap().resources.into_keys());
+        }
+        assert!(clouds.contains(&"eks") || !cfg!(feature = "aws"), "{clouds:?}");
+        assert!(addrs.iter().any(|a| a.to_string().contains(&"t".repeat(31))), "the long tenant's addresses are in");
+        let mut labels = BTreeSet::new();
+        for a in &addrs {
+            for (k, v) in AwsTags.encode(&o, a) {
+                assert!(k.len() <= 128 && v.len() <= 256, "{a}: AWS tag {k}={v}");
+            }
+            if a.rtype.group == "eks" && matches!(a.rtype.kind.as_str(), "iam_role" | "oidc_provider") {
+                for (k, v) in AwsTags.encode(&o, a) {
+                    assert!(iam_value_ok(&k) && iam_value_ok(&v), "{a}: IAM refuses the tag {k}={v}");
+                }
+            }
+            for (k, v) in AzureTags.encode(&o, a) {
+                assert!(!k.contains(AZURE_TAG_NAME_FORBIDDEN) && k.len() <= 512, "{a}: Azure tag name {k}");
+                assert!(v.chars().count() <= AZURE_TAG_VALUE_MAX, "{a}: Azure tag value {v}");
+            }
+            let gcp = GcpLabels.encode(&o, a);
+            for (k, v) in &gcp {
+                assert!(gcp_label_ok(k) && k.starts_with(|c: char| c.is_ascii_lowercase()), "{a}: GCP label key {k}");
+                assert!(gcp_label_ok(v), "{a}: GCP label value {v:?}");
+            }
+            assert!(labels.insert(gcp[LABEL_ADDRESS].clone()), "{a}: its GCP address label is another address's");
+            // What finds a resource again: the encoding names this address and no other.
+            for codec in [&AwsTags as &dyn OwnerCodec, &AzureTags, &GcpLabels] {
+                assert!(codec.names(&o, a, &codec.encode(&o, a)), "{a}");
+            }
+        }
+    }
+}

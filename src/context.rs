@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use matih_plans::{DesiredGraph, Ownership, Persist, Provider, Providers};
-use matih_provider_kit::{Cloud, ClusterAccess};
+use matih_provider_kit::Cloud;
 use matih_spec::LoadedSpec;
 use matih_state::{LocalStore, LockOptions, State, StateError, StateLock};
 
@@ -80,12 +80,11 @@ pub fn spec_dir(spec: &LoadedSpec) -> PathBuf {
 /// Everything the platform spec asks of `cloud`: its resources and, for a cloud with clusters,
 /// the bootstrap's add-on instances. No clients, no network.
 pub fn desired(spec: &LoadedSpec, cloud: &dyn Cloud) -> Result<DesiredGraph, Failure> {
-    let mut graph = cloud.desired_graph(&spec.spec);
-    if let Some(binding) = cloud.bootstrap_binding(&spec.spec) {
-        matih_provider_kubernetes::add_bootstrap(&mut graph, &spec.spec, &binding)
-            .map_err(|e| Failure::new(crate::exit::Class::Unexpected, e))?;
+    let graph = cloud.desired_graph(&spec.spec);
+    match cloud.bootstrap_binding(&spec.spec) {
+        None => Ok(graph),
+        Some(binding) => bootstrap::add(graph, spec, cloud, &binding),
     }
-    Ok(graph)
 }
 
 /// The providers for a cloud (its own and, for a cloud with clusters, the bootstrap's) and the
@@ -101,25 +100,74 @@ pub async fn providers(spec: &LoadedSpec, cloud: &dyn Cloud) -> Result<(Provider
                 anyhow::anyhow!("the {} cloud has a cluster to bootstrap but gave no access to it", cloud.name()),
             )
         })?;
-        list.push(kubernetes(access)?);
+        list.push(bootstrap::provider(access)?);
     }
     Ok((with_hooks(list)?, graph))
 }
 
-/// The bootstrap's provider for a cloud's clusters. Announces the API server override and a
-/// non-default manifest source on stderr whenever they are in effect.
-fn kubernetes(access: Arc<dyn ClusterAccess>) -> Result<Arc<dyn Provider>, Failure> {
-    use matih_provider_kubernetes::{cluster::ApiOverride, manifests::Source};
-    let api_override = ApiOverride::from_env().map_err(Failure::usage)?;
-    if let Some(o) = &api_override {
-        eprintln!("note: {}", o.announcement());
+/// The cluster bootstrap, or (in a build without it, where no cloud with clusters exists either)
+/// an error saying so.
+#[cfg(feature = "bootstrap")]
+mod bootstrap {
+    use std::sync::Arc;
+
+    use matih_plans::{DesiredGraph, Provider};
+    use matih_provider_kit::{Cloud, ClusterAccess, ClusterBinding};
+    use matih_spec::LoadedSpec;
+
+    use crate::exit::{Class, Failure};
+
+    pub fn add(
+        mut graph: DesiredGraph,
+        spec: &LoadedSpec,
+        _cloud: &dyn Cloud,
+        binding: &ClusterBinding,
+    ) -> Result<DesiredGraph, Failure> {
+        matih_provider_kubernetes::add_bootstrap(&mut graph, &spec.spec, binding)
+            .map_err(|e| Failure::new(Class::Unexpected, e))?;
+        Ok(graph)
     }
-    let source = Source::from_env();
-    if !matches!(source, Source::Upstream { .. }) {
-        eprintln!("note: {}", source.describe());
+
+    /// The bootstrap's provider for a cloud's clusters. Announces the API server override and a
+    /// non-default manifest source on stderr whenever they are in effect.
+    pub fn provider(access: Arc<dyn ClusterAccess>) -> Result<Arc<dyn Provider>, Failure> {
+        use matih_provider_kubernetes::{cluster::ApiOverride, manifests::Source};
+        let api_override = ApiOverride::from_env().map_err(Failure::usage)?;
+        if let Some(o) = &api_override {
+            eprintln!("note: {}", o.announcement());
+        }
+        let source = Source::from_env();
+        if !matches!(source, Source::Upstream { .. }) {
+            eprintln!("note: {}", source.describe());
+        }
+        let p =
+            matih_provider_kubernetes::KubernetesProvider::new(access, api_override, source).map_err(Failure::usage)?;
+        Ok(Arc::new(p))
     }
-    let p = matih_provider_kubernetes::KubernetesProvider::new(access, api_override, source).map_err(Failure::usage)?;
-    Ok(Arc::new(p))
+}
+
+#[cfg(not(feature = "bootstrap"))]
+mod bootstrap {
+    use std::sync::Arc;
+
+    use matih_plans::{DesiredGraph, Provider};
+    use matih_provider_kit::{Cloud, ClusterAccess, ClusterBinding};
+    use matih_spec::LoadedSpec;
+
+    use crate::exit::Failure;
+
+    fn missing() -> Failure {
+        Failure::user(anyhow::anyhow!("the cluster bootstrap is not part of this build"))
+            .hint("build with the `bootstrap` cargo feature (every cloud feature brings it)")
+    }
+
+    pub fn add(_: DesiredGraph, _: &LoadedSpec, _: &dyn Cloud, _: &ClusterBinding) -> Result<DesiredGraph, Failure> {
+        Err(missing())
+    }
+
+    pub fn provider(_: Arc<dyn ClusterAccess>) -> Result<Arc<dyn Provider>, Failure> {
+        Err(missing())
+    }
 }
 
 fn with_hooks(list: Vec<Arc<dyn Provider>>) -> Result<Providers, Failure> {

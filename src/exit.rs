@@ -91,17 +91,12 @@ impl Failure {
         })
     }
 
-    /// `error:` / `caused by:` / `hint:` lines for stderr.
+    /// `error:` / `caused by:` / `hint:` lines for stderr. Errors never repeat their source's
+    /// text in their own (the house convention), so every cause is printed as it is.
     pub fn render(&self) -> String {
         let mut out = format!("error: {}\n", self.error);
-        let mut last = self.error.to_string();
         for cause in self.error.chain().skip(1) {
-            let c = cause.to_string();
-            // Errors that embed their source's text would print it twice.
-            if !last.contains(&c) {
-                out.push_str(&format!("caused by: {c}\n"));
-            }
-            last = c;
+            out.push_str(&format!("caused by: {cause}\n"));
         }
         if let Some(h) = &self.hint {
             out.push_str(&format!("hint: {h}\n"));
@@ -114,6 +109,18 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(e: E) -> Self {
         classify(e.into())
     }
+}
+
+/// An error and its causes on one line, `outer: inner: innermost` (for per-resource results).
+pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 /// Sorts an error into its class by its type (never by its text) and picks a hint.

@@ -41,13 +41,17 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let result = runtime.block_on(async {
         let stop = env.stop.clone();
+        // The handler is in place before any work starts: a Ctrl-C that comes early is not lost
+        // (and does not kill the process with the default action).
+        let mut interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .expect("installing the SIGINT handler");
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if interrupts.recv().await.is_some() {
                 stop.store(true, Ordering::SeqCst);
                 eprintln!(
                     "\ninterrupt: starting nothing new; waiting for in-flight operations (Ctrl-C again to exit now)"
                 );
-                if tokio::signal::ctrl_c().await.is_ok() {
+                if interrupts.recv().await.is_some() {
                     // State and the intent journal are written before and after every operation,
                     // so exiting here loses nothing that was recorded.
                     eprintln!("interrupt: exiting now; run the command again to resolve anything in flight");

@@ -69,7 +69,7 @@ impl Observer for Progress {
     fn event(&self, e: Event<'_>) {
         if self.mode == Mode::Quiet {
             if let Event::Failed { addr, error, .. } = e {
-                eprintln!("{addr}: failed: {error}");
+                eprintln!("{addr}: failed: {}", crate::exit::one_line(error));
             }
             return;
         }
@@ -106,7 +106,7 @@ impl Observer for Progress {
                 if let Some(bar) = self.bars.lock().unwrap().remove(&format!("{addr}/{phase:?}")) {
                     bar.finish_and_clear();
                 }
-                self.line(&format!("{addr}: failed: {error}"));
+                self.line(&format!("{addr}: failed: {}", crate::exit::one_line(error)));
             }
             Event::Skipped { addr, because } => self.line(&format!("{addr}: skipped (upstream {because} failed)")),
             Event::Status { addr, status } => {

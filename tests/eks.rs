@@ -624,6 +624,87 @@ fn an_api_error_names_the_resource_and_code_and_state_keeps_earlier_work() {
 }
 
 #[test]
+fn orphans_are_reported_imported_and_pruned() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto);
+    let (w, _kube) = work(&moto);
+    assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
+
+    // A duplicate VPC carrying the platform's owner tags for eks.vpc.main (what a lost create
+    // answer used to leave), and an Elastic IP that state forgot.
+    let dup = aws.rt.block_on(async {
+        use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+        let tags = [
+            ("matih:platform", "matih"),
+            ("matih:environment", "prod"),
+            ("matih:address", "eks.vpc.main"),
+            ("Name", "matih-prod-vpc"),
+        ];
+        let spec = TagSpecification::builder()
+            .resource_type(ResourceType::Vpc)
+            .set_tags(Some(tags.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()).collect()))
+            .build();
+        let r = aws.ec2.create_vpc().cidr_block("10.99.0.0/16").tag_specifications(spec).send().await.unwrap();
+        r.vpc().unwrap().vpc_id().unwrap().to_string()
+    });
+    let eip = r#"eks.eip.ingress["acme/us-east-1a"]"#;
+    let (_, shown) = w.json(&args(&["state", "show", eip, "-o", "json"]));
+    let eip_id = shown["resource"]["id"].as_str().unwrap().to_string();
+    assert_eq!(code(&w.run(&args(&["state", "rm", eip]))), 0);
+
+    // The plan reports both, says what to do about each, and its exit code is about changes only.
+    let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
+    assert_eq!(c, 2, "the forgotten EIP's address is planned as a create");
+    let orphans: Vec<(String, String, String)> = p["orphans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["id"].as_str().unwrap().into(),
+                o["address"].as_str().unwrap().into(),
+                o["remedy"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let mut want = vec![
+        (dup.clone(), "eks.vpc.main".to_string(), "prune".to_string()),
+        (eip_id.clone(), eip.to_string(), "import".to_string()),
+    ];
+    want.sort();
+    let mut got = orphans.clone();
+    got.sort();
+    assert_eq!(got, want);
+    let out = w.run(&args(&["plan"]));
+    let said = text(&out.stdout);
+    assert!(said.contains("Orphans: 2 resource(s)"), "{said}");
+    assert!(said.contains(&format!("matih-infra state import '{eip}' {eip_id}")), "{said}");
+    assert!(
+        said.contains(&format!("eks.vpc {dup} (tagged eks.vpc.main): delete it: matih-infra destroy --prune-orphans")),
+        "{said}"
+    );
+
+    // Import the forgotten one: nothing is created for its address.
+    let bad = w.run(&args(&["state", "import", "eks.vpc.main", &dup]));
+    assert_eq!(code(&bad), 1, "an address state holds is refused: {}", text(&bad.stderr));
+    let out = w.run(&args(&["state", "import", eip, &eip_id]));
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
+    assert_eq!(c, 0, "{:?}", changed(&p));
+    assert_eq!(p["orphans"].as_array().unwrap().len(), 1);
+
+    // Prune the duplicate: only it goes.
+    let (c, v) = w.json(&args(&["destroy", "--prune-orphans", "--auto-approve", "-o", "json"]));
+    assert_eq!(c, 0, "{v:#}");
+    assert_eq!(v["resources"].as_array().unwrap().len(), 1, "{v:#}");
+    assert_eq!(v["resources"][0]["address"], format!("eks.vpc.orphan[\"{dup}\"]"));
+    assert_eq!(aws.inventory()["vpc"], 1);
+    let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
+    assert_eq!(c, 0, "{:?}", changed(&p));
+    assert_eq!(p["orphans"], json!([]));
+}
+
+#[test]
 fn a_staging_environment_delegates_its_zone_from_the_parent() {
     let moto = Moto::start();
     let aws = Aws::new(&moto);

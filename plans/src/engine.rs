@@ -192,7 +192,7 @@ pub enum EngineError {
     #[error("the plan would replace or delete {} protected resource(s): {}", .0.len(), .0.iter().map(|b| b.address.to_string()).collect::<Vec<_>>().join(", "))]
     Blocked(Vec<Blocked>),
     /// A provider call failed for one resource.
-    #[error("{op} {addr}: {source}")]
+    #[error("{op} {addr}")]
     Provider {
         addr: ResourceAddr,
         op: &'static str,
@@ -200,7 +200,7 @@ pub enum EngineError {
         source: ProviderError,
     },
     /// Refreshing a resource type failed.
-    #[error("refreshing {rtype}: {source}")]
+    #[error("refreshing {rtype}")]
     Refresh {
         rtype: ResourceType,
         #[source]
@@ -222,7 +222,7 @@ pub enum EngineError {
     )]
     NewerSchema { addr: ResourceAddr, recorded: u32, supported: u32 },
     /// Upgrading recorded attributes to the provider's schema version failed.
-    #[error("upgrading the recorded attributes of {addr} from schema version {from}: {source}")]
+    #[error("upgrading the recorded attributes of {addr} from schema version {from}")]
     Upgrade {
         addr: ResourceAddr,
         from: u32,

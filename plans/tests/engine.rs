@@ -210,9 +210,10 @@ async fn a_failure_skips_its_dependents_and_keeps_finished_work() {
     let r = apply(&p, empty, &w.providers, &w.mem, &opts(10), &Silent).await.unwrap();
     let result = |s: &str| &r.nodes.iter().find(|n| n.address == a(s)).unwrap().result;
     match result(r#"fake.subnet.private["a"]"#) {
-        NodeResult::Failed(e) => {
-            let msg = e.to_string();
-            assert!(msg.contains(r#"fake.subnet.private["a"]"#) && msg.contains("InvalidParameterValue"), "{msg}");
+        NodeResult::Failed(EngineError::Provider { addr, source, .. }) => {
+            assert_eq!(addr, &a(r#"fake.subnet.private["a"]"#));
+            assert_eq!(source.code(), Some("InvalidParameterValue"), "{source}");
+            assert_eq!(source.kind(), ErrorKind::Invalid);
         }
         other => panic!("{other:?}"),
     }
@@ -511,4 +512,114 @@ async fn a_targeted_plan_applies_the_target_and_what_it_depends_on_only() {
     // The full plan now has just what was left.
     let p = make_plan(&w, &g, &r.state, Operation::Apply, &[]).await;
     assert_eq!(p.summary.create, 3);
+}
+
+/// The fake cloud seen through a provider that has moved on: its `fake.network` type is at
+/// schema version 2 (version 0 recorded `cidr_block`, version 2 records `cidr`). When told, it
+/// answers every subnet create with one and the same id, and says a word with every create.
+struct Evolved {
+    inner: Arc<FakeCloud>,
+    same_subnet_id: bool,
+}
+
+#[async_trait::async_trait]
+impl Provider for Evolved {
+    fn name(&self) -> &str {
+        "evolved"
+    }
+    fn schemas(&self) -> Vec<TypeSchema> {
+        let mut v = self.inner.schemas();
+        for s in &mut v {
+            if s.rtype.to_string() == "fake.network" {
+                s.version = 2;
+            }
+        }
+        v
+    }
+    async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
+        self.inner.read(req).await
+    }
+    async fn apply(&self, req: ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        let subnet = req.rtype.to_string() == "fake.subnet";
+        let mut r = self.inner.apply(req).await?;
+        if subnet && self.same_subnet_id {
+            r.id = "subnet-same".into();
+        }
+        r.warnings.push("said by the provider".into());
+        Ok(r)
+    }
+    async fn delete(&self, req: DeleteRequest) -> Result<(), ProviderError> {
+        self.inner.delete(req).await
+    }
+    async fn find_by_owner(&self, req: FindRequest) -> Result<Option<ReadResource>, ProviderError> {
+        self.inner.find_by_owner(req).await
+    }
+    fn upgrade(&self, req: UpgradeRequest<'_>) -> Result<matih_state::Attrs, ProviderError> {
+        let mut attrs = req.attrs;
+        if req.from < 2
+            && let Some(v) = attrs.remove("cidr_block")
+        {
+            attrs.insert("cidr".into(), v);
+        }
+        Ok(attrs)
+    }
+}
+
+fn evolved(same_subnet_id: bool) -> Providers {
+    let inner = Arc::new(FakeCloud::in_memory(FakeOptions::default()));
+    Providers::new(vec![Arc::new(Evolved { inner, same_subnet_id }) as Arc<dyn Provider>]).unwrap()
+}
+
+#[test]
+fn attributes_recorded_under_an_older_schema_are_upgraded_and_newer_ones_refused() {
+    let providers = evolved(false);
+    let mut state = State::new();
+    let net = a("fake.network.main");
+    state.resources.insert(
+        net.clone(),
+        matih_state::ResourceState {
+            rtype: net.rtype.clone(),
+            id: "net-1".into(),
+            attrs: json!({"cidr_block": "10.0.0.0/16", "name": "net"}).as_object().unwrap().clone(),
+            dependencies: vec![],
+            owner_tags: Default::default(),
+            protected: true,
+        },
+    );
+    let changed = upgrade_state(&mut state, &providers).unwrap();
+    assert_eq!(changed, vec![net.clone()]);
+    assert_eq!(state.resources[&net].attrs["cidr"], json!("10.0.0.0/16"));
+    assert!(!state.resources[&net].attrs.contains_key("cidr_block"));
+    assert_eq!(state.schema_versions[&net.rtype], 2, "the version is recorded with the attributes");
+    assert!(upgrade_state(&mut state, &providers).unwrap().is_empty(), "upgraded once");
+
+    state.schema_versions.insert(net.rtype.clone(), 3);
+    match upgrade_state(&mut state, &providers) {
+        Err(EngineError::NewerSchema { addr, recorded: 3, supported: 2 }) => assert_eq!(addr, net),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn one_cloud_id_is_never_recorded_at_two_addresses_and_warnings_reach_the_report() {
+    let w = World {
+        cloud: Arc::new(FakeCloud::in_memory(FakeOptions::default())),
+        providers: evolved(true),
+        mem: Mem::default(),
+    };
+    let g = graph("1.32", "10.0.0.0/16", "m6i.large");
+    let empty = State::new();
+    let p = make_plan(&w, &g, &empty, Operation::Apply, &[]).await;
+    let r = apply(&p, empty, &w.providers, &w.mem, &opts(1), &Silent).await.unwrap();
+    let subnets: Vec<&matih_state::ResourceState> =
+        r.state.resources.values().filter(|s| s.rtype.to_string() == "fake.subnet").collect();
+    assert_eq!(subnets.len(), 1, "the second subnet's id is the first's: not recorded twice");
+    let shared: Vec<&NodeReport> =
+        r.nodes.iter().filter(|n| matches!(n.result, NodeResult::Failed(EngineError::SharedId { .. }))).collect();
+    assert_eq!(shared.len(), 1, "{:#?}", r.nodes);
+    let NodeResult::Failed(e @ EngineError::SharedId { other, id, .. }) = &shared[0].result else { unreachable!() };
+    assert_eq!(id, "subnet-same");
+    assert!(e.to_string().contains(&other.to_string()), "the error names the address holding the id: {e}");
+    assert!(r.state.intents.is_empty(), "nothing new exists for the refused address: its intent is settled");
+    assert!(r.warnings.iter().any(|w| w.starts_with("fake.network.main: said by the provider")), "{:?}", r.warnings);
 }

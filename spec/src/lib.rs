@@ -84,6 +84,20 @@ mod diag;
 mod model;
 mod yaml;
 
+/// Names the platform gives a tenant's parts, wherever they are made (the cluster bootstrap, the
+/// `tenant` commands' output).
+pub mod naming {
+    /// Namespace of a tenant.
+    pub fn tenant_namespace(slug: &str) -> String {
+        format!("matih-tenant-{slug}")
+    }
+
+    /// Ingress class of a tenant's dedicated controller.
+    pub fn ingress_class(slug: &str) -> String {
+        format!("nginx-tenant-{slug}")
+    }
+}
+
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};

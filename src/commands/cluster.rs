@@ -1,7 +1,5 @@
 //! `policy report` and `kubeconfig`: what the bootstrap sets up, seen from outside it.
 
-use matih_provider_kubernetes::layout::Layout;
-use matih_provider_kubernetes::netpol;
 use serde_json::json;
 
 use super::print_json;
@@ -11,7 +9,10 @@ use crate::cli::{Format, Global, PolicyCommand};
 use crate::context::{self, Locked};
 use crate::exit::{Failure, code};
 
+#[cfg(feature = "bootstrap")]
 pub fn policy(g: &Global, cmd: &PolicyCommand) -> Result<i32, Failure> {
+    use matih_provider_kubernetes::layout::Layout;
+    use matih_provider_kubernetes::netpol;
     match cmd {
         PolicyCommand::Report => {
             let spec = context::load_spec(g)?;
@@ -23,6 +24,12 @@ pub fn policy(g: &Global, cmd: &PolicyCommand) -> Result<i32, Failure> {
             Ok(code::OK)
         }
     }
+}
+
+/// The report is computed by the bootstrap's policy generator and evaluator.
+#[cfg(not(feature = "bootstrap"))]
+pub fn policy(_g: &Global, _cmd: &PolicyCommand) -> Result<i32, Failure> {
+    Err(Failure::usage("the policy report is not part of this build").hint("build with the `bootstrap` cargo feature"))
 }
 
 /// A kubeconfig for the cluster recorded in state. It holds no credential: it runs the cloud's

@@ -345,7 +345,7 @@ async fn prune(mut s: Session, g: &Global, a: &DestroyArgs, env: &Env) -> Result
             action: Action::Delete,
             phase: "destroy",
             result: if r.is_ok() { "done" } else { "failed" },
-            error: r.err().map(|e| e.to_string()),
+            error: r.err().map(|e| crate::exit::one_line(&e)),
             because: None,
         });
     }
@@ -534,7 +534,7 @@ async fn execute_with(
     for n in &report.nodes {
         let (result, error, because) = match &n.result {
             NodeResult::Done => ("done", None, None),
-            NodeResult::Failed(e) => ("failed", Some(e.to_string()), None),
+            NodeResult::Failed(e) => ("failed", Some(crate::exit::one_line(e)), None),
             NodeResult::Skipped { because } => ("skipped", None, Some(because.to_string())),
             NodeResult::NotStarted => ("not-started", None, None),
         };

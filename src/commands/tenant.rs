@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use matih_plans::{InstanceKey, ResourceAddr};
-use matih_provider_kubernetes::layout;
+use matih_spec::naming as layout;
 use matih_spec::{LoadedSpec, TenantSpec};
 use serde_json::json;
 

@@ -108,7 +108,7 @@ impl ClusterAccess for EksAccess {
             other("no AWS credentials configured (the SDK's default chain found none) to sign an EKS token".into())
         })?;
         let creds = provider.provide_credentials().await.map_err(|e| ProviderError::Other {
-            message: format!("AWS credentials for an EKS token: {e}"),
+            message: "AWS credentials for an EKS token".into(),
             source: Some(std::sync::Arc::new(e)),
         })?;
         presigned_token(&creds, &self.ctx.c.region, name, SystemTime::now())

@@ -90,21 +90,6 @@ fn in_chain<'a, T: StdError + 'static>(mut e: Option<&'a (dyn StdError + 'static
     None
 }
 
-/// `e`'s text with its source chain (dispatch and timeout errors carry the useful part there).
-fn describe(e: &(dyn StdError + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !out.contains(&t) {
-            out.push_str(": ");
-            out.push_str(&t);
-        }
-        src = s.source();
-    }
-    out
-}
-
 /// `service`/`operation` name the call; the rest comes from the SDK's error.
 pub fn api<E>(service: &str, operation: &str, e: SdkError<E, HttpResponse>) -> ProviderError
 where
@@ -120,14 +105,14 @@ where
                 ErrorKind::Other if status < 300 => ErrorKind::NoResponse,
                 k => k,
             });
-            let message = se.err().message().map(str::to_string).unwrap_or_else(|| describe(se.err()));
+            let message = se.err().message().map(str::to_string).unwrap_or_else(|| se.err().to_string());
             (kind, Some(status), code, message)
         }
         // Headers came, the body did not: the service processed the request.
         SdkError::ResponseError(re) => {
             let status = re.raw().status().as_u16();
             let kind = if status >= 500 { ErrorKind::Unavailable } else { ErrorKind::NoResponse };
-            (kind, Some(status), String::new(), describe(&e))
+            (kind, Some(status), String::new(), "the answer could not be read".to_string())
         }
         SdkError::DispatchFailure(df) => {
             let connect = df
@@ -136,12 +121,18 @@ where
                 .is_some_and(|h| h.is_connect());
             // Only a failed connect proves the request never left; anything else (reset, EOF,
             // read timeout, a signing failure the SDK reports the same way) may have been sent.
-            let kind = if connect { ErrorKind::Unreachable } else { ErrorKind::NoResponse };
-            (kind, None, String::new(), describe(&e))
+            let (kind, what) = if connect {
+                (ErrorKind::Unreachable, "the service could not be reached")
+            } else {
+                (ErrorKind::NoResponse, "no answer came back")
+            };
+            (kind, None, String::new(), what.to_string())
         }
-        SdkError::TimeoutError(_) => (ErrorKind::NoResponse, None, String::new(), describe(&e)),
-        SdkError::ConstructionFailure(_) => (ErrorKind::Invalid, None, String::new(), describe(&e)),
-        _ => (ErrorKind::Other, None, String::new(), describe(&e)),
+        SdkError::TimeoutError(_) => (ErrorKind::NoResponse, None, String::new(), "timed out".to_string()),
+        SdkError::ConstructionFailure(_) => {
+            (ErrorKind::Invalid, None, String::new(), "the request could not be built".to_string())
+        }
+        _ => (ErrorKind::Other, None, String::new(), e.to_string()),
     };
     let retry_after = match &e {
         SdkError::ServiceError(se) => retry_after(se.raw()),

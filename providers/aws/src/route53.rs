@@ -120,7 +120,7 @@ fn in_recorded_order(mut current: Vec<String>, recorded: Option<&Json>) -> Vec<S
 
 fn build_error(e: BuildError) -> ProviderError {
     ProviderError::Other {
-        message: format!("{SVC}: could not build the request: {e}"),
+        message: format!("{SVC}: could not build the request"),
         source: Some(std::sync::Arc::new(e)),
     }
 }

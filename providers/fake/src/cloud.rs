@@ -60,7 +60,7 @@ pub enum OptionsError {
     Item(String),
     #[error("MATIH_FAKE_FAIL: unknown operation `{0}` (create, create-after-creating, update, delete, read)")]
     Operation(String),
-    #[error("MATIH_FAKE_FAIL: {0}")]
+    #[error("MATIH_FAKE_FAIL names no resource")]
     Address(#[from] AddrError),
 }
 

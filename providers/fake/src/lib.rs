@@ -72,8 +72,10 @@ impl Cloud for Fake {
                 source: Some(Arc::new(e)),
             })?;
         }
-        let opts = FakeOptions::from_env()
-            .map_err(|e| ProviderError::Other { message: e.to_string(), source: Some(Arc::new(e)) })?;
+        let opts = FakeOptions::from_env().map_err(|e| ProviderError::Other {
+            message: "the fake cloud's test settings".into(),
+            source: Some(Arc::new(e)),
+        })?;
         Ok(Connected { providers: vec![Arc::new(FakeCloud::file_backed(&path, opts))], access: None })
     }
 }

@@ -115,7 +115,7 @@ fn taken(err: ProviderError, req: &ApplyRequest, others: &[Found], owners: &Owne
             a.message = format!("{}; {note}", a.message);
             ProviderError::Api(a)
         }
-        other => ProviderError::Other { message: format!("{other}; {note}"), source: Some(std::sync::Arc::new(other)) },
+        other => ProviderError::Other { message: note, source: Some(std::sync::Arc::new(other)) },
     }
 }
 

@@ -33,7 +33,7 @@ pub const OVERRIDE_TOKEN_ENV: &str = "MATIH_KUBE_TOKEN";
 
 /// `MATIH_KUBE_API_SERVER` holds something that is not a URL.
 #[derive(Debug, thiserror::Error)]
-#[error("{OVERRIDE_ENV}={url:?} is not a URL: {source}")]
+#[error("{OVERRIDE_ENV}={url:?} is not a URL")]
 pub struct OverrideError {
     pub url: String,
     #[source]

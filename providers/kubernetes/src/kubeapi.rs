@@ -90,8 +90,12 @@ fn api_error(operation: &str, e: kube::Error) -> ProviderError {
         }
         other => {
             let connect = in_chain::<hyper_util::client::legacy::Error>(Some(&other)).is_some_and(|h| h.is_connect());
-            let kind = if connect { ErrorKind::Unreachable } else { ErrorKind::NoResponse };
-            ApiError::new(SVC, operation, kind, "", other.to_string()).source(other).into()
+            let (kind, what) = if connect {
+                (ErrorKind::Unreachable, "the API server could not be reached")
+            } else {
+                (ErrorKind::NoResponse, "no answer came back")
+            };
+            ApiError::new(SVC, operation, kind, "", what).source(other).into()
         }
     }
 }

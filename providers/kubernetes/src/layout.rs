@@ -166,15 +166,7 @@ impl TenantLayout {
     }
 }
 
-/// Namespace of a tenant.
-pub fn tenant_namespace(slug: &str) -> String {
-    format!("matih-tenant-{slug}")
-}
-
-/// Ingress class of a tenant's dedicated controller.
-pub fn ingress_class(slug: &str) -> String {
-    format!("nginx-tenant-{slug}")
-}
+pub use matih_spec::naming::{ingress_class, tenant_namespace};
 
 /// The platform's namespaces and tenants.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

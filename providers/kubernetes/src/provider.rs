@@ -50,7 +50,7 @@ pub struct KubernetesProvider {
 #[derive(Debug, thiserror::Error)]
 pub enum SettingError {
     /// `MATIH_ADDON_WAIT_TIMEOUT` is not a duration.
-    #[error("{WAIT_TIMEOUT_ENV}={value:?} is not a duration (e.g. 30s, 5m): {source}")]
+    #[error("{WAIT_TIMEOUT_ENV}={value:?} is not a duration (e.g. 30s, 5m)")]
     WaitTimeout {
         value: String,
         #[source]
@@ -145,7 +145,7 @@ async fn upstream(
     let version = p.version.as_deref().ok_or_else(|| other(format!("add-on {}: no version", row.name)))?;
     // The failure reaches the user inside the apply report, so its fix travels in the message.
     let manifest_error = |e: crate::manifests::ManifestError| {
-        let mut message = format!("add-on {}: {e}", row.name);
+        let mut message = format!("add-on {}: its manifest could not be loaded", row.name);
         if let Some(h) = e.hint() {
             message.push_str(&format!(" (hint: {h})"));
         }
