@@ -188,6 +188,24 @@ impl Aws {
     }
 }
 
+/// What the example platform is in moto, counted by kind (see `Aws::inventory`).
+fn expected_inventory() -> BTreeMap<&'static str, usize> {
+    [
+        ("vpc", 1),
+        ("subnet", 6),
+        ("internet_gateway", 1),
+        ("eip", 9),
+        ("nat_gateway", 3),
+        ("route_table", 4),
+        ("security_group", 1),
+        ("iam_role", 3),
+        ("oidc_provider", 1),
+        ("cluster", 1),
+        ("zone", 1),
+    ]
+    .into()
+}
+
 fn changed(plan: &Value) -> Vec<(String, String)> {
     plan["changes"]
         .as_array()
@@ -215,22 +233,8 @@ fn apply_converges_then_destroy_leaves_nothing_tagged() {
     assert_eq!(c, 0, "{v:#}");
     assert_eq!(v["outcome"], "complete");
     assert_eq!(v["summary"]["create"], 46, "{:#}", v["summary"]);
-    let inv = aws.inventory();
-    let expected: BTreeMap<&str, usize> = [
-        ("vpc", 1),
-        ("subnet", 6),
-        ("internet_gateway", 1),
-        ("eip", 9),
-        ("nat_gateway", 3),
-        ("route_table", 4),
-        ("security_group", 1),
-        ("iam_role", 3),
-        ("oidc_provider", 1),
-        ("cluster", 1),
-        ("zone", 1),
-    ]
-    .into();
-    assert_eq!(inv, expected);
+    let expected = expected_inventory();
+    assert_eq!(aws.inventory(), expected);
 
     // DNS points at the reserved addresses: api and bigcorp at the platform's, acme at its own.
     let out = &v["outputs"];
@@ -540,21 +544,7 @@ fn sigkill_after_creating(addr: &str) {
     // Server-side apply and UPSERTs are idempotent: those are simply applied again.
     assert!(k8s || said.contains(&format!("{addr}: adopted")), "{addr}: {said}");
     let inv = aws.inventory();
-    let want: BTreeMap<&str, usize> = [
-        ("vpc", 1),
-        ("subnet", 6),
-        ("internet_gateway", 1),
-        ("eip", 9),
-        ("nat_gateway", 3),
-        ("route_table", 4),
-        ("security_group", 1),
-        ("iam_role", 3),
-        ("oidc_provider", 1),
-        ("cluster", 1),
-        ("zone", 1),
-    ]
-    .into();
-    assert_eq!(inv, want, "{addr}: nothing created twice");
+    assert_eq!(inv, expected_inventory(), "{addr}: nothing created twice");
     let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
     assert_eq!(c, 0, "{addr}: {:?}", changed(&p));
     assert_eq!(p["orphans"], json!([]), "{addr}");

@@ -14,24 +14,6 @@ use matih_fault_proxy::{Fault, FaultProxy, Rule};
 
 use super::*;
 
-/// What the example platform is in moto, counted by kind (see `Aws::inventory`).
-fn expected() -> BTreeMap<&'static str, usize> {
-    [
-        ("vpc", 1),
-        ("subnet", 6),
-        ("internet_gateway", 1),
-        ("eip", 9),
-        ("nat_gateway", 3),
-        ("route_table", 4),
-        ("security_group", 1),
-        ("iam_role", 3),
-        ("oidc_provider", 1),
-        ("cluster", 1),
-        ("zone", 1),
-    ]
-    .into()
-}
-
 /// moto, the Kubernetes API emulator, and the proxy in front of moto that the tool talks to.
 struct Lying {
     moto: Moto,
@@ -74,7 +56,7 @@ fn converges_in_one_apply(l: &Lying, what: &str) -> (usize, Vec<String>) {
 
     // The inventory, straight from moto.
     let aws = Aws::new(&l.moto);
-    assert_eq!(aws.inventory(), expected(), "{what}: duplicates or missing resources");
+    assert_eq!(aws.inventory(), expected_inventory(), "{what}: duplicates or missing resources");
     let records = aws.records();
     let names: Vec<&str> = records.keys().map(String::as_str).collect();
     assert_eq!(names, ["acme.matih.ai", "api.matih.ai", "bigcorp.matih.ai"], "{what}");

@@ -79,17 +79,6 @@ fn kind_of_code(code: &str) -> Option<ErrorKind> {
     })
 }
 
-/// The first error of type `T` in `e`'s source chain.
-fn in_chain<'a, T: StdError + 'static>(mut e: Option<&'a (dyn StdError + 'static)>) -> Option<&'a T> {
-    while let Some(cur) = e {
-        if let Some(t) = cur.downcast_ref::<T>() {
-            return Some(t);
-        }
-        e = cur.source();
-    }
-    None
-}
-
 /// `service`/`operation` name the call; the rest comes from the SDK's error.
 pub fn api<E>(service: &str, operation: &str, e: SdkError<E, HttpResponse>) -> ProviderError
 where
@@ -117,7 +106,8 @@ where
         SdkError::DispatchFailure(df) => {
             let connect = df
                 .as_connector_error()
-                .and_then(|ce| in_chain::<hyper_util::client::legacy::Error>(StdError::source(ce)))
+                .and_then(|ce| StdError::source(ce))
+                .and_then(matih_provider_kit::in_chain::<hyper_util::client::legacy::Error>)
                 .is_some_and(|h| h.is_connect());
             // Only a failed connect proves the request never left; anything else (reset, EOF,
             // read timeout, a signing failure the SDK reports the same way) may have been sent.

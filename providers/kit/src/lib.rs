@@ -34,6 +34,19 @@ pub use schema::schema;
 
 use matih_plans::ProviderError;
 
+/// The first error of type `T` in `e`'s source chain (`e` included): how a transport's typed
+/// cause (a connect failure) is found under an SDK's own error.
+pub fn in_chain<'e, T: std::error::Error + 'static>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e T> {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(t) = c.downcast_ref::<T>() {
+            return Some(t);
+        }
+        cur = c.source();
+    }
+    None
+}
+
 /// A delete's result where "already gone" counts as deleted.
 pub fn gone_ok<T>(r: Result<T, ProviderError>) -> Result<(), ProviderError> {
     match r {

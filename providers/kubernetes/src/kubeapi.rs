@@ -69,17 +69,6 @@ pub struct Session<'a> {
     groups: Discovered,
 }
 
-/// The first error of type `T` in `e`'s source chain.
-fn in_chain<'e, T: std::error::Error + 'static>(mut e: Option<&'e (dyn std::error::Error + 'static)>) -> Option<&'e T> {
-    while let Some(cur) = e {
-        if let Some(t) = cur.downcast_ref::<T>() {
-            return Some(t);
-        }
-        e = cur.source();
-    }
-    None
-}
-
 /// A kube-rs error as a typed provider error: the API server's status (its code decides the
 /// kind, its reason is the code), or how the request failed on the wire.
 fn api_error(operation: &str, e: kube::Error) -> ProviderError {
@@ -89,7 +78,8 @@ fn api_error(operation: &str, e: kube::Error) -> ProviderError {
             ApiError::new(SVC, operation, ErrorKind::from_status(status), &s.reason, s.message).status(status).into()
         }
         other => {
-            let connect = in_chain::<hyper_util::client::legacy::Error>(Some(&other)).is_some_and(|h| h.is_connect());
+            let connect = matih_provider_kit::in_chain::<hyper_util::client::legacy::Error>(&other)
+                .is_some_and(|h| h.is_connect());
             let (kind, what) = if connect {
                 (ErrorKind::Unreachable, "the API server could not be reached")
             } else {
