@@ -598,6 +598,8 @@ fn an_api_error_names_the_resource_and_code_and_state_keeps_earlier_work() {
         msg.contains("eks.iam_role.cluster") && msg.contains("EntityAlreadyExists") && msg.contains("CreateRole"),
         "{msg}"
     );
+    // Someone else's role is named, not adopted.
+    assert!(msg.contains("the name matih-prod-cluster is taken by matih-prod-cluster (no owner tags"), "{msg}");
     assert_eq!(by("eks.cluster.main")["result"], "skipped");
     assert!(text(&out.stderr).contains("everything that finished is recorded in state"));
     let (_, st) = w.json(&args(&["state", "list", "-o", "json"]));

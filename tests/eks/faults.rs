@@ -36,8 +36,8 @@ fn lying(rules: Vec<Rule>) -> Lying {
 }
 
 /// Applies through the faults, then checks the platform exactly and that the next plan is empty.
-/// Returns how many faults were injected and the actions the apply sent.
-fn converges_in_one_apply(l: &Lying, what: &str) -> (usize, Vec<String>) {
+/// Returns how many faults were injected, the actions the apply sent and its statistics.
+fn converges_in_one_apply(l: &Lying, what: &str) -> (usize, Vec<String>, Value) {
     let (c, v) = l.w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
     let injected = l.proxy.injected();
     let sent: Vec<String> = l.proxy.calls().into_keys().collect();
@@ -70,42 +70,73 @@ fn converges_in_one_apply(l: &Lying, what: &str) -> (usize, Vec<String>) {
     let (c, p) = l.w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
     assert_eq!(c, 0, "{what}: {:?}", changed(&p));
     assert_eq!(p["orphans"], json!([]), "{what}");
-    (injected.len(), sent)
+    (injected.len(), sent, v["statistics"].clone())
 }
 
 fn first_of_each_mutating(fault: Fault) -> Vec<Rule> {
     vec![Rule::FirstOfEachAction { n: 1, mutating_only: true, fault }]
 }
 
-/// Every mutating action type the apply sends, faulted once each.
-fn every_action_once(fault: Fault, what: &str) {
+/// Every mutating action type the apply sends, faulted once each. Returns the apply's statistics.
+fn every_action_once(fault: Fault, what: &str) -> Value {
     let l = lying(first_of_each_mutating(fault));
-    let (n, sent) = converges_in_one_apply(&l, what);
+    let (n, sent, stats) = converges_in_one_apply(&l, what);
     let actions: Vec<String> = sent.into_iter().filter(|a| matih_fault_proxy::aws::is_mutating(a)).collect();
     assert_eq!(n, actions.len(), "{what}: one fault per mutating action type: {actions:?}");
     for want in ["CreateVpc", "CreateSubnet", "AllocateAddress", "CreateNatGateway", "CreateRouteTable", "CreateRole"] {
         assert!(actions.iter().any(|a| a == want), "{what}: {want} was not exercised: {actions:?}");
     }
+    assert!(!stats["retry_budget"].as_array().unwrap().is_empty(), "{what}: {stats:#}");
+    stats
 }
+
+/// Resource types that were created with a lost answer and found and adopted afterwards.
+fn reconciled(stats: &Value) -> Vec<String> {
+    stats["reconciled"].as_object().unwrap().keys().cloned().collect()
+}
+
+/// Every type whose create call the proxy faulted after moto had carried it out.
+const CREATED_TYPES: [&str; 12] = [
+    "dns.zone",
+    "eks.cluster",
+    "eks.eip",
+    "eks.iam_role",
+    "eks.internet_gateway",
+    "eks.nat_gateway",
+    "eks.node_group",
+    "eks.oidc_provider",
+    "eks.route_table",
+    "eks.security_group",
+    "eks.subnet",
+    "eks.vpc",
+];
 
 #[test]
 fn a_create_that_never_arrived_is_sent_again_once() {
-    every_action_once(Fault::DropBeforeForward, "drop-before-forward");
+    let stats = every_action_once(Fault::DropBeforeForward, "drop-before-forward");
+    assert!(reconciled(&stats).is_empty(), "nothing was made, so nothing was adopted: {stats:#}");
 }
 
 #[test]
 fn a_create_whose_500_hid_its_success_is_adopted_not_duplicated() {
-    every_action_once(Fault::ForwardThen500, "forward-then-500");
+    let stats = every_action_once(Fault::ForwardThen500, "forward-then-500");
+    assert_eq!(reconciled(&stats), CREATED_TYPES, "{stats:#}");
+    let warned = stats["warnings"].as_array().unwrap();
+    assert!(warned.iter().any(|w| w.as_str().unwrap().contains("adopted it")), "{stats:#}");
 }
 
 #[test]
 fn a_create_whose_connection_reset_after_success_is_adopted_not_duplicated() {
-    every_action_once(Fault::ForwardThenReset, "forward-then-reset");
+    let stats = every_action_once(Fault::ForwardThenReset, "forward-then-reset");
+    assert_eq!(reconciled(&stats), CREATED_TYPES, "{stats:#}");
 }
 
 #[test]
 fn throttled_calls_wait_as_told_and_go_again() {
-    every_action_once(Fault::Throttle { retry_after_secs: 1 }, "429 with Retry-After");
+    let stats = every_action_once(Fault::Throttle { retry_after_secs: 1 }, "429 with Retry-After");
+    let retries: u64 = stats["retries"].as_object().unwrap().values().filter_map(Value::as_u64).sum();
+    assert!(retries >= 20, "every throttled call was sent again: {stats:#}");
+    assert!(reconciled(&stats).is_empty(), "a throttled create did nothing: {stats:#}");
 }
 
 #[test]
@@ -123,7 +154,7 @@ fn random_faults_on_a_fifth_of_all_calls_converge_in_one_apply() {
             mutating_only: false,
         }];
         let l = lying(rules);
-        let (n, _) = converges_in_one_apply(&l, &format!("random, seed {seed}"));
+        let (n, _, _) = converges_in_one_apply(&l, &format!("random, seed {seed}"));
         assert!(n >= 10, "seed {seed}: only {n} faults injected");
     }
 }
