@@ -16,7 +16,7 @@ use aws_sdk_ec2::types::Filter;
 use std::sync::Arc;
 
 use matih_emulators::Moto;
-use matih_kube_emulator::{Auth, KubeEmulator, Options, Readiness};
+use matih_kube_emulator::{Auth, KubeEmulator, Options, Readiness, WebhookBackends};
 use serde_json::{Value, json};
 
 mod common;
@@ -38,14 +38,17 @@ fn work(moto: &Moto) -> (Work, Arc<KubeEmulator>) {
 /// A work directory whose commands use this moto, a fresh Kubernetes API emulator standing in for
 /// `cluster`'s API server (accepting only that cluster's EKS token), and the test add-on manifests.
 fn work_with(moto: &Moto, cluster: &str, readiness: Readiness) -> (Work, Arc<KubeEmulator>) {
+    work_with_options(moto, cluster, Options { readiness, ..Options::default() })
+}
+
+fn work_with_options(moto: &Moto, cluster: &str, options: Options) -> (Work, Arc<KubeEmulator>) {
     let kube = Arc::new(KubeEmulator::start(Options {
         auth: Auth::EksToken {
             cluster: cluster.into(),
             access_key_id: "testing".into(),
             secret_access_key: "testing".into(),
         },
-        readiness,
-        ..Options::default()
+        ..options
     }));
     let mut w = Work::new();
     point_at(&mut w, moto, &kube);
@@ -864,6 +867,74 @@ fn a_replaced_or_vanished_cluster_is_bootstrapped_again_from_scratch() {
     assert!(new.get("cert-manager.io/v1", "ClusterIssuer", None, "letsencrypt-prod-dns01").is_some());
     let out = w.run(&args(&["plan", "--detailed-exitcode"]));
     assert_eq!(code(&out), 0, "{}", text(&out.stdout));
+}
+
+/// Whether the emulator has refused a write of `plural` with a 500 (a webhook not serving).
+fn refused_with_500(kube: &KubeEmulator, plural: &str) -> bool {
+    kube.requests().iter().any(|r| r.method == "PATCH" && r.path.contains(plural) && r.status == 500)
+}
+
+#[test]
+fn the_issuer_waits_for_cert_managers_webhook_to_serve() {
+    let moto = Moto::start();
+    let (w, kube) =
+        work_with_options(&moto, "matih-prod", Options { webhooks: WebhookBackends::Down, ..Options::default() });
+    let mut child =
+        w.cmd(&args(&["apply", "--auto-approve"])).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    // cert-manager's Deployments are Available, its webhook is not serving: the ClusterIssuer is
+    // refused with the API server's 500 until the webhook's backend is up.
+    let start = std::time::Instant::now();
+    while !refused_with_500(&kube, "clusterissuers") {
+        assert!(child.try_wait().unwrap().is_none(), "apply ended before the issuer was refused");
+        assert!(start.elapsed() < std::time::Duration::from_secs(120), "the issuer was never sent");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    kube.set_webhook_backend("cert-manager", "cert-manager-webhook", true);
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut said).unwrap();
+    assert!(child.wait().unwrap().success(), "{said}");
+    assert!(
+        said.contains("waiting for the API server to accept ClusterIssuer/letsencrypt-prod-dns01")
+            && said.contains(r#"failed calling webhook "webhook.cert-manager.io""#),
+        "the wait says what it waits for: {said}"
+    );
+    assert!(kube.get("cert-manager.io/v1", "ClusterIssuer", None, "letsencrypt-prod-dns01").is_some());
+    assert_eq!(code(&w.run(&args(&["plan", "--detailed-exitcode"]))), 0);
+}
+
+#[test]
+fn a_webhook_that_never_serves_fails_the_issuer_at_its_deadline_naming_it() {
+    let moto = Moto::start();
+    let (w, kube) =
+        work_with_options(&moto, "matih-prod", Options { webhooks: WebhookBackends::Down, ..Options::default() });
+    let out = w.run_env(&args(&["apply", "--auto-approve", "-o", "json"]), &[("MATIH_ADDON_WAIT_TIMEOUT", "4s")]);
+    assert_eq!(code(&out), 1, "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let issuer =
+        v["resources"].as_array().unwrap().iter().find(|r| r["address"] == "k8s.addon.cluster_issuer").unwrap();
+    let msg = issuer["error"].as_str().unwrap();
+    assert!(
+        msg.contains("timed out") && msg.contains("the API server to accept ClusterIssuer/letsencrypt-prod-dns01"),
+        "{msg}"
+    );
+    assert!(msg.contains(r#"failed calling webhook "webhook.cert-manager.io""#), "names the webhook: {msg}");
+    assert!(refused_with_500(&kube, "clusterissuers"));
+    assert!(kube.get("cert-manager.io/v1", "ClusterIssuer", None, "letsencrypt-prod-dns01").is_none());
+
+    // A webhook that answers and refuses is final at once, with its message.
+    kube.set_webhook_backend("cert-manager", "cert-manager-webhook", true);
+    kube.refuse_admission("webhook.cert-manager.io", Some("spec.acme.email: Invalid value: not allowed here"));
+    let out = w.run_env(&args(&["apply", "--auto-approve", "-o", "json"]), &[("MATIH_ADDON_WAIT_TIMEOUT", "60s")]);
+    assert_eq!(code(&out), 1, "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let issuer =
+        v["resources"].as_array().unwrap().iter().find(|r| r["address"] == "k8s.addon.cluster_issuer").unwrap();
+    let msg = issuer["error"].as_str().unwrap();
+    assert!(!msg.contains("timed out"), "a refusal is not waited on: {msg}");
+    assert!(
+        msg.contains(r#"admission webhook "webhook.cert-manager.io" denied the request: spec.acme.email"#),
+        "{msg}"
+    );
 }
 
 #[test]

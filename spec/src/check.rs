@@ -226,6 +226,35 @@ pub(crate) fn kubernetes_version(v: &str, out: &mut Findings) {
     );
 }
 
+/// Every configured cloud's `kubernetes_version` against the floors of the add-ons the tool
+/// installs there (see [`crate::floors`]).
+pub(crate) fn version_floors(spec: &crate::PlatformSpec, out: &mut Findings) {
+    for cloud in spec.clouds.configured() {
+        let Some(view) = spec.cluster(cloud) else { continue };
+        let (Some(have), Some(floor)) =
+            (crate::floors::minor(view.kubernetes_version), crate::floors::floor(spec, cloud))
+        else {
+            continue;
+        };
+        if have < floor.minor {
+            out.at(
+                format!("clouds.{cloud}.kubernetes_version"),
+                Problem::new(
+                    format!(
+                        "kubernetes_version {} is older than {} {} supports (1.{} or newer): {}",
+                        view.kubernetes_version, floor.addon, floor.version, floor.minor, floor.because
+                    ),
+                    format!("needs 1.{} or newer", floor.minor),
+                )
+                .help(format!(
+                    "use \"1.{}\" or newer (create the cluster at that version or upgrade it first), or pin an older {} release under `addons.{}.version`",
+                    floor.minor, floor.addon, floor.addon
+                )),
+            );
+        }
+    }
+}
+
 /// Region or location names: lower-case letters, digits and `-`.
 pub(crate) fn region(key: &str, v: &str, example: &str, out: &mut Findings) {
     let ok = !v.is_empty()

@@ -427,7 +427,11 @@ impl<'a> Decoder<'a> {
             Ok(None) => Some(Addons::default()),
             Err(()) => None,
         };
-        Some(PlatformSpec { platform: platform?, clouds: clouds?, addons: addons?, tenants: Vec::new() })
+        let spec = PlatformSpec { platform: platform?, clouds: clouds?, addons: addons?, tenants: Vec::new() };
+        let mut out = Findings::default();
+        check::version_floors(&spec, &mut out);
+        self.apply(f.value, out);
+        Some(spec)
     }
 
     fn platform(&mut self, f: &Field<'_>) -> Option<Platform> {

@@ -84,6 +84,8 @@ mod diag;
 mod model;
 mod yaml;
 
+pub mod floors;
+
 /// Names the platform gives a tenant's parts, wherever they are made (the cluster bootstrap, the
 /// `tenant` commands' output).
 pub mod naming {

@@ -200,7 +200,10 @@ impl<'a> Session<'a> {
         let params = PatchParams::apply(FIELD_MANAGER).force();
         // Server-side apply is idempotent: sent again, it leaves the same object.
         let patch = Patch::Apply(&dynamic);
-        let res = self.call("apply", &what, Call::Idempotent, || api.patch(&name, &params, &patch)).await?;
+        // One attempt: the provider retries a refused apply until the add-on's deadline, saying
+        // what it waits for (an admission webhook not serving yet is a 500 for a while).
+        self.calls.call(SVC, "apply");
+        let res = api.patch(&name, &params, &patch).await.map_err(|e| api_error(&what, e))?;
         let live = serde_json::to_value(&res).expect("a DynamicObject serializes");
         let applied = Applied {
             api_version,

@@ -16,6 +16,7 @@ pub mod manifests;
 pub mod netpol;
 pub mod objects;
 pub mod provider;
+pub mod requirements;
 
 pub use graph::{ClusterBinding, add_bootstrap};
 pub use provider::KubernetesProvider;

@@ -122,6 +122,41 @@ impl KubernetesProvider {
         r.map_err(ProviderError::from)
     }
 
+    /// Server-side applies `o`, and while the API server answers with a server error — above all
+    /// an admission webhook that is not serving yet (its Deployment can be Available before its
+    /// endpoints and CA are) — applies it again with back-off until the add-on's deadline, saying
+    /// what it waits for. A refusal (a webhook that answers no, an invalid object) is final.
+    async fn apply_until_accepted(
+        &self,
+        s: &Session<'_>,
+        o: &Json,
+        entry: &str,
+        adopted: bool,
+        policy: WaitPolicy,
+        status: &StatusSink,
+    ) -> Result<(Applied, Json), ProviderError> {
+        use matih_plans::wait::WaitStep;
+        let what = format!("the API server to accept {}", object_key(o));
+        let r = wait_until(
+            &what,
+            policy,
+            |st| status.say(st),
+            || async {
+                match s.apply(o, entry, adopted).await {
+                    Ok(done) => Ok(WaitStep::Done(done)),
+                    Err(e) if e.kind().transient() => Ok(WaitStep::Pending(format!(
+                        "waiting for the API server to accept {}: {}",
+                        object_key(o),
+                        e.api().map_or_else(|| e.to_string(), |a| a.message.clone())
+                    ))),
+                    Err(e) => Err(e),
+                }
+            },
+        )
+        .await?;
+        r.map_err(ProviderError::from)
+    }
+
     /// The cluster an instance was applied to, if it still exists as the same cluster.
     async fn same_cluster(&self, attrs: &Attrs) -> Result<Option<Endpoint>, ProviderError> {
         let conn = endpoint(attrs);
@@ -366,7 +401,7 @@ impl Provider for KubernetesProvider {
                 }
                 crds_waited = true;
             }
-            let (a, _) = s.apply(o, entry, *adopted).await?;
+            let (a, _) = self.apply_until_accepted(&s, o, entry, *adopted, policy, &req.status).await?;
             applied.push(a);
         }
         for a in applied.iter().filter(|a| a.kind == "CustomResourceDefinition" && !crds_waited) {

@@ -648,3 +648,37 @@ fn upstream_urls_are_the_release_urls() {
     let source = Source::Upstream { cache_dir: "/c".into() };
     assert_eq!(source.url_for(&req(ManifestFile::TigeraOperator)), Some(urls[&ManifestFile::TigeraOperator].clone()));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Kubernetes version floors
+
+#[test]
+fn the_platform_specs_floor_table_is_what_the_pinned_manifests_need() {
+    use matih_spec::floors::FLOORS;
+    let files = |addon: &str, version: &str| -> Vec<String> {
+        let dir = shared().join(addon.replace('_', "-")).join(version);
+        let mut out: Vec<String> = match addon {
+            "cert_manager" => std::fs::read_dir(dir.join("crds"))
+                .unwrap()
+                .map(|e| format!("cert-manager/{version}/crds/{}", e.unwrap().file_name().to_string_lossy()))
+                .collect(),
+            _ => std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| format!("{}/{version}/{}", addon.replace('_', "-"), e.unwrap().file_name().to_string_lossy()))
+                .collect(),
+        };
+        out.sort();
+        out
+    };
+    assert_eq!(FLOORS.len(), 3);
+    for f in FLOORS {
+        let objects: Vec<Value> = files(f.addon, f.version).iter().flat_map(|rel| parse_shared(rel)).collect();
+        assert!(!objects.is_empty(), "{}: no manifests", f.addon);
+        let need = matih_provider_kubernetes::requirements::floor(&objects).expect("something needs a version");
+        assert_eq!(
+            need.minor, f.minor,
+            "{} {}: the manifests need 1.{} ({})",
+            f.addon, f.version, need.minor, need.what
+        );
+    }
+}

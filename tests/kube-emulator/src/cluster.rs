@@ -13,12 +13,13 @@ use base64::Engine;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::admission::{Admission, Request as AdmissionRequest};
 use crate::catalog::{self, ResourceType};
 use crate::error::{ApiError, Cause};
 use crate::schema;
 use crate::ssa::{self, ApplyRequest};
 use crate::validate;
-use crate::{Flavor, Readiness};
+use crate::{Flavor, Readiness, WebhookBackends};
 
 /// Nodes a DaemonSet is scheduled on.
 pub(crate) const NODES: i64 = 2;
@@ -101,6 +102,8 @@ pub(crate) struct Cluster {
     ready: HashMap<(String, String, String, String), bool>,
     events: Vec<Event>,
     next_ip: u32,
+    /// Webhook backends and refusals, as the test set them.
+    pub(crate) admission: Admission,
 }
 
 /// Now, to the second, RFC 3339 (`2025-01-02T03:04:05Z`).
@@ -300,7 +303,7 @@ fn short_hash(v: &Value) -> String {
 }
 
 impl Cluster {
-    pub(crate) fn new(flavor: Flavor, readiness: Readiness) -> Self {
+    pub(crate) fn new(flavor: Flavor, readiness: Readiness, webhooks: WebhookBackends) -> Self {
         let mut c = Cluster {
             readiness,
             rv: 0,
@@ -309,6 +312,7 @@ impl Cluster {
             ready: HashMap::new(),
             events: Vec::new(),
             next_ip: 11,
+            admission: Admission { default_up: webhooks == WebhookBackends::Up, ..Admission::default() },
         };
         c.seed(flavor);
         c
@@ -591,6 +595,12 @@ impl Cluster {
             validate::remove_path(&mut new, p);
         }
 
+        // Admission webhooks see what the client asked for (writes to a subresource are not
+        // sent to them, nor are the emulator's own controllers).
+        if !reconcile && w.subresource.is_none() {
+            self.admit(rt, if live.is_some() { "UPDATE" } else { "CREATE" }, ns, &new)?;
+        }
+
         // Defaults first, so that a body which leaves them out is not a change.
         self.defaults(&mut new, rt, live.as_ref());
 
@@ -651,6 +661,32 @@ impl Cluster {
             self.rebuild_crd_types();
         }
         Ok(Written { obj: present(&stored, rt), created: live.is_none(), warnings })
+    }
+
+    /// Runs a write past the admission webhooks the stored configurations define.
+    fn admit(&self, rt: &ResourceType, operation: &str, ns: Option<&str>, obj: &Value) -> Result<(), ApiError> {
+        let mut configurations = Vec::new();
+        for kind in ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"] {
+            if let Some(t) = self.resolve_kind("admissionregistration.k8s.io/v1", kind) {
+                configurations.extend(self.list(&t, None));
+            }
+        }
+        if configurations.is_empty() {
+            return Ok(());
+        }
+        let namespace_labels: BTreeMap<String, String> = match ns {
+            Some(n) => self
+                .resolve("", "v1", "namespaces")
+                .and_then(|t| self.get(&t, None, n))
+                .and_then(|o| o.pointer("/metadata/labels").and_then(Value::as_object).cloned())
+                .map(|m| m.into_iter().filter_map(|(k, v)| Some((k, v.as_str()?.to_string()))).collect())
+                .unwrap_or_default(),
+            None => BTreeMap::new(),
+        };
+        self.admission.check(
+            &configurations,
+            &AdmissionRequest { rt, operation, object: obj, namespace_labels: &namespace_labels },
+        )
     }
 
     /// Deletes one object (and a namespace's contents, a CRD's custom resources).

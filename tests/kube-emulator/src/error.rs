@@ -117,6 +117,16 @@ impl ApiError {
         )
     }
 
+    /// An admission webhook refused the request.
+    pub(crate) fn denied(message: String) -> Self {
+        Self::new(400, "BadRequest", message, None)
+    }
+
+    /// The server failed (calling a webhook, ...).
+    pub(crate) fn internal(message: String, details: Value) -> Self {
+        Self::new(500, "InternalError", message, Some(details))
+    }
+
     /// Optimistic concurrency: the request's resourceVersion (or a precondition) is stale.
     pub(crate) fn conflict(rt: &ResourceType, name: &str, why: &str) -> Self {
         let msg = format!("Operation cannot be fulfilled on {} {name:?}: {why}", rt.qualified_plural());

@@ -19,7 +19,9 @@
 //! - Lists are atomic in server-side apply (one owned field, compared and replaced whole); a real
 //!   server merges `listType: map` lists per key. Strategic merge patch is treated as a JSON merge
 //!   patch (lists replaced).
-//! - No admission webhooks are called, no garbage collection by ownerReferences, no finalizers:
+//! - Admission webhooks are not called, only modelled: a write their rules match fails while the
+//!   webhook's service has no ready backend ([`WebhookBackends`]) or while a test makes it refuse
+//!   (see `admission`); no mutation. No garbage collection by ownerReferences, no finalizers:
 //!   deletes are immediate and a namespace takes its contents with it at once.
 //! - No pods behind workloads, no scheduling, no quota, no immutable-field or cross-field checks,
 //!   only a handful of defaults (see `Cluster::defaults`); CRD `pattern`/`format`/CEL rules and
@@ -32,6 +34,7 @@
 //!   (`Strict`), as a real server does. A number where a built-in kind wants a quantity string
 //!   (`cpu: 1`) is rejected, where a real server would accept it.
 
+mod admission;
 mod auth;
 mod catalog;
 mod cluster;
@@ -62,6 +65,19 @@ pub struct Options {
     pub auth: Auth,
     pub flavor: Flavor,
     pub readiness: Readiness,
+    pub webhooks: WebhookBackends,
+}
+
+/// Whether the services behind admission webhooks have ready backends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WebhookBackends {
+    /// Every webhook is served as soon as its configuration exists.
+    #[default]
+    Up,
+    /// None is served until [`KubeEmulator::set_webhook_backend`] says so: a write a webhook with
+    /// `failurePolicy: Fail` matches fails with 500, as on a real cluster whose webhook Deployment
+    /// is Available before its endpoints and CA are.
+    Down,
 }
 
 /// How requests are authenticated. A refused request gets 401 with a `Status` saying why.
@@ -163,7 +179,7 @@ impl KubeEmulator {
         let addr: SocketAddr = listener.local_addr().map_err(StartError::Bind)?;
         let runtime =
             tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(StartError::Runtime)?;
-        let cluster = Cluster::new(opts.flavor, opts.readiness);
+        let cluster = Cluster::new(opts.flavor, opts.readiness, opts.webhooks);
         let ns = cluster.resolve("", "v1", "namespaces").expect("built-in");
         let kube_system_uid = cluster
             .get(&ns, None, "kube-system")
@@ -231,6 +247,26 @@ impl KubeEmulator {
         let (api_version, kind) = api_version_kind;
         let rt = self.resource_or_panic(api_version, kind);
         self.shared.mutate(|c| c.set_ready(&rt, namespace, name, ready));
+    }
+
+    /// Brings the backend of the webhook service `namespace/service` up or down.
+    pub fn set_webhook_backend(&self, namespace: &str, service: &str, up: bool) {
+        self.shared.mutate(|c| {
+            c.admission.backends.insert((namespace.to_string(), service.to_string()), up);
+        });
+    }
+
+    /// Makes the admission webhook `name` (`webhooks[].name`) refuse every request it sees with
+    /// `message` (`None`: accept again).
+    pub fn refuse_admission(&self, name: &str, message: Option<&str>) {
+        self.shared.mutate(|c| match message {
+            Some(m) => {
+                c.admission.refusals.insert(name.to_string(), m.to_string());
+            }
+            None => {
+                c.admission.refusals.remove(name);
+            }
+        });
     }
 
     /// Simulates `kubectl edit` / a controller: an Update (not Apply) by `manager`, which takes

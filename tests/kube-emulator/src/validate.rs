@@ -183,6 +183,24 @@ pub(crate) fn kind_causes(obj: &Value, rt: &ResourceType) -> Vec<Cause> {
             });
         }
     }
+    if rt.is("batch", "Job") {
+        // Kubernetes ≥ 1.31 (success and failure policies): a terminal condition only with the
+        // condition that leads to it.
+        let conditions =
+            obj.pointer("/status/conditions").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        let is_true = |t: &str| conditions.iter().any(|c| c["type"] == t && c["status"] == "True");
+        for (terminal, needs) in [("Complete", "SuccessCriteriaMet"), ("Failed", "FailureTarget")] {
+            if is_true(terminal) && !is_true(needs) {
+                causes.push(Cause {
+                    reason: "FieldValueInvalid",
+                    message: format!(
+                        "Invalid value: cannot set {terminal}=True condition without the {needs}=true condition"
+                    ),
+                    field: "status.conditions".into(),
+                });
+            }
+        }
+    }
     if rt.group.is_empty() && matches!(rt.kind.as_str(), "ConfigMap" | "Secret") {
         for field in ["data", "binaryData", "stringData"] {
             for k in obj[field].as_object().map(|m| m.keys().collect::<Vec<_>>()).unwrap_or_default() {

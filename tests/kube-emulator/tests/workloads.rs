@@ -127,3 +127,45 @@ async fn status_is_written_through_the_status_subresource_only() {
     assert_eq!(entry["subresource"], "status");
     assert_eq!(entry["fieldsV1"], json!({"f:status": {"f:availableReplicas": {}}}));
 }
+
+#[tokio::test]
+async fn a_job_is_complete_only_with_success_criteria_met_as_kubernetes_1_31_requires() {
+    let em = KubeEmulator::start(Options { readiness: Readiness::Manual, ..Options::default() });
+    let jobs: Api<Job> = Api::namespaced(client(&em), "default");
+    let job = json!({
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate", "namespace": "default"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "busybox"}]}}}
+    });
+    jobs.patch("migrate", &PatchParams::apply("matih"), &Patch::Apply(job)).await.unwrap();
+    let pp = PatchParams { field_manager: Some("job-controller".into()), ..Default::default() };
+    let complete = |with_criteria: bool| {
+        let mut conditions = vec![json!({"type": "Complete", "status": "True"})];
+        if with_criteria {
+            conditions.push(json!({"type": "SuccessCriteriaMet", "status": "True"}));
+        }
+        Patch::Merge(json!({"status": {"conditions": conditions, "succeeded": 1}}))
+    };
+    match jobs.patch_status("migrate", &pp, &complete(false)).await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"));
+            assert!(
+                s.message.contains("cannot set Complete=True condition without the SuccessCriteriaMet=true condition"),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("a Complete Job without SuccessCriteriaMet was accepted: {other:?}"),
+    }
+    let j = jobs.patch_status("migrate", &pp, &complete(true)).await.unwrap();
+    let types: Vec<String> =
+        j.status.unwrap().conditions.unwrap().into_iter().filter(|c| c.status == "True").map(|c| c.type_).collect();
+    assert!(types.contains(&"Complete".to_string()) && types.contains(&"SuccessCriteriaMet".to_string()), "{types:?}");
+
+    // The same for a failure: Failed needs FailureTarget.
+    let failed = Patch::Merge(json!({"status": {"conditions": [{"type": "Failed", "status": "True"}]}}));
+    let err = jobs.patch_status("migrate", &pp, &failed).await.unwrap_err();
+    assert!(
+        err.to_string().contains("cannot set Failed=True condition without the FailureTarget=true condition"),
+        "{err}"
+    );
+}
