@@ -394,6 +394,19 @@ fn assert_bootstrapped(w: &Work, kube: &KubeEmulator, outputs: &Value) {
     // Kafka: only its TLS port is opened.
     let kafka = kube.get("networking.k8s.io/v1", "NetworkPolicy", Some("matih-data-plane"), "kafka-tls-only").unwrap();
     assert!(kafka.to_string().contains("9093") && !kafka.to_string().contains("9092"), "{kafka:#}");
+    // 9093 goes to Kafka's namespace alone; the data plane reaches the internet, but not the
+    // cluster's own ranges (the spec's VPC and service range) or the instance metadata address.
+    let to_kafka =
+        kube.get("networking.k8s.io/v1", "NetworkPolicy", Some("matih-tenant-acme"), "allow-to-kafka-tls").unwrap();
+    let peer = &to_kafka["spec"]["egress"][0]["to"][0];
+    assert_eq!(peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], "matih-data-plane");
+    let internet =
+        kube.get("networking.k8s.io/v1", "NetworkPolicy", Some("matih-data-plane"), "allow-to-internet").unwrap();
+    assert_eq!(
+        internet["spec"]["egress"][0]["to"][0]["ipBlock"],
+        json!({"cidr": "0.0.0.0/0", "except": ["10.0.0.0/16", "169.254.169.254/32", "172.20.0.0/16"]})
+    );
+    assert!(kube.get("networking.k8s.io/v1", "NetworkPolicy", Some("matih-frontend"), "allow-to-internet").is_none());
 }
 
 #[test]

@@ -11,9 +11,10 @@ use ipnet::Ipv4Net;
 
 use crate::diag::Problem;
 use crate::model::{
-    Addons, AksNetwork, AksSpec, CloudKind, EksEndpoint, EksNetwork, GkeNetwork, GkeSpec, NodePool, Platform,
-    TenantSpec, subnet_bits, tenth_address,
+    Addons, AksNetwork, AksSpec, CloudKind, EksEndpoint, EksNetwork, GkeNetwork, GkeSpec, NetworkPolicies, NodePool,
+    Platform, TenantSpec, subnet_bits, tenth_address,
 };
+use crate::naming::{DATA_PLANE, PLATFORM_NAMESPACES, SERVICE_NAMESPACES};
 
 /// Longest tenant slug (and platform name): derived names such as `nginx-tenant-<slug>` and
 /// cloud resource names built from it must stay within the clouds' limits.
@@ -635,6 +636,7 @@ pub(crate) fn addons(a: &Addons, out: &mut Findings) {
             );
         }
     }
+    network_policies(&a.network_policies, out);
     let dns = &a.coredns;
     if dns.forwarders.len() > 15 {
         out.at(
@@ -660,6 +662,42 @@ pub(crate) fn addons(a: &Addons, out: &mut Findings) {
                 Problem::new(format!("stub domain `{domain}` has no servers"), "empty")
                     .help("list the resolvers for this domain, e.g. [10.0.0.2]"),
             );
+        }
+    }
+}
+
+/// Kafka runs in one of the platform's service namespaces; only platform namespaces may be
+/// given the internet, each once.
+fn network_policies(n: &NetworkPolicies, out: &mut Findings) {
+    let kafka = &n.kafka_namespace;
+    if !SERVICE_NAMESPACES.contains(&kafka.as_str()) {
+        out.at(
+            "network_policies.kafka_namespace",
+            Problem::new(
+                format!("`{kafka}` is not a namespace where the platform runs its services"),
+                "not a service namespace",
+            )
+            .help(format!(
+                "Kafka's TLS port is opened toward one of {}; name the one Kafka runs in (default {DATA_PLANE})",
+                SERVICE_NAMESPACES.join(", ")
+            )),
+        );
+    }
+    for (i, ns) in n.internet_egress.iter().enumerate() {
+        let at = format!("network_policies.internet_egress[{i}]");
+        if !PLATFORM_NAMESPACES.contains(&ns.as_str()) {
+            let hint = if ns.starts_with("matih-tenant-") {
+                format!(
+                    "tenant namespaces cannot be given the internet here (tenants reach only the platform); \
+                     list platform namespaces: {}",
+                    PLATFORM_NAMESPACES.join(", ")
+                )
+            } else {
+                format!("list platform namespaces only: {}", PLATFORM_NAMESPACES.join(", "))
+            };
+            out.at(at, Problem::new(format!("`{ns}` is not a platform namespace"), "unknown namespace").help(hint));
+        } else if n.internet_egress[..i].contains(ns) {
+            out.at(at, Problem::new(format!("`{ns}` is listed twice"), "duplicate").help("list each namespace once"));
         }
     }
 }

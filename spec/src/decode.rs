@@ -24,7 +24,7 @@ use crate::check::{self, Findings};
 use crate::diag::{Note, Problem, Sink, SourceFile, Span};
 use crate::model::{
     Addon, Addons, AksNetwork, AksSpec, Certificates, CloudKind, Clouds, CoreDns, EksEndpoint, EksNetwork, EksSpec,
-    GkeNetwork, GkeSpec, NatGateways, NodePool, Platform, PlatformSpec, TenantSpec,
+    GkeNetwork, GkeSpec, NatGateways, NetworkPolicies, NodePool, Platform, PlatformSpec, TenantSpec,
 };
 use crate::yaml::{Kind, Node};
 
@@ -41,7 +41,8 @@ const AKS_KEYS: &[&str] =
 const AKS_NETWORK_KEYS: &[&str] =
     &["vnet_cidr", "node_subnet_cidr", "pod_subnet_cidr", "service_cidr", "dns_service_ip"];
 const NODE_POOL_KEYS: &[&str] = &["name", "machine_type", "min", "max", "desired"];
-const ADDONS_KEYS: &[&str] = &["calico", "ingress_nginx", "cert_manager", "coredns"];
+const ADDONS_KEYS: &[&str] = &["calico", "ingress_nginx", "cert_manager", "coredns", "network_policies"];
+const NETWORK_POLICIES_KEYS: &[&str] = &["kafka_namespace", "internet_egress"];
 const ADDON_KEYS: &[&str] = &["version"];
 const CERT_MANAGER_KEYS: &[&str] = &["version", "certificates"];
 const COREDNS_KEYS: &[&str] = &["forwarders", "stub_domains"];
@@ -677,12 +678,18 @@ impl<'a> Decoder<'a> {
             Ok(None) => Some(CoreDns::default()),
             Err(()) => None,
         };
+        let network_policies = match self.opt(&m, "network_policies") {
+            Ok(Some(n)) => self.network_policies(&n),
+            Ok(None) => Some(NetworkPolicies::default()),
+            Err(()) => None,
+        };
         let a = Addons {
             calico: calico?,
             ingress_nginx: ingress_nginx?,
             cert_manager: cert_manager?,
             certificates: certificates?,
             coredns: coredns?,
+            network_policies: network_policies?,
         };
         let mut out = Findings::default();
         check::addons(&a, &mut out);
@@ -699,6 +706,17 @@ impl<'a> Decoder<'a> {
             Err(()) => None,
         };
         Some(CoreDns { forwarders: forwarders.ok()?.unwrap_or_default(), stub_domains: stubs? })
+    }
+
+    fn network_policies(&mut self, f: &Field<'_>) -> Option<NetworkPolicies> {
+        let m = self.mapping(f, NETWORK_POLICIES_KEYS)?;
+        let defaults = NetworkPolicies::default();
+        let kafka = self.opt_as(&m, "kafka_namespace", Self::string);
+        let internet = self.opt_as(&m, "internet_egress", |d, f| d.list_of(f, Self::string));
+        Some(NetworkPolicies {
+            kafka_namespace: kafka.ok()?.unwrap_or(defaults.kafka_namespace),
+            internet_egress: internet.ok()?.unwrap_or(defaults.internet_egress),
+        })
     }
 
     /// A mapping with free-form keys (domain names), each a list of resolver IPs.

@@ -58,6 +58,9 @@
 //!   coredns:
 //!     forwarders: [1.1.1.1, 8.8.8.8]
 //!     stub_domains: { corp.example: [10.0.0.2] }
+//!   network_policies:
+//!     kafka_namespace: matih-data-plane     # a platform service namespace; only it gets 9093
+//!     internet_egress: [matih-control-plane, matih-data-plane]  # platform namespaces only
 //! ```
 //!
 //! # Tenant files
@@ -89,6 +92,20 @@ pub mod floors;
 /// Names the platform gives a tenant's parts, wherever they are made (the cluster bootstrap, the
 /// `tenant` commands' output).
 pub mod naming {
+    /// Control plane services (IAM, tenant, config, ...).
+    pub const CONTROL_PLANE: &str = "matih-control-plane";
+    /// Data plane services (AI, query engine, BI, Kafka, databases, ...).
+    pub const DATA_PLANE: &str = "matih-data-plane";
+    /// Front-end applications (workbenches).
+    pub const FRONTEND: &str = "matih-frontend";
+    /// The platform's ingress controller.
+    pub const INGRESS: &str = "matih-ingress";
+    /// The platform's own namespaces, in creation order.
+    pub const PLATFORM_NAMESPACES: [&str; 4] = [CONTROL_PLANE, DATA_PLANE, FRONTEND, INGRESS];
+    /// The namespaces that run the platform's services (every platform namespace but the
+    /// ingress controller's).
+    pub const SERVICE_NAMESPACES: [&str; 3] = [CONTROL_PLANE, DATA_PLANE, FRONTEND];
+
     /// Namespace of a tenant.
     pub fn tenant_namespace(slug: &str) -> String {
         format!("matih-tenant-{slug}")
@@ -110,7 +127,8 @@ use sha2::{Digest, Sha256};
 pub use diag::{Diagnostics, SpecDiagnostic, SummaryReport};
 pub use model::{
     Addon, Addons, AksNetwork, AksSpec, Certificates, CloudKind, Clouds, ClusterView, CoreDns, EksEndpoint, EksNetwork,
-    EksSpec, EksSubnets, GkeNetwork, GkeSpec, NatGateways, NodePool, Platform, PlatformSpec, TenantSpec, UnknownCloud,
+    EksSpec, EksSubnets, GkeNetwork, GkeSpec, NatGateways, NetworkPolicies, NodePool, Platform, PlatformSpec,
+    TenantSpec, UnknownCloud,
 };
 
 use crate::decode::Decoder;

@@ -110,6 +110,27 @@ impl PlatformSpec {
                 .map(|c| ClusterView::new(cloud, &c.location, &c.kubernetes_version, &c.node_pools)),
         }
     }
+
+    /// The address ranges of `cloud`'s cluster: nodes, pods and services (EKS: the VPC, which
+    /// nodes and pods share under the VPC CNI, and the service range; GKE: the subnet and its pod
+    /// and service ranges; AKS: the VNet, which holds the node and pod subnets under Azure CNI,
+    /// and the service range). Empty when the spec has no section for `cloud`.
+    pub fn cluster_ranges(&self, cloud: CloudKind) -> Vec<Ipv4Net> {
+        match cloud {
+            CloudKind::Eks => {
+                self.clouds.eks.iter().flat_map(|c| [c.network.vpc_cidr, c.network.service_cidr]).collect()
+            }
+            CloudKind::Gke => self
+                .clouds
+                .gke
+                .iter()
+                .flat_map(|c| [c.network.subnet_cidr, c.network.pods_cidr, c.network.services_cidr])
+                .collect(),
+            CloudKind::Aks => {
+                self.clouds.aks.iter().flat_map(|c| [c.network.vnet_cidr, c.network.service_cidr]).collect()
+            }
+        }
+    }
 }
 
 /// Who the platform is and where it answers.
@@ -361,6 +382,33 @@ pub struct Addons {
     /// `cert_manager.certificates`: what the platform's ClusterIssuer is asked for.
     pub certificates: Certificates,
     pub coredns: CoreDns,
+    /// `network_policies`: where Kafka runs and who may reach the internet.
+    pub network_policies: NetworkPolicies,
+}
+
+/// What the platform's NetworkPolicies allow beyond the platform document's port table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkPolicies {
+    /// The platform service namespace where Kafka runs: the only namespace any pod may reach on
+    /// Kafka's TLS port (9093).
+    pub kafka_namespace: String,
+    /// Platform namespaces whose pods may reach addresses outside the cluster (LLM APIs, object
+    /// storage): every address but the cluster's node, pod and service ranges and the cloud's
+    /// instance metadata address. Unique; empty means none.
+    pub internet_egress: Vec<String>,
+}
+
+impl Default for NetworkPolicies {
+    /// Kafka in the data plane; the control plane (identity providers, webhooks out) and the data
+    /// plane (LLM APIs, object storage) reach the internet, the front end and the ingress
+    /// controller do not.
+    fn default() -> Self {
+        use crate::naming::{CONTROL_PLANE, DATA_PLANE};
+        Self {
+            kafka_namespace: DATA_PLANE.to_string(),
+            internet_egress: vec![CONTROL_PLANE.to_string(), DATA_PLANE.to_string()],
+        }
+    }
 }
 
 /// The platform's TLS certificates.
@@ -391,6 +439,7 @@ impl Default for Addons {
             cert_manager: Addon { version: Self::DEFAULT_CERT_MANAGER.to_string() },
             certificates: Certificates::default(),
             coredns: CoreDns::default(),
+            network_policies: NetworkPolicies::default(),
         }
     }
 }

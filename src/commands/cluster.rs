@@ -16,7 +16,7 @@ pub fn policy(g: &Global, cmd: &PolicyCommand) -> Result<i32, Failure> {
     match cmd {
         PolicyCommand::Report => {
             let spec = context::load_spec(g)?;
-            let report = netpol::report(&Layout::from_spec(&spec.spec));
+            let report = netpol::report(&Layout::from_spec(&spec.spec, None));
             match g.format {
                 Format::Json => print_json(&report)?,
                 Format::Text => print!("{}", report.render_text()),

@@ -224,6 +224,35 @@ pub struct Params {
     pub dns_names: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tenants: Vec<TenantParam>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyParam>,
+}
+
+/// The spec's `network_policies` settings as the policy add-ons need them: the tenant
+/// instances only Kafka's namespace, the platform's all of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyParam {
+    pub kafka_namespace: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internet_egress: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cluster_ranges: Vec<String>,
+}
+
+impl PolicyParam {
+    fn settings(&self, addon: &str) -> Result<crate::layout::PolicySettings, RenderError> {
+        let err = |message: String| RenderError { addon: addon.into(), message };
+        let ranges = self
+            .cluster_ranges
+            .iter()
+            .map(|r| r.parse().map_err(|e| err(format!("cluster range {r}: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let spec = matih_spec::NetworkPolicies {
+            kafka_namespace: self.kafka_namespace.clone(),
+            internet_egress: self.internet_egress.clone().unwrap_or_default(),
+        };
+        crate::layout::PolicySettings::from_spec(&spec, ranges).map_err(err)
+    }
 }
 
 /// A tenant as an add-on needs it.
@@ -344,12 +373,14 @@ pub fn typed_objects(row: &Row, key: Option<&str>, p: &Params) -> Result<Vec<Jso
             ))]
         }
         "network_policies" => {
-            let layout = Layout { tenants: p.tenants.iter().map(TenantParam::layout).collect() };
+            let policy = need(name, &p.policy, "policy")?.settings(name)?;
+            let layout = Layout { tenants: p.tenants.iter().map(TenantParam::layout).collect(), policy };
             crate::netpol::platform_policies(&layout).iter().map(objects::to_json).collect()
         }
         "tenant" => {
             let t = tenant()?;
-            let layout = Layout { tenants: vec![t.clone()] };
+            let policy = need(name, &p.policy, "policy")?.settings(name)?;
+            let layout = Layout { tenants: vec![t.clone()], policy };
             std::iter::once(objects::to_json(&objects::namespace(
                 &t.namespace,
                 crate::netpol::namespace_labels(&t.namespace, Some(&t.slug)),

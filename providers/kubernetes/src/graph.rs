@@ -53,6 +53,16 @@ pub fn add_bootstrap(g: &mut DesiredGraph, spec: &PlatformSpec, b: &ClusterBindi
             .collect::<BTreeMap<_, _>>(),
     });
     let zone = spec.zone_name();
+    let np = &a.network_policies;
+    let ranges: Vec<String> = spec.cluster_ranges(b.cloud).iter().map(ToString::to_string).collect();
+    let platform_policy = json!({
+        "kafka_namespace": np.kafka_namespace,
+        "internet_egress": np.internet_egress,
+        "cluster_ranges": ranges,
+    });
+    // A tenant's policies need only Kafka's namespace: changing who reaches the internet does
+    // not touch every tenant.
+    let tenant_policy = json!({ "kafka_namespace": np.kafka_namespace });
 
     for row in TABLE {
         let variant = row.variant(b.cloud);
@@ -103,9 +113,11 @@ pub fn add_bootstrap(g: &mut DesiredGraph, spec: &PlatformSpec, b: &ClusterBindi
                 }
                 "network_policies" => {
                     p.insert("tenants".into(), Value::Known(Json::Array(tenants.clone())));
+                    p.insert("policy".into(), Value::Known(platform_policy.clone()));
                 }
                 "tenant" => {
                     p.insert("tenants".into(), this_tenant());
+                    p.insert("policy".into(), Value::Known(tenant_policy.clone()));
                 }
                 "tenant_certificate" => {
                     p.insert("tenants".into(), this_tenant());

@@ -3,18 +3,10 @@
 //! Communication Ports"). Network policies, the ingress controllers and the policy report all
 //! read these tables; nothing here talks to a cluster.
 
-use matih_spec::PlatformSpec;
+use ipnet::Ipv4Net;
+use matih_spec::{CloudKind, PlatformSpec};
 
-/// Control plane services (IAM, tenant, config, ...).
-pub const CONTROL_PLANE: &str = "matih-control-plane";
-/// Data plane services (AI, query engine, BI, Kafka, databases, ...).
-pub const DATA_PLANE: &str = "matih-data-plane";
-/// Front-end applications (workbenches).
-pub const FRONTEND: &str = "matih-frontend";
-/// The platform's ingress controller.
-pub const INGRESS: &str = "matih-ingress";
-/// The platform's own namespaces, in creation order.
-pub const PLATFORM_NAMESPACES: [&str; 4] = [CONTROL_PLANE, DATA_PLANE, FRONTEND, INGRESS];
+pub use matih_spec::naming::{CONTROL_PLANE, DATA_PLANE, FRONTEND, INGRESS, PLATFORM_NAMESPACES, SERVICE_NAMESPACES};
 
 /// The cluster DNS service lives here (`k8s-app: kube-dns` on every cloud).
 pub const KUBE_SYSTEM: &str = "kube-system";
@@ -64,7 +56,9 @@ pub struct ServicePort {
 }
 
 /// The platform document's port table, placed in the platform's namespaces. All TCP.
-/// Kafka's TLS listener is here; its plaintext listener (9092) is deliberately absent.
+/// Kafka's TLS listener is here (in the data plane unless the spec's
+/// `network_policies.kafka_namespace` moves it, see [`Layout::kafka`]); its plaintext listener
+/// (9092) is deliberately absent.
 pub const SERVICE_PORTS: &[ServicePort] = &[
     ServicePort {
         service: "control plane APIs",
@@ -168,14 +162,65 @@ impl TenantLayout {
 
 pub use matih_spec::naming::{ingress_class, tenant_namespace};
 
+/// What the network policies allow beyond the port table (the spec's
+/// `addons.network_policies`), and the cluster's own address ranges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySettings {
+    /// The service namespace where Kafka runs: the only one any pod reaches on 9093.
+    pub kafka_namespace: &'static str,
+    /// Platform namespaces whose pods reach the internet.
+    pub internet_egress: Vec<&'static str>,
+    /// The cluster's node, pod and service ranges: the internet is everything but these (and
+    /// the instance metadata address). Empty when unknown (the policy report, tests).
+    pub cluster_ranges: Vec<Ipv4Net>,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        PolicySettings::from_spec(&matih_spec::NetworkPolicies::default(), Vec::new())
+            .expect("the spec's defaults are platform namespaces")
+    }
+}
+
+impl PolicySettings {
+    /// The spec's settings (which the spec checks name platform namespaces); `Err` names one
+    /// that is not.
+    pub fn from_spec(n: &matih_spec::NetworkPolicies, cluster_ranges: Vec<Ipv4Net>) -> Result<Self, String> {
+        let platform = |ns: &str| {
+            PLATFORM_NAMESPACES
+                .iter()
+                .copied()
+                .find(|p| *p == ns)
+                .ok_or_else(|| format!("`{ns}` is not a platform namespace"))
+        };
+        let kafka_namespace = SERVICE_NAMESPACES
+            .iter()
+            .copied()
+            .find(|p| *p == n.kafka_namespace)
+            .ok_or_else(|| format!("`{}` is not a platform service namespace", n.kafka_namespace))?;
+        let internet_egress = n.internet_egress.iter().map(|ns| platform(ns)).collect::<Result<_, _>>()?;
+        Ok(PolicySettings { kafka_namespace, internet_egress, cluster_ranges })
+    }
+}
+
 /// The platform's namespaces and tenants.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Layout {
     pub tenants: Vec<TenantLayout>,
+    pub policy: PolicySettings,
 }
 
 impl Layout {
-    pub fn from_spec(spec: &PlatformSpec) -> Layout {
+    /// The layout of `spec` on `cloud`'s cluster, or, with `None`, with every configured
+    /// cloud's ranges (what the policy report evaluates: it does not depend on the ranges).
+    pub fn from_spec(spec: &PlatformSpec, cloud: Option<CloudKind>) -> Layout {
+        let clouds = match cloud {
+            Some(c) => vec![c],
+            None => spec.clouds.configured(),
+        };
+        let ranges = clouds.into_iter().flat_map(|c| spec.cluster_ranges(c)).collect();
+        let policy = PolicySettings::from_spec(&spec.addons.network_policies, ranges)
+            .expect("a loaded spec names platform namespaces in network_policies");
         let tenants = spec
             .tenants
             .iter()
@@ -185,7 +230,14 @@ impl Layout {
                 dedicated_ingress: t.dedicated_ingress,
             })
             .collect();
-        Layout { tenants }
+        Layout { tenants, policy }
+    }
+
+    /// The port table's Kafka row, placed in the spec's Kafka namespace.
+    pub fn kafka(&self) -> ServicePort {
+        let row =
+            SERVICE_PORTS.iter().find(|r| r.port == KAFKA_TLS_PORT).expect("the port table lists Kafka's TLS listener");
+        ServicePort { namespace: self.policy.kafka_namespace, ..*row }
     }
 
     /// Every namespace the platform owns: the platform's four, then one per tenant.

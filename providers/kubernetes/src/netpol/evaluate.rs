@@ -21,11 +21,12 @@
 //!   for each `Exists` one, so that it matches its selector. An entry namespace A → namespace B
 //!   lists the ports on which SOME representative pod of A may reach SOME representative pod of
 //!   B: a port in the matrix is open for at least one kind of pod, not for all of them.
-//! - Outside. [`OUTSIDE`] stands for every address outside the cluster. `ipBlock` peers match it
-//!   (when the CIDR minus its `except` list is not empty) and never match a namespace's pods,
-//!   although a real CNI may match pod IPs against a CIDR such as 0.0.0.0/0. Traffic from the
-//!   outside is judged by the destination's ingress alone, traffic to it by the source's egress
-//!   alone; outside to outside is not cluster traffic and is never listed.
+//! - The internet. [`INTERNET`] stands for every address outside the cluster. `ipBlock` peers
+//!   match it (when the CIDR minus its `except` list is not empty) and never match a namespace's
+//!   pods, although a real CNI may match pod IPs against a CIDR such as 0.0.0.0/0 (which is why
+//!   the platform's own internet rule excepts the cluster's ranges). Traffic from the internet is
+//!   judged by the destination's ingress alone, traffic to it by the source's egress alone;
+//!   internet to internet is not cluster traffic and is never listed.
 //! - Protocols. Only TCP and UDP are evaluated. SCTP ports and named (string) ports cannot be
 //!   evaluated: they are reported as notes and allow nothing, so the matrix may under-state
 //!   reachability but never over-states it because of them. Malformed policies (which the API
@@ -44,12 +45,13 @@ use super::generate::{NAMESPACE_NAME_LABEL, all_policies, namespace_labels};
 use super::portset::{MAX_PORT, MIN_PORT, PortSet};
 use crate::layout::{KUBE_SYSTEM, Layout, PLATFORM_NAMESPACES, Protocol};
 
-/// The pseudo-namespace for everything outside the cluster (parentheses: no namespace can be
-/// called that).
-pub const OUTSIDE: &str = "(outside)";
+/// The pseudo-namespace for every address outside the cluster: the internet, the cloud's load
+/// balancers, the API server (parentheses: no namespace can be called that).
+pub const INTERNET: &str = "(internet)";
 
-/// Version of the JSON document [`Reachability`] serializes to.
-pub const REACHABILITY_FORMAT_VERSION: u32 = 1;
+/// Version of the JSON document [`Reachability`] serializes to. 2: the pseudo-namespace for
+/// addresses outside the cluster is `(internet)` (was `(outside)`).
+pub const REACHABILITY_FORMAT_VERSION: u32 = 2;
 
 /// A namespace to evaluate, with its labels (`kubernetes.io/metadata.name` may be left out).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +65,7 @@ pub struct NamespaceInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Reachability {
     pub version: u32,
-    /// The evaluated namespaces in the order given, then [`OUTSIDE`].
+    /// The evaluated namespaces in the order given, then [`INTERNET`].
     pub namespaces: Vec<String>,
     /// One per (from, to) pair that allows anything, in `namespaces` order of `from`, then `to`.
     pub entries: Vec<Entry>,
@@ -134,7 +136,7 @@ impl Reachability {
             }
             let mut first = true;
             for to in &self.namespaces {
-                if from == OUTSIDE && to == OUTSIDE {
+                if from == INTERNET && to == INTERNET {
                     continue;
                 }
                 let shown_from = if first { from.as_str() } else { "" };
@@ -177,7 +179,7 @@ fn describe(ports: &[PortRange]) -> String {
     parts.join("; ")
 }
 
-/// The platform's policies, evaluated over its namespaces, kube-system and the outside.
+/// The platform's policies, evaluated over its namespaces, kube-system and the internet.
 pub fn report(layout: &Layout) -> Reachability {
     let mut namespaces: Vec<NamespaceInfo> = PLATFORM_NAMESPACES
         .iter()
@@ -193,7 +195,7 @@ pub fn report(layout: &Layout) -> Reachability {
     evaluate(&namespaces, &all_policies(layout))
 }
 
-/// Evaluates `policies` over `namespaces` and the outside. Policies of namespaces not listed
+/// Evaluates `policies` over `namespaces` and the internet. Policies of namespaces not listed
 /// are reported as notes and otherwise ignored.
 pub fn evaluate(namespaces: &[NamespaceInfo], policies: &[NetworkPolicy]) -> Reachability {
     let mut notes = Notes::default();
@@ -213,7 +215,7 @@ pub fn evaluate(namespaces: &[NamespaceInfo], policies: &[NetworkPolicy]) -> Rea
     let mut entries = Vec::new();
     let endpoints = |i: Option<usize>| -> Vec<Endpoint<'_>> {
         match i {
-            None => vec![Endpoint::Outside],
+            None => vec![Endpoint::Internet],
             Some(i) => spaces[i].pods.iter().map(|labels| Endpoint::Pod { ns: i, labels }).collect(),
         }
     };
@@ -232,7 +234,7 @@ pub fn evaluate(namespaces: &[NamespaceInfo], policies: &[NetworkPolicy]) -> Rea
                 }
             }
             if !allowed.is_empty() {
-                let name = |i: Option<usize>| i.map_or(OUTSIDE.to_string(), |i| spaces[i].name.clone());
+                let name = |i: Option<usize>| i.map_or(INTERNET.to_string(), |i| spaces[i].name.clone());
                 let ports = allowed
                     .iter()
                     .map(|(protocol, first, last)| PortRange {
@@ -247,7 +249,7 @@ pub fn evaluate(namespaces: &[NamespaceInfo], policies: &[NetworkPolicy]) -> Rea
     }
     Reachability {
         version: REACHABILITY_FORMAT_VERSION,
-        namespaces: spaces.iter().map(|s| s.name.clone()).chain([OUTSIDE.to_string()]).collect(),
+        namespaces: spaces.iter().map(|s| s.name.clone()).chain([INTERNET.to_string()]).collect(),
         entries,
         notes: notes.0,
     }
@@ -275,7 +277,7 @@ struct Space {
 
 #[derive(Clone, Copy)]
 enum Endpoint<'a> {
-    Outside,
+    Internet,
     Pod { ns: usize, labels: &'a BTreeMap<String, String> },
 }
 
@@ -301,7 +303,7 @@ struct Rule {
 
 enum Peer {
     /// An `ipBlock` covering at least one address.
-    Outside,
+    Internet,
     /// An `ipBlock` whose `except` list covers it all, or a malformed peer.
     Nothing,
     /// `namespaces: None` is the policy's own namespace; `pods: None` every pod.
@@ -433,7 +435,7 @@ fn compile_peer(what: &str, peer: &NetworkPolicyPeer, note: &mut impl FnMut(Stri
             note(format!("{what}: a peer with ipBlock and selectors is invalid; only the ipBlock is evaluated"));
         }
         return match covers_some_address(&block.cidr, block.except.as_deref().unwrap_or_default()) {
-            Ok(true) => Peer::Outside,
+            Ok(true) => Peer::Internet,
             Ok(false) => Peer::Nothing,
             Err(e) => {
                 note(format!("{what}: ipBlock {e}; the peer matches nothing"));
@@ -616,7 +618,7 @@ fn add_representative_pods(compiled: &[Compiled], spaces: &mut [Space]) {
 }
 
 /// What `pod`'s policies allow in `direction` with `peer`: everything when no policy isolates
-/// it, else the union of the matching rules' ports. The outside has no policies.
+/// it, else the union of the matching rules' ports. The internet has no policies.
 fn allowed_by(
     compiled: &[Compiled],
     spaces: &[Space],
@@ -645,7 +647,7 @@ fn allowed_by(
 
 fn peer_matches(peer: &Peer, policy_ns: usize, spaces: &[Space], endpoint: &Endpoint) -> bool {
     match (peer, endpoint) {
-        (Peer::Outside, Endpoint::Outside) => true,
+        (Peer::Internet, Endpoint::Internet) => true,
         (Peer::Pods { namespaces, pods }, Endpoint::Pod { ns, labels }) => {
             let in_namespace = match namespaces {
                 None => *ns == policy_ns,
@@ -776,14 +778,14 @@ mod tests {
     #[test]
     fn default_deny_blocks_ingress_only_into_its_namespace() {
         let r = evaluate(&abc(), &[deny_ingress("a")]);
-        for from in ["a", "b", OUTSIDE] {
+        for from in ["a", "b", INTERNET] {
             assert!(r.ports(from, "a").is_empty(), "{from} -> a: {:?}", r.ports(from, "a"));
         }
         // a is not isolated for egress, b not at all.
         assert!(r.allows("a", "b", Tcp, 1) && r.allows("a", "b", Udp, 65535));
         assert!(r.allows("b", "b", Tcp, 9092));
-        assert!(r.allows(OUTSIDE, "b", Tcp, 443));
-        assert!(r.allows("a", OUTSIDE, Tcp, 443));
+        assert!(r.allows(INTERNET, "b", Tcp, 443));
+        assert!(r.allows("a", INTERNET, Tcp, 443));
     }
 
     #[test]
@@ -794,9 +796,9 @@ mod tests {
             PortRange { protocol: Udp, port: 1, end_port: Some(65535) },
         ];
         assert_eq!(r.ports("a", "b"), all.as_slice());
-        assert_eq!(r.ports(OUTSIDE, "c"), all.as_slice());
+        assert_eq!(r.ports(INTERNET, "c"), all.as_slice());
         assert_eq!(r.ports("c", "c"), all.as_slice());
-        assert!(r.ports(OUTSIDE, OUTSIDE).is_empty(), "outside to outside is not cluster traffic");
+        assert!(r.ports(INTERNET, INTERNET).is_empty(), "internet to internet is not cluster traffic");
         assert!(r.notes.is_empty());
     }
 
@@ -897,7 +899,7 @@ mod tests {
         assert_eq!(tcp_ports(&r, "a", "b"), vec![(81, 81)]);
         assert!(r.ports("a", "c").is_empty(), "a's egress names b only");
         assert!(r.ports("c", "b").is_empty(), "b's ingress names a only");
-        assert!(r.ports("a", OUTSIDE).is_empty(), "egress isolation covers the outside too");
+        assert!(r.ports("a", INTERNET).is_empty(), "egress isolation covers the internet too");
     }
 
     #[test]
@@ -1001,22 +1003,22 @@ mod tests {
     }
 
     #[test]
-    fn ip_blocks_match_only_the_outside_and_except_can_empty_them() {
+    fn ip_blocks_match_only_the_internet_and_except_can_empty_them() {
         let with = |peer: NetworkPolicyPeer| {
             let rule = in_rule(Some(vec![peer]), Some(vec![tcp(443, None)]));
             evaluate(&abc(), &[pol("a", "p", LabelSelector::default(), None, vec![rule], vec![])])
         };
         let r = with(ip("0.0.0.0/0", &[]));
-        assert!(r.allows(OUTSIDE, "a", Tcp, 443));
+        assert!(r.allows(INTERNET, "a", Tcp, 443));
         assert!(!r.allows("b", "a", Tcp, 443) && !r.allows("a", "a", Tcp, 443));
 
-        assert!(with(ip("10.0.0.0/8", &["10.1.0.0/16"])).allows(OUTSIDE, "a", Tcp, 443));
-        assert!(!with(ip("10.0.0.0/8", &["10.0.0.0/9", "10.128.0.0/9"])).allows(OUTSIDE, "a", Tcp, 443));
-        assert!(!with(ip("::/0", &["::/1", "8000::/1"])).allows(OUTSIDE, "a", Tcp, 443));
-        assert!(with(ip("::/0", &["::/1"])).allows(OUTSIDE, "a", Tcp, 443));
+        assert!(with(ip("10.0.0.0/8", &["10.1.0.0/16"])).allows(INTERNET, "a", Tcp, 443));
+        assert!(!with(ip("10.0.0.0/8", &["10.0.0.0/9", "10.128.0.0/9"])).allows(INTERNET, "a", Tcp, 443));
+        assert!(!with(ip("::/0", &["::/1", "8000::/1"])).allows(INTERNET, "a", Tcp, 443));
+        assert!(with(ip("::/0", &["::/1"])).allows(INTERNET, "a", Tcp, 443));
 
         let bad = with(ip("10.0.0.300/8", &[]));
-        assert!(!bad.allows(OUTSIDE, "a", Tcp, 443));
+        assert!(!bad.allows(INTERNET, "a", Tcp, 443));
         assert_eq!(bad.notes.len(), 1, "{:?}", bad.notes);
     }
 

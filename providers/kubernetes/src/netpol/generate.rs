@@ -1,7 +1,7 @@
 //! The platform's NetworkPolicies as typed k8s-openapi objects: default deny in every managed
 //! namespace, then one small allow policy per purpose (DNS, same namespace, the port table,
-//! the ingress controllers, tenants, Kafka TLS). It builds objects only; applying them is the
-//! add-on machinery's job, and checking what they allow is the evaluator's.
+//! the ingress controllers, tenants, Kafka TLS, the internet). It builds objects only; applying
+//! them is the add-on machinery's job, and checking what they allow is the evaluator's.
 //!
 //! Namespaces are selected by `kubernetes.io/metadata.name`, which the API server sets and no
 //! one can change, never by labels a namespace owner could add to itself. The price: adding a
@@ -16,9 +16,12 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use ipnet::Ipv4Net;
+
 use crate::layout::{
-    CONTROL_PLANE, DATA_PLANE, FRONTEND, INGRESS, INGRESS_PORTS, KAFKA_PLAINTEXT_PORT, KAFKA_TLS_PORT, KUBE_SYSTEM,
-    Layout, PLATFORM_NAMESPACES, SERVICE_PORTS, ServicePort, TENANT_APP_PORT, TenantLayout, tenant_namespace,
+    CONTROL_PLANE, INGRESS, INGRESS_PORTS, KAFKA_PLAINTEXT_PORT, KAFKA_TLS_PORT, KUBE_SYSTEM, Layout,
+    PLATFORM_NAMESPACES, SERVICE_NAMESPACES, SERVICE_PORTS, ServicePort, TENANT_APP_PORT, TenantLayout,
+    tenant_namespace,
 };
 
 /// Set by the API server on every namespace; the only namespace label policies select on.
@@ -40,13 +43,11 @@ pub const INGRESS_WEBHOOK_PORT: u16 = 8443;
 pub const API_SERVER_PORT: u16 = 443;
 /// Every IPv4 address.
 pub const ANYWHERE: &str = "0.0.0.0/0";
+/// The instance metadata service of EC2, Compute Engine and Azure VMs: node credentials live
+/// there, so the internet rule never includes it.
+pub const INSTANCE_METADATA: &str = "169.254.169.254/32";
 const DNS_PORT: u16 = 53;
 const KUBE_DNS_POD: (&str, &str) = ("k8s-app", "kube-dns");
-
-/// The namespaces that run the platform's services and call each other's port table. The
-/// ingress namespace is deliberately not one of them: the internet-facing controller reaches
-/// only the ports served through it (`via_ingress`), never PostgreSQL or Redis.
-const SERVICE_NAMESPACES: [&str; 3] = [CONTROL_PLANE, DATA_PLANE, FRONTEND];
 
 /// A port-table row's pod label (`ServicePort::pod_label`).
 type PodLabel = Option<(&'static str, &'static str)>;
@@ -94,12 +95,22 @@ pub fn all_policies(layout: &Layout) -> Vec<NetworkPolicy> {
 
 /// Namespace lists derived from the layout, sorted so that reordering tenants in the platform
 /// spec does not change a single policy.
+///
+/// The service namespaces (`SERVICE_NAMESPACES`) call each other's port table; the ingress
+/// namespace is deliberately not one of them: the internet-facing controller reaches only the
+/// ports served through it (`via_ingress`), never PostgreSQL or Redis.
 struct Ctx {
     /// Platform and tenant namespaces.
     managed: Vec<String>,
     tenants: Vec<String>,
     /// Tenants served by the platform controller in `matih-ingress`.
     shared_ingress: Vec<String>,
+    /// Kafka's TLS listener, in the namespace the spec names.
+    kafka: ServicePort,
+    /// Platform namespaces that reach the internet.
+    internet: Vec<&'static str>,
+    /// Never part of the internet: the cluster's ranges and the instance metadata address.
+    not_internet: Vec<String>,
 }
 
 impl Ctx {
@@ -114,6 +125,9 @@ impl Ctx {
             shared_ingress: sorted(
                 layout.tenants.iter().filter(|t| !t.dedicated_ingress).map(|t| t.namespace.clone()).collect(),
             ),
+            kafka: layout.kafka(),
+            internet: layout.policy.internet_egress.clone(),
+            not_internet: not_internet(&layout.policy.cluster_ranges),
         }
     }
 
@@ -140,9 +154,8 @@ impl Ctx {
                 namespaces_peer(&self.tenants),
             ));
         }
-        let kafka = kafka_row();
-        if ns == kafka.namespace {
-            out.push(kafka_tls_only(ns, kafka, &self.managed));
+        if ns == self.kafka.namespace {
+            out.push(kafka_tls_only(ns, &self.kafka, &self.managed));
         }
         if ns == INGRESS {
             out.push(allow_from_outside(ns, LabelSelector::default()));
@@ -157,7 +170,10 @@ impl Ctx {
             Vec::new()
         };
         out.extend(allow_to_platform(ns, &reachable));
-        out.push(allow_to_kafka_tls(ns));
+        out.push(allow_to_kafka_tls(ns, &self.kafka));
+        if self.internet.contains(&ns) {
+            out.push(allow_to_internet(ns, &self.not_internet));
+        }
         if ns == INGRESS {
             if !self.shared_ingress.is_empty() {
                 out.push(policy(
@@ -198,7 +214,7 @@ impl Ctx {
         }
         let apis: Vec<&ServicePort> = PLATFORM_NAMESPACES.iter().flat_map(|o| tenant_api_rows(o)).collect();
         out.extend(allow_to_platform(ns, &apis));
-        out.push(allow_to_kafka_tls(ns));
+        out.push(allow_to_kafka_tls(ns, &self.kafka));
         if tenant.dedicated_ingress {
             out.push(allow_to_api_server(ns, controller));
         }
@@ -207,7 +223,8 @@ impl Ctx {
 }
 
 /// Port-table rows of `ns` matching `keep`, without Kafka's TLS listener: Kafka has policies of
-/// its own, reachable from every managed namespace rather than from the platform only.
+/// its own (and a namespace of the spec's choosing), reachable from every managed namespace
+/// rather than from the platform only.
 fn rows(ns: &str, keep: impl Fn(&ServicePort) -> bool) -> Vec<&'static ServicePort> {
     SERVICE_PORTS.iter().filter(|r| r.namespace == ns && r.port != KAFKA_TLS_PORT && keep(r)).collect()
 }
@@ -215,10 +232,6 @@ fn rows(ns: &str, keep: impl Fn(&ServicePort) -> bool) -> Vec<&'static ServicePo
 /// What tenants may call: the control plane's APIs (8080-8089).
 fn tenant_api_rows(ns: &str) -> Vec<&'static ServicePort> {
     if ns == CONTROL_PLANE { rows(ns, |_| true) } else { Vec::new() }
-}
-
-fn kafka_row() -> &'static ServicePort {
-    SERVICE_PORTS.iter().find(|r| r.port == KAFKA_TLS_PORT).expect("the port table lists Kafka's TLS listener")
 }
 
 /// No traffic in or out of any pod in `ns` unless another policy allows it.
@@ -253,13 +266,7 @@ fn allow_dns(ns: &str) -> NetworkPolicy {
 /// replication (9091), the KRaft controllers (9090) and ZooKeeper, all same-namespace traffic
 /// between Strimzi's own pods. The cost: no workload may serve on TCP 9092.
 fn allow_same_namespace(ns: &str) -> NetworkPolicy {
-    let ports = || {
-        Some(vec![
-            port("TCP", 1, Some(KAFKA_PLAINTEXT_PORT - 1)),
-            port("TCP", KAFKA_PLAINTEXT_PORT + 1, Some(u16::MAX)),
-            NetworkPolicyPort { protocol: Some("UDP".into()), ..Default::default() },
-        ])
-    };
+    let ports = || Some(all_but_kafka_plaintext());
     let same = || Some(vec![NetworkPolicyPeer { pod_selector: Some(LabelSelector::default()), ..Default::default() }]);
     policy(
         ns,
@@ -331,10 +338,11 @@ fn kafka_tls_only(ns: &str, kafka: &ServicePort, managed: &[String]) -> NetworkP
     )
 }
 
-/// The platform document's rule, in every managed namespace: Kafka over TLS, to any namespace.
-/// The destination's own ingress policies decide which namespaces actually serve 9093 (only
-/// Kafka's pods do).
-fn allow_to_kafka_tls(ns: &str) -> NetworkPolicy {
+/// The platform document's rule, in every managed namespace: Kafka over TLS. The document
+/// writes it toward every namespace (`namespaceSelector: {}`), which also opens 9093 toward any
+/// namespace without policies of its own (kube-system, an operator's); here it goes to Kafka's
+/// pods in Kafka's namespace only.
+fn allow_to_kafka_tls(ns: &str, kafka: &ServicePort) -> NetworkPolicy {
     policy(
         ns,
         "allow-to-kafka-tls",
@@ -342,12 +350,47 @@ fn allow_to_kafka_tls(ns: &str) -> NetworkPolicy {
         None,
         Some(vec![NetworkPolicyEgressRule {
             to: Some(vec![NetworkPolicyPeer {
-                namespace_selector: Some(LabelSelector::default()),
+                namespace_selector: Some(namespace_selector(kafka.namespace)),
+                pod_selector: kafka.pod_label.map(|(k, v)| selector(labels(&[(k, v)]))),
                 ..Default::default()
             }]),
             ports: Some(vec![tcp(KAFKA_TLS_PORT)]),
         }]),
     )
+}
+
+/// What the internet rule excepts: the cluster's ranges (a CNI such as Calico matches pod and
+/// node IPs against an ipBlock, so 0.0.0.0/0 alone would reopen every pod in the cluster) and
+/// the instance metadata address, merged and sorted.
+fn not_internet(cluster_ranges: &[Ipv4Net]) -> Vec<String> {
+    let mut nets = cluster_ranges.to_vec();
+    nets.push(INSTANCE_METADATA.parse().expect("a valid CIDR"));
+    Ipv4Net::aggregate(&nets).iter().map(ToString::to_string).collect()
+}
+
+/// Pods of `ns` reach addresses outside the cluster (LLM APIs, object storage, identity
+/// providers) on every port but Kafka's plaintext 9092, which no policy opens anywhere.
+fn allow_to_internet(ns: &str, except: &[String]) -> NetworkPolicy {
+    let internet = NetworkPolicyPeer {
+        ip_block: Some(IPBlock { cidr: ANYWHERE.into(), except: Some(except.to_vec()) }),
+        ..Default::default()
+    };
+    policy(
+        ns,
+        "allow-to-internet",
+        LabelSelector::default(),
+        None,
+        Some(vec![NetworkPolicyEgressRule { to: Some(vec![internet]), ports: Some(all_but_kafka_plaintext()) }]),
+    )
+}
+
+/// Every TCP port but 9092, and every UDP port.
+fn all_but_kafka_plaintext() -> Vec<NetworkPolicyPort> {
+    vec![
+        port("TCP", 1, Some(KAFKA_PLAINTEXT_PORT - 1)),
+        port("TCP", KAFKA_PLAINTEXT_PORT + 1, Some(u16::MAX)),
+        NetworkPolicyPort { protocol: Some("UDP".into()), ..Default::default() },
+    ]
 }
 
 /// An ingress controller's pods accept HTTP, HTTPS and its admission webhook from anywhere:

@@ -9,7 +9,10 @@
 //! webhook from anywhere and reaches only the ports served through it, plus tenants without a
 //! controller of their own; a tenant with its own controller accepts 80/443 on that controller's
 //! pods; tenants reach the control plane's APIs and Kafka's TLS listener, never each other; Kafka
-//! accepts TLS on 9093 from every managed namespace, and nothing anywhere allows 9092.
+//! accepts TLS on 9093 from every managed namespace, and 9093 is opened only toward Kafka's pods
+//! in Kafka's namespace (`addons.network_policies.kafka_namespace`); the namespaces the spec names
+//! (`internet_egress`) reach the internet: every address but the cluster's node, pod and service
+//! ranges and the instance metadata address; nothing anywhere allows 9092.
 //!
 //! Deliberately not here: applying the policies (the add-on machinery does), reading policies
 //! from a live cluster (the evaluator takes them as values), Calico's own policy kinds, and
@@ -22,10 +25,10 @@ mod generate;
 mod portset;
 
 pub use evaluate::{
-    Entry, NamespaceInfo, Note, OUTSIDE, PortRange, REACHABILITY_FORMAT_VERSION, Reachability, evaluate, report,
+    Entry, INTERNET, NamespaceInfo, Note, PortRange, REACHABILITY_FORMAT_VERSION, Reachability, evaluate, report,
 };
 pub use generate::{
-    ANYWHERE, API_SERVER_PORT, INGRESS_WEBHOOK_PORT, MANAGED_BY, MANAGED_BY_LABEL, NAMESPACE_NAME_LABEL, PART_OF,
-    PART_OF_LABEL, ROLE_LABEL, TENANT_LABEL, all_policies, namespace_labels, platform_policies,
-    tenant_ingress_pod_labels, tenant_policies,
+    ANYWHERE, API_SERVER_PORT, INGRESS_WEBHOOK_PORT, INSTANCE_METADATA, MANAGED_BY, MANAGED_BY_LABEL,
+    NAMESPACE_NAME_LABEL, PART_OF, PART_OF_LABEL, ROLE_LABEL, TENANT_LABEL, all_policies, namespace_labels,
+    platform_policies, tenant_ingress_pod_labels, tenant_policies,
 };
