@@ -834,6 +834,57 @@ fn tenant_onboarding_is_one_command_and_two_at_once_wait_for_each_other() {
     assert_eq!(code(&out), 0, "{}", text(&out.stdout));
 }
 
+/// A namespace deletion goes through `Terminating`; one held by a finalizer (a volume claim whose
+/// protection controller has not let go) fails the removal at its deadline, naming what holds
+/// it, and keeps the tenant in state until a later apply finishes the job.
+#[test]
+fn a_namespace_held_by_a_finalizer_fails_the_removal_naming_what_holds_it() {
+    let moto = Moto::start();
+    let (w, kube) = work(&moto);
+    assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
+    let ns = "matih-tenant-bigcorp";
+    kube.create_as(
+        "kube-controller-manager",
+        json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data", "namespace": ns, "finalizers": ["kubernetes.io/pvc-protection"]},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+        }),
+    );
+
+    let out = w.run_env(
+        &args(&["tenant", "remove", "bigcorp", "--apply", "-o", "json"]),
+        &[("MATIH_ADDON_WAIT_TIMEOUT", "4s")],
+    );
+    assert_eq!(code(&out), 1, "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tenant = v["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == r#"k8s.addon.tenant["bigcorp"]"#)
+        .unwrap_or_else(|| panic!("{v:#}"));
+    let msg = tenant["error"].as_str().unwrap();
+    assert!(msg.contains(&format!("Namespace {ns} to be deleted")), "{msg}");
+    assert!(msg.contains("Some resources are remaining: persistentvolumeclaims. has 1 resource instances"), "{msg}");
+    assert!(msg.contains("finalizers remaining: kubernetes.io/pvc-protection in 1 resource instances"), "{msg}");
+    assert_eq!(kube.get("v1", "Namespace", None, ns).unwrap()["status"]["phase"], "Terminating");
+    let (_, st) = w.json(&args(&["state", "list", "-o", "json"]));
+    let recorded: Vec<&str> =
+        st["resources"].as_array().unwrap().iter().filter_map(|r| r["address"].as_str()).collect();
+    assert!(recorded.contains(&r#"k8s.addon.tenant["bigcorp"]"#), "the tenant stays recorded: {recorded:?}");
+
+    // The claim's controller lets go: the next apply finishes the removal.
+    kube.update_as("kube-controller-manager", "v1", "PersistentVolumeClaim", Some(ns), "data", |o| {
+        o["metadata"]["finalizers"] = json!([]);
+    });
+    let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
+    assert_eq!(c, 0, "{v:#}");
+    assert!(kube.get("v1", "Namespace", None, ns).is_none());
+    let out = w.run(&args(&["plan", "--detailed-exitcode"]));
+    assert_eq!(code(&out), 0, "{}", text(&out.stdout));
+}
+
 #[test]
 fn a_replaced_or_vanished_cluster_is_bootstrapped_again_from_scratch() {
     let moto = Moto::start();

@@ -111,10 +111,7 @@ impl KubernetesProvider {
                     (None, true) => WaitStep::Done(()),
                     (None, false) => WaitStep::Pending("not found".into()),
                     (Some(live), false) => readiness(&a.kind, &live),
-                    (Some(live), true) => WaitStep::Pending(match live["metadata"]["deletionTimestamp"].as_str() {
-                        Some(t) => format!("terminating since {t}"),
-                        None => "still there".into(),
-                    }),
+                    (Some(live), true) => WaitStep::Pending(terminating(&live)),
                 })
             },
         )
@@ -293,6 +290,39 @@ fn inventory(attrs: &Attrs) -> Vec<Applied> {
 
 fn same_object(a: &Applied, b: &Applied) -> bool {
     a.api_version == b.api_version && a.kind == b.kind && a.namespace == b.namespace && a.name == b.name
+}
+
+/// What keeps a deleted object: for a namespace, what its conditions say remains in it (the
+/// namespace controller's words: which resources, which finalizers), else its own finalizers.
+fn terminating(live: &Json) -> String {
+    let Some(since) = live["metadata"]["deletionTimestamp"].as_str() else {
+        return "still there".into();
+    };
+    let finalizers: Vec<&str> = live["metadata"]["finalizers"]
+        .as_array()
+        .map(|f| f.iter().filter_map(Json::as_str).collect())
+        .unwrap_or_default();
+    let holding: Vec<&str> = live["status"]["conditions"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter(|c| c["status"] == "True" && c["type"].as_str().is_some_and(|t| t.starts_with("Namespace")))
+                .filter_map(|c| c["message"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut s = format!("terminating since {since}");
+    if !holding.is_empty() {
+        s.push_str(&format!(": {}", holding.join("; ")));
+    } else if !finalizers.is_empty() {
+        s.push_str(&format!(", held by its finalizers {}", finalizers.join(", ")));
+    }
+    if !holding.is_empty() || !finalizers.is_empty() {
+        s.push_str(
+            " (a finalizer is removed by the controller that set it; if that controller is gone, remove it by hand)",
+        );
+    }
+    s
 }
 
 /// Deletion order: namespaced objects, then cluster-scoped ones, then namespaces, CRDs last.

@@ -2,12 +2,16 @@
 //! apply, out-of-band edits, deletes with their cascades; the defaults the server fills in; the
 //! controllers that write workload status; the seed a fresh EKS cluster holds.
 //!
-//! It speaks JSON values and [`ApiError`]s, not HTTP. Not emulated: admission webhooks (stored,
-//! never called), garbage collection through ownerReferences, finalizers (deletes are immediate,
-//! a namespace disappears at once with its contents), pods behind workloads, quota, immutable-field
-//! checks, defaults beyond a handful (listed in [`Cluster::defaults`]).
+//! It speaks JSON values and [`ApiError`]s, not HTTP. Deletion goes as on a real server: an
+//! object with finalizers is marked (`deletionTimestamp`) and stays until they are removed; a
+//! namespace turns `Terminating`, the namespace controller empties it after a delay
+//! ([`Cluster::progress`]) and it goes once nothing (and no finalizer) is left, its conditions
+//! saying what holds it meanwhile. Not emulated: garbage collection through ownerReferences, pods
+//! behind workloads, quota, immutable-field checks, defaults beyond a handful (listed in
+//! [`Cluster::defaults`]).
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{Value, json};
@@ -104,6 +108,10 @@ pub(crate) struct Cluster {
     next_ip: u32,
     /// Webhook backends and refusals, as the test set them.
     pub(crate) admission: Admission,
+    /// How long after its deletion the namespace controller empties a namespace.
+    termination: Duration,
+    /// Namespaces being terminated, and when the namespace controller empties each.
+    terminating: BTreeMap<String, Instant>,
 }
 
 /// Now, to the second, RFC 3339 (`2025-01-02T03:04:05Z`).
@@ -298,12 +306,30 @@ const DEPLOYMENT_TIMES: &[&str] = &["lastUpdateTime", "lastTransitionTime"];
 const JOB_TIMES: &[&str] = &["lastProbeTime", "lastTransitionTime"];
 const CRD_TIMES: &[&str] = &["lastTransitionTime"];
 
+fn namespaces_key() -> ResKey {
+    (String::new(), "namespaces".to_string())
+}
+
+/// `metadata.finalizers`.
+fn finalizers(obj: &Value) -> Vec<&str> {
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// Whether the object has been deleted and waits for its finalizers (or, a namespace, for the
+/// namespace controller).
+fn being_deleted(obj: &Value) -> bool {
+    obj.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null())
+}
+
 fn short_hash(v: &Value) -> String {
     hex::encode(Sha256::digest(v.to_string().as_bytes()))[..10].to_string()
 }
 
 impl Cluster {
-    pub(crate) fn new(flavor: Flavor, readiness: Readiness, webhooks: WebhookBackends) -> Self {
+    pub(crate) fn new(flavor: Flavor, readiness: Readiness, webhooks: WebhookBackends, termination: Duration) -> Self {
         let mut c = Cluster {
             readiness,
             rv: 0,
@@ -313,6 +339,8 @@ impl Cluster {
             events: Vec::new(),
             next_ip: 11,
             admission: Admission { default_up: webhooks == WebhookBackends::Up, ..Admission::default() },
+            termination,
+            terminating: BTreeMap::new(),
         };
         c.seed(flavor);
         c
@@ -341,7 +369,11 @@ impl Cluster {
     }
 
     pub(crate) fn namespace_exists(&self, ns: &str) -> bool {
-        self.objects.get(&(String::new(), "namespaces".to_string())).is_some_and(|m| m.contains_key(&obj_key(None, ns)))
+        self.namespace(ns).is_some()
+    }
+
+    fn namespace(&self, ns: &str) -> Option<&Value> {
+        self.objects.get(&namespaces_key()).and_then(|m| m.get(&obj_key(None, ns)))
     }
 
     pub(crate) fn get(&self, rt: &ResourceType, ns: Option<&str>, name: &str) -> Option<Value> {
@@ -419,6 +451,15 @@ impl Cluster {
         }
         let key = obj_key(ns, name);
         let live: Option<Value> = self.objects.get(&rt.key()).and_then(|m| m.get(&key)).cloned();
+        if let Some(n) = ns
+            && live.is_none()
+            && self.namespace(n).is_some_and(being_deleted)
+        {
+            let why = format!("unable to create new content in namespace {n} because it is being terminated");
+            let mut e = ApiError::forbidden(rt, name, &why);
+            e.add_cause("NamespaceTerminating", &format!("namespace {n} is being terminated"), "metadata.namespace");
+            return Err(e);
+        }
         let now = now();
         let api_version = rt.api_version();
         let status_sub = w.subresource.as_deref() == Some("status");
@@ -538,8 +579,28 @@ impl Cluster {
         new["kind"] = json!(rt.kind);
         set_meta(&mut new, "name", Some(json!(name)));
         set_meta(&mut new, "namespace", ns.map(|n| json!(n)));
-        for k in ["uid", "creationTimestamp", "generation", "resourceVersion"] {
+        for k in [
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ] {
             set_meta(&mut new, k, live.as_ref().and_then(|l| l["metadata"].get(k).cloned()));
+        }
+        if let Some(l) = live.as_ref().filter(|l| being_deleted(l)) {
+            let added: Vec<&str> = finalizers(&new).into_iter().filter(|f| !finalizers(l).contains(f)).collect();
+            if !added.is_empty() {
+                let cause = Cause {
+                    reason: "FieldValueForbidden",
+                    message: format!(
+                        "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"
+                    ),
+                    field: "metadata.finalizers".into(),
+                };
+                return Err(ApiError::invalid(rt, name, &[cause]));
+            }
         }
         if !is_apply {
             set_meta(
@@ -652,6 +713,16 @@ impl Cluster {
         {
             return Ok(Written { obj: present(l, rt), created: false, warnings });
         }
+        // The last finalizer of an object being deleted is gone: so is the object. (A namespace
+        // goes when the namespace controller has emptied it, see `progress`.)
+        if being_deleted(&new) && finalizers(&new).is_empty() && !rt.is("", "Namespace") {
+            if w.dry_run {
+                return Ok(Written { obj: present(&new, rt), created: false, warnings });
+            }
+            let mut gone = self.remove(&rt.key(), &key).expect("being deleted, so stored");
+            gone["metadata"]["finalizers"] = json!([]);
+            return Ok(Written { obj: present(&gone, rt), created: false, warnings });
+        }
         if w.dry_run {
             return Ok(Written { obj: present(&new, rt), created: live.is_none(), warnings });
         }
@@ -720,26 +791,35 @@ impl Cluster {
                 }
             }
         }
-        let mut out = live.clone();
-        if is_ns {
-            set_meta(&mut out, "deletionTimestamp", Some(json!(now())));
-            out["status"] = json!({"phase": "Terminating"});
+        // A namespace, or an object with finalizers, is marked and stays: the namespace until
+        // the namespace controller has emptied it, the object until its finalizers are removed.
+        if is_ns || !finalizers(&live).is_empty() {
+            let mut out = live.clone();
+            if !being_deleted(&out) {
+                set_meta(&mut out, "deletionTimestamp", Some(json!(now())));
+                set_meta(&mut out, "deletionGracePeriodSeconds", Some(json!(0)));
+            }
+            if is_ns {
+                out["status"]["phase"] = json!("Terminating");
+            }
+            if dry_run {
+                return Ok(present(&out, rt));
+            }
+            if out != live {
+                out = self.store(rt.key(), key, out, "MODIFIED");
+            }
+            if is_ns {
+                let due = Instant::now() + self.termination;
+                self.terminating.entry(name.to_string()).or_insert(due);
+            }
+            return Ok(present(&out, rt));
         }
+        let mut out = live.clone();
         if dry_run {
             return Ok(present(&out, rt));
         }
         let removed = self.remove(&rt.key(), &key).expect("found above");
         set_meta(&mut out, "resourceVersion", removed["metadata"].get("resourceVersion").cloned());
-        if is_ns {
-            let doomed: Vec<(ResKey, ObjKey)> = self
-                .objects
-                .iter()
-                .flat_map(|(res, m)| m.keys().filter(|(n, _)| n == name).map(move |k| (res.clone(), k.clone())))
-                .collect();
-            for (res, k) in doomed {
-                self.remove(&res, &k);
-            }
-        }
         if rt.is("apiextensions.k8s.io", "CustomResourceDefinition") {
             let res = (
                 live["spec"]["group"].as_str().unwrap_or_default().to_string(),
@@ -753,6 +833,116 @@ impl Cluster {
             self.rebuild_crd_types();
         }
         Ok(present(&out, rt))
+    }
+
+    /// Whether a namespace is waiting for the namespace controller.
+    pub(crate) fn terminating(&self) -> bool {
+        !self.terminating.is_empty()
+    }
+
+    /// The namespace controller, for every deleted namespace whose delay has passed: deletes its
+    /// contents (objects with finalizers are marked and stay), then removes its own `kubernetes`
+    /// finalizer and the namespace once nothing is left and no finalizer of its own remains.
+    /// Meanwhile its conditions say what holds it, in the real controller's words.
+    pub(crate) fn progress(&mut self, at: Instant) {
+        let due: Vec<String> = self.terminating.iter().filter(|(_, t)| **t <= at).map(|(n, _)| n.clone()).collect();
+        for ns in due {
+            self.empty_namespace(&ns);
+        }
+    }
+
+    fn empty_namespace(&mut self, ns: &str) {
+        let contents: Vec<(ResKey, ObjKey)> = self
+            .objects
+            .iter()
+            .flat_map(|(res, m)| m.keys().filter(|(n, _)| n == ns).map(move |k| (res.clone(), k.clone())))
+            .collect();
+        // What is left: instances per resource (`configmaps.`, `widgets.example.com`), and per
+        // finalizer.
+        let mut remaining: BTreeMap<String, usize> = BTreeMap::new();
+        let mut held: BTreeMap<String, usize> = BTreeMap::new();
+        for (res, k) in contents {
+            let obj = self.objects[&res][&k].clone();
+            let fins = finalizers(&obj);
+            if fins.is_empty() {
+                self.remove(&res, &k);
+                continue;
+            }
+            *remaining.entry(format!("{}.{}", res.1, res.0)).or_default() += 1;
+            for f in fins {
+                *held.entry(f.to_string()).or_default() += 1;
+            }
+            if !being_deleted(&obj) {
+                let mut marked = obj;
+                set_meta(&mut marked, "deletionTimestamp", Some(json!(now())));
+                set_meta(&mut marked, "deletionGracePeriodSeconds", Some(json!(0)));
+                self.store(res, k, marked, "MODIFIED");
+            }
+        }
+        let key = obj_key(None, ns);
+        let Some(live) = self.namespace(ns).cloned() else {
+            self.terminating.remove(ns);
+            return;
+        };
+        let mut next = live.clone();
+        if remaining.is_empty() {
+            next["spec"]["finalizers"] = json!([]);
+            if finalizers(&next).is_empty() {
+                self.remove(&namespaces_key(), &key);
+                self.terminating.remove(ns);
+                return;
+            }
+        }
+        let list = |m: &BTreeMap<String, usize>, what: &str| {
+            m.iter().map(|(k, n)| format!("{k} {what} {n} resource instances")).collect::<Vec<_>>().join(", ")
+        };
+        let stamp = now();
+        let old = live["status"]["conditions"].clone();
+        let c = |ty: &str, status: &str, reason: &str, message: &str| {
+            condition(&old, CRD_TIMES, ty, status, reason, message, &stamp)
+        };
+        let content = if remaining.is_empty() {
+            c("NamespaceContentRemaining", "False", "ContentRemoved", "All content successfully removed")
+        } else {
+            let message = format!("Some resources are remaining: {}", list(&remaining, "has"));
+            c("NamespaceContentRemaining", "True", "SomeResourcesRemain", &message)
+        };
+        let fins = if held.is_empty() {
+            c(
+                "NamespaceFinalizersRemaining",
+                "False",
+                "ContentHasNoFinalizers",
+                "All content-preserving finalizers finished",
+            )
+        } else {
+            let message = format!("Some content in the namespace has finalizers remaining: {}", list(&held, "in"));
+            c("NamespaceFinalizersRemaining", "True", "SomeFinalizersRemain", &message)
+        };
+        next["status"]["conditions"] = json!([
+            c(
+                "NamespaceDeletionDiscoveryFailure",
+                "False",
+                "ResourcesDiscovered",
+                "All resources successfully discovered"
+            ),
+            c(
+                "NamespaceDeletionGroupVersionParsingFailure",
+                "False",
+                "ParsedGroupVersions",
+                "All legacy kube types successfully parsed"
+            ),
+            c(
+                "NamespaceDeletionContentFailure",
+                "False",
+                "ContentDeleted",
+                "All content successfully deleted, may be waiting on finalization"
+            ),
+            content,
+            fins,
+        ]);
+        if next != live {
+            self.store(namespaces_key(), key, next, "MODIFIED");
+        }
     }
 
     /// The defaults the emulator fills in (a handful of the real server's):

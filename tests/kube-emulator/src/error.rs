@@ -63,6 +63,16 @@ impl ApiError {
         s
     }
 
+    /// Adds a cause to the details (`{reason, message, field}`).
+    pub(crate) fn add_cause(&mut self, reason: &str, message: &str, field: &str) {
+        let d = self.details.get_or_insert_with(|| json!({}));
+        let cause = json!({"reason": reason, "message": message, "field": field});
+        match d["causes"].as_array_mut() {
+            Some(c) => c.push(cause),
+            None => d["causes"] = json!([cause]),
+        }
+    }
+
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message, None)
     }

@@ -21,8 +21,10 @@
 //!   patch (lists replaced).
 //! - Admission webhooks are not called, only modelled: a write their rules match fails while the
 //!   webhook's service has no ready backend ([`WebhookBackends`]) or while a test makes it refuse
-//!   (see `admission`); no mutation. No garbage collection by ownerReferences, no finalizers:
-//!   deletes are immediate and a namespace takes its contents with it at once.
+//!   (see `admission`); no mutation. No garbage collection by ownerReferences. Finalizers are
+//!   honoured (an object with finalizers is marked deleted and stays until they are removed), and
+//!   a deleted namespace is `Terminating` until the namespace controller has emptied it
+//!   ([`NamespaceTermination`]); but no controller ever removes a finalizer: a test does.
 //! - No pods behind workloads, no scheduling, no quota, no immutable-field or cross-field checks,
 //!   only a handful of defaults (see `Cluster::defaults`); CRD `pattern`/`format`/CEL rules and
 //!   conversion webhooks are ignored (versions share one stored object, only `apiVersion` changes).
@@ -66,6 +68,19 @@ pub struct Options {
     pub flavor: Flavor,
     pub readiness: Readiness,
     pub webhooks: WebhookBackends,
+    pub namespace_termination: NamespaceTermination,
+}
+
+/// How long the namespace controller takes to start emptying a deleted namespace (default one
+/// second). Until then, and while objects with finalizers remain in it, the namespace is
+/// `Terminating`: it still exists, refuses new content, and its conditions say what holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NamespaceTermination(pub std::time::Duration);
+
+impl Default for NamespaceTermination {
+    fn default() -> Self {
+        NamespaceTermination(std::time::Duration::from_secs(1))
+    }
 }
 
 /// Whether the services behind admission webhooks have ready backends.
@@ -179,7 +194,7 @@ impl KubeEmulator {
         let addr: SocketAddr = listener.local_addr().map_err(StartError::Bind)?;
         let runtime =
             tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(StartError::Runtime)?;
-        let cluster = Cluster::new(opts.flavor, opts.readiness, opts.webhooks);
+        let cluster = Cluster::new(opts.flavor, opts.readiness, opts.webhooks, opts.namespace_termination.0);
         let ns = cluster.resolve("", "v1", "namespaces").expect("built-in");
         let kube_system_uid = cluster
             .get(&ns, None, "kube-system")

@@ -76,9 +76,24 @@ impl http_body::Body for Body {
 
 /// Accepts connections until `shutdown` fires.
 pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, mut shutdown: oneshot::Receiver<()>) {
+    // The namespace controller's clock.
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(50));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
+            _ = tick.tick() => {
+                let mut c = shared.cluster();
+                if c.terminating() {
+                    let before = c.resource_version();
+                    c.progress(std::time::Instant::now());
+                    let rv = c.resource_version();
+                    drop(c);
+                    if rv != before {
+                        shared.changed.send_replace(rv);
+                    }
+                }
+            }
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let shared = shared.clone();

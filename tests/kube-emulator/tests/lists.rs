@@ -8,7 +8,7 @@ use common::{api_error, apply, client, dynamic, manifest};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, ListParams, WatchEvent, WatchParams};
-use matih_kube_emulator::{KubeEmulator, Options};
+use matih_kube_emulator::{KubeEmulator, NamespaceTermination, Options};
 use serde_json::json;
 
 async fn seed_configmaps(em: &KubeEmulator) {
@@ -60,16 +60,40 @@ async fn label_and_field_selectors_filter_lists() {
     assert_eq!(api_error(all.list(&q("app in web")).await).code, 400);
 }
 
+/// Polls `f` every 20 ms until it returns true; panics after `secs` seconds.
+async fn eventually(secs: u64, what: &str, mut f: impl AsyncFnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f().await {
+        assert!(start.elapsed() < Duration::from_secs(secs), "not within {secs}s: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
-async fn deleting_a_namespace_deletes_its_contents() {
-    let em = KubeEmulator::start(Options::default());
+async fn a_deleted_namespace_terminates_then_goes_with_its_contents() {
+    let termination = NamespaceTermination(Duration::from_millis(400));
+    let em = KubeEmulator::start(Options { namespace_termination: termination, ..Options::default() });
     seed_configmaps(&em).await;
     let c = client(&em);
     let ns = dynamic(&c, "v1", "Namespace", "namespaces", None);
+    let started = std::time::Instant::now();
     let deleted = ns.delete("team", &DeleteParams::default()).await.unwrap().left().expect("the namespace is returned");
     assert_eq!(deleted.data["status"]["phase"], "Terminating");
-    assert_eq!(api_error(ns.get("team").await).code, 404);
+    assert!(deleted.metadata.deletion_timestamp.is_some());
+    // Still there, with its contents, until the namespace controller gets to it.
+    assert_eq!(ns.get("team").await.unwrap().data["status"]["phase"], "Terminating");
     let team: Api<ConfigMap> = Api::namespaced(c.clone(), "team");
+    assert!(team.get("c").await.is_ok());
+    // No new content meanwhile; existing content may still be changed.
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "new", "namespace": "team"}});
+    let err = api_error(apply(&dynamic(&c, "v1", "ConfigMap", "configmaps", Some("team")), "matih", &cm).await);
+    assert_eq!((err.code, err.reason.as_str()), (403, "Forbidden"), "{err:?}");
+    assert!(err.message.contains("unable to create new content in namespace team because it is being terminated"));
+    // Deleting it again changes nothing.
+    assert!(ns.delete("team", &DeleteParams::default()).await.is_ok());
+
+    eventually(5, "team gone", async || ns.get("team").await.is_err()).await;
+    assert!(started.elapsed() >= Duration::from_millis(400), "gone before the controller's delay");
     assert_eq!(api_error(team.get("c").await).code, 404);
     assert_eq!(
         names(&Api::<ConfigMap>::all(c.clone()).list(&ListParams::default().labels("app")).await.unwrap().items),
@@ -79,6 +103,81 @@ async fn deleting_a_namespace_deletes_its_contents() {
 
     let err = api_error(ns.delete("kube-system", &DeleteParams::default()).await);
     assert_eq!((err.code, err.reason.as_str()), (403, "Forbidden"));
+}
+
+#[tokio::test]
+async fn a_finalizer_holds_its_object_and_its_namespace_until_removed() {
+    let termination = NamespaceTermination(Duration::from_millis(50));
+    let em = KubeEmulator::start(Options { namespace_termination: termination, ..Options::default() });
+    seed_configmaps(&em).await;
+    let c = client(&em);
+    em.update_as("operator", "v1", "ConfigMap", Some("team"), "c", |o| {
+        o["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    });
+    let ns = dynamic(&c, "v1", "Namespace", "namespaces", None);
+    ns.delete("team", &DeleteParams::default()).await.unwrap();
+
+    // `d` goes; `c` is marked and stays; the namespace says what holds it.
+    let team = dynamic(&c, "v1", "ConfigMap", "configmaps", Some("team"));
+    eventually(5, "d deleted", async || team.get("d").await.is_err()).await;
+    let held = team.get("c").await.unwrap();
+    assert!(held.metadata.deletion_timestamp.is_some());
+    let conditions = |o: &kube::api::DynamicObject| -> Vec<(String, String, String)> {
+        o.data["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["status"] == "True")
+            .map(|c| {
+                let s = |k: &str| c[k].as_str().unwrap().to_string();
+                (s("type"), s("reason"), s("message"))
+            })
+            .collect()
+    };
+    eventually(5, "conditions", async || ns.get("team").await.is_ok_and(|n| !conditions(&n).is_empty())).await;
+    let live = ns.get("team").await.unwrap();
+    assert_eq!(live.data["status"]["phase"], "Terminating");
+    assert_eq!(
+        conditions(&live),
+        [
+            (
+                "NamespaceContentRemaining".into(),
+                "SomeResourcesRemain".into(),
+                "Some resources are remaining: configmaps. has 1 resource instances".into()
+            ),
+            (
+                "NamespaceFinalizersRemaining".into(),
+                "SomeFinalizersRemain".into(),
+                "Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances"
+                    .into()
+            ),
+        ]
+    );
+    // A deleted object takes no new finalizer.
+    let patch = json!({"metadata": {"finalizers": ["example.com/hold", "example.com/more"]}});
+    let err = api_error(team.patch("c", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await);
+    assert_eq!(err.code, 422, "{err:?}");
+    assert!(err.message.contains("no new finalizers can be added if the object is being deleted"), "{}", err.message);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(ns.get("team").await.is_ok(), "held while the finalizer stays");
+
+    // Its controller is done: the object goes, then the namespace.
+    let patch = json!({"metadata": {"finalizers": null}});
+    team.patch("c", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+    assert_eq!(api_error(team.get("c").await).code, 404);
+    eventually(5, "team gone", async || ns.get("team").await.is_err()).await;
+
+    // Outside a namespace being deleted, too: a deleted object with a finalizer waits for it.
+    em.update_as("operator", "v1", "ConfigMap", Some("default"), "a", |o| {
+        o["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    });
+    let default = dynamic(&c, "v1", "ConfigMap", "configmaps", Some("default"));
+    default.delete("a", &DeleteParams::default()).await.unwrap();
+    assert!(default.get("a").await.unwrap().metadata.deletion_timestamp.is_some());
+    em.update_as("operator", "v1", "ConfigMap", Some("default"), "a", |o| {
+        o["metadata"]["finalizers"] = json!([]);
+    });
+    assert_eq!(api_error(default.get("a").await).code, 404);
 }
 
 #[tokio::test]
