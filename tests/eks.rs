@@ -16,7 +16,7 @@ use aws_sdk_ec2::types::Filter;
 use std::sync::Arc;
 
 use matih_emulators::Moto;
-use matih_kube_emulator::{Auth, KubeEmulator, Options, Readiness, WebhookBackends};
+use matih_kube_emulator::{Auth, KubeEmulator, NamespaceTermination, Options, Readiness, WebhookBackends};
 use serde_json::{Value, json};
 
 mod common;
@@ -409,11 +409,61 @@ fn assert_bootstrapped(w: &Work, kube: &KubeEmulator, outputs: &Value) {
     assert!(kube.get("networking.k8s.io/v1", "NetworkPolicy", Some("matih-frontend"), "allow-to-internet").is_none());
 }
 
+/// Another manager's item in a list the tool writes (an injector's env var in the ingress
+/// controller's container) is not drift, and survives the tool's next apply of that object.
+#[test]
+fn another_managers_list_item_is_neither_drift_nor_removed() {
+    let moto = Moto::start();
+    let (w, kube) = work(&moto);
+    assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
+    let (ns, name) = (Some("matih-ingress"), "ingress-nginx-controller");
+    let env = |kube: &KubeEmulator| -> Vec<String> {
+        let d = kube.get("apps/v1", "Deployment", ns, name).unwrap();
+        d["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let ours = env(&kube);
+    kube.update_as("vault-injector", "apps/v1", "Deployment", ns, name, |d| {
+        let env = d["spec"]["template"]["spec"]["containers"][0]["env"].as_array_mut().unwrap();
+        env.push(json!({"name": "VAULT_ADDR", "value": "https://vault:8200"}));
+    });
+    let out = w.run(&args(&["plan", "--detailed-exitcode"]));
+    assert_eq!(code(&out), 0, "another manager's item is not drift:\n{}", text(&out.stdout));
+
+    // A field the tool owns changed by hand is drift; repairing it keeps the injector's item.
+    kube.update_as("kubectl-edit", "apps/v1", "Deployment", ns, name, |d| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("example.com/ingress-nginx:patched");
+    });
+    let out = w.run(&args(&["plan", "--detailed-exitcode"]));
+    assert_eq!(code(&out), 2, "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("changed outside matih-infra: Deployment matih-ingress/ingress-nginx-controller"),
+        "{}",
+        text(&out.stdout)
+    );
+    let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
+    assert_eq!(c, 0, "{v:#}");
+    let d = kube.get("apps/v1", "Deployment", ns, name).unwrap();
+    assert_ne!(d["spec"]["template"]["spec"]["containers"][0]["image"], "example.com/ingress-nginx:patched");
+    let mut want = ours.clone();
+    want.push("VAULT_ADDR".into());
+    assert_eq!(env(&kube), want, "the tool's variables and the injector's");
+    let out = w.run(&args(&["plan", "--detailed-exitcode"]));
+    assert_eq!(code(&out), 0, "{}", text(&out.stdout));
+}
+
 #[test]
 fn drift_is_reported_and_repaired() {
     let moto = Moto::start();
     let aws = Aws::new(&moto);
-    let (w, kube) = work(&moto);
+    // A namespace deleted by hand stays Terminating long enough for the plan to see it so.
+    let slow = NamespaceTermination(std::time::Duration::from_secs(5));
+    let (w, kube) =
+        work_with_options(&moto, "matih-prod", Options { namespace_termination: slow, ..Options::default() });
     assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
     // Behind the tool's back: VPC DNS hostnames off, and the api record gone.
     aws.rt.block_on(async {
@@ -468,7 +518,7 @@ fn drift_is_reported_and_repaired() {
     );
     let said = p["drift"].to_string();
     assert!(said.contains("changed outside matih-infra: ConfigMap kube-system/coredns"), "{said}");
-    assert!(said.contains("missing: Namespace matih-tenant-bigcorp"), "{said}");
+    assert!(said.contains("being deleted: Namespace matih-tenant-bigcorp"), "{said}");
     let want: Vec<(String, String)> = [
         ("dns.record.api", "create"),
         ("eks.vpc.main", "update"),
@@ -483,7 +533,9 @@ fn drift_is_reported_and_repaired() {
     assert_eq!(aws.records(), before);
     let cm = kube.get("v1", "ConfigMap", Some("kube-system"), "coredns").unwrap();
     assert!(cm["data"]["Corefile"].as_str().unwrap().contains("forward . 1.1.1.1 8.8.8.8"), "the hand edit is undone");
-    assert!(kube.get("v1", "Namespace", None, "matih-tenant-bigcorp").is_some());
+    // The apply waited for the Terminating namespace to go, then created it again.
+    let ns = kube.get("v1", "Namespace", None, "matih-tenant-bigcorp").unwrap();
+    assert!(ns["metadata"].get("deletionTimestamp").is_none(), "{ns:#}");
     assert!(kube.get("networking.k8s.io/v1", "NetworkPolicy", Some("matih-tenant-bigcorp"), "default-deny").is_some());
     let out = w.run(&args(&["plan", "--detailed-exitcode"]));
     assert_eq!(code(&out), 0, "{}", text(&out.stdout));

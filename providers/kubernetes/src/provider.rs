@@ -392,6 +392,9 @@ impl Provider for KubernetesProvider {
                         .and_then(|m| m.get(&(a.namespace.clone(), a.name.clone())));
                     let drift = match obj {
                         None => Some(format!("missing: {}", a.display())),
+                        Some(o) if o["metadata"]["deletionTimestamp"].is_string() => {
+                            Some(format!("being deleted: {}", a.display()))
+                        }
                         Some(o) if owned_digest(o["metadata"].get("managedFields")) != a.owned => {
                             Some(format!("changed outside matih-infra: {}", a.display()))
                         }
@@ -431,7 +434,17 @@ impl Provider for KubernetesProvider {
                 }
                 crds_waited = true;
             }
-            let (a, _) = self.apply_until_accepted(&s, o, entry, *adopted, policy, &req.status).await?;
+            let (mut a, live) = self.apply_until_accepted(&s, o, entry, *adopted, policy, &req.status).await?;
+            // Applied to an object on its way out (a namespace deleted by hand, Terminating): it
+            // would go with everything in it. Wait until it has gone, then create it again.
+            if let Some(since) = live["metadata"]["deletionTimestamp"].as_str() {
+                req.status.say(&format!(
+                    "{} is being deleted (since {since}); creating it again once it is gone",
+                    a.display()
+                ));
+                self.wait_for(&s, &a, true, policy, &req.status).await?;
+                (a, _) = self.apply_until_accepted(&s, o, entry, *adopted, policy, &req.status).await?;
+            }
             applied.push(a);
         }
         for a in applied.iter().filter(|a| a.kind == "CustomResourceDefinition" && !crds_waited) {

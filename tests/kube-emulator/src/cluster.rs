@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use crate::admission::{Admission, Request as AdmissionRequest};
 use crate::catalog::{self, ResourceType};
 use crate::error::{ApiError, Cause};
+use crate::lists::ListTypes;
 use crate::schema;
 use crate::ssa::{self, ApplyRequest};
 use crate::validate;
@@ -451,6 +452,7 @@ impl Cluster {
         }
         let key = obj_key(ns, name);
         let live: Option<Value> = self.objects.get(&rt.key()).and_then(|m| m.get(&key)).cloned();
+        let lists = ListTypes::of(rt);
         if let Some(n) = ns
             && live.is_none()
             && self.namespace(n).is_some_and(being_deleted)
@@ -560,8 +562,12 @@ impl Cluster {
                     force,
                     skip_status: rt.status && !status_sub,
                     now: &now,
+                    lists: &lists,
                 };
-                ssa::apply(&base, &config, &req).map_err(|c| ApiError::apply_conflicts(rt, name, &c))?
+                ssa::apply(&base, &config, &req).map_err(|e| match e {
+                    ssa::ApplyError::Conflicts(c) => ApiError::apply_conflicts(rt, name, &c),
+                    ssa::ApplyError::Lists(problems) => ApiError::typed_patch(rt, name, &problems),
+                })?
             }
             Op::Mutate(f) => {
                 let mut n = live.clone().ok_or_else(not_found)?;
@@ -684,15 +690,14 @@ impl Cluster {
 
         if !is_apply && !reconcile {
             let entries = live.as_ref().map(ssa::read_entries).unwrap_or_default();
-            ssa::record_update(
-                live.as_ref(),
-                entries,
-                &mut new,
-                &w.manager,
-                &api_version,
-                w.subresource.as_deref(),
-                &now,
-            );
+            let u = ssa::Updater {
+                manager: &w.manager,
+                api_version: &api_version,
+                subresource: w.subresource.as_deref(),
+                now: &now,
+                lists: &lists,
+            };
+            ssa::record_update(live.as_ref(), entries, &mut new, &u);
         }
 
         // Controllers react to spec changes (and to readiness changes).
@@ -703,7 +708,14 @@ impl Cluster {
             if new.get("status") != before.get("status") {
                 let manager = if is_crd { "kube-apiserver" } else { "kube-controller-manager" };
                 let entries = ssa::read_entries(&before);
-                ssa::record_update(Some(&before), entries, &mut new, manager, &api_version, Some("status"), &now);
+                let u = ssa::Updater {
+                    manager,
+                    api_version: &api_version,
+                    subresource: Some("status"),
+                    now: &now,
+                    lists: &lists,
+                };
+                ssa::record_update(Some(&before), entries, &mut new, &u);
             }
         }
         ssa::prune(&mut new);
@@ -956,8 +968,8 @@ impl Cluster {
     fn defaults(&mut self, obj: &mut Value, rt: &ResourceType, live: Option<&Value>) {
         let fill = |obj: &mut Value, pointer: &str, v: Value| {
             if obj.pointer(pointer).is_none() {
-                let path: Vec<String> = pointer.trim_start_matches('/').split('/').map(String::from).collect();
-                crate::fields::set(obj, &path, v);
+                let keys: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
+                crate::fields::set(obj, &crate::fields::field_path(&keys), v);
             }
         };
         match (rt.group.as_str(), rt.kind.as_str()) {

@@ -73,6 +73,18 @@ impl ApiError {
         }
     }
 
+    /// An applied configuration that does not convert to the kind's typed form (list keys
+    /// missing or repeated), as the server words it.
+    pub(crate) fn typed_patch(rt: &ResourceType, name: &str, problems: &[String]) -> Self {
+        let gv = if rt.group.is_empty() { format!("/{}", rt.version) } else { rt.api_version() };
+        let message = format!("failed to create typed patch object ({gv}, Kind={}): {}", rt.kind, problems.join(", "));
+        let mut d = json!({"name": name, "kind": rt.kind});
+        if !rt.group.is_empty() {
+            d["group"] = json!(rt.group);
+        }
+        Self::new(422, "Invalid", message, Some(d))
+    }
+
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message, None)
     }

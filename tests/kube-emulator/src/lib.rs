@@ -16,9 +16,10 @@
 //! ([`Auth`]), and logged ([`KubeEmulator::requests`]).
 //!
 //! What it deliberately does not do:
-//! - Lists are atomic in server-side apply (one owned field, compared and replaced whole); a real
-//!   server merges `listType: map` lists per key. Strategic merge patch is treated as a JSON merge
-//!   patch (lists replaced).
+//! - Server-side apply merges lists by their list type, items owned one by one, from the CRD's
+//!   schema or, for built-in kinds, a table of the lists of object metadata, pod templates and
+//!   Services (see `lists`); other built-in lists are atomic here. Strategic merge patch is
+//!   treated as a JSON merge patch (lists replaced).
 //! - Admission webhooks are not called, only modelled: a write their rules match fails while the
 //!   webhook's service has no ready backend ([`WebhookBackends`]) or while a test makes it refuse
 //!   (see `admission`); no mutation. No garbage collection by ownerReferences. Finalizers are
@@ -42,6 +43,7 @@ mod catalog;
 mod cluster;
 mod error;
 mod fields;
+mod lists;
 mod schema;
 mod seed;
 mod selector;

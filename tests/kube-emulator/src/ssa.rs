@@ -7,14 +7,19 @@
 //! - Fields the applier owned last time and no longer sends are removed, unless someone else owns them.
 //! - An update takes every field it changes from everybody else and never conflicts.
 //!
-//! Deliberately simpler than the real thing: every list is atomic (one field, compared whole), so
-//! two managers cannot own different items of `containers`; `apiVersion` is not part of an entry's
-//! identity (one entry per manager, operation and subresource). Validation, defaults and the write
-//! itself belong to the caller.
+//! - Lists merge by their list type ([`crate::lists`]): items of a `map` list and values of a
+//!   `set` are fields of their own, so two managers own different items of `containers` or `env`,
+//!   and an apply removes only the items it stopped sending that nobody else owns. An atomic
+//!   list is one field, compared and replaced whole. New items go after the live ones.
+//!
+//! Deliberately simpler than the real thing: `apiVersion` is not part of an entry's identity
+//! (one entry per manager, operation and subresource). Validation, defaults and the write itself
+//! belong to the caller.
 
 use serde_json::{Map, Value, json};
 
 use crate::fields::{self, FieldSet, Path};
+use crate::lists::ListTypes;
 
 /// `Apply` or `Update`, as in `managedFields[].operation`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,6 +132,16 @@ pub(crate) fn prune(obj: &mut Value) {
     write_entries(obj, &entries);
 }
 
+/// Why an apply was refused.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum ApplyError {
+    /// Fields other managers own that it would change (without `force`).
+    Conflicts(Vec<Conflict>),
+    /// Lists the configuration gets wrong (an item without its key, duplicates), as the server
+    /// words them.
+    Lists(Vec<String>),
+}
+
 /// What an apply is asked to do.
 pub(crate) struct ApplyRequest<'a> {
     pub manager: &'a str,
@@ -136,15 +151,21 @@ pub(crate) struct ApplyRequest<'a> {
     /// The status is not the applier's (a main-resource apply of a kind with a status subresource).
     pub skip_status: bool,
     pub now: &'a str,
+    /// The kind's list types.
+    pub lists: &'a ListTypes,
 }
 
 /// Server-side apply of `config` (already stripped of server-set fields and nulls) onto `live`
 /// (the stored object, or a skeleton holding only identity when creating). Returns the merged
 /// object with its new `managedFields`, or the conflicts.
-pub(crate) fn apply(live: &Value, config: &Value, req: &ApplyRequest<'_>) -> Result<Value, Vec<Conflict>> {
+pub(crate) fn apply(live: &Value, config: &Value, req: &ApplyRequest<'_>) -> Result<Value, ApplyError> {
+    let problems = fields::list_problems(config, req.lists);
+    if !problems.is_empty() {
+        return Err(ApplyError::Lists(problems));
+    }
     let mut entries = read_entries(live);
     let mine = entries.iter().position(|e| e.is(req.manager, Operation::Apply, req.subresource));
-    let applied = fields::leaves(config, req.skip_status);
+    let applied = fields::leaves(config, req.skip_status, req.lists);
     let previous = mine.map(|i| entries[i].fields.clone()).unwrap_or_default();
 
     // Conflicts: a field another manager owns that this config would change.
@@ -163,9 +184,10 @@ pub(crate) fn apply(live: &Value, config: &Value, req: &ApplyRequest<'_>) -> Res
                     }
                 } else if q.len() > s.len() {
                     // The config puts a non-map (or an empty map, which changes nothing) above q.
-                    !matches!(fields::get(config, s), Some(Value::Object(m)) if m.is_empty())
+                    // An item is no value of its own: its fields decide.
+                    !fields::is_item(s) && !matches!(fields::get(config, s), Some(Value::Object(m)) if m.is_empty())
                 } else {
-                    // q owns a value above s; only a map there can take a new key.
+                    // q owns a value above s; only a map (or a list item) there can take a new key.
                     !matches!(fields::get(live, q), None | Some(Value::Object(_)))
                 };
                 if conflict && !conflicts.contains(&(i, q.clone())) {
@@ -176,10 +198,9 @@ pub(crate) fn apply(live: &Value, config: &Value, req: &ApplyRequest<'_>) -> Res
     }
     if !conflicts.is_empty() {
         if !req.force {
-            return Err(conflicts
-                .into_iter()
-                .map(|(i, path)| Conflict { path, manager: entries[i].describe() })
-                .collect());
+            return Err(ApplyError::Conflicts(
+                conflicts.into_iter().map(|(i, path)| Conflict { path, manager: entries[i].describe() }).collect(),
+            ));
         }
         for (i, q) in &conflicts {
             entries[*i].fields.remove(q);
@@ -194,7 +215,7 @@ pub(crate) fn apply(live: &Value, config: &Value, req: &ApplyRequest<'_>) -> Res
             .enumerate()
             .any(|(i, e)| Some(i) != mine && e.fields.iter().any(|f| f.len() >= r.len() && f[..r.len()] == r[..]));
         if !held {
-            let owned_map = |p: &[String]| {
+            let owned_map = |p: &[fields::Seg]| {
                 applied.iter().any(|a| a.as_slice() == p) || entries.iter().any(|e| e.fields.iter().any(|f| f == p))
             };
             fields::remove(&mut merged, r, &owned_map);
@@ -229,22 +250,26 @@ pub(crate) fn apply(live: &Value, config: &Value, req: &ApplyRequest<'_>) -> Res
     Ok(merged)
 }
 
-/// An update by `manager` turned `old` (None when creating) into `new`: `manager` takes every field
-/// that changed, nobody else keeps them. `entries` are the ownership before the write; the result is
-/// written into `new`.
-pub(crate) fn record_update(
-    old: Option<&Value>,
-    entries: Vec<Entry>,
-    new: &mut Value,
-    manager: &str,
-    api_version: &str,
-    subresource: Option<&str>,
-    now: &str,
-) {
+/// Who writes an update.
+pub(crate) struct Updater<'a> {
+    pub manager: &'a str,
+    pub api_version: &'a str,
+    pub subresource: Option<&'a str>,
+    pub now: &'a str,
+    pub lists: &'a ListTypes,
+}
+
+/// An update by `u.manager` turned `old` (None when creating) into `new`: it takes every field
+/// that changed, nobody else keeps them. A list item changes when it appears or goes; a change
+/// inside it is a change of that field alone. `entries` are the ownership before the write; the
+/// result is written into `new`.
+pub(crate) fn record_update(old: Option<&Value>, entries: Vec<Entry>, new: &mut Value, u: &Updater<'_>) {
+    let (manager, api_version, subresource, now) = (u.manager, u.api_version, u.subresource, u.now);
     let mut entries = entries;
-    let new_leaves = fields::leaves(new, false);
-    let old_leaves = old.map(|o| fields::leaves(o, false)).unwrap_or_default();
+    let new_leaves = fields::leaves(new, false, u.lists);
+    let old_leaves = old.map(|o| fields::leaves(o, false, u.lists)).unwrap_or_default();
     let differs = |p: &Path| match old {
+        Some(o) if fields::is_item(p) => fields::get(o, p).is_some() != fields::get(new, p).is_some(),
         Some(o) => fields::get(o, p) != fields::get(new, p),
         None => true,
     };
@@ -292,9 +317,40 @@ pub(crate) fn without_managed(obj: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fields::{Seg, field_path};
+
+    fn none() -> &'static ListTypes {
+        static NONE: std::sync::OnceLock<ListTypes> = std::sync::OnceLock::new();
+        NONE.get_or_init(ListTypes::none)
+    }
+
+    fn deployment() -> &'static ListTypes {
+        static D: std::sync::OnceLock<ListTypes> = std::sync::OnceLock::new();
+        D.get_or_init(|| ListTypes::of(crate::catalog::builtins().iter().find(|t| t.kind == "Deployment").unwrap()))
+    }
 
     fn req<'a>(manager: &'a str, force: bool) -> ApplyRequest<'a> {
-        ApplyRequest { manager, api_version: "v1", subresource: None, force, skip_status: true, now: "t" }
+        ApplyRequest {
+            manager,
+            api_version: "v1",
+            subresource: None,
+            force,
+            skip_status: true,
+            now: "t",
+            lists: none(),
+        }
+    }
+
+    fn update(old: &Value, new: &mut Value, manager: &str, lists: &ListTypes) {
+        let u = Updater { manager, api_version: "v1", subresource: None, now: "t", lists };
+        record_update(Some(old), read_entries(old), new, &u);
+    }
+
+    fn conflicts(e: ApplyError) -> Vec<Conflict> {
+        match e {
+            ApplyError::Conflicts(c) => c,
+            other => panic!("{other:?}"),
+        }
     }
 
     fn owned(obj: &Value, manager: &str) -> FieldSet {
@@ -302,14 +358,14 @@ mod tests {
     }
 
     fn p(s: &str) -> Path {
-        s.split('.').map(String::from).collect()
+        field_path(&s.split('.').collect::<Vec<_>>())
     }
 
     #[test]
     fn apply_conflicts_on_a_changed_field_but_shares_an_equal_one() {
         let base = json!({"metadata": {"name": "c"}});
         let a = apply(&base, &json!({"data": {"x": "1", "y": "2"}}), &req("a", false)).unwrap();
-        let err = apply(&a, &json!({"data": {"x": "1", "y": "3"}}), &req("b", false)).unwrap_err();
+        let err = conflicts(apply(&a, &json!({"data": {"x": "1", "y": "3"}}), &req("b", false)).unwrap_err());
         assert_eq!(err, vec![Conflict { path: p("data.y"), manager: "\"a\"".into() }]);
         let shared = apply(&a, &json!({"data": {"x": "1"}}), &req("b", false)).unwrap();
         assert!(owned(&shared, "a").contains(&p("data.x")) && owned(&shared, "b").contains(&p("data.x")));
@@ -334,10 +390,79 @@ mod tests {
         let a = apply(&base, &json!({"data": {"x": "1"}}), &req("a", false)).unwrap();
         let mut edited = a.clone();
         edited["data"]["x"] = json!("2");
-        record_update(Some(&a), read_entries(&a), &mut edited, "kubectl-edit", "v1", None, "t");
+        update(&a, &mut edited, "kubectl-edit", none());
         assert_eq!(owned(&edited, "kubectl-edit"), [p("data.x")].into_iter().collect());
         assert!(owned(&edited, "a").is_empty());
-        let err = apply(&edited, &json!({"data": {"x": "1"}}), &req("a", false)).unwrap_err();
+        let err = conflicts(apply(&edited, &json!({"data": {"x": "1"}}), &req("a", false)).unwrap_err());
         assert_eq!(err[0].manager, "\"kubectl-edit\" using v1");
+    }
+
+    /// Another manager's env var in a container the applier owns survives the applier's next
+    /// apply, is not the applier's, and the applier's own items still come and go.
+    #[test]
+    fn map_list_items_belong_to_whoever_set_them() {
+        let d = deployment();
+        let r = |manager, force| ApplyRequest { lists: d, ..req(manager, force) };
+        let config = |env: Value| json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "a:1", "env": env}]}}}});
+        let base = json!({"metadata": {"name": "d"}});
+        let mine = apply(&base, &config(json!([{"name": "A", "value": "1"}])), &r("tool", false)).unwrap();
+
+        // An injector adds B to the same container, and a sidecar.
+        let mut injected = mine.clone();
+        let spec = &mut injected["spec"]["template"]["spec"];
+        spec["containers"][0]["env"].as_array_mut().unwrap().push(json!({"name": "B", "value": "2"}));
+        spec["containers"].as_array_mut().unwrap().push(json!({"name": "sidecar", "image": "s:1"}));
+        update(&mine, &mut injected, "injector", d);
+        assert_eq!(owned(&injected, "tool"), owned(&mine, "tool"), "the tool's fields are untouched");
+        let container = Seg::Key(r#"{"name":"app"}"#.into());
+        let b = [
+            p("spec.template.spec.containers"),
+            vec![container.clone()],
+            p("env"),
+            vec![Seg::Key(r#"{"name":"B"}"#.into())],
+        ]
+        .concat();
+        assert!(owned(&injected, "injector").contains(&b), "{:?}", owned(&injected, "injector"));
+
+        // The tool applies again (forced, as it does), changing A and adding C: B and the sidecar stay.
+        let again = config(json!([{"name": "A", "value": "9"}, {"name": "C", "value": "3"}]));
+        let merged = apply(&injected, &again, &r("tool", true)).unwrap();
+        let names = |o: &Value, path: &str| -> Vec<String> {
+            fields::get(o, &p(path))
+                .unwrap()
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(names(&merged, "spec.template.spec.containers"), ["app", "sidecar"]);
+        let env = &merged["spec"]["template"]["spec"]["containers"][0]["env"];
+        assert_eq!(
+            env,
+            &json!([{"name": "A", "value": "9"}, {"name": "B", "value": "2"}, {"name": "C", "value": "3"}])
+        );
+
+        // Dropping A removes it; B (the injector's) stays even when the tool sends no env at all.
+        let bare = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "a:1"}]}}}});
+        let dropped = apply(&merged, &bare, &r("tool", true)).unwrap();
+        let env = &dropped["spec"]["template"]["spec"]["containers"][0]["env"];
+        assert_eq!(env, &json!([{"name": "B", "value": "2"}]));
+        // The injector's item conflicts with a different value from the tool, unless forced.
+        let clash = config(json!([{"name": "B", "value": "x"}]));
+        let err = conflicts(apply(&dropped, &clash, &r("tool", false)).unwrap_err());
+        assert_eq!(err[0].manager, "\"injector\" using v1");
+        assert_eq!(fields::dotted(&err[0].path), r#".spec.template.spec.containers[name="app"].env[name="B"].value"#);
+    }
+
+    #[test]
+    fn an_item_without_its_key_is_refused() {
+        let d = deployment();
+        let r = ApplyRequest { lists: d, ..req("tool", false) };
+        let config = json!({"spec": {"template": {"spec": {"containers": [{"image": "a:1"}]}}}});
+        let Err(ApplyError::Lists(problems)) = apply(&json!({"metadata": {"name": "d"}}), &config, &r) else {
+            panic!("accepted")
+        };
+        assert!(problems[0].contains("omits key field \"name\""), "{problems:?}");
     }
 }

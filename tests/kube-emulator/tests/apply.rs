@@ -240,3 +240,63 @@ fn a_plain_http_client_can_apply_real_yaml() {
     assert_eq!(stored["data"]["key"], "line one\n");
     assert_eq!(common::managers(&stored), [("curl".to_string(), "Apply".to_string())]);
 }
+
+fn deployment(env: Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "nginx:1", "env": env, "ports": [{"containerPort": 80}]}]}
+            }
+        }
+    })
+}
+
+/// Lists merge by their list type, as a real server does: a container env var another manager
+/// added is that manager's item; the applier neither removes it nor loses its own fields to it.
+#[tokio::test]
+async fn map_lists_merge_per_item_with_owners_per_item() {
+    let em = KubeEmulator::start(Options::default());
+    let api = dynamic(&client(&em), "apps/v1", "Deployment", "deployments", Some("default"));
+    apply(&api, "matih", &deployment(json!([{"name": "A", "value": "1"}]))).await.unwrap();
+
+    // A mutating controller's Update adds an env var (a JSON merge patch replaces the list: it
+    // sends both items, as `kubectl edit` would).
+    let live = em.get("apps/v1", "Deployment", Some("default"), "web").unwrap();
+    let mut containers = live["spec"]["template"]["spec"]["containers"].clone();
+    containers[0]["env"].as_array_mut().unwrap().push(json!({"name": "INJECTED", "value": "yes"}));
+    let patch = json!({"spec": {"template": {"spec": {"containers": containers}}}});
+    api.patch(
+        "web",
+        &PatchParams { field_manager: Some("injector".into()), ..Default::default() },
+        &Patch::Merge(&patch),
+    )
+    .await
+    .unwrap();
+    let v = em.get("apps/v1", "Deployment", Some("default"), "web").unwrap();
+    let injector = fields_of(&v, "injector", "Update").unwrap();
+    let env = &injector["f:spec"]["f:template"]["f:spec"]["f:containers"][r#"k:{"name":"web"}"#]["f:env"];
+    assert_eq!(env, &json!({r#"k:{"name":"INJECTED"}"#: {".": {}, "f:name": {}, "f:value": {}}}), "{injector:#}");
+    let matih = fields_of(&v, "matih", "Apply").unwrap();
+    let web = &matih["f:spec"]["f:template"]["f:spec"]["f:containers"][r#"k:{"name":"web"}"#];
+    assert_eq!(web["f:env"], json!({r#"k:{"name":"A"}"#: {".": {}, "f:name": {}, "f:value": {}}}));
+    assert_eq!(web["f:ports"], json!({r#"k:{"containerPort":80,"protocol":"TCP"}"#: {".": {}, "f:containerPort": {}}}));
+
+    // The applier applies again, changed: the injected variable stays.
+    let changed = apply(&api, "matih", &deployment(json!([{"name": "A", "value": "2"}]))).await.unwrap();
+    let env = &changed.data["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert_eq!(env, &json!([{"name": "A", "value": "2"}, {"name": "INJECTED", "value": "yes"}]));
+    // An item that omits its key is refused in the server's words.
+    let mut keyless = deployment(json!([{"value": "x"}]));
+    keyless["metadata"]["name"] = json!("web");
+    let err = api_error(apply(&api, "matih", &keyless).await);
+    assert_eq!(err.code, 422);
+    assert!(
+        err.message.contains(r#"associative list with keys has an element that omits key field "name""#),
+        "{}",
+        err.message
+    );
+}
