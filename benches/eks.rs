@@ -90,6 +90,8 @@ fn main() {
             .map(|(_, v)| v.as_u64().unwrap())
             .sum::<u64>();
         let resources = applied["summary"]["create"].as_u64().unwrap();
+        let state_bytes =
+            std::fs::metadata(dir.path().join(".matih/state/prod-eks.json")).map(|m| m.len()).unwrap_or(0);
         // Warm-up, then the median of three batched runs and one per-resource run.
         run(dir.path(), &moto, &kube, &["plan", "--detailed-exitcode"]);
         let measure = |extra: &[&str], runs: usize| {
@@ -128,9 +130,10 @@ fn main() {
         );
         println!(
             "{:>8}   batched plan, last run: refresh {b_refresh} ms (waiting on the cloud), planning {b_plan} ms; \
-             Kubernetes calls {b_kube} batched vs {p_kube} per-resource; the apply took {:.1} s",
+             Kubernetes calls {b_kube} batched vs {p_kube} per-resource; the apply took {:.1} s; state {:.0} KiB",
             "",
-            apply_wall.as_secs_f64()
+            apply_wall.as_secs_f64(),
+            state_bytes as f64 / 1024.0
         );
     }
 }

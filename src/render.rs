@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use matih_plans::{Action, AttrChange, Plan, Reason, Value};
+use matih_plans::{Action, AttrChange, PartChange, Plan, Reason, Value};
 use serde::Serialize;
 
 /// Colour on or off; decided once from the terminal, `NO_COLOR` and `--no-color`.
@@ -48,7 +48,76 @@ fn show_json(v: &serde_json::Value) -> String {
             other => other.clone(),
         }
     }
-    serde_json::to_string(&shorten(v)).unwrap_or_default()
+    inline(&shorten(v))
+}
+
+/// One line of JSON, spaced like the rest of the plan, keys sorted: `{"k": "v", "n": [1, 2]}`.
+fn inline(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Array(a) => format!("[{}]", a.iter().map(inline).collect::<Vec<_>>().join(", ")),
+        serde_json::Value::Object(m) => {
+            let sorted: std::collections::BTreeMap<&String, &serde_json::Value> = m.iter().collect();
+            let entries: Vec<String> =
+                sorted.iter().map(|(k, x)| format!("{}: {}", serde_json::Value::from(k.as_str()), inline(x))).collect();
+            format!("{{{}}}", entries.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The lines that differ between two texts, as a unified diff shows them (`-` old, `+` new,
+/// one unchanged line of context before each run of changes, `…` where lines are left out);
+/// `None` when the texts are too long to compare line by line.
+fn line_diff(before: &str, after: &str) -> Option<Vec<String>> {
+    let (a, b): (Vec<&str>, Vec<&str>) = (before.lines().collect(), after.lines().collect());
+    if a.len() * b.len() > 250_000 {
+        return None;
+    }
+    // Longest common subsequence, then walk it.
+    let mut lcs = vec![vec![0u32; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
+        }
+    }
+    let mut ops: Vec<(char, &str)> = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            ops.push((' ', a[i]));
+            i += 1;
+            j += 1;
+        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            ops.push(('-', a[i]));
+            i += 1;
+        } else {
+            ops.push(('+', b[j]));
+            j += 1;
+        }
+    }
+    let mut out = Vec::new();
+    let mut shown_to: Option<usize> = None;
+    for (n, (op, line)) in ops.iter().enumerate() {
+        if *op == ' ' {
+            continue;
+        }
+        if shown_to.is_none_or(|l| l + 1 < n) {
+            let context = (n > 0 && ops[n - 1].0 == ' ').then(|| n - 1);
+            let first_shown = context.unwrap_or(n);
+            if shown_to.map_or(first_shown > 0, |l| l + 1 < first_shown) {
+                out.push("  …".to_string());
+            }
+            if let Some(c) = context {
+                out.push(format!("  {}", ops[c].1));
+            }
+        }
+        out.push(format!("{op} {line}"));
+        shown_to = Some(n);
+    }
+    if shown_to.is_some_and(|l| l + 1 < ops.len()) {
+        out.push("  …".to_string());
+    }
+    Some(out)
 }
 
 fn show_value(v: &Value) -> String {
@@ -57,25 +126,65 @@ fn show_value(v: &Value) -> String {
         Value::Unknown => "(known after apply)".into(),
         Value::Ref(r) => format!("{}.{}", r.addr, r.attr),
         Value::List(items) => format!("[{}]", items.iter().map(show_value).collect::<Vec<_>>().join(", ")),
-        Value::Map(m) => {
-            format!("{{{}}}", m.iter().map(|(k, v)| format!("{k}: {}", show_value(v))).collect::<Vec<_>>().join(", "))
-        }
+        // The same style as a known map, with unknown values said as such.
+        Value::Map(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("{}: {}", serde_json::Value::from(k.as_str()), show_value(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
 fn attr_lines(out: &mut String, attrs: &[AttrChange], indent: &str, creating: bool) {
     let width = attrs.iter().map(|a| a.path.len()).max().unwrap_or(0);
     for a in attrs {
+        // A multi-line text that changed (a Corefile): the lines that differ.
+        if let (Some(serde_json::Value::String(b)), Some(Value::Known(serde_json::Value::String(n))), false) =
+            (&a.before, &a.after, creating)
+            && (b.contains('\n') || n.contains('\n'))
+            && let Some(lines) = line_diff(b, n)
+        {
+            let _ = writeln!(out, "{indent}{}:", a.path);
+            for l in lines {
+                let _ = writeln!(out, "{indent}    {l}");
+            }
+            continue;
+        }
         let after = a.after.as_ref().map(show_value).unwrap_or_else(|| "(removed)".into());
         let line = match (&a.before, creating) {
+            (_, true) => format!("{:width$} = {after}", a.path),
             (Some(b), false) => format!("{}: {} → {after}", a.path, show_json(b)),
-            _ => format!("{:width$} = {after}", a.path),
+            (None, false) => format!("{}: (absent) → {after}", a.path),
         };
         let _ = write!(out, "{indent}{line}");
         if a.forces_replacement {
             out.push_str("  # forces replacement");
         }
         out.push('\n');
+    }
+}
+
+/// A resource's parts (a Kubernetes add-on's objects), one line each; an update's changed
+/// fields under it. Parts from an upstream release are grouped under it.
+fn part_lines(out: &mut String, style: Style, parts: &[PartChange], indent: &str) {
+    let mut source: Option<&str> = None;
+    for p in parts {
+        if p.source.as_deref() != source {
+            source = p.source.as_deref();
+            if let Some(s) = source {
+                let n = parts.iter().filter(|q| q.source.as_deref() == Some(s)).count();
+                let _ = writeln!(out, "{indent}from {s} ({n} object{}):", if n == 1 { "" } else { "s" });
+            }
+        }
+        let inner = if source.is_some() { format!("{indent}  ") } else { indent.to_string() };
+        let _ = write!(out, "{inner}{} {}", style.action(p.action), p.name);
+        if let Some(n) = &p.note {
+            let _ = write!(out, "  # {n}");
+        }
+        out.push('\n');
+        attr_lines(out, &p.fields, &format!("{inner}    "), false);
     }
 }
 
@@ -102,6 +211,7 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
             } else {
                 let _ = writeln!(out, "  {} {}", style.action(Action::Update), d.address);
                 attr_lines(&mut out, &d.attributes, "      ", false);
+                part_lines(&mut out, style, &d.parts, "      ");
             }
         }
         out.push('\n');
@@ -133,6 +243,7 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
             }
             let _ = writeln!(out, "{head}");
             attr_lines(&mut out, &c.attributes, "      ", c.action == Action::Create);
+            part_lines(&mut out, style, &c.parts, "      ");
         }
         let outputs: Vec<_> = plan.outputs.iter().filter(|o| o.action != Action::NoOp).collect();
         if !outputs.is_empty() {
@@ -264,4 +375,26 @@ pub fn apply_text(doc: &ApplyDoc) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_line_is_shown_with_a_line_of_context() {
+        let before = "a\nb\nc\nd\ne\nf\n";
+        let after = "a\nb\nC\nd\ne\nf\ng\n";
+        assert_eq!(line_diff(before, after).unwrap(), ["  …", "  b", "- c", "+ C", "  …", "  f", "+ g"]);
+        assert_eq!(line_diff("x\n", "y\n").unwrap(), ["- x", "+ y"]);
+        assert_eq!(line_diff("x\ny\n", "x\n").unwrap(), ["  x", "- y"]);
+    }
+
+    #[test]
+    fn maps_render_in_one_style_known_or_not() {
+        let known = show_value(&Value::Known(serde_json::json!({"cloud": "eks", "a": [1, 2]})));
+        assert_eq!(known, r#"{"a": [1, 2], "cloud": "eks"}"#);
+        let partly = Value::Map([("cloud".to_string(), Value::str("eks")), ("id".to_string(), Value::Unknown)].into());
+        assert_eq!(show_value(&partly), r#"{"cloud": "eks", "id": (known after apply)}"#);
+    }
 }

@@ -24,6 +24,8 @@ use common::*;
 
 #[path = "eks/faults.rs"]
 mod faults;
+#[path = "eks/plans.rs"]
+mod plans;
 
 const EKS: &[&str] = &["--cloud", "eks"];
 
@@ -441,7 +443,8 @@ fn another_managers_list_item_is_neither_drift_nor_removed() {
     let out = w.run(&args(&["plan", "--detailed-exitcode"]));
     assert_eq!(code(&out), 2, "{}", text(&out.stdout));
     assert!(
-        text(&out.stdout).contains("changed outside matih-infra: Deployment matih-ingress/ingress-nginx-controller"),
+        text(&out.stdout)
+            .contains("~ Deployment matih-ingress/ingress-nginx-controller  # changed outside matih-infra"),
         "{}",
         text(&out.stdout)
     );
@@ -516,9 +519,25 @@ fn drift_is_reported_and_repaired() {
             ("k8s.addon.tenant[\"bigcorp\"]", false)
         ]
     );
-    let said = p["drift"].to_string();
-    assert!(said.contains("changed outside matih-infra: ConfigMap kube-system/coredns"), "{said}");
-    assert!(said.contains("being deleted: Namespace matih-tenant-bigcorp"), "{said}");
+    // In the cluster, object by object: the Corefile as it was edited, the namespace being deleted.
+    let parts = |addr: &str| -> Vec<(String, String, Vec<String>)> {
+        let d = p["drift"].as_array().unwrap().iter().find(|d| d["address"] == addr).unwrap();
+        d["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                let fields = x["fields"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap().to_string());
+                (x["action"].as_str().unwrap().into(), x["name"].as_str().unwrap().into(), fields.collect())
+            })
+            .collect()
+    };
+    let update = |name: &str, field: &str| vec![("update".to_string(), name.to_string(), vec![field.to_string()])];
+    assert_eq!(parts("k8s.addon.coredns"), update("ConfigMap kube-system/coredns", "data.Corefile"));
+    assert_eq!(
+        parts("k8s.addon.tenant[\"bigcorp\"]"),
+        update("Namespace matih-tenant-bigcorp", "metadata.deletionTimestamp")
+    );
     let want: Vec<(String, String)> = [
         ("dns.record.api", "create"),
         ("eks.vpc.main", "update"),

@@ -6,6 +6,7 @@ use matih_state::Attrs;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+use crate::plan::{Action, PartChange};
 use crate::value::Value;
 
 /// One attribute path that changes.
@@ -35,18 +36,49 @@ pub fn diff_attrs(prior: Option<&Attrs>, planned: &BTreeMap<String, Value>, repl
     out
 }
 
+/// The changed leaf paths within a JSON value (`spec.ports[0].port`), for parts.
+pub fn diff_json(before: &Json, after: &Json) -> Vec<AttrChange> {
+    let mut out = Vec::new();
+    diff_value(String::new(), Some(before), &Value::Known(after.clone()), false, &mut out);
+    out
+}
+
+/// The entries of a map attribute that appear, go or change, each a part named by its key; an
+/// update carries its changed paths. Entries in `after`'s order, then those only in `before`.
+pub fn map_parts(before: Option<&Json>, after: Option<&Json>) -> Vec<PartChange> {
+    let empty = serde_json::Map::new();
+    let b = before.and_then(Json::as_object).unwrap_or(&empty);
+    let a = after.and_then(Json::as_object).unwrap_or(&empty);
+    let part =
+        |action, name: &str, fields| PartChange { action, name: name.to_string(), source: None, fields, note: None };
+    let mut out = Vec::new();
+    for (k, av) in a {
+        match b.get(k) {
+            None => out.push(part(Action::Create, k, Vec::new())),
+            Some(bv) if bv != av => out.push(part(Action::Update, k, diff_json(bv, av))),
+            Some(_) => {}
+        }
+    }
+    out.extend(b.keys().filter(|k| !a.contains_key(*k)).map(|k| part(Action::Delete, k, Vec::new())));
+    out
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+}
+
 fn diff_value(path: String, before: Option<&Json>, after: &Value, forces: bool, out: &mut Vec<AttrChange>) {
     match (before, after) {
         (Some(b), Value::Known(a)) if b == a => {}
         (None, Value::Known(Json::Null)) => {}
         (Some(Json::Object(b)), Value::Known(Json::Object(a))) => {
             for (k, av) in a {
-                diff_value(format!("{path}.{k}"), b.get(k), &Value::Known(av.clone()), forces, out);
+                diff_value(join(&path, k), b.get(k), &Value::Known(av.clone()), forces, out);
             }
             for (k, bv) in b {
                 if !a.contains_key(k) {
                     out.push(AttrChange {
-                        path: format!("{path}.{k}"),
+                        path: join(&path, k),
                         before: Some(bv.clone()),
                         after: None,
                         forces_replacement: forces,
@@ -66,7 +98,7 @@ fn diff_value(path: String, before: Option<&Json>, after: &Value, forces: bool, 
         }
         (Some(Json::Object(b)), Value::Map(a)) => {
             for (k, av) in a {
-                diff_value(format!("{path}.{k}"), b.get(k), av, forces, out);
+                diff_value(join(&path, k), b.get(k), av, forces, out);
             }
         }
         _ => out.push(AttrChange {
@@ -99,6 +131,20 @@ mod tests {
         assert_eq!(paths, [("cidr", true), ("ids[1]", false), ("tags.c", false), ("tags.b", false)]);
         assert_eq!(d[1].after, Some(Value::Unknown));
         assert_eq!(d[3].after, None);
+    }
+
+    #[test]
+    fn map_parts_name_each_entry_that_appears_goes_or_changes() {
+        let before = json!({"a": {"spec": {"x": 1, "y": [1, 2]}}, "b": {"k": 1}, "gone": {}});
+        let after = json!({"new": {"k": 1}, "a": {"spec": {"x": 2, "y": [1, 3]}}, "b": {"k": 1}});
+        let parts = map_parts(Some(&before), Some(&after));
+        let summary: Vec<(Action, &str)> = parts.iter().map(|p| (p.action, p.name.as_str())).collect();
+        assert_eq!(summary, [(Action::Create, "new"), (Action::Update, "a"), (Action::Delete, "gone")]);
+        let fields: Vec<(&str, Option<&Json>)> =
+            parts[1].fields.iter().map(|f| (f.path.as_str(), f.before.as_ref())).collect();
+        assert_eq!(fields, [("spec.x", Some(&json!(1))), ("spec.y[1]", Some(&json!(2)))]);
+        assert!(map_parts(None, Some(&after)).iter().all(|p| p.action == Action::Create));
+        assert!(map_parts(Some(&before), None).iter().all(|p| p.action == Action::Delete));
     }
 
     #[test]

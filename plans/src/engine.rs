@@ -485,7 +485,12 @@ pub async fn refresh_with(
             match found.get(addr) {
                 None => {
                     next.resources.remove(addr);
-                    drift.push(Drift { address: addr.clone(), deleted: true, attributes: Vec::new() });
+                    drift.push(Drift {
+                        address: addr.clone(),
+                        deleted: true,
+                        attributes: Vec::new(),
+                        parts: Vec::new(),
+                    });
                 }
                 Some(seen) => {
                     // The common case is "nothing moved": check that before building a diff.
@@ -501,7 +506,9 @@ pub async fn refresh_with(
                         entry.attrs.insert(k.clone(), v.clone());
                     }
                     if !changed.is_empty() {
-                        drift.push(Drift { address: addr.clone(), deleted: false, attributes: changed });
+                        let (attributes, parts) =
+                            split_parts(providers, &r.rtype, changed, Some(&r.attrs), |k| seen.attrs.get(k).cloned());
+                        drift.push(Drift { address: addr.clone(), deleted: false, attributes, parts });
                     }
                 }
             }
@@ -678,7 +685,7 @@ pub async fn plan(input: PlanInput<'_>, providers: &Providers) -> Result<Plan, E
         let prior = state.resources.get(addr);
         let resp = provider.plan(PlanRequest { addr, schema, prior: prior.map(|p| &p.attrs), config: &config });
         let protected = d.protected.unwrap_or(schema.protected_by_default);
-        let attributes = diff_attrs(prior.map(|p| &p.attrs), &resp.planned, &resp.requires_replace);
+        let all_attributes = diff_attrs(prior.map(|p| &p.attrs), &resp.planned, &resp.requires_replace);
         let (action, reason) = match prior {
             None if drifted.get(addr).is_some_and(|d| d.deleted) => (Action::Create, Reason::DeletedOutside),
             None => (Action::Create, Reason::New),
@@ -693,7 +700,7 @@ pub async fn plan(input: PlanInput<'_>, providers: &Providers) -> Result<Plan, E
                 };
                 (action, Reason::ForcedReplace { attributes: resp.requires_replace.clone() })
             }
-            Some(_) if !attributes.is_empty() => {
+            Some(_) if !all_attributes.is_empty() => {
                 if drifted.contains_key(addr) {
                     (Action::Update, Reason::DriftRepair)
                 } else {
@@ -706,6 +713,13 @@ pub async fn plan(input: PlanInput<'_>, providers: &Providers) -> Result<Plan, E
             blocked.push(Blocked { address: addr.clone(), action, forced_by: resp.requires_replace.clone() });
         }
         let applies = action != Action::NoOp;
+        let (attributes, parts) = if applies {
+            split_parts(providers, &addr.rtype, all_attributes, prior.map(|p| &p.attrs), |k| {
+                resp.planned.get(k).and_then(Value::as_known).cloned()
+            })
+        } else {
+            (all_attributes, Vec::new())
+        };
         changes.push(Change {
             address: addr.clone(),
             rtype: addr.rtype.clone(),
@@ -714,6 +728,7 @@ pub async fn plan(input: PlanInput<'_>, providers: &Providers) -> Result<Plan, E
             protected,
             deposed: false,
             attributes,
+            parts,
             config: applies.then(|| d.config.clone()),
             name: applies.then(|| d.name.clone()),
             depends_on: d.dependencies(),
@@ -730,10 +745,10 @@ pub async fn plan(input: PlanInput<'_>, providers: &Providers) -> Result<Plan, E
         if r.protected && !allowed(addr) {
             blocked.push(Blocked { address: addr.clone(), action: Action::Delete, forced_by: Vec::new() });
         }
-        changes.push(delete_change(addr, r, reason, false));
+        changes.push(delete_change(providers, addr, r, reason, false));
     }
     for dep in &state.deposed {
-        changes.push(delete_change(&dep.addr, &dep.resource, Reason::Deposed, true));
+        changes.push(delete_change(providers, &dep.addr, &dep.resource, Reason::Deposed, true));
     }
     changes.sort_by(|a, b| (&a.address, a.deposed).cmp(&(&b.address, b.deposed)));
     blocked.sort_by(|a, b| a.address.cmp(&b.address));
@@ -800,7 +815,14 @@ pub async fn plan(input: PlanInput<'_>, providers: &Providers) -> Result<Plan, E
     })
 }
 
-fn delete_change(addr: &ResourceAddr, r: &ResourceState, reason: Reason, deposed: bool) -> Change {
+fn delete_change(
+    providers: &Providers,
+    addr: &ResourceAddr,
+    r: &ResourceState,
+    reason: Reason,
+    deposed: bool,
+) -> Change {
+    let (_, parts) = split_parts(providers, &r.rtype, Vec::new(), Some(&r.attrs), |_| None);
     Change {
         address: addr.clone(),
         rtype: r.rtype.clone(),
@@ -809,10 +831,29 @@ fn delete_change(addr: &ResourceAddr, r: &ResourceState, reason: Reason, deposed
         protected: r.protected,
         deposed,
         attributes: Vec::new(),
+        parts,
         config: None,
         name: None,
         depends_on: Vec::new(),
     }
+}
+
+/// For a type with parts ([`TypeSchema::parts`]): the attribute changes without those of the
+/// parts attribute, and the parts that change from `before` to what `after` says the parts
+/// attribute becomes. Other types: the changes as they are, no parts.
+fn split_parts(
+    providers: &Providers,
+    rtype: &ResourceType,
+    changes: Vec<crate::diff::AttrChange>,
+    before: Option<&matih_state::Attrs>,
+    after: impl Fn(&str) -> Option<serde_json::Value>,
+) -> (Vec<crate::diff::AttrChange>, Vec<PartChange>) {
+    let Ok((provider, schema)) = providers.get(rtype) else { return (changes, Vec::new()) };
+    let Some(attr) = schema.parts.as_deref() else { return (changes, Vec::new()) };
+    let under = |path: &str| path == attr || path.strip_prefix(attr).is_some_and(|rest| rest.starts_with(['.', '[']));
+    let rest = changes.into_iter().filter(|c| !under(&c.path)).collect();
+    let parts = provider.parts(rtype, before.and_then(|b| b.get(attr)), after(attr).as_ref());
+    (rest, parts)
 }
 
 /// Refuses a plan made against another state, or another version of the plan format.

@@ -93,9 +93,12 @@ pub struct Change {
     /// True for the old instance of a create-before-destroy replacement.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deposed: bool,
-    /// The attributes that change (empty for deletes and no-ops).
+    /// The attributes that change (empty for deletes and no-ops), but for the parts attribute.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attributes: Vec<AttrChange>,
+    /// The parts that change, for a type with parts ([`crate::TypeSchema::parts`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PartChange>,
     /// What apply sends to the provider: configuration with references still unresolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<BTreeMap<String, Value>>,
@@ -114,6 +117,28 @@ pub struct Drift {
     pub deleted: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attributes: Vec<AttrChange>,
+    /// How its parts changed (a Kubernetes add-on's objects), when its type has parts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PartChange>,
+}
+
+/// One part of a resource that changes: an object of a Kubernetes add-on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartChange {
+    /// `create`, `update` or `delete`.
+    pub action: Action,
+    /// `NetworkPolicy matih-data-plane/allow-to-kafka-tls`.
+    pub name: String,
+    /// Where the part comes from when the tool does not write it itself: an upstream release
+    /// with its pinned digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// An update's changed fields, as paths within the part (`spec.egress[0].ports[0].port`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<AttrChange>,
+    /// What else to know (`changed outside matih-infra`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A change the replacement guard stopped.
@@ -247,6 +272,7 @@ impl Plan {
             left.push(c.address.clone());
             c.action = Action::NoOp;
             c.attributes.clear();
+            c.parts.clear();
         }
         self.summary = Summary::count(&self.changes, self.summary.drifted);
         left

@@ -11,6 +11,7 @@ use std::fmt;
 use async_trait::async_trait;
 use matih_addrs::{ResourceAddr, ResourceType};
 use matih_state::Attrs;
+use serde_json::Value as Json;
 
 use crate::value::Value;
 
@@ -32,6 +33,9 @@ pub struct TypeSchema {
     /// The version of the attributes this provider records for the type. A state that recorded
     /// an older version is passed through [`Provider::upgrade`] before anything else reads it.
     pub version: u32,
+    /// The attribute holding the resource's parts (a map: a Kubernetes add-on's objects). Plans
+    /// and drift show its changes part by part ([`Provider::parts`]) instead of as attribute paths.
+    pub parts: Option<String>,
 }
 
 /// One attribute of a resource type.
@@ -559,6 +563,13 @@ pub trait Provider: Send + Sync {
     /// naming this very address.
     async fn find_by_owner(&self, req: FindRequest) -> Result<Option<ReadResource>, ProviderError>;
 
+    /// How the parts attribute ([`TypeSchema::parts`]) changes from `before` (recorded) to
+    /// `after` (planned, or seen by a refresh), part by part. The default compares the map's
+    /// entries ([`crate::diff::map_parts`]).
+    fn parts(&self, _rtype: &ResourceType, before: Option<&Json>, after: Option<&Json>) -> Vec<crate::PartChange> {
+        crate::diff::map_parts(before, after)
+    }
+
     /// The owner tags (labels) a resource at `addr` carries in this provider's cloud: the
     /// [`Ownership`](crate::Ownership) encoded under the cloud's rules for tag names and values.
     /// The encoding must never change for an address: it is how a crashed create is found again.
@@ -643,6 +654,7 @@ mod tests {
             protected_by_default: false,
             batched: false,
             version: 0,
+            parts: None,
         }
     }
 

@@ -20,6 +20,7 @@ pub fn schema(group: &str, kind: &str) -> SchemaBuilder {
         create_before_destroy: false,
         protected_by_default: false,
         batched: false,
+        parts: None,
         version: 0,
     })
 }
@@ -66,6 +67,13 @@ impl SchemaBuilder {
     }
 
     /// The version of the recorded attributes (see `Provider::upgrade`).
+    /// The attribute (a map) whose entries are the resource's parts, shown part by part in
+    /// plans and drift.
+    pub fn parts(mut self, attr: &str) -> Self {
+        self.0.parts = Some(attr.to_string());
+        self
+    }
+
     pub fn version(mut self, v: u32) -> Self {
         self.0.version = v;
         self

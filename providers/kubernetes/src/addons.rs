@@ -401,7 +401,7 @@ pub fn patch_upstream(row: &Row, p: &Params, file: Upstream, objects: Vec<Json>)
     match file {
         Upstream::IngressNginxAws | Upstream::IngressNginxCloud => {
             let lb = need(row.name, &p.load_balancer, "load_balancer")?;
-            Ok(into_namespace(objects, "ingress-nginx", layout::INGRESS)
+            Ok(relocate(file, objects)
                 .into_iter()
                 .map(|mut o| {
                     if o["kind"] == "Service" && o["metadata"]["name"] == "ingress-nginx-controller" {
@@ -441,6 +441,18 @@ pub fn patch_upstream(row: &Row, p: &Params, file: Upstream, objects: Vec<Json>)
             })
             .collect()),
         Upstream::TigeraOperator | Upstream::CalicoOperatorCrds => Ok(objects),
+    }
+}
+
+/// Where the platform puts an upstream file's objects: ingress-nginx's into `matih-ingress`, the
+/// others where upstream has them. The only patch that changes which objects exist or their
+/// names.
+pub fn relocate(file: Upstream, objects: Vec<Json>) -> Vec<Json> {
+    match file {
+        Upstream::IngressNginxAws | Upstream::IngressNginxCloud => {
+            into_namespace(objects, "ingress-nginx", layout::INGRESS)
+        }
+        Upstream::TigeraOperator | Upstream::CalicoOperatorCrds | Upstream::CertManager => objects,
     }
 }
 

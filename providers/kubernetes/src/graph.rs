@@ -13,7 +13,6 @@ use matih_plans::{Desired, DesiredGraph, ResourceAddr, Value};
 use matih_provider_kit::cloud::to_value;
 use matih_spec::{Certificates, PlatformSpec};
 use serde_json::{Value as Json, json};
-use sha2::{Digest, Sha256};
 
 use crate::addons::{self, Instances, Params, Phase, TABLE, Variant};
 use crate::provider::{addon_type, instance_label, object_key};
@@ -26,10 +25,6 @@ fn addr(row: &str, key: Option<&str>) -> ResourceAddr {
         Some(k) => ResourceAddr::keyed(&addon_type(), row, k).expect("valid address"),
         None => ResourceAddr::new(&addon_type(), row).expect("valid address"),
     }
-}
-
-fn digest(o: &Json) -> String {
-    hex::encode(&Sha256::digest(o.to_string().as_bytes())[..8])
 }
 
 /// Params with every reference replaced by a placeholder naming it.
@@ -134,16 +129,32 @@ pub fn add_bootstrap(g: &mut DesiredGraph, spec: &PlatformSpec, b: &ClusterBindi
             let rendered: Params = serde_json::from_value(placeholders(&params))
                 .map_err(|e| addons::RenderError { addon: row.name.into(), message: format!("params: {e}") })?;
 
+            // Every object by `Kind/namespace/name`: the tool's own as they are written (values
+            // only the cloud knows yet as placeholders), an upstream release's as its bundle,
+            // pinned digest and the object's digest (a release that is not pinned: one entry).
             let mut objects = serde_json::Map::new();
             for file in addons::upstream_files(row, b.cloud) {
                 let version = rendered.version.as_deref().unwrap_or_default();
-                let pinned = addons::pinned_digest(*file, version)
+                let bundle = format!("{} {version} {}", file.addon(), file.file_name());
+                let sha256 = addons::pinned_digest(*file, version)
                     .map(|d| format!("sha256:{d}"))
-                    .unwrap_or_else(|| format!("unpinned: {version}"));
-                objects.insert(addons::manifest_entry(*file, version), Json::String(pinned));
+                    .unwrap_or_else(|| "not pinned".to_string());
+                match crate::bundles::objects(*file, version) {
+                    Some(listed) => {
+                        for o in listed {
+                            objects.insert(o.key(), json!({"bundle": bundle, "sha256": sha256, "digest": o.digest}));
+                        }
+                    }
+                    None => {
+                        objects.insert(
+                            addons::manifest_entry(*file, version),
+                            json!({"bundle": bundle, "sha256": sha256}),
+                        );
+                    }
+                }
             }
             for o in addons::typed_objects(row, key, &rendered)? {
-                objects.insert(object_key(&o), Json::String(digest(&o)));
+                objects.insert(object_key(&o), o);
             }
 
             let at = addr(row.name, key);

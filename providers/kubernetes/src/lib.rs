@@ -8,6 +8,7 @@
 //! kubeconfig. It knows no cloud SDK: the cloud provider hands it addresses and a token source.
 
 pub mod addons;
+pub mod bundles;
 pub mod cluster;
 pub mod graph;
 pub mod kubeapi;

@@ -216,11 +216,15 @@ pub async fn render(
         .ok_or_else(|| ProviderError::Config { addr: addr.clone(), message: "params.cloud missing".into() })?;
     let key = key_of(addr);
     let label = instance_label(addr);
+    let listed = config.get("objects").and_then(Json::as_object);
     let mut out = Vec::new();
     for file in addons::upstream_files(row, cloud) {
-        let entry = addons::manifest_entry(*file, params.version.as_deref().unwrap_or_default());
+        let bundle = addons::manifest_entry(*file, params.version.as_deref().unwrap_or_default());
         for o in upstream(source, row, &params, *file, status).await? {
-            out.push((o, entry.clone()));
+            // Its own entry when the plan listed the release's objects, else the release's.
+            let own = object_key(&o);
+            let entry = if listed.is_some_and(|l| l.contains_key(&own)) { own } else { bundle.clone() };
+            out.push((o, entry));
         }
     }
     for o in addons::typed_objects(row, key.as_deref(), &params).map_err(|e| other(e.to_string()))? {
@@ -292,6 +296,68 @@ fn same_object(a: &Applied, b: &Applied) -> bool {
     a.api_version == b.api_version && a.kind == b.kind && a.namespace == b.namespace && a.name == b.name
 }
 
+/// Records in an add-on's `objects` how one object it applied is found now, so that drift and
+/// the next plan show what changed: a missing object is gone from the map; an object of the
+/// tool's own that someone changed (a field the tool owns, or it is being deleted) is recorded as
+/// found, in the shape the tool wrote it (see [`project`]); an upstream object gets a note.
+/// Another manager's additions (a field or list item the tool never owned) are not changes.
+fn seen_as(objects: &mut serde_json::Map<String, Json>, a: &Applied, live: Option<&Json>) {
+    let own_entry = a.entry == a.key();
+    let note = |objects: &mut serde_json::Map<String, Json>, what: String| {
+        if let Some(v) = objects.get_mut(&a.entry).and_then(Json::as_object_mut) {
+            let text = match v.get("drift").and_then(Json::as_str) {
+                Some(prev) => format!("{prev}; {what}"),
+                None => what,
+            };
+            v.insert("drift".into(), Json::String(text));
+        }
+    };
+    let Some(live) = live else {
+        if own_entry {
+            objects.remove(&a.entry);
+        } else {
+            note(objects, format!("missing: {}", a.display()));
+        }
+        return;
+    };
+    let since = live["metadata"]["deletionTimestamp"].as_str();
+    if since.is_none() && owned_digest(live["metadata"].get("managedFields")) == a.owned {
+        return;
+    }
+    let recorded = objects.get(&a.entry).filter(|r| r.get("kind").is_some()).cloned();
+    match recorded {
+        Some(r) if own_entry => {
+            let mut found = project(&r, live);
+            if let Some(t) = since {
+                found["metadata"]["deletionTimestamp"] = Json::String(t.to_string());
+            }
+            objects.insert(a.entry.clone(), found);
+        }
+        _ => {
+            let what = match since {
+                Some(t) => format!("being deleted since {t}"),
+                None => "changed outside matih-infra".to_string(),
+            };
+            note(objects, if own_entry { what } else { format!("{what}: {}", a.display()) });
+        }
+    }
+}
+
+/// `live` in the shape of `recorded`: its values at the paths `recorded` has (a key missing in
+/// `live` is left out; lists item by item, as long as `recorded`'s), so that a diff shows only
+/// what changed in the fields the tool writes. Values only the cloud knew at plan time
+/// (placeholders) stay as recorded.
+fn project(recorded: &Json, live: &Json) -> Json {
+    match (recorded, live) {
+        (Json::String(s), _) if s.contains("${") => recorded.clone(),
+        (Json::Object(r), Json::Object(l)) => {
+            Json::Object(r.iter().filter_map(|(k, rv)| l.get(k).map(|lv| (k.clone(), project(rv, lv)))).collect())
+        }
+        (Json::Array(r), Json::Array(l)) => Json::Array(r.iter().zip(l).map(|(rv, lv)| project(rv, lv)).collect()),
+        (_, l) => l.clone(),
+    }
+}
+
 /// What keeps a deleted object: for a namespace, what its conditions say remains in it (the
 /// namespace controller's words: which resources, which finalizers), else its own finalizers.
 fn terminating(live: &Json) -> String {
@@ -348,6 +414,7 @@ impl Provider for KubernetesProvider {
                 .force_new(&["cluster"])
                 .updatable(&["connection", "params", "objects"])
                 .computed(&["cluster_uid", "inventory"])
+                .parts("objects")
                 .build(),
         ]
     }
@@ -387,22 +454,10 @@ impl Provider for KubernetesProvider {
                 let mut attrs = item.attrs.clone();
                 let mut objects = attrs.get("objects").and_then(Json::as_object).cloned().unwrap_or_default();
                 for a in inventory(&item.attrs) {
-                    let obj = lists
+                    let live = lists
                         .get(&(a.api_version.clone(), a.plural.clone()))
                         .and_then(|m| m.get(&(a.namespace.clone(), a.name.clone())));
-                    let drift = match obj {
-                        None => Some(format!("missing: {}", a.display())),
-                        Some(o) if o["metadata"]["deletionTimestamp"].is_string() => {
-                            Some(format!("being deleted: {}", a.display()))
-                        }
-                        Some(o) if owned_digest(o["metadata"].get("managedFields")) != a.owned => {
-                            Some(format!("changed outside matih-infra: {}", a.display()))
-                        }
-                        Some(_) => None,
-                    };
-                    if let Some(d) = drift {
-                        objects.insert(a.entry.clone(), Json::String(d));
-                    }
+                    seen_as(&mut objects, &a, live);
                 }
                 attrs.insert("objects".into(), Json::Object(objects));
                 attrs.insert(
@@ -505,6 +560,46 @@ impl Provider for KubernetesProvider {
         // Applying an add-on is idempotent (server-side apply): an interrupted apply is simply
         // applied again, so there is nothing to adopt.
         Ok(None)
+    }
+
+    /// An add-on's objects, one part each (`NetworkPolicy matih-data-plane/allow-to-kafka-tls`):
+    /// the tool's own first, with an update's changed fields; then each upstream release's,
+    /// grouped under it with its pinned digest. An upstream object that a new release leaves as
+    /// it was is no change; one the release changed, or someone changed by hand, says so.
+    fn parts(&self, _rtype: &ResourceType, before: Option<&Json>, after: Option<&Json>) -> Vec<PartChange> {
+        let value = |m: Option<&Json>, k: &str| m.and_then(|m| m.get(k)).cloned();
+        let mut out = Vec::new();
+        for mut p in matih_plans::diff::map_parts(before, after) {
+            let (b, a) = (value(before, &p.name), value(after, &p.name));
+            let v = a.clone().or_else(|| b.clone()).unwrap_or_default();
+            if let Some(bundle) = v["bundle"].as_str() {
+                let sha256 = v["sha256"].as_str().unwrap_or_default();
+                if v.get("digest").is_none() {
+                    // A release that is not listed: one part for all its objects.
+                    p.name = bundle.to_string();
+                    p.note = Some(format!("{sha256}; its objects are known once it is fetched"));
+                } else {
+                    p.source = Some(format!("{bundle} {sha256}"));
+                }
+                if p.action == Action::Update {
+                    let drift = |x: &Option<Json>| x.as_ref().and_then(|x| x["drift"].as_str()).map(String::from);
+                    let digest = |x: &Option<Json>| x.as_ref().map(|x| x["digest"].clone());
+                    match (drift(&b), drift(&a)) {
+                        (_, Some(d)) | (Some(d), None) => p.note = Some(d),
+                        (None, None) if digest(&b) == digest(&a) => continue,
+                        (None, None) => p.note = Some(format!("changed in {bundle}")),
+                    }
+                    p.fields.clear();
+                }
+            }
+            if p.source.is_some() || v.get("kind").is_some() {
+                // `Kind/namespace/name` → `Kind namespace/name`.
+                p.name = p.name.replacen('/', " ", 1);
+            }
+            out.push(p);
+        }
+        out.sort_by(|x, y| (x.source.is_some(), &x.source).cmp(&(y.source.is_some(), &y.source)));
+        out
     }
 
     fn stats(&self) -> CallStats {

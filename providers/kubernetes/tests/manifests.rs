@@ -682,3 +682,30 @@ fn the_platform_specs_floor_table_is_what_the_pinned_manifests_need() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Release listings
+
+/// `bundles.txt` lists every pinned release's objects as the bootstrap applies them.
+#[test]
+fn the_bundle_listing_is_what_the_pinned_manifests_hold() {
+    use matih_provider_kubernetes::{addons, bundles, manifests::PINNED};
+    let mut want = String::from(bundles::HEADER);
+    for p in PINNED {
+        let objects = addons::relocate(p.file, parse_shared(&p.path()));
+        want.push_str(&bundles::listing(&p.path(), &objects));
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bundles.txt");
+    if std::env::var_os("UPDATE_BUNDLES").is_some() {
+        std::fs::write(&path, &want).unwrap();
+    }
+    let have = std::fs::read_to_string(&path).unwrap();
+    assert!(have == want, "src/bundles.txt is stale: run with UPDATE_BUNDLES=1 and review the diff");
+    for p in PINNED {
+        let listed = bundles::objects(p.file, p.version).expect("every pinned release is listed");
+        assert!(!listed.is_empty());
+        if p.addon() == "ingress-nginx" {
+            assert!(listed.iter().all(|o| o.namespace.as_deref() != Some("ingress-nginx")), "moved into matih-ingress");
+        }
+    }
+}
