@@ -67,7 +67,12 @@ fn main() {
         "speedup",
         "DNS change calls"
     );
-    for n in [10usize, 100, 1000] {
+    // `MATIH_BENCH_TENANTS=100` runs one size; `MATIH_BENCH_KEEP_STATE=DIR` keeps each state file.
+    let sizes: Vec<usize> = match std::env::var("MATIH_BENCH_TENANTS") {
+        Ok(v) => v.split(',').map(|n| n.trim().parse().expect("MATIH_BENCH_TENANTS: numbers")).collect(),
+        Err(_) => vec![10, 100, 1000],
+    };
+    for n in sizes {
         let moto = Moto::start();
         let kube = KubeEmulator::start(Options::default());
         let dir = tempfile::tempdir().unwrap();
@@ -90,8 +95,12 @@ fn main() {
             .map(|(_, v)| v.as_u64().unwrap())
             .sum::<u64>();
         let resources = applied["summary"]["create"].as_u64().unwrap();
-        let state_bytes =
-            std::fs::metadata(dir.path().join(".matih/state/prod-eks.json")).map(|m| m.len()).unwrap_or(0);
+        let state_file = dir.path().join(".matih/state/prod-eks.json");
+        let state_bytes = std::fs::metadata(&state_file).map(|m| m.len()).unwrap_or(0);
+        if let Some(keep) = std::env::var_os("MATIH_BENCH_KEEP_STATE") {
+            std::fs::create_dir_all(&keep).unwrap();
+            std::fs::copy(&state_file, Path::new(&keep).join(format!("state-{n}.json"))).unwrap();
+        }
         // Warm-up, then the median of three batched runs and one per-resource run.
         run(dir.path(), &moto, &kube, &["plan", "--detailed-exitcode"]);
         let measure = |extra: &[&str], runs: usize| {

@@ -507,7 +507,7 @@ pub async fn refresh_with(
                     }
                     if !changed.is_empty() {
                         let (attributes, parts) =
-                            split_parts(providers, &r.rtype, changed, Some(&r.attrs), |k| seen.attrs.get(k).cloned());
+                            split_parts(providers, addr, changed, Some(&r.attrs), Some(&seen.attrs));
                         drift.push(Drift { address: addr.clone(), deleted: false, attributes, parts });
                     }
                 }
@@ -714,9 +714,8 @@ pub async fn plan(input: PlanInput<'_>, providers: &Providers) -> Result<Plan, E
         }
         let applies = action != Action::NoOp;
         let (attributes, parts) = if applies {
-            split_parts(providers, &addr.rtype, all_attributes, prior.map(|p| &p.attrs), |k| {
-                resp.planned.get(k).and_then(Value::as_known).cloned()
-            })
+            let after: matih_state::Attrs = resp.planned.iter().map(|(k, v)| (k.clone(), v.display_json())).collect();
+            split_parts(providers, addr, all_attributes, prior.map(|p| &p.attrs), Some(&after))
         } else {
             (all_attributes, Vec::new())
         };
@@ -822,7 +821,7 @@ fn delete_change(
     reason: Reason,
     deposed: bool,
 ) -> Change {
-    let (_, parts) = split_parts(providers, &r.rtype, Vec::new(), Some(&r.attrs), |_| None);
+    let (_, parts) = split_parts(providers, addr, Vec::new(), Some(&r.attrs), None);
     Change {
         address: addr.clone(),
         rtype: r.rtype.clone(),
@@ -843,16 +842,16 @@ fn delete_change(
 /// attribute becomes. Other types: the changes as they are, no parts.
 fn split_parts(
     providers: &Providers,
-    rtype: &ResourceType,
+    addr: &ResourceAddr,
     changes: Vec<crate::diff::AttrChange>,
     before: Option<&matih_state::Attrs>,
-    after: impl Fn(&str) -> Option<serde_json::Value>,
+    after: Option<&matih_state::Attrs>,
 ) -> (Vec<crate::diff::AttrChange>, Vec<PartChange>) {
-    let Ok((provider, schema)) = providers.get(rtype) else { return (changes, Vec::new()) };
+    let Ok((provider, schema)) = providers.get(&addr.rtype) else { return (changes, Vec::new()) };
     let Some(attr) = schema.parts.as_deref() else { return (changes, Vec::new()) };
     let under = |path: &str| path == attr || path.strip_prefix(attr).is_some_and(|rest| rest.starts_with(['.', '[']));
     let rest = changes.into_iter().filter(|c| !under(&c.path)).collect();
-    let parts = provider.parts(rtype, before.and_then(|b| b.get(attr)), after(attr).as_ref());
+    let parts = provider.parts(addr, attr, before, after);
     (rest, parts)
 }
 

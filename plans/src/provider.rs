@@ -11,7 +11,6 @@ use std::fmt;
 use async_trait::async_trait;
 use matih_addrs::{ResourceAddr, ResourceType};
 use matih_state::Attrs;
-use serde_json::Value as Json;
 
 use crate::value::Value;
 
@@ -563,11 +562,19 @@ pub trait Provider: Send + Sync {
     /// naming this very address.
     async fn find_by_owner(&self, req: FindRequest) -> Result<Option<ReadResource>, ProviderError>;
 
-    /// How the parts attribute ([`TypeSchema::parts`]) changes from `before` (recorded) to
-    /// `after` (planned, or seen by a refresh), part by part. The default compares the map's
-    /// entries ([`crate::diff::map_parts`]).
-    fn parts(&self, _rtype: &ResourceType, before: Option<&Json>, after: Option<&Json>) -> Vec<crate::PartChange> {
-        crate::diff::map_parts(before, after)
+    /// How the parts attribute `attr` ([`TypeSchema::parts`]) of the resource at `addr` changes
+    /// from the attributes `before` (recorded) to `after` (planned, unknown values said as
+    /// such; or seen by a refresh), part by part. The whole attributes are given: a provider
+    /// may keep only digests of its parts and show their fields from what it renders of the
+    /// rest. The default compares the map's entries ([`crate::diff::map_parts`]).
+    fn parts(
+        &self,
+        _addr: &ResourceAddr,
+        attr: &str,
+        before: Option<&Attrs>,
+        after: Option<&Attrs>,
+    ) -> Vec<crate::PartChange> {
+        crate::diff::map_parts(before.and_then(|b| b.get(attr)), after.and_then(|a| a.get(attr)))
     }
 
     /// The owner tags (labels) a resource at `addr` carries in this provider's cloud: the

@@ -96,6 +96,17 @@ impl Value {
         }
     }
 
+    /// As JSON for people: what is not known yet (or a reference not resolved) becomes the
+    /// string `(known after apply)`.
+    pub fn display_json(&self) -> Json {
+        match self {
+            Value::Known(j) => j.clone(),
+            Value::Unknown | Value::Ref(_) => Json::String("(known after apply)".into()),
+            Value::List(v) => Json::Array(v.iter().map(Value::display_json).collect()),
+            Value::Map(m) => Json::Object(m.iter().map(|(k, x)| (k.clone(), x.display_json())).collect()),
+        }
+    }
+
     pub fn is_known(&self) -> bool {
         matches!(self, Value::Known(_))
     }

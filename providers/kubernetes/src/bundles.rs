@@ -26,10 +26,7 @@ pub struct BundleObject {
 impl BundleObject {
     /// Its key among an add-on's objects: `Kind/namespace/name` or `Kind/name`.
     pub fn key(&self) -> String {
-        match &self.namespace {
-            Some(ns) => format!("{}/{ns}/{}", self.kind, self.name),
-            None => format!("{}/{}", self.kind, self.name),
-        }
+        crate::provider::key(&self.kind, self.namespace.as_deref(), &self.name)
     }
 }
 

@@ -129,9 +129,10 @@ pub fn add_bootstrap(g: &mut DesiredGraph, spec: &PlatformSpec, b: &ClusterBindi
             let rendered: Params = serde_json::from_value(placeholders(&params))
                 .map_err(|e| addons::RenderError { addon: row.name.into(), message: format!("params: {e}") })?;
 
-            // Every object by `Kind/namespace/name`: the tool's own as they are written (values
-            // only the cloud knows yet as placeholders), an upstream release's as its bundle,
-            // pinned digest and the object's digest (a release that is not pinned: one entry).
+            // Every object by `Kind/namespace/name`: the tool's own as a digest of it as written
+            // (values only the cloud knows yet as placeholders; plans show its fields by
+            // rendering `params`), an upstream release's as its bundle, pinned digest and the
+            // object's digest (a release that is not listed: one entry).
             let mut objects = serde_json::Map::new();
             for file in addons::upstream_files(row, b.cloud) {
                 let version = rendered.version.as_deref().unwrap_or_default();
@@ -154,7 +155,7 @@ pub fn add_bootstrap(g: &mut DesiredGraph, spec: &PlatformSpec, b: &ClusterBindi
                 }
             }
             for o in addons::typed_objects(row, key, &rendered)? {
-                objects.insert(object_key(&o), o);
+                objects.insert(object_key(&o), Json::String(crate::bundles::object_digest(&o)));
             }
 
             let at = addr(row.name, key);

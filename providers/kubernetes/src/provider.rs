@@ -274,9 +274,17 @@ fn key_of(addr: &ResourceAddr) -> Option<String> {
 
 /// `Kind/namespace/name` or `Kind/name`: an object's entry in an instance's `objects`.
 pub fn object_key(o: &Json) -> String {
-    let kind = o["kind"].as_str().unwrap_or("?");
-    let name = o["metadata"]["name"].as_str().unwrap_or("?");
-    match o["metadata"]["namespace"].as_str() {
+    key(
+        o["kind"].as_str().unwrap_or("?"),
+        o["metadata"]["namespace"].as_str(),
+        o["metadata"]["name"].as_str().unwrap_or("?"),
+    )
+}
+
+/// `Kind/namespace/name`, or `Kind/name` for a cluster-scoped object: an object's key among an
+/// add-on's `objects`.
+pub fn key(kind: &str, namespace: Option<&str>, name: &str) -> String {
+    match namespace {
         Some(ns) => format!("{kind}/{ns}/{name}"),
         None => format!("{kind}/{name}"),
     }
@@ -296,21 +304,162 @@ fn same_object(a: &Applied, b: &Applied) -> bool {
     a.api_version == b.api_version && a.kind == b.kind && a.namespace == b.namespace && a.name == b.name
 }
 
+impl KubernetesProvider {
+    /// An add-on's objects, one part each (`NetworkPolicy matih-data-plane/allow-to-kafka-tls`):
+    /// the tool's own first, then each upstream release's, grouped under it with its pinned
+    /// digest. State keeps only digests of the tool's own objects: an update's changed fields
+    /// come from rendering both sides' `params` (or from the object as a refresh found it). An
+    /// upstream object that a new release leaves as it was is no change; one the release changed,
+    /// or someone changed by hand, says so.
+    pub fn parts_of(addr: &ResourceAddr, before: Option<&Attrs>, after: Option<&Attrs>) -> Vec<PartChange> {
+        let objects = |a: Option<&Attrs>| a.and_then(|a| a.get("objects")).cloned();
+        let (b_objs, a_objs) = (objects(before), objects(after));
+        let entry = |m: &Option<Json>, k: &str| m.as_ref().and_then(|m| m.get(k)).cloned();
+        let (mut b_render, mut a_render) = (None, None);
+        let mut out = Vec::new();
+        for mut p in matih_plans::diff::map_parts(b_objs.as_ref(), a_objs.as_ref()) {
+            let key = p.name.clone();
+            let (b, a) = (entry(&b_objs, &key), entry(&a_objs, &key));
+            let v = a.clone().or_else(|| b.clone()).unwrap_or_default();
+            p.name = key.replacen('/', " ", 1);
+            let drift = |x: &Option<Json>| x.as_ref().and_then(|x| x.get("drift")?.as_str()).map(String::from);
+            if v.get("bundle").is_none()
+                && let Some(d) = drift(&a).or_else(|| drift(&b))
+            {
+                // An object of the tool's own seen changed where its params could not be rendered.
+                p.note = Some(d);
+                p.fields.clear();
+            } else if let Some(bundle) = v["bundle"].as_str() {
+                let sha256 = v["sha256"].as_str().unwrap_or_default();
+                if v.get("digest").is_none() {
+                    // A release that is not listed: one part for all its objects.
+                    p.name = bundle.to_string();
+                    p.note = Some(format!("{sha256}; its objects are known once it is fetched"));
+                } else {
+                    p.source = Some(format!("{bundle} {sha256}"));
+                }
+                if p.action == Action::Update {
+                    let digest = |x: &Option<Json>| x.as_ref().map(|x| x["digest"].clone());
+                    match (drift(&b), drift(&a)) {
+                        (_, Some(d)) | (Some(d), None) => p.note = Some(d),
+                        (None, None) if digest(&b) == digest(&a) => continue,
+                        (None, None) => p.note = Some(format!("changed in {bundle}")),
+                    }
+                    p.fields.clear();
+                }
+            } else if p.action == Action::Update {
+                // The object as found (drift) or as the params render it.
+                let content = |found: Option<Json>,
+                               rendered: &mut Option<Option<serde_json::Map<String, Json>>>,
+                               attrs: Option<&Attrs>| {
+                    found.filter(Json::is_object).or_else(|| {
+                        rendered
+                            .get_or_insert_with(|| attrs.and_then(|a| rendered_objects(addr, a)))
+                            .as_ref()?
+                            .get(&key)
+                            .cloned()
+                    })
+                };
+                let before_obj = content(b, &mut b_render, before);
+                let after_obj = content(a, &mut a_render, after);
+                p.fields = match (before_obj, after_obj) {
+                    (Some(x), Some(y)) => matih_plans::diff::diff_json(&x, &y),
+                    _ => Vec::new(),
+                };
+                if p.fields.is_empty() {
+                    p.note = Some("written differently by this version of matih-infra".into());
+                }
+            }
+            out.push(p);
+        }
+        out.sort_by(|x, y| (x.source.is_some(), &x.source).cmp(&(y.source.is_some(), &y.source)));
+        out
+    }
+}
+
+/// The objects the tool writes itself for the instance at `addr`, rendered from `attrs`'
+/// `params`, by key; `None` when they cannot be rendered (an instance of another version).
+fn rendered_objects(addr: &ResourceAddr, attrs: &Attrs) -> Option<serde_json::Map<String, Json>> {
+    let row = addons::row(&addr.name)?;
+    let params: Params = serde_json::from_value(attrs.get("params")?.clone()).ok()?;
+    let objects = addons::typed_objects(row, key_of(addr).as_deref(), &params).ok()?;
+    Some(objects.into_iter().map(|o| (object_key(&o), o)).collect())
+}
+
+/// Version 0 recorded each upstream file as one entry `<add-on>/<version>/<file>` → `sha256:…`:
+/// a listed release becomes its objects, with the inventory's entries moved along.
+fn upgrade_objects_from_digests(attrs: &mut Attrs) {
+    let Some(old) = attrs.get("objects").and_then(Json::as_object).cloned() else { return };
+    let mut objects = serde_json::Map::new();
+    for (key, v) in old {
+        let Some(recorded) = v.as_str() else {
+            objects.insert(key, v);
+            continue;
+        };
+        let file = key.split_once('/').and_then(|(addon, rest)| {
+            let (version, name) = rest.split_once('/')?;
+            let f = Upstream::ALL.into_iter().find(|f| f.addon() == addon && f.file_name() == name)?;
+            Some((f, version.to_string()))
+        });
+        match file {
+            Some((f, version)) if recorded.starts_with("sha256:") || recorded.starts_with("unpinned") => {
+                let bundle = format!("{} {version} {}", f.addon(), f.file_name());
+                let sha256 = addons::pinned_digest(f, &version)
+                    .map(|d| format!("sha256:{d}"))
+                    .unwrap_or_else(|| "not pinned".to_string());
+                match crate::bundles::objects(f, &version) {
+                    Some(listed) => {
+                        for o in listed {
+                            objects.insert(o.key(), json!({"bundle": bundle, "sha256": sha256, "digest": o.digest}));
+                        }
+                    }
+                    None => {
+                        objects.insert(key, json!({"bundle": bundle, "sha256": sha256}));
+                    }
+                }
+            }
+            _ => {
+                objects.insert(key, v);
+            }
+        }
+    }
+    if let Some(inventory) = attrs.get_mut("inventory").and_then(Json::as_array_mut) {
+        for a in inventory.iter_mut() {
+            if let Ok(applied) = serde_json::from_value::<Applied>(a.clone())
+                && applied.entry != applied.key()
+                && objects.contains_key(&applied.key())
+            {
+                a["entry"] = Json::String(applied.key());
+            }
+        }
+    }
+    attrs.insert("objects".into(), Json::Object(objects));
+}
+
 /// Records in an add-on's `objects` how one object it applied is found now, so that drift and
 /// the next plan show what changed: a missing object is gone from the map; an object of the
 /// tool's own that someone changed (a field the tool owns, or it is being deleted) is recorded as
-/// found, in the shape the tool wrote it (see [`project`]); an upstream object gets a note.
-/// Another manager's additions (a field or list item the tool never owned) are not changes.
-fn seen_as(objects: &mut serde_json::Map<String, Json>, a: &Applied, live: Option<&Json>) {
+/// found, in the shape the tool wrote it (see [`project`]; `recorded` renders what it wrote);
+/// an upstream object gets a note. Another manager's additions (a field or list item the tool
+/// never owned) are not changes.
+fn seen_as(
+    objects: &mut serde_json::Map<String, Json>,
+    a: &Applied,
+    live: Option<&Json>,
+    recorded: impl FnOnce() -> Option<serde_json::Map<String, Json>>,
+) {
     let own_entry = a.entry == a.key();
     let note = |objects: &mut serde_json::Map<String, Json>, what: String| {
-        if let Some(v) = objects.get_mut(&a.entry).and_then(Json::as_object_mut) {
-            let text = match v.get("drift").and_then(Json::as_str) {
-                Some(prev) => format!("{prev}; {what}"),
-                None => what,
-            };
-            v.insert("drift".into(), Json::String(text));
+        let entry = objects.entry(a.entry.clone()).or_insert(Json::Null);
+        if !entry.is_object() {
+            *entry = json!({});
         }
+        let v = entry.as_object_mut().expect("made an object above");
+        let text = match v.get("drift").and_then(Json::as_str) {
+            Some(prev) => format!("{prev}; {what}"),
+            None => what,
+        };
+        v.insert("drift".into(), Json::String(text));
     };
     let Some(live) = live else {
         if own_entry {
@@ -324,7 +473,7 @@ fn seen_as(objects: &mut serde_json::Map<String, Json>, a: &Applied, live: Optio
     if since.is_none() && owned_digest(live["metadata"].get("managedFields")) == a.owned {
         return;
     }
-    let recorded = objects.get(&a.entry).filter(|r| r.get("kind").is_some()).cloned();
+    let recorded = if own_entry { recorded().and_then(|mut r| r.remove(&a.entry)) } else { None };
     match recorded {
         Some(r) if own_entry => {
             let mut found = project(&r, live);
@@ -415,8 +564,19 @@ impl Provider for KubernetesProvider {
                 .updatable(&["connection", "params", "objects"])
                 .computed(&["cluster_uid", "inventory"])
                 .parts("objects")
+                // 1: `objects` holds the tool's own objects as written and upstream objects one
+                // by one (0: digests, and one entry per upstream file).
+                .version(1)
                 .build(),
         ]
+    }
+
+    fn upgrade(&self, req: UpgradeRequest<'_>) -> Result<Attrs, ProviderError> {
+        let mut attrs = req.attrs;
+        if req.from < 1 {
+            upgrade_objects_from_digests(&mut attrs);
+        }
+        Ok(attrs)
     }
 
     async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
@@ -453,11 +613,14 @@ impl Provider for KubernetesProvider {
             for item in live {
                 let mut attrs = item.attrs.clone();
                 let mut objects = attrs.get("objects").and_then(Json::as_object).cloned().unwrap_or_default();
+                let mut recorded = None;
                 for a in inventory(&item.attrs) {
                     let live = lists
                         .get(&(a.api_version.clone(), a.plural.clone()))
                         .and_then(|m| m.get(&(a.namespace.clone(), a.name.clone())));
-                    seen_as(&mut objects, &a, live);
+                    seen_as(&mut objects, &a, live, || {
+                        recorded.get_or_insert_with(|| rendered_objects(&item.addr, &item.attrs)).clone()
+                    });
                 }
                 attrs.insert("objects".into(), Json::Object(objects));
                 attrs.insert(
@@ -562,44 +725,14 @@ impl Provider for KubernetesProvider {
         Ok(None)
     }
 
-    /// An add-on's objects, one part each (`NetworkPolicy matih-data-plane/allow-to-kafka-tls`):
-    /// the tool's own first, with an update's changed fields; then each upstream release's,
-    /// grouped under it with its pinned digest. An upstream object that a new release leaves as
-    /// it was is no change; one the release changed, or someone changed by hand, says so.
-    fn parts(&self, _rtype: &ResourceType, before: Option<&Json>, after: Option<&Json>) -> Vec<PartChange> {
-        let value = |m: Option<&Json>, k: &str| m.and_then(|m| m.get(k)).cloned();
-        let mut out = Vec::new();
-        for mut p in matih_plans::diff::map_parts(before, after) {
-            let (b, a) = (value(before, &p.name), value(after, &p.name));
-            let v = a.clone().or_else(|| b.clone()).unwrap_or_default();
-            if let Some(bundle) = v["bundle"].as_str() {
-                let sha256 = v["sha256"].as_str().unwrap_or_default();
-                if v.get("digest").is_none() {
-                    // A release that is not listed: one part for all its objects.
-                    p.name = bundle.to_string();
-                    p.note = Some(format!("{sha256}; its objects are known once it is fetched"));
-                } else {
-                    p.source = Some(format!("{bundle} {sha256}"));
-                }
-                if p.action == Action::Update {
-                    let drift = |x: &Option<Json>| x.as_ref().and_then(|x| x["drift"].as_str()).map(String::from);
-                    let digest = |x: &Option<Json>| x.as_ref().map(|x| x["digest"].clone());
-                    match (drift(&b), drift(&a)) {
-                        (_, Some(d)) | (Some(d), None) => p.note = Some(d),
-                        (None, None) if digest(&b) == digest(&a) => continue,
-                        (None, None) => p.note = Some(format!("changed in {bundle}")),
-                    }
-                    p.fields.clear();
-                }
-            }
-            if p.source.is_some() || v.get("kind").is_some() {
-                // `Kind/namespace/name` → `Kind namespace/name`.
-                p.name = p.name.replacen('/', " ", 1);
-            }
-            out.push(p);
-        }
-        out.sort_by(|x, y| (x.source.is_some(), &x.source).cmp(&(y.source.is_some(), &y.source)));
-        out
+    fn parts(
+        &self,
+        addr: &ResourceAddr,
+        _attr: &str,
+        before: Option<&Attrs>,
+        after: Option<&Attrs>,
+    ) -> Vec<PartChange> {
+        Self::parts_of(addr, before, after)
     }
 
     fn stats(&self) -> CallStats {
@@ -608,5 +741,45 @@ impl Provider for KubernetesProvider {
 
     fn retry_budget(&self) -> Option<String> {
         Some(self.retry.describe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A state recorded with one entry per upstream file: listed releases become their objects
+    /// (with the inventory's entries).
+    #[test]
+    fn objects_recorded_as_digests_are_upgraded() {
+        let applied = |kind: &str, ns: &str, name: &str, entry: &str| {
+            json!({"api_version": "v1", "kind": kind, "plural": "x", "namespaced": true, "namespace": ns,
+                   "name": name, "entry": entry, "owned": "o"})
+        };
+        let file = "ingress-nginx/controller-v1.15.1/aws-deploy.yaml";
+        let mut attrs: Attrs = json!({
+            "objects": {
+                file: "sha256:fa1f90396ba5d646ce3019c95c36c6457c80aa6bd8a97c3db0d15ed8e7c20a9b",
+                "ConfigMap/kube-system/coredns": "a53630a4e1f2b3c4",
+            },
+            "inventory": [
+                applied("Deployment", "matih-ingress", "ingress-nginx-controller", file),
+                applied("ConfigMap", "kube-system", "coredns", "ConfigMap/kube-system/coredns"),
+            ],
+        })
+        .as_object()
+        .unwrap()
+        .clone();
+        upgrade_objects_from_digests(&mut attrs);
+        let objects = attrs["objects"].as_object().unwrap();
+        assert!(!objects.contains_key(file));
+        let deployment = &objects["Deployment/matih-ingress/ingress-nginx-controller"];
+        assert_eq!(deployment["bundle"], "ingress-nginx controller-v1.15.1 aws-deploy.yaml");
+        assert_eq!(
+            objects.len(),
+            1 + crate::bundles::objects(Upstream::IngressNginxAws, "controller-v1.15.1").unwrap().len()
+        );
+        assert_eq!(attrs["inventory"][0]["entry"], "Deployment/matih-ingress/ingress-nginx-controller");
+        assert_eq!(objects["ConfigMap/kube-system/coredns"], "a53630a4e1f2b3c4", "the tool's own stay digests");
     }
 }
