@@ -362,12 +362,13 @@ impl KubernetesProvider {
                 };
                 let before_obj = content(b, &mut b_render, before);
                 let after_obj = content(a, &mut a_render, after);
-                p.fields = match (before_obj, after_obj) {
-                    (Some(x), Some(y)) => matih_plans::diff::diff_json(&x, &y),
-                    _ => Vec::new(),
-                };
-                if p.fields.is_empty() {
-                    p.note = Some("written differently by this version of matih-infra".into());
+                p.fields = Vec::new();
+                if let (Some(x), Some(y)) = (before_obj, after_obj) {
+                    p.fields = matih_plans::diff::diff_json(&x, &y);
+                    if p.fields.is_empty() {
+                        // Same content, other digest: this version renders it another way.
+                        p.note = Some("written differently by this version of matih-infra".into());
+                    }
                 }
             }
             out.push(p);
