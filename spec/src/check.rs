@@ -526,8 +526,36 @@ pub(crate) fn gke_network(n: &GkeNetwork, out: &mut Findings) {
     }
 }
 
-/// AKS: the subscription and resource group names (checked against the cluster node).
+/// AKS: the subscription and resource group names (checked against the cluster node), and
+/// whether the node subnet holds every node at the pools' maximum — with classic Azure CNI (no
+/// pod subnet) each node also takes one address per pod it may run.
 pub(crate) fn aks(a: &AksSpec, out: &mut Findings) {
+    let nodes: u64 = a.node_pools.iter().map(|p| u64::from(p.max)).sum();
+    let per_node = if a.network.pod_subnet_cidr.is_some() { 1 } else { u64::from(a.network.max_pods()) + 1 };
+    let needed = nodes * per_node + AksNetwork::SUBNET_RESERVED;
+    let subnet = a.network.node_subnet_cidr;
+    let size = 1u64 << (32 - subnet.prefix_len());
+    if needed > size {
+        let prefix = 32 - (needed.next_power_of_two().trailing_zeros() as u8);
+        let why = if a.network.pod_subnet_cidr.is_some() {
+            format!("{nodes} nodes at the pools' maximum")
+        } else {
+            format!(
+                "{nodes} nodes at the pools' maximum × ({} pods + 1), as classic Azure CNI gives every pod a node-subnet address",
+                a.network.max_pods()
+            )
+        };
+        out.at(
+            "network.node_subnet_cidr",
+            Problem::new(
+                format!("node_subnet_cidr {subnet} has {size} addresses; the node pools need {needed} ({why}, + 5 Azure keeps)"),
+                "too small",
+            )
+            .help(format!(
+                "use a /{prefix} or larger node subnet, lower the pools' `max`, or set network.pod_subnet_cidr so pods take addresses from a pod subnet"
+            )),
+        );
+    }
     let s = &a.subscription_id;
     let groups: Vec<&str> = s.split('-').collect();
     let guid = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])

@@ -366,6 +366,15 @@ pub struct AksNetwork {
 }
 
 impl AksNetwork {
+    /// Pods per node: Azure CNI's default when pods take node-subnet addresses, and the dynamic
+    /// allocation's default with a pod subnet.
+    pub fn max_pods(&self) -> u32 {
+        if self.pod_subnet_cidr.is_some() { 110 } else { 30 }
+    }
+
+    /// Addresses Azure keeps in every subnet (network, broadcast and three of its own).
+    pub const SUBNET_RESERVED: u64 = 5;
+
     /// The cluster DNS service IP: the configured one, or the tenth address of the service
     /// range.
     pub fn dns_ip(&self) -> Ipv4Addr {

@@ -100,8 +100,9 @@ pub struct ClusterBinding {
 pub enum LoadBalancer<V> {
     /// An internet-facing NLB holding one Elastic IP per zone.
     AwsNlb { eip_allocations: Vec<V> },
-    /// The reserved public IP in its resource group (the seed's per-tenant values).
-    AzurePublicIp { ip: V, resource_group: V },
+    /// The reserved public IP (its address and resource name) in its resource group (the seed's
+    /// per-tenant values).
+    AzurePublicIp { ip: V, name: V, resource_group: V },
     /// The reserved regional static IP.
     GcpStaticIp { ip: V },
 }

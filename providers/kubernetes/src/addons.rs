@@ -437,12 +437,23 @@ pub fn patch_upstream(row: &Row, p: &Params, file: Upstream, objects: Vec<Json>)
                         ann[k] = Json::String(v.clone());
                     }
                 }
+                // Azure workload identity: the webhook AKS runs injects the federated token only
+                // into pods labelled for it.
+                if o["kind"] == "Deployment"
+                    && o["metadata"]["name"] == "cert-manager"
+                    && p.service_account_annotations.contains_key(AZURE_WORKLOAD_IDENTITY_CLIENT_ID)
+                {
+                    o["spec"]["template"]["metadata"]["labels"]["azure.workload.identity/use"] = Json::from("true");
+                }
                 o
             })
             .collect()),
         Upstream::TigeraOperator | Upstream::CalicoOperatorCrds => Ok(objects),
     }
 }
+
+/// The service account annotation naming an Azure workload identity's client id.
+pub const AZURE_WORKLOAD_IDENTITY_CLIENT_ID: &str = "azure.workload.identity/client-id";
 
 /// Where the platform puts an upstream file's objects: ingress-nginx's into `matih-ingress`, the
 /// others where upstream has them. The only patch that changes which objects exist or their

@@ -315,11 +315,14 @@ impl ServiceBinding for LoadBalancer {
                     eip_allocations.join(","),
                 );
             }
-            LoadBalancer::AzurePublicIp { resource_group, .. } => {
+            LoadBalancer::AzurePublicIp { resource_group, name, .. } => {
                 a.insert(
                     "service.beta.kubernetes.io/azure-load-balancer-resource-group".into(),
                     resource_group.clone(),
                 );
+                // The cloud provider binds the Service to this very public IP (by name; the
+                // address in `loadBalancerIP` alone is deprecated).
+                a.insert("service.beta.kubernetes.io/azure-pip-name".into(), name.clone());
             }
             LoadBalancer::GcpStaticIp { .. } => {}
         }
@@ -617,11 +620,19 @@ mod tests {
     #[test]
     fn azure_tenant_service_names_the_resource_group_and_ip() {
         let t = TenantLayout { slug: "acme".into(), namespace: "matih-tenant-acme".into(), dedicated_ingress: true };
-        let lb = LoadBalancer::AzurePublicIp { ip: "20.1.2.3".into(), resource_group: "matih-prod-rg".into() };
+        let lb = LoadBalancer::AzurePublicIp {
+            ip: "20.1.2.3".into(),
+            name: "matih-prod-ingress-acme".into(),
+            resource_group: "matih-prod-rg".into(),
+        };
         let svc = tenant_controller(&t, &lb).into_iter().find(|o| o["kind"] == "Service").unwrap();
         assert_eq!(
             svc["metadata"]["annotations"]["service.beta.kubernetes.io/azure-load-balancer-resource-group"],
             "matih-prod-rg"
+        );
+        assert_eq!(
+            svc["metadata"]["annotations"]["service.beta.kubernetes.io/azure-pip-name"],
+            "matih-prod-ingress-acme"
         );
         assert_eq!(svc["spec"]["loadBalancerIP"], "20.1.2.3");
     }

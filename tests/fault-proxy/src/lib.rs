@@ -35,6 +35,7 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 
 pub mod aws;
+pub mod azure;
 
 /// What the proxy can do to one request.
 #[derive(Debug, Clone, PartialEq)]

@@ -1199,10 +1199,11 @@ impl Cluster {
             let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
             self.write(&ns_rt, None, ns, Write::new(Op::Create(body), "kube-apiserver")).expect("seed namespace");
         }
-        if flavor != Flavor::Eks {
-            return;
-        }
-        let objects = crate::seed::eks_objects();
+        let (objects, manager) = match flavor {
+            Flavor::Bare => return,
+            Flavor::Eks => (crate::seed::eks_objects(), "eks"),
+            Flavor::Aks => (crate::seed::aks_objects(), "aks"),
+        };
         for obj in objects {
             let api_version = obj["apiVersion"].as_str().expect("seed apiVersion").to_string();
             let kind = obj["kind"].as_str().expect("seed kind").to_string();
@@ -1211,7 +1212,7 @@ impl Cluster {
             if matches!(kind.as_str(), "Deployment" | "DaemonSet") {
                 self.ready.insert((rt.group.clone(), kind.clone(), "kube-system".into(), name.clone()), true);
             }
-            self.write(&rt, Some("kube-system"), &name, Write::new(Op::Create(obj), "eks"))
+            self.write(&rt, Some("kube-system"), &name, Write::new(Op::Create(obj), manager))
                 .unwrap_or_else(|e| panic!("seed {kind} {name}: {e}"));
         }
     }

@@ -61,7 +61,7 @@ use tokio::sync::{oneshot, watch};
 use crate::cluster::{Cluster, Op, Write};
 
 pub use crate::schema::validate_against_schema;
-pub use crate::seed::EKS_COREFILE;
+pub use crate::seed::{AKS_COREFILE, EKS_COREFILE};
 
 /// How the emulator starts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -136,6 +136,11 @@ pub enum Flavor {
     /// Service `kube-dns`, DaemonSets `aws-node` and `kube-proxy` (ready).
     #[default]
     Eks,
+    /// As `Bare`, plus what AKS puts in `kube-system`: ConfigMap `coredns` (AKS's own, reconciled
+    /// by its add-on manager) and the empty `coredns-custom` it leaves to the user (both owned by
+    /// manager `aks`), Deployment `coredns`, Service `kube-dns`, DaemonSets `azure-cns` and
+    /// `kube-proxy` (ready).
+    Aks,
 }
 
 /// When Deployments, DaemonSets, StatefulSets and ReplicaSets become available.

@@ -1,6 +1,6 @@
-//! What a fresh EKS cluster holds in `kube-system` before anybody bootstraps it: the CoreDNS
-//! ConfigMap, Deployment and Service, and the `aws-node` and `kube-proxy` DaemonSets, as EKS
-//! creates them (manager `eks`).
+//! What a fresh EKS or AKS cluster holds in `kube-system` before anybody bootstraps it: the
+//! CoreDNS ConfigMap(s), Deployment and Service, and the CNI and `kube-proxy` DaemonSets, as the
+//! cloud creates them (manager `eks` or `aks`).
 //!
 //! Only what tests of a bootstrap touch: no ServiceAccounts, RBAC, `aws-auth`, `kube-root-ca.crt`,
 //! StorageClasses or EKS add-on metadata beyond labels.
@@ -118,6 +118,112 @@ pub(crate) fn eks_objects() -> Vec<Value> {
             "kube-proxy",
             json!({"eks.amazonaws.com/component": "kube-proxy", "k8s-app": "kube-proxy"}),
             "602401143452.dkr.ecr.us-west-2.amazonaws.com/eks/kube-proxy:v1.33.0-minimal-eksbuild.2",
+        ),
+    ]
+}
+
+/// AKS's CoreDNS configuration (it imports the user's `coredns-custom` server blocks and
+/// overrides).
+pub const AKS_COREFILE: &str = ".:53 {
+    errors
+    ready
+    health {
+      lameduck 5s
+    }
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+      pods insecure
+      fallthrough in-addr.arpa ip6.arpa
+      ttl 30
+    }
+    prometheus :9153
+    forward . /etc/resolv.conf
+    cache 30
+    loop
+    reload
+    loadbalance
+    import custom/*.override
+}
+import custom/*.server
+";
+
+pub(crate) fn aks_objects() -> Vec<Value> {
+    let reconcile = json!({"addonmanager.kubernetes.io/mode": "Reconcile", "k8s-app": "kube-dns"});
+    let dns_labels = json!({"k8s-app": "kube-dns", "version": "v20"});
+    vec![
+        json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "coredns", "namespace": "kube-system", "labels": reconcile},
+            "data": {"Corefile": AKS_COREFILE},
+        }),
+        json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "coredns-custom",
+                "namespace": "kube-system",
+                "labels": {"addonmanager.kubernetes.io/mode": "EnsureExists", "k8s-app": "kube-dns"},
+            },
+        }),
+        json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "coredns", "namespace": "kube-system", "labels": reconcile},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                "template": {
+                    "metadata": {"labels": dns_labels},
+                    "spec": {
+                        "priorityClassName": "system-node-critical",
+                        "serviceAccountName": "coredns",
+                        "containers": [{
+                            "name": "coredns",
+                            "image": "mcr.microsoft.com/oss/v2/kubernetes/coredns:v1.12.1-1",
+                            "args": ["-conf", "/etc/coredns/Corefile"],
+                            "ports": [
+                                {"name": "dns", "containerPort": 53, "protocol": "UDP"},
+                                {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
+                            ],
+                            "volumeMounts": [
+                                {"name": "config-volume", "mountPath": "/etc/coredns", "readOnly": true},
+                                {"name": "custom-config-volume", "mountPath": "/etc/coredns/custom", "readOnly": true},
+                            ],
+                        }],
+                        "volumes": [
+                            {"name": "config-volume", "configMap": {"name": "coredns", "items": [{"key": "Corefile", "path": "Corefile"}]}},
+                            {"name": "custom-config-volume", "configMap": {"name": "coredns-custom", "optional": true}},
+                        ],
+                    }
+                }
+            }
+        }),
+        json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": "kube-dns",
+                "namespace": "kube-system",
+                "labels": {"addonmanager.kubernetes.io/mode": "Reconcile", "k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "CoreDNS"},
+            },
+            "spec": {
+                "clusterIP": "172.16.0.10",
+                "selector": {"k8s-app": "kube-dns"},
+                "ports": [
+                    {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                    {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                ],
+            }
+        }),
+        daemonset(
+            "azure-cns",
+            json!({"addonmanager.kubernetes.io/mode": "Reconcile", "k8s-app": "azure-cns"}),
+            "mcr.microsoft.com/containernetworking/azure-cns:v1.6.27",
+        ),
+        daemonset(
+            "kube-proxy",
+            json!({"addonmanager.kubernetes.io/mode": "Reconcile", "component": "kube-proxy", "tier": "node"}),
+            "mcr.microsoft.com/oss/v2/kubernetes/kube-proxy:v1.33.2-1",
         ),
     ]
 }

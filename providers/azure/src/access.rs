@@ -1,0 +1,69 @@
+//! Access to AKS clusters for the bootstrap: the cluster as ARM reports it (endpoint and CA from
+//! the cluster user credential, identity from its id and OIDC issuer), and a token — an Entra ID
+//! token for the AKS server application when the cluster uses Entra ID (managed AAD), otherwise
+//! the cluster user credential's token. Either lives only in memory.
+
+use async_trait::async_trait;
+use matih_plans::ProviderError;
+use matih_provider_kit::{ClusterAccess, ClusterInfo, ExecCredential, Secret};
+use serde_json::{Value as Json, json};
+
+use crate::auth::{AKS_SERVER_APP_SCOPE, TokenSource};
+use crate::cluster::{AKS_API, Cluster};
+use crate::kind::{Ctx, op};
+
+pub struct AksAccess {
+    pub(crate) ctx: Ctx,
+    pub(crate) creds: std::sync::Arc<dyn TokenSource>,
+}
+
+/// `kubelogin` for a kubeconfig: it gets the user's own Entra ID token for the cluster.
+pub fn exec_credential() -> ExecCredential {
+    ExecCredential {
+        command: "kubelogin".into(),
+        args: ["get-token", "--login", "azurecli", "--server-id", AKS_SERVER_APP_SCOPE.trim_end_matches("/.default")]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        install_hint: "kubelogin (`az aks install-cli`) and `az login`; for a cluster with local accounts, `az aks get-credentials` instead".into(),
+    }
+}
+
+impl AksAccess {
+    async fn cluster(&self, name: &str) -> Result<Option<(String, Json)>, ProviderError> {
+        let id = self.ctx.id(&["Microsoft.ContainerService", "managedClusters"], name);
+        let j = self.ctx.arm.get(&id, AKS_API, op("Microsoft.ContainerService", "ManagedClusters", "Get")).await?;
+        Ok(j.map(|j| (id, j)))
+    }
+}
+
+#[async_trait]
+impl ClusterAccess for AksAccess {
+    async fn describe(&self, name: &str) -> Result<Option<ClusterInfo>, ProviderError> {
+        let Some((id, j)) = self.cluster(name).await? else { return Ok(None) };
+        let (endpoint, ca_data, _token) = Cluster::user_credential(&self.ctx, &id).await?;
+        Ok(Some(ClusterInfo {
+            endpoint,
+            ca_data,
+            identity: json!({
+                "id": j["id"],
+                "oidc_issuer": j.pointer("/properties/oidcIssuerProfile/issuerURL").cloned().unwrap_or(Json::Null),
+            }),
+        }))
+    }
+
+    async fn token(&self, name: &str) -> Result<Secret, ProviderError> {
+        let Some((id, j)) = self.cluster(name).await? else {
+            return Err(ProviderError::other(format!("AKS cluster {name} does not exist")));
+        };
+        if j.pointer("/properties/aadProfile/managed").and_then(Json::as_bool) == Some(true) {
+            return self.creds.token(AKS_SERVER_APP_SCOPE).await;
+        }
+        match Cluster::user_credential(&self.ctx, &id).await?.2 {
+            Some(t) => Ok(Secret::new(t)),
+            None => Err(ProviderError::other(format!(
+                "AKS cluster {name}: its user credential holds no token (local accounts disabled?); enable Entra ID on the cluster"
+            ))),
+        }
+    }
+}

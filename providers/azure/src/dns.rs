@@ -1,0 +1,347 @@
+//! Azure DNS: the platform's public zone (created, or adopted when it exists), the A records of
+//! `api.` and the tenants, and the NS delegation of a child environment's zone in its parent.
+//!
+//! Record sets carry the owner marks in their `metadata` (they have no tags), are created with
+//! `If-None-Match: *` and changed with `If-Match` on their etag, as the Azure DNS API documents:
+//! a record set someone else wrote in the meantime is never overwritten silently. Azure DNS has
+//! no batch API, so each record set is one PUT; refresh lists each zone's A record sets once.
+//!
+//! Not here: private zones, alias record sets, DNSSEC.
+
+use async_trait::async_trait;
+use matih_plans::*;
+use matih_provider_kit::{Found, Kind, Listing, schema};
+use matih_state::Attrs;
+use serde_json::{Value as Json, json};
+
+use crate::arm::Cond;
+use crate::kind::*;
+
+const DNS_API: &str = "2018-05-01";
+const NETWORK: &str = "Microsoft.Network";
+
+pub fn kinds() -> Vec<Box<dyn Kind<Ctx>>> {
+    vec![Box::new(ArmKind(Zone)), Box::new(ArmKind(Record)), Box::new(Delegation)]
+}
+
+fn bare(name: &str) -> &str {
+    name.trim_end_matches('.')
+}
+
+/// `api.matih.ai` in zone `matih.ai` → `api`; the apex → `@`.
+pub fn relative(fqdn: &str, zone: &str) -> String {
+    let fqdn = bare(fqdn);
+    if fqdn == zone { "@".into() } else { fqdn.strip_suffix(&format!(".{zone}")).unwrap_or(fqdn).to_string() }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+pub struct Zone;
+
+#[async_trait]
+impl ArmType for Zone {
+    fn schema(&self) -> TypeSchema {
+        schema("dns", "zone")
+            .force_new(&["name", "location"])
+            .updatable(&["comment"])
+            .computed(&["id", "name_servers", "adopted"])
+            .protected()
+            .build()
+    }
+    fn api(&self) -> &'static str {
+        DNS_API
+    }
+    fn ops(&self) -> (&'static str, &'static str) {
+        (NETWORK, "Zones")
+    }
+    fn id(&self, ctx: &Ctx, name: &str) -> String {
+        ctx.id(&[NETWORK, "dnsZones"], name)
+    }
+    fn body(&self, _ctx: &Ctx, cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
+        let mut b = json!({"properties": {"zoneType": "Public"}});
+        if let Some(c) = cfg.opt_str("comment") {
+            b["tags"] = json!({ "description": c });
+        }
+        Ok(b)
+    }
+    fn attrs(&self, j: &Json) -> Attrs {
+        let mut ns: Vec<String> = j["properties"]["nameServers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Json::as_str)
+            .map(|n| bare(n).to_string())
+            .collect();
+        ns.sort();
+        attrs([
+            ("id", at(j, "/id")),
+            ("name", at(j, "/name")),
+            ("location", at(j, "/location")),
+            ("comment", at(j, "/tags/description")),
+            ("name_servers", json!(ns)),
+        ])
+    }
+    fn adoptable(&self) -> bool {
+        true
+    }
+    fn conditional(&self) -> bool {
+        true
+    }
+    fn if_none_match(&self) -> bool {
+        true
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// An A record set of the platform's zone (its name is the fully qualified name).
+pub struct Record;
+
+fn a_values(j: &Json) -> Json {
+    let mut v: Vec<String> = j["properties"]["ARecords"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["ipv4Address"].as_str().map(str::to_string))
+        .collect();
+    v.sort();
+    json!(v)
+}
+
+#[async_trait]
+impl ArmType for Record {
+    fn schema(&self) -> TypeSchema {
+        schema("dns", "record")
+            .force_new(&["zone_id", "name", "type"])
+            .updatable(&["ttl", "values"])
+            .computed(&["id"])
+            .build()
+    }
+    fn api(&self) -> &'static str {
+        DNS_API
+    }
+    fn ops(&self) -> (&'static str, &'static str) {
+        (NETWORK, "RecordSets")
+    }
+    fn id(&self, ctx: &Ctx, name: &str) -> String {
+        ctx.id(&[NETWORK, "dnsZones", "A"], &format!("{}/{}", ctx.zone, relative(name, &ctx.zone)))
+    }
+    fn body(&self, _ctx: &Ctx, cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
+        let values: Vec<Json> = cfg
+            .get("values")?
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Json::as_str)
+            .map(|ip| json!({ "ipv4Address": ip }))
+            .collect();
+        Ok(json!({"properties": {"TTL": cfg.u64("ttl")?, "ARecords": values}}))
+    }
+    fn attrs(&self, j: &Json) -> Attrs {
+        let id = j["id"].as_str().unwrap_or_default();
+        attrs([
+            ("id", json!(id)),
+            ("zone_id", json!(collection_of(collection_of(id)))),
+            ("name", json!(bare(j["properties"]["fqdn"].as_str().unwrap_or_default()))),
+            ("type", json!("A")),
+            ("ttl", at(j, "/properties/TTL")),
+            ("values", a_values(j)),
+        ])
+    }
+    fn tracked(&self) -> bool {
+        false
+    }
+    fn owner_marks<'j>(&self, j: &'j Json) -> Option<&'j Json> {
+        j.pointer("/properties/metadata")
+    }
+    fn shared_name(&self) -> bool {
+        true
+    }
+    fn conditional(&self) -> bool {
+        true
+    }
+    fn if_none_match(&self) -> bool {
+        true
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// The NS record set delegating this environment's zone, in the parent environment's zone
+/// (found by name in the subscription: it usually lives in another resource group).
+pub struct Delegation;
+
+impl Delegation {
+    /// The parent zone's id, or an error saying it must exist first.
+    async fn parent(ctx: &Ctx, name: &str, addr: &ResourceAddr) -> Result<String, ProviderError> {
+        let zones = ctx
+            .arm
+            .list(
+                &format!("/subscriptions/{}/providers/{NETWORK}/dnszones", ctx.subscription),
+                DNS_API,
+                "",
+                op(NETWORK, "Zones", "List"),
+            )
+            .await?;
+        let found: Vec<&str> =
+            zones.iter().filter(|z| z["name"].as_str() == Some(name)).filter_map(|z| z["id"].as_str()).collect();
+        match found.as_slice() {
+            [one] => Ok(one.to_string()),
+            [] => Err(ProviderError::other(format!(
+                "{addr}: the parent zone {name} is not in subscription {}; apply the parent environment first (its zone must exist to delegate to this one)",
+                ctx.subscription
+            ))),
+            many => Err(ProviderError::other(format!(
+                "{addr}: {} zones are named {name} in subscription {} ({}); delegation needs exactly one",
+                many.len(),
+                ctx.subscription,
+                many.join(", ")
+            ))),
+        }
+    }
+
+    fn attrs(j: &Json, parent: &str) -> Attrs {
+        let mut ns: Vec<String> = j["properties"]["NSRecords"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["nsdname"].as_str().map(|n| bare(n).to_string()))
+            .collect();
+        ns.sort();
+        attrs([
+            ("id", at(j, "/id")),
+            ("parent_zone_name", json!(parent)),
+            ("name", json!(bare(j["properties"]["fqdn"].as_str().unwrap_or_default()))),
+            ("ttl", at(j, "/properties/TTL")),
+            ("name_servers", json!(ns)),
+        ])
+    }
+
+    fn body(req: &ApplyRequest) -> Result<Json, ProviderError> {
+        let cfg = Cfg::of(req);
+        let ns: Vec<Json> = cfg
+            .get("name_servers")?
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Json::as_str)
+            .map(|n| json!({ "nsdname": format!("{}.", bare(n)) }))
+            .collect();
+        let marks: serde_json::Map<String, Json> =
+            req.identity.owner_tags.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        Ok(json!({"properties": {"TTL": cfg.u64("ttl")?, "NSRecords": ns, "metadata": marks}}))
+    }
+
+    async fn write(
+        &self,
+        ctx: &Ctx,
+        req: &ApplyRequest,
+        cond: Cond<'_>,
+        id: &str,
+    ) -> Result<ApplyResponse, ProviderError> {
+        let parent = Cfg::of(req).str("parent_zone_name")?;
+        let j = ctx
+            .arm
+            .put(
+                id,
+                DNS_API,
+                &Self::body(req)?,
+                cond,
+                op(NETWORK, "RecordSets", "CreateOrUpdate"),
+                op(NETWORK, "RecordSets", "Get"),
+                &req.status,
+                std::time::Duration::from_secs(300),
+            )
+            .await?;
+        Ok(ApplyResponse::new(id, Self::attrs(&j, parent)))
+    }
+
+    async fn id_for(ctx: &Ctx, parent: &str, name: &str, addr: &ResourceAddr) -> Result<String, ProviderError> {
+        Ok(format!("{}/NS/{}", Self::parent(ctx, parent, addr).await?, relative(name, parent)))
+    }
+}
+
+#[async_trait]
+impl Kind<Ctx> for Delegation {
+    fn schema(&self) -> TypeSchema {
+        schema("dns", "delegation")
+            .force_new(&["parent_zone_name", "name"])
+            .updatable(&["ttl", "name_servers"])
+            .computed(&["id"])
+            .build()
+    }
+
+    async fn read(&self, ctx: &Ctx, items: &[ReadItem]) -> Result<Listing, ProviderError> {
+        let mut out = Vec::new();
+        for i in items {
+            let parent = i.attrs.get("parent_zone_name").and_then(Json::as_str).unwrap_or_default();
+            if let Some(j) = ctx.arm.get(&i.id, DNS_API, op(NETWORK, "RecordSets", "Get")).await? {
+                let marks = j
+                    .pointer("/properties/metadata")
+                    .and_then(Json::as_object)
+                    .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect());
+                out.push(Found::new(i.id.clone(), Self::attrs(&j, parent), marks.unwrap_or_default()));
+            }
+        }
+        Ok(Listing::Owned(out))
+    }
+
+    async fn create(&self, ctx: &Ctx, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        let cfg = Cfg::of(req);
+        let id = Self::id_for(ctx, cfg.str("parent_zone_name")?, cfg.str("name")?, &req.addr).await?;
+        self.write(ctx, req, Cond::IfNoneMatch, &id).await
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        prior: &ReadResource,
+        req: &ApplyRequest,
+    ) -> Result<ApplyResponse, ProviderError> {
+        let current = ctx.arm.get(&prior.id, DNS_API, op(NETWORK, "RecordSets", "Get")).await?;
+        let etag = current.as_ref().and_then(|c| c["etag"].as_str()).map(str::to_string);
+        let cond = etag.as_deref().map_or(Cond::IfNoneMatch, Cond::IfMatch);
+        self.write(ctx, req, cond, &prior.id).await
+    }
+
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest) -> Result<(), ProviderError> {
+        ctx.arm
+            .delete(
+                &req.id,
+                DNS_API,
+                Cond::None,
+                op(NETWORK, "RecordSets", "Delete"),
+                &req.status,
+                std::time::Duration::from_secs(300),
+            )
+            .await
+    }
+
+    async fn find(&self, ctx: &Ctx, req: &FindRequest) -> Result<Vec<Found>, ProviderError> {
+        // The name is the child zone's; its parent is the name minus the first label.
+        let Some((_, parent)) = req.name.split_once('.') else { return Ok(vec![]) };
+        let id = match Self::id_for(ctx, parent, &req.name, &req.addr).await {
+            Ok(id) => id,
+            Err(_) => return Ok(vec![]),
+        };
+        let Some(j) = ctx.arm.get(&id, DNS_API, op(NETWORK, "RecordSets", "Get")).await? else { return Ok(vec![]) };
+        let marks = j
+            .pointer("/properties/metadata")
+            .and_then(Json::as_object)
+            .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+            .unwrap_or_default();
+        Ok(vec![Found::new(id, Self::attrs(&j, parent), marks)])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_relative_to_their_zone() {
+        assert_eq!(relative("api.matih.ai", "matih.ai"), "api");
+        assert_eq!(relative("matih.ai.", "matih.ai"), "@");
+        assert_eq!(relative("staging.matih.ai", "matih.ai"), "staging");
+    }
+}

@@ -1,0 +1,227 @@
+//! cert-manager's DNS01 identity and the cluster's permissions: a user-assigned managed identity
+//! with a federated credential for cert-manager's service account (workload identity, no
+//! secret anywhere), and role assignments — DNS Zone Contributor on the platform's zone only
+//! for that identity, Network Contributor on the resource group for the cluster's identity (its
+//! load balancer takes the reserved public IPs from there).
+//!
+//! Role assignments are named by a GUID derived from their address, so a PUT sent twice can
+//! only make the same one. A principal made moments ago may not be known to Entra ID yet
+//! (`PrincipalNotFound` while it replicates): that is waited for, with a deadline.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use matih_plans::*;
+use matih_provider_kit::schema;
+use matih_state::Attrs;
+use serde_json::{Value as Json, json};
+use sha2::{Digest, Sha256};
+
+use crate::arm::Cond;
+use crate::kind::*;
+
+const MSI_API: &str = "2023-01-31";
+const MSI: &str = "Microsoft.ManagedIdentity";
+const AUTHZ_API: &str = "2022-04-01";
+const AUTHZ: &str = "Microsoft.Authorization";
+
+/// Built-in role definitions (the same GUIDs in every tenant).
+pub const DNS_ZONE_CONTRIBUTOR: &str = "befefa01-2a29-4197-83a8-272ff33ce314";
+pub const NETWORK_CONTRIBUTOR: &str = "4d97b98b-1d4f-4787-a291-c67834d212e7";
+
+/// How long a new principal may take to reach Entra ID's replicas.
+const PRINCIPAL_LAG: Duration = Duration::from_secs(5 * 60);
+
+pub fn kinds() -> Vec<Box<dyn matih_provider_kit::Kind<Ctx>>> {
+    vec![Box::new(ArmKind(UserIdentity)), Box::new(ArmKind(FederatedCredential)), Box::new(ArmKind(RoleAssignment))]
+}
+
+/// A GUID from `seed` (SHA-256, shaped as a version-8 UUID): stable for an address.
+pub fn guid(seed: &str) -> String {
+    let d = Sha256::digest(seed.as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    uuid::Uuid::from_bytes(b).to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+
+pub struct UserIdentity;
+
+#[async_trait]
+impl ArmType for UserIdentity {
+    fn schema(&self) -> TypeSchema {
+        schema("aks", "identity").computed(&["id", "client_id", "principal_id", "tenant_id"]).build()
+    }
+    fn api(&self) -> &'static str {
+        MSI_API
+    }
+    fn ops(&self) -> (&'static str, &'static str) {
+        (MSI, "UserAssignedIdentities")
+    }
+    fn id(&self, ctx: &Ctx, name: &str) -> String {
+        ctx.id(&[MSI, "userAssignedIdentities"], name)
+    }
+    fn body(&self, _ctx: &Ctx, _cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
+        Ok(json!({}))
+    }
+    fn attrs(&self, j: &Json) -> Attrs {
+        attrs([
+            ("id", at(j, "/id")),
+            ("client_id", at(j, "/properties/clientId")),
+            ("principal_id", at(j, "/properties/principalId")),
+            ("tenant_id", at(j, "/properties/tenantId")),
+        ])
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// A federated identity credential (`<identity>/<credential>`).
+pub struct FederatedCredential;
+
+#[async_trait]
+impl ArmType for FederatedCredential {
+    fn schema(&self) -> TypeSchema {
+        schema("aks", "federated_credential")
+            .force_new(&["identity_id"])
+            .updatable(&["issuer", "subject", "audiences"])
+            .computed(&["id"])
+            .build()
+    }
+    fn api(&self) -> &'static str {
+        MSI_API
+    }
+    fn ops(&self) -> (&'static str, &'static str) {
+        (MSI, "FederatedIdentityCredentials")
+    }
+    fn id(&self, ctx: &Ctx, name: &str) -> String {
+        ctx.id(&[MSI, "userAssignedIdentities", "federatedIdentityCredentials"], name)
+    }
+    fn tracked(&self) -> bool {
+        false
+    }
+    fn body(&self, _ctx: &Ctx, cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
+        Ok(
+            json!({"properties": {"issuer": cfg.str("issuer")?, "subject": cfg.str("subject")?, "audiences": cfg.get("audiences")?}}),
+        )
+    }
+    fn attrs(&self, j: &Json) -> Attrs {
+        let id = j["id"].as_str().unwrap_or_default();
+        attrs([
+            ("id", json!(id)),
+            ("identity_id", json!(collection_of(collection_of(id)))),
+            ("issuer", at(j, "/properties/issuer")),
+            ("subject", at(j, "/properties/subject")),
+            ("audiences", at(j, "/properties/audiences")),
+        ])
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// A role assignment. Its name is `<scope relative to the resource group>/<guid>` (empty scope:
+/// the group itself).
+pub struct RoleAssignment;
+
+#[async_trait]
+impl ArmType for RoleAssignment {
+    fn schema(&self) -> TypeSchema {
+        schema("aks", "role_assignment")
+            .force_new(&["scope", "role_definition_id", "principal_id"])
+            .computed(&["id"])
+            .build()
+    }
+    fn api(&self) -> &'static str {
+        AUTHZ_API
+    }
+    fn ops(&self) -> (&'static str, &'static str) {
+        (AUTHZ, "RoleAssignments")
+    }
+    fn id(&self, ctx: &Ctx, name: &str) -> String {
+        let (scope, guid) = name.rsplit_once('/').unwrap_or(("", name));
+        let scope = if scope.is_empty() { ctx.group_id() } else { format!("{}/{scope}", ctx.group_id()) };
+        format!("{scope}/providers/{AUTHZ}/roleAssignments/{guid}")
+    }
+    fn tracked(&self) -> bool {
+        false
+    }
+    fn body(&self, _ctx: &Ctx, cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
+        Ok(json!({"properties": {
+            "roleDefinitionId": cfg.str("role_definition_id")?,
+            "principalId": cfg.str("principal_id")?,
+            "principalType": "ServicePrincipal",
+        }}))
+    }
+    fn attrs(&self, j: &Json) -> Attrs {
+        let id = j["id"].as_str().unwrap_or_default();
+        let scope = id.split(&format!("/providers/{AUTHZ}/")).next().unwrap_or_default();
+        attrs([
+            ("id", json!(id)),
+            ("scope", json!(scope)),
+            ("role_definition_id", at(j, "/properties/roleDefinitionId")),
+            ("principal_id", at(j, "/properties/principalId")),
+        ])
+    }
+    /// A role assignment cannot be changed: an update is the same PUT (ARM answers it as the
+    /// one that exists).
+    async fn put(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+        body: &Json,
+        _cond: Cond<'_>,
+        req: &ApplyRequest,
+    ) -> Result<Json, ProviderError> {
+        let start = Instant::now();
+        let mut body = body.clone();
+        // Only the fields ARM takes.
+        body = json!({"properties": {
+            "roleDefinitionId": body["properties"]["roleDefinitionId"],
+            "principalId": body["properties"]["principalId"],
+            "principalType": body["properties"]["principalType"],
+        }});
+        loop {
+            let r = ctx
+                .arm
+                .put(
+                    id,
+                    AUTHZ_API,
+                    &body,
+                    Cond::None,
+                    op(AUTHZ, "RoleAssignments", "Create"),
+                    op(AUTHZ, "RoleAssignments", "Get"),
+                    &req.status,
+                    Duration::from_secs(60),
+                )
+                .await;
+            match r {
+                Err(e) if e.code() == Some("PrincipalNotFound") && start.elapsed() < PRINCIPAL_LAG => {
+                    req.status.say(&format!(
+                        "waiting for Entra ID to know principal {} ({:.0?} so far)",
+                        body["properties"]["principalId"].as_str().unwrap_or_default(),
+                        start.elapsed()
+                    ));
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                }
+                r => return r,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guids_are_stable_per_seed_and_well_formed() {
+        let a = guid("aks.role_assignment.dns01");
+        assert_eq!(a, guid("aks.role_assignment.dns01"));
+        assert_ne!(a, guid("aks.role_assignment.network"));
+        let u = uuid::Uuid::parse_str(&a).unwrap();
+        assert_eq!(u.get_version_num(), 8);
+    }
+}

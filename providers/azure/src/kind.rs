@@ -1,0 +1,480 @@
+//! What every Azure resource type shares, written once ([`ArmKind`]): ARM's resources are
+//! addressed by deterministic ids and written with PUT (create or replace), so one generic kind
+//! does refresh, create, update, delete and find for every type, and a type ([`ArmType`]) only
+//! says where it lives, what body the tool manages and which attributes it reports.
+//!
+//! - **Refresh** lists each collection the recorded resources live in (one list per type per
+//!   resource group or parent, following `nextLink`), never one GET per resource.
+//! - **Create** never overwrites what it did not make: where a name may be someone else's (a
+//!   top-level resource in a resource group the tool may have adopted) it looks first, and a
+//!   resource that is there is "already exists" for the kit's create path, which adopts it only
+//!   if its owner tags name this address. Types that support it send `If-None-Match: *`
+//!   instead. A PUT of a deterministic name can make only that one resource, so a lost answer
+//!   can never duplicate anything; the kit still looks before sending it again.
+//! - **Update** is read-modify-write: the current resource, with the fields the tool manages
+//!   replaced, goes back with `If-Match` on its etag, so fields set by Azure or by others (a
+//!   VNet's subnets, a cluster's add-on profiles) survive, and a concurrent change fails loudly
+//!   (412) instead of being lost.
+//! - **Delete** waits for the operation; "already gone" is success. A resource the tool adopted
+//!   is never deleted: its owner tags come off and it stays.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use matih_plans::*;
+use matih_provider_kit::owner::{TAG_ADDRESS, TAG_ENVIRONMENT, TAG_PLATFORM};
+use matih_provider_kit::{Found, Kind, Listing};
+use matih_state::Attrs;
+use serde_json::{Value as Json, json};
+
+use crate::arm::{Arm, Cond, Op};
+
+/// Everything a kind needs to talk to ARM.
+#[derive(Clone)]
+pub struct Ctx {
+    pub arm: Arm,
+    pub subscription: String,
+    pub resource_group: String,
+    pub location: String,
+    /// The platform's DNS zone (`matih.ai`, `staging.matih.ai`).
+    pub zone: String,
+    pub owner: Ownership,
+}
+
+impl Ctx {
+    /// `/subscriptions/{sub}/resourceGroups/{rg}`.
+    pub fn group_id(&self) -> String {
+        format!("/subscriptions/{}/resourceGroups/{}", self.subscription, self.resource_group)
+    }
+
+    /// `<group>/providers/<namespace>/<type>/<name>[/<child type>/<child name>…]` for a
+    /// `name` of `parent/child` segments.
+    pub fn id(&self, provider_path: &[&str], name: &str) -> String {
+        let mut id = format!("{}/providers/{}", self.group_id(), provider_path[0]);
+        for (t, n) in provider_path[1..].iter().zip(name.split('/')) {
+            id.push_str(&format!("/{t}/{n}"));
+        }
+        id
+    }
+}
+
+/// Set on a resource the tool adopted instead of creating: it is never deleted by the tool.
+pub const TAG_ADOPTED: &str = "matih:adopted";
+
+/// One Azure resource type.
+#[async_trait]
+pub trait ArmType: Send + Sync + 'static {
+    fn schema(&self) -> TypeSchema;
+    /// The REST API version.
+    fn api(&self) -> &'static str;
+    /// The resource provider and the specification's operation group (`VirtualNetworks`).
+    fn ops(&self) -> (&'static str, &'static str);
+    /// The ARM id of the resource with this deterministic name (`parent/child` for children).
+    fn id(&self, ctx: &Ctx, name: &str) -> String;
+    /// The body the tool manages, without `tags` (added for tracked types) and `location`.
+    fn body(&self, ctx: &Ctx, cfg: &Cfg<'_>) -> Result<Json, ProviderError>;
+    /// Attributes from the resource as ARM reports it.
+    fn attrs(&self, j: &Json) -> Attrs;
+    /// Resources with `location` and `tags`.
+    fn tracked(&self) -> bool {
+        true
+    }
+    /// Where a resource's owner marks are (tags; record sets: metadata), or `None` if the type
+    /// has nowhere to keep them.
+    fn owner_marks<'j>(&self, j: &'j Json) -> Option<&'j Json> {
+        if self.tracked() { j.get("tags") } else { None }
+    }
+    /// Whether the type keeps etags and honours `If-Match` (updates are conditional).
+    fn conditional(&self) -> bool {
+        false
+    }
+    /// Whether the type documents `If-None-Match: *` on PUT (creates are conditional instead of
+    /// looking first).
+    fn if_none_match(&self) -> bool {
+        false
+    }
+    /// Whether a name may be someone else's resource (a create then looks first).
+    fn shared_name(&self) -> bool {
+        self.tracked()
+    }
+    /// Whether an existing resource of the name that no matih-infra platform owns is taken over
+    /// (resource groups, DNS zones) rather than refused.
+    fn adoptable(&self) -> bool {
+        false
+    }
+    /// The managed body as an update sends it (a cluster leaves its pools to the pool API).
+    fn for_update(&self, _body: &mut Json) {}
+    /// How long its operations may take.
+    fn deadline(&self) -> Duration {
+        Duration::from_secs(10 * 60)
+    }
+    /// Attributes that need another call (a cluster's endpoint and CA).
+    async fn extra(&self, _ctx: &Ctx, _j: &Json, _attrs: &mut Attrs) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    /// Before the PUT of a new resource (a role assignment waits for its principal there).
+    async fn put(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+        body: &Json,
+        cond: Cond<'_>,
+        req: &ApplyRequest,
+    ) -> Result<Json, ProviderError> {
+        let (svc, group) = self.ops();
+        ctx.arm
+            .put(
+                id,
+                self.api(),
+                body,
+                cond,
+                op(svc, group, "CreateOrUpdate"),
+                op(svc, group, "Get"),
+                &req.status,
+                self.deadline(),
+            )
+            .await
+    }
+}
+
+/// `<Group>_<Verb>` as a static operation name (interned once per name).
+pub fn op(service: &'static str, group: &'static str, verb: &'static str) -> Op {
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashMap<(&'static str, &'static str), &'static str>>> = OnceLock::new();
+    let mut m = NAMES.get_or_init(Default::default).lock().unwrap();
+    let operation = *m.entry((group, verb)).or_insert_with(|| Box::leak(format!("{group}_{verb}").into_boxed_str()));
+    Op { service, operation }
+}
+
+fn bad(addr: &ResourceAddr, message: String) -> ProviderError {
+    ProviderError::Config { addr: addr.clone(), message }
+}
+
+/// Typed access to a resolved configuration.
+pub struct Cfg<'a> {
+    pub addr: &'a ResourceAddr,
+    pub map: &'a serde_json::Map<String, Json>,
+}
+
+impl<'a> Cfg<'a> {
+    pub fn of(req: &'a ApplyRequest) -> Self {
+        Cfg { addr: &req.addr, map: &req.config }
+    }
+    pub fn str(&self, k: &str) -> Result<&'a str, ProviderError> {
+        self.map.get(k).and_then(Json::as_str).ok_or_else(|| bad(self.addr, format!("`{k}` must be a string")))
+    }
+    pub fn opt_str(&self, k: &str) -> Option<&'a str> {
+        self.map.get(k).and_then(Json::as_str).filter(|s| !s.is_empty())
+    }
+    pub fn u64(&self, k: &str) -> Result<u64, ProviderError> {
+        self.map.get(k).and_then(Json::as_u64).ok_or_else(|| bad(self.addr, format!("`{k}` must be a whole number")))
+    }
+    pub fn get(&self, k: &str) -> Result<&'a Json, ProviderError> {
+        self.map.get(k).ok_or_else(|| bad(self.addr, format!("`{k}` is missing")))
+    }
+}
+
+/// Attributes from `(key, value)` pairs.
+pub fn attrs<const N: usize>(pairs: [(&str, Json); N]) -> Attrs {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// A string at a JSON pointer, or null.
+pub fn at(j: &Json, pointer: &str) -> Json {
+    j.pointer(pointer).cloned().unwrap_or(Json::Null)
+}
+
+/// ARM compares ids without case.
+pub fn same_id(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+/// The collection an id is in (`…/virtualNetworks/v/subnets/s` → `…/virtualNetworks/v/subnets`).
+pub fn collection_of(id: &str) -> &str {
+    id.rsplit_once('/').map_or(id, |(c, _)| c)
+}
+
+fn string_map(j: Option<&Json>) -> BTreeMap<String, String> {
+    j.and_then(Json::as_object)
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+        .unwrap_or_default()
+}
+
+/// Fields of `desired` written over `current`: objects merge key by key, anything else
+/// (arrays included) is replaced.
+pub fn merge(current: &mut Json, desired: &Json) {
+    match (current, desired) {
+        (Json::Object(c), Json::Object(d)) => {
+            for (k, v) in d {
+                match c.get_mut(k) {
+                    Some(cur) if cur.is_object() && v.is_object() => merge(cur, v),
+                    _ => {
+                        c.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (c, d) => *c = d.clone(),
+    }
+}
+
+fn is_matih_owned(tags: &BTreeMap<String, String>) -> bool {
+    tags.keys().any(|k| k.eq_ignore_ascii_case(TAG_PLATFORM))
+}
+
+/// The generic kind over an [`ArmType`].
+pub struct ArmKind<T>(pub T);
+
+impl<T: ArmType> ArmKind<T> {
+    fn op(&self, verb: &'static str) -> Op {
+        let (svc, group) = self.0.ops();
+        op(svc, group, verb)
+    }
+
+    async fn found(&self, ctx: &Ctx, j: &Json) -> Result<Found, ProviderError> {
+        let id = j.get("id").and_then(Json::as_str).unwrap_or_default().to_string();
+        let mut a = self.0.attrs(j);
+        self.0.extra(ctx, j, &mut a).await?;
+        let marks = string_map(self.0.owner_marks(j));
+        if self.0.adoptable() {
+            a.insert("adopted".into(), json!(marks.get(TAG_ADOPTED).is_some_and(|v| v == "true")));
+        }
+        Ok(Found::new(id, a, marks))
+    }
+
+    /// The full body of a new resource: location, owner marks, what the type manages.
+    fn new_body(&self, ctx: &Ctx, req: &ApplyRequest, extra_tags: &[(&str, &str)]) -> Result<Json, ProviderError> {
+        let cfg = Cfg::of(req);
+        let mut body = self.0.body(ctx, &cfg)?;
+        let mut marks: serde_json::Map<String, Json> =
+            req.identity.owner_tags.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        for (k, v) in extra_tags {
+            marks.insert(k.to_string(), json!(v));
+        }
+        if self.0.tracked() {
+            body["location"] = json!(cfg.opt_str("location").unwrap_or(&ctx.location));
+            // The type's own tags (a zone's description) with the owner marks.
+            if let Some(own) = body.get("tags").and_then(Json::as_object) {
+                for (k, v) in own {
+                    marks.insert(k.clone(), v.clone());
+                }
+            }
+            body["tags"] = Json::Object(marks);
+        } else if self.0.owner_marks(&json!({"properties": {"metadata": {}}})).is_some() {
+            body["properties"]["metadata"] = Json::Object(marks);
+        }
+        Ok(body)
+    }
+
+    /// Read-modify-write of an existing resource.
+    async fn rewrite(
+        &self,
+        ctx: &Ctx,
+        current: Json,
+        req: &ApplyRequest,
+        extra_tags: &[(&str, &str)],
+    ) -> Result<ApplyResponse, ProviderError> {
+        let id = current.get("id").and_then(Json::as_str).unwrap_or_default().to_string();
+        let etag = current.get("etag").and_then(Json::as_str).map(str::to_string);
+        let mut body = current.clone();
+        let mut desired = self.new_body(ctx, req, extra_tags)?;
+        // Someone else's tags stay (an adopted group's, a team's cost-centre tag).
+        if self.0.tracked()
+            && let (Some(have), Some(want)) = (current.get("tags").and_then(Json::as_object), desired.get_mut("tags"))
+        {
+            for (k, v) in have {
+                if !k.to_ascii_lowercase().starts_with("matih:") {
+                    want[k] = v.clone();
+                }
+            }
+        }
+        self.0.for_update(&mut desired);
+        merge(&mut body, &desired);
+        if let Some(p) = body.get_mut("properties").and_then(Json::as_object_mut) {
+            p.remove("provisioningState");
+        }
+        let cond = match (&etag, self.0.conditional()) {
+            (Some(e), true) => Cond::IfMatch(e),
+            _ => Cond::None,
+        };
+        let j = self.0.put(ctx, &id, &body, cond, req).await?;
+        let f = self.found(ctx, &j).await?;
+        Ok(ApplyResponse::new(f.id, f.attrs))
+    }
+
+    async fn current(&self, ctx: &Ctx, id: &str) -> Result<Option<Json>, ProviderError> {
+        ctx.arm.get(id, self.0.api(), self.op("Get")).await
+    }
+}
+
+#[async_trait]
+impl<T: ArmType> Kind<Ctx> for ArmKind<T> {
+    fn schema(&self) -> TypeSchema {
+        self.0.schema()
+    }
+
+    async fn read(&self, ctx: &Ctx, items: &[ReadItem]) -> Result<Listing, ProviderError> {
+        let mut collections: Vec<&str> = items.iter().map(|i| collection_of(&i.id)).collect();
+        collections.sort_by_key(|c| c.to_ascii_lowercase());
+        collections.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+        let mut listed = Vec::new();
+        for c in collections {
+            for j in ctx.arm.list(c, self.0.api(), "", self.op("List")).await? {
+                listed.push(self.found(ctx, &j).await?);
+            }
+        }
+        // Ids as recorded (ARM may answer in another case).
+        for f in &mut listed {
+            if let Some(i) = items.iter().find(|i| same_id(&i.id, &f.id)) {
+                f.id = i.id.clone();
+            }
+        }
+        if self.0.owner_marks(&json!({"tags": {}, "properties": {"metadata": {}}})).is_some() {
+            Ok(Listing::Owned(listed))
+        } else {
+            let by_id: HashMap<String, Found> = listed.into_iter().map(|f| (f.id.to_ascii_lowercase(), f)).collect();
+            Ok(Listing::ById(
+                items
+                    .iter()
+                    .filter_map(|i| {
+                        let f = by_id.get(&i.id.to_ascii_lowercase())?;
+                        Some((i.addr.clone(), ReadResource { id: i.id.clone(), attrs: f.attrs.clone() }))
+                    })
+                    .collect(),
+            ))
+        }
+    }
+
+    async fn create(&self, ctx: &Ctx, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
+        let id = self.0.id(ctx, &req.identity.name);
+        if self.0.shared_name()
+            && !self.0.if_none_match()
+            && let Some(current) = self.current(ctx, &id).await?
+        {
+            let marks = string_map(self.0.owner_marks(&current));
+            if self.0.adoptable() && !is_matih_owned(&marks) {
+                return self.rewrite(ctx, current, req, &[(TAG_ADOPTED, "true")]).await;
+            }
+            // The kit's create path adopts it if its owner tags name this address.
+            let (svc, group) = self.0.ops();
+            return Err(ApiError::new(
+                svc,
+                &format!("{group}_CreateOrUpdate"),
+                ErrorKind::Conflict,
+                "AlreadyExists",
+                format!("{id} already exists"),
+            )
+            .into());
+        }
+        let body = self.new_body(ctx, req, &[])?;
+        let cond = if self.0.if_none_match() { Cond::IfNoneMatch } else { Cond::None };
+        let r = self.0.put(ctx, &id, &body, cond, req).await;
+        let j = match r {
+            Err(e) if self.0.adoptable() && e.kind() == ErrorKind::Conflict => {
+                // `If-None-Match` refused: someone's zone of this name exists.
+                let Some(current) = self.current(ctx, &id).await? else { return Err(e) };
+                if is_matih_owned(&string_map(self.0.owner_marks(&current))) {
+                    return Err(e);
+                }
+                return self.rewrite(ctx, current, req, &[(TAG_ADOPTED, "true")]).await;
+            }
+            r => r?,
+        };
+        let f = self.found(ctx, &j).await?;
+        Ok(ApplyResponse::new(f.id, f.attrs))
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        prior: &ReadResource,
+        req: &ApplyRequest,
+    ) -> Result<ApplyResponse, ProviderError> {
+        let current = self.current(ctx, &prior.id).await?.ok_or_else(|| {
+            ProviderError::from(ApiError::new(
+                self.0.ops().0,
+                self.op("Get").operation,
+                ErrorKind::NotFound,
+                "ResourceNotFound",
+                format!("{} is gone", prior.id),
+            ))
+        })?;
+        let adopted = prior.attrs.get("adopted").and_then(Json::as_bool) == Some(true);
+        let extra: &[(&str, &str)] = if adopted { &[(TAG_ADOPTED, "true")] } else { &[] };
+        self.rewrite(ctx, current, req, extra).await
+    }
+
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest) -> Result<(), ProviderError> {
+        if req.attrs.get("adopted").and_then(Json::as_bool) == Some(true) {
+            // Not ours to delete: take our marks off and leave it.
+            let Some(mut current) = self.current(ctx, &req.id).await? else { return Ok(()) };
+            if let Some(tags) = current.get_mut("tags").and_then(Json::as_object_mut) {
+                tags.retain(|k, _| {
+                    ![TAG_PLATFORM, TAG_ENVIRONMENT, TAG_ADDRESS, TAG_ADOPTED].iter().any(|t| k.eq_ignore_ascii_case(t))
+                });
+            }
+            if let Some(p) = current.get_mut("properties").and_then(Json::as_object_mut) {
+                p.remove("provisioningState");
+            }
+            let etag = current.get("etag").and_then(Json::as_str).map(str::to_string);
+            let cond = match (&etag, self.0.conditional()) {
+                (Some(e), true) => Cond::IfMatch(e),
+                _ => Cond::None,
+            };
+            let (svc, group) = self.0.ops();
+            ctx.arm
+                .put(
+                    &req.id,
+                    self.0.api(),
+                    &current,
+                    cond,
+                    op(svc, group, "CreateOrUpdate"),
+                    op(svc, group, "Get"),
+                    &req.status,
+                    self.0.deadline(),
+                )
+                .await?;
+            return Ok(());
+        }
+        ctx.arm.delete(&req.id, self.0.api(), Cond::None, self.op("Delete"), &req.status, self.0.deadline()).await
+    }
+
+    async fn find(&self, ctx: &Ctx, req: &FindRequest) -> Result<Vec<Found>, ProviderError> {
+        let id = self.0.id(ctx, &req.name);
+        match self.current(ctx, &id).await? {
+            Some(j) => Ok(vec![self.found(ctx, &j).await?]),
+            None => Ok(vec![]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_keeps_what_the_tool_does_not_manage() {
+        let mut cur = json!({"properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]}, "subnets": [{"name": "a"}]}, "etag": "x"});
+        merge(&mut cur, &json!({"properties": {"addressSpace": {"addressPrefixes": ["10.1.0.0/16"]}}}));
+        assert_eq!(cur["properties"]["subnets"][0]["name"], "a");
+        assert_eq!(cur["properties"]["addressSpace"]["addressPrefixes"][0], "10.1.0.0/16");
+    }
+
+    #[test]
+    fn ids_are_built_from_parent_child_names() {
+        let ctx_id = |path: &[&str], name: &str| {
+            let mut id = "/subscriptions/s/resourceGroups/rg/providers/".to_string() + path[0];
+            for (t, n) in path[1..].iter().zip(name.split('/')) {
+                id.push_str(&format!("/{t}/{n}"));
+            }
+            id
+        };
+        assert_eq!(
+            ctx_id(&["Microsoft.Network", "virtualNetworks", "subnets"], "v/nodes"),
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/nodes"
+        );
+        assert_eq!(collection_of("/a/b/c"), "/a/b");
+        assert!(same_id("/Subscriptions/S", "/subscriptions/s"));
+    }
+}

@@ -1,0 +1,331 @@
+//! `--cloud aks` end to end: the binary against the project's Azure Resource Manager emulator
+//! (`tests/azure-emulator`, started per test on 127.0.0.1) through the tool's ARM client, and the
+//! cluster bootstrap against the Kubernetes API emulator seeded as AKS seeds a cluster,
+//! authenticated with the token of the cluster user credential the ARM emulator hands out. What
+//! both emulators hold is checked by listing them.
+#![cfg(feature = "azure")]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use matih_azure_emulator::{AzureEmulator, Options as ArmOptions};
+use matih_fault_proxy::{Fault, FaultProxy, Rule};
+use matih_kube_emulator::{Auth, Flavor, KubeEmulator, Options};
+use serde_json::{Value, json};
+
+mod common;
+use common::*;
+
+const AKS: &[&str] = &["--cloud", "aks"];
+const ARM_TOKEN: &str = "arm-test-token";
+const KUBE_TOKEN: &str = "aks-user-token";
+const SUB: &str = "00000000-0000-0000-0000-000000000000";
+const GROUP: &str = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/matih-prod-rg";
+
+fn args<'a>(a: &[&'a str]) -> Vec<&'a str> {
+    a.iter().copied().chain(AKS.iter().copied()).collect()
+}
+
+fn arm() -> AzureEmulator {
+    arm_with(ArmOptions::default())
+}
+
+fn arm_with(options: ArmOptions) -> AzureEmulator {
+    AzureEmulator::start(ArmOptions { token: Some(ARM_TOKEN.into()), kubeconfig_token: KUBE_TOKEN.into(), ..options })
+}
+
+/// A work directory whose commands use `arm_url` for ARM and a fresh AKS-seeded Kubernetes API
+/// emulator that accepts only the cluster user credential's token.
+fn work(arm_url: &str) -> (Work, Arc<KubeEmulator>) {
+    let kube = Arc::new(KubeEmulator::start(Options {
+        auth: Auth::Bearer(KUBE_TOKEN.into()),
+        flavor: Flavor::Aks,
+        ..Options::default()
+    }));
+    let mut w = Work::new();
+    w.env = vec![
+        ("MATIH_ARM_ENDPOINT".into(), arm_url.to_string()),
+        ("MATIH_AZURE_TOKEN".into(), ARM_TOKEN.into()),
+        ("MATIH_KUBE_API_SERVER".into(), kube.url()),
+        ("MATIH_ADDONS_DIR".into(), matih_emulators::addons_dir().display().to_string()),
+    ];
+    (w, kube)
+}
+
+/// The platform in the ARM emulator, counted by type.
+fn inventory(arm: &AzureEmulator) -> BTreeMap<&'static str, usize> {
+    [
+        ("Microsoft.Network/virtualNetworks", "vnet"),
+        ("Microsoft.Network/virtualNetworks/subnets", "subnet"),
+        ("Microsoft.Network/networkSecurityGroups", "nsg"),
+        ("Microsoft.Network/publicIPAddresses", "public_ip"),
+        ("Microsoft.ContainerService/managedClusters", "cluster"),
+        ("Microsoft.ContainerService/managedClusters/agentPools", "agent_pool"),
+        ("Microsoft.ManagedIdentity/userAssignedIdentities", "identity"),
+        ("Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials", "federated_credential"),
+        ("Microsoft.Authorization/roleAssignments", "role_assignment"),
+        ("Microsoft.Network/dnsZones", "zone"),
+        ("Microsoft.Network/dnsZones/A", "a_record"),
+    ]
+    .into_iter()
+    .map(|(t, k)| (k, in_group(arm, t).len()))
+    .collect()
+}
+
+/// Resources of a type in the platform's group (AKS keeps the nodes' own in the `MC_` group).
+fn in_group(arm: &AzureEmulator, rtype: &str) -> Vec<Value> {
+    let prefix = format!("{}/", GROUP.to_ascii_lowercase());
+    arm.resources(rtype)
+        .into_iter()
+        .filter(|r| r["id"].as_str().unwrap().to_ascii_lowercase().starts_with(&prefix))
+        .collect()
+}
+
+/// The example platform: two subnets, two pools (system in the cluster, one user pool), public
+/// IPs for the platform and acme's dedicated controller, A records for api and two tenants.
+fn expected_inventory() -> BTreeMap<&'static str, usize> {
+    [
+        ("vnet", 1),
+        ("subnet", 2),
+        ("nsg", 1),
+        ("public_ip", 2),
+        ("cluster", 1),
+        ("agent_pool", 2),
+        ("identity", 1),
+        ("federated_credential", 1),
+        ("role_assignment", 2),
+        ("zone", 1),
+        ("a_record", 3),
+    ]
+    .into()
+}
+
+fn changed(plan: &Value) -> Vec<(String, String)> {
+    plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] != "no-op")
+        .map(|c| (c["address"].as_str().unwrap().to_string(), c["action"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// A records of the platform zone: relative name → sorted addresses.
+fn records(arm: &AzureEmulator) -> BTreeMap<String, Vec<String>> {
+    arm.resources("Microsoft.Network/dnsZones/A")
+        .iter()
+        .map(|r| {
+            let mut v: Vec<String> = r["properties"]["ARecords"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["ipv4Address"].as_str().unwrap().to_string())
+                .collect();
+            v.sort();
+            (r["name"].as_str().unwrap().to_string(), v)
+        })
+        .collect()
+}
+
+/// A resource group someone made before the platform: the tool adopts it and never deletes it.
+fn existing_group(arm: &AzureEmulator) {
+    arm.put_raw(
+        GROUP,
+        json!({"id": GROUP, "name": "matih-prod-rg", "type": "Microsoft.Resources/resourceGroups", "location": "eastus",
+               "tags": {"team": "platform"}, "properties": {"provisioningState": "Succeeded"}}),
+    );
+}
+
+#[test]
+fn apply_converges_then_destroy_leaves_only_the_adopted_group() {
+    let arm = arm();
+    existing_group(&arm);
+    let (w, kube) = work(&arm.url());
+
+    let (c, _) = w.json(&args(&["plan", "--out", "plan.json", "-o", "json", "--detailed-exitcode"]));
+    assert_eq!(c, 2);
+    let (c, v) = w.json(&args(&["apply", "plan.json", "-o", "json"]));
+    assert_eq!(c, 0, "{v:#}");
+    assert_eq!(v["outcome"], "complete", "{v:#}");
+    assert_eq!(inventory(&arm), expected_inventory());
+
+    // The group was adopted: our tags joined the team's, and it says so.
+    let group = arm.get(GROUP).unwrap();
+    assert_eq!(group["tags"]["team"], "platform");
+    assert_eq!(group["tags"]["matih:adopted"], "true");
+    assert_eq!(group["tags"]["matih:address"], "aks.resource_group.main");
+
+    // The cluster as the platform document asks: Azure CNI, Calico, OIDC and workload identity.
+    let cluster = &arm.resources("Microsoft.ContainerService/managedClusters")[0];
+    let net = &cluster["properties"]["networkProfile"];
+    assert_eq!(net["networkPlugin"], "azure");
+    assert_eq!(net["networkPolicy"], "calico");
+    assert_eq!(net["serviceCidr"], "172.16.0.0/16");
+    assert_eq!(net["dnsServiceIP"], "172.16.0.10");
+    assert_eq!(cluster["properties"]["oidcIssuerProfile"]["enabled"], true);
+    assert_eq!(cluster["properties"]["securityProfile"]["workloadIdentity"]["enabled"], true);
+
+    // DNS points at the reserved public IPs: api and bigcorp at the platform's, acme at its own.
+    let ip = |ctrl: &str| {
+        arm.get(&format!("{GROUP}/providers/Microsoft.Network/publicIPAddresses/matih-prod-ingress-{ctrl}")).unwrap()
+            ["properties"]["ipAddress"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let recs = records(&arm);
+    assert_eq!(recs["api"], vec![ip("platform")]);
+    assert_eq!(recs["bigcorp"], vec![ip("platform")]);
+    assert_eq!(recs["acme"], vec![ip("acme")]);
+    assert_eq!(v["outputs"]["ingress_addresses"]["acme"], json!([ip("acme")]));
+
+    // DNS01: the identity may change the zone only, and trusts cert-manager's service account.
+    let identity = &in_group(&arm, "Microsoft.ManagedIdentity/userAssignedIdentities")[0];
+    let principal = identity["properties"]["principalId"].as_str().unwrap();
+    let client_id = identity["properties"]["clientId"].as_str().unwrap();
+    let assignments = arm.resources("Microsoft.Authorization/roleAssignments");
+    let dns01 = assignments.iter().find(|a| a["properties"]["principalId"] == principal).unwrap();
+    assert!(dns01["id"].as_str().unwrap().contains("/dnsZones/matih.ai/providers/"), "{dns01:#}");
+    assert!(
+        dns01["properties"]["roleDefinitionId"].as_str().unwrap().ends_with("befefa01-2a29-4197-83a8-272ff33ce314")
+    );
+    let fic = &arm.resources("Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials")[0];
+    assert_eq!(fic["properties"]["subject"], "system:serviceaccount:cert-manager:cert-manager");
+    assert_eq!(fic["properties"]["issuer"], cluster["properties"]["oidcIssuerProfile"]["issuerURL"]);
+    let network =
+        assignments.iter().find(|a| a["properties"]["principalId"] == cluster["identity"]["principalId"]).unwrap();
+    assert!(
+        network["properties"]["roleDefinitionId"].as_str().unwrap().ends_with("4d97b98b-1d4f-4787-a291-c67834d212e7")
+    );
+
+    // The bootstrap: the azureDNS solver with the identity, cert-manager labelled for workload
+    // identity, acme's controller bound to its public IP, AKS's own CoreDNS untouched.
+    let issuer = kube.get("cert-manager.io/v1", "ClusterIssuer", None, "letsencrypt-prod-dns01").unwrap();
+    let solver = &issuer["spec"]["acme"]["solvers"][0]["dns01"]["azureDNS"];
+    assert_eq!(solver["managedIdentity"]["clientID"], client_id);
+    assert_eq!(solver["subscriptionID"], SUB);
+    assert_eq!(solver["hostedZoneName"], "matih.ai");
+    let sa = kube.get("v1", "ServiceAccount", Some("cert-manager"), "cert-manager").unwrap();
+    assert_eq!(sa["metadata"]["annotations"]["azure.workload.identity/client-id"], client_id);
+    let deploy = kube.get("apps/v1", "Deployment", Some("cert-manager"), "cert-manager").unwrap();
+    assert_eq!(deploy["spec"]["template"]["metadata"]["labels"]["azure.workload.identity/use"], "true");
+    let svc = kube
+        .list("v1", "Service")
+        .into_iter()
+        .find(|s| s["metadata"]["namespace"] == "matih-tenant-acme" && s["spec"]["type"] == "LoadBalancer")
+        .expect("acme's controller Service");
+    let ann = &svc["metadata"]["annotations"];
+    assert_eq!(ann["service.beta.kubernetes.io/azure-load-balancer-resource-group"], "matih-prod-rg");
+    assert_eq!(ann["service.beta.kubernetes.io/azure-pip-name"], "matih-prod-ingress-acme");
+    assert_eq!(svc["spec"]["loadBalancerIP"], ip("acme"));
+    let corefile = kube.get("v1", "ConfigMap", Some("kube-system"), "coredns").unwrap();
+    assert_eq!(corefile["data"]["Corefile"], matih_kube_emulator::AKS_COREFILE);
+    let custom = kube.get("v1", "ConfigMap", Some("kube-system"), "coredns-custom").unwrap();
+    assert!(custom["data"]["forwarders.override"].as_str().unwrap().contains("1.1.1.1"), "{custom:#}");
+
+    // A second plan changes nothing, reading each type with one list per collection.
+    arm.clear_requests();
+    let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
+    assert_eq!(c, 0, "{:?}", changed(&p));
+    assert!(p["orphans"].as_array().is_none_or(|o| o.is_empty()), "{:#}", p["orphans"]);
+    let gets: u64 = arm.calls().iter().filter(|(k, _)| k.starts_with("GET ")).map(|(_, n)| n).sum();
+    assert!(gets <= 16, "a no-op plan read with {gets} GETs: {:#?}", arm.calls());
+
+    // Destroy takes everything down but the adopted group, whose owner tags come off.
+    let out = w.run(&args(&["destroy", "--auto-approve", "--include-protected"]));
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let left: usize = inventory(&arm).values().sum();
+    assert_eq!(left, 0, "{:#?}", inventory(&arm));
+    let group = arm.get(GROUP).expect("an adopted group is never deleted");
+    assert_eq!(group["tags"], json!({"team": "platform"}));
+}
+
+#[test]
+fn lost_answers_on_every_write_create_nothing_twice() {
+    // Operations take a moment and new principals replicate for a second, as on Azure.
+    let arm = arm_with(ArmOptions {
+        lro_delay: std::time::Duration::from_millis(300),
+        principal_lag: std::time::Duration::from_secs(1),
+        ..ArmOptions::default()
+    });
+    let upstream: std::net::SocketAddr = arm.url().trim_start_matches("http://").parse().unwrap();
+    let proxy = FaultProxy::start(matih_fault_proxy::azure::options(
+        upstream,
+        vec![Rule::FirstOfEachAction { n: 1, mutating_only: true, fault: Fault::ForwardThen500 }],
+    ));
+    let (w, _kube) = work(&proxy.url());
+    let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
+    assert_eq!(c, 0, "{v:#}");
+    assert_eq!(v["outcome"], "complete");
+    assert!(!proxy.injected().is_empty());
+    // One group (created: none existed; AKS makes the nodes' `MC_` group), and exactly the platform.
+    let groups: Vec<String> = arm
+        .resources("Microsoft.Resources/resourceGroups")
+        .iter()
+        .map(|g| g["name"].as_str().unwrap().to_string())
+        .filter(|n| !n.starts_with("MC_"))
+        .collect();
+    assert_eq!(groups, ["matih-prod-rg"]);
+    assert_eq!(inventory(&arm), expected_inventory());
+    proxy.set_rules(vec![]);
+    let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
+    assert_eq!(c, 0, "{:?}", changed(&p));
+    assert!(p["orphans"].as_array().is_none_or(|o| o.is_empty()), "{:#}", p["orphans"]);
+}
+
+#[test]
+fn an_arm_error_names_the_address_operation_code_and_request_id() {
+    let arm = arm();
+    let (w, _kube) = work(&arm.url());
+    arm.fail_next("PUT", "Microsoft.Network/virtualNetworks", 400, "InvalidAddressPrefix", "the prefix is reserved");
+    let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
+    assert_ne!(c, 0);
+    let text = v.to_string();
+    for want in [
+        "aks.vnet.main",
+        "VirtualNetworks_CreateOrUpdate",
+        "InvalidAddressPrefix",
+        "the prefix is reserved",
+        "request id",
+    ] {
+        assert!(text.contains(want), "no {want:?} in {v:#}");
+    }
+    // What was created before the failure is recorded, and the next apply finishes the job.
+    let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
+    assert_eq!(c, 0, "{v:#}");
+    assert_eq!(inventory(&arm), expected_inventory());
+}
+
+#[test]
+fn drift_is_reported_and_repaired() {
+    let arm = arm();
+    let (w, _kube) = work(&arm.url());
+    let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
+    assert_eq!(c, 0, "{v:#}");
+    // Someone opens SSH on the node subnet's NSG and scales the user pool by hand.
+    let nsg = format!("{GROUP}/providers/Microsoft.Network/networkSecurityGroups/matih-prod-nodes-nsg");
+    arm.patch_raw(&nsg, |n| {
+        n["properties"]["securityRules"].as_array_mut().unwrap().push(json!({"name": "ssh", "properties": {
+            "priority": 200, "direction": "Inbound", "access": "Allow", "protocol": "Tcp", "sourceAddressPrefix": "*",
+            "sourcePortRange": "*", "destinationAddressPrefix": "*", "destinationPortRange": "22"}}));
+    });
+    let pool = format!("{GROUP}/providers/Microsoft.ContainerService/managedClusters/matih-prod/agentPools/workloads");
+    arm.patch_raw(&pool, |p| p["properties"]["maxCount"] = json!(3));
+    let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
+    assert_eq!(c, 2);
+    let mut ch = changed(&p);
+    ch.sort();
+    assert_eq!(
+        ch,
+        vec![
+            (r#"aks.agent_pool.pool["workloads"]"#.to_string(), "update".to_string()),
+            ("aks.nsg.nodes".to_string(), "update".to_string()),
+        ]
+    );
+    let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
+    assert_eq!(c, 0, "{v:#}");
+    assert_eq!(arm.get(&pool).unwrap()["properties"]["maxCount"], 20);
+    assert_eq!(arm.get(&nsg).unwrap()["properties"]["securityRules"].as_array().unwrap().len(), 1);
+    let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
+    assert_eq!(c, 0, "{:?}", changed(&p));
+}
