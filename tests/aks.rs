@@ -221,7 +221,10 @@ fn apply_converges_then_destroy_leaves_only_the_adopted_group() {
     let corefile = kube.get("v1", "ConfigMap", Some("kube-system"), "coredns").unwrap();
     assert_eq!(corefile["data"]["Corefile"], matih_kube_emulator::AKS_COREFILE);
     let custom = kube.get("v1", "ConfigMap", Some("kube-system"), "coredns-custom").unwrap();
-    assert!(custom["data"]["forwarders.override"].as_str().unwrap().contains("1.1.1.1"), "{custom:#}");
+    // AKS's default block forwards to the nodes' resolvers: the forwarders are the VNet's DNS servers.
+    assert!(custom["data"].get("forwarders.override").is_none(), "{custom:#}");
+    let vnet = &in_group(&arm, "Microsoft.Network/virtualNetworks")[0];
+    assert_eq!(vnet["properties"]["dhcpOptions"]["dnsServers"], json!(["1.1.1.1", "8.8.8.8"]));
 
     // A second plan changes nothing, reading each type with one list per collection.
     arm.clear_requests();
@@ -241,7 +244,29 @@ fn apply_converges_then_destroy_leaves_only_the_adopted_group() {
 }
 
 #[test]
-fn lost_answers_on_every_write_create_nothing_twice() {
+fn answers_lost_as_500s_on_every_write_create_nothing_twice() {
+    lost_answers_on_every_write_create_nothing_twice(Fault::ForwardThen500);
+}
+
+#[test]
+fn answers_lost_as_resets_on_every_write_create_nothing_twice() {
+    lost_answers_on_every_write_create_nothing_twice(Fault::ForwardThenReset);
+}
+
+#[test]
+fn throttling_is_waited_out() {
+    let arm = arm();
+    let (w, _kube) = work(&arm.url());
+    arm.throttle_next(6, 1);
+    let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
+    assert_eq!(c, 0, "{v:#}");
+    let retries: u64 = v["statistics"]["retries"].as_object().unwrap().values().filter_map(Value::as_u64).sum();
+    assert!(retries >= 6, "{:#}", v["statistics"]);
+    assert_eq!(inventory(&arm), expected_inventory());
+}
+
+/// ARM carries out the first request of every mutating action, but the tool sees `fault`.
+fn lost_answers_on_every_write_create_nothing_twice(fault: Fault) {
     // Operations take a moment and new principals replicate for a second, as on Azure.
     let arm = arm_with(ArmOptions {
         lro_delay: std::time::Duration::from_millis(300),
@@ -251,7 +276,7 @@ fn lost_answers_on_every_write_create_nothing_twice() {
     let upstream: std::net::SocketAddr = arm.url().trim_start_matches("http://").parse().unwrap();
     let proxy = FaultProxy::start(matih_fault_proxy::azure::options(
         upstream,
-        vec![Rule::FirstOfEachAction { n: 1, mutating_only: true, fault: Fault::ForwardThen500 }],
+        vec![Rule::FirstOfEachAction { n: 1, mutating_only: true, fault }],
     ));
     let (w, _kube) = work(&proxy.url());
     let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
@@ -328,4 +353,163 @@ fn drift_is_reported_and_repaired() {
     assert_eq!(arm.get(&nsg).unwrap()["properties"]["securityRules"].as_array().unwrap().len(), 1);
     let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
     assert_eq!(c, 0, "{:?}", changed(&p));
+}
+
+#[test]
+fn a_dedicated_tenant_gets_its_public_ip_and_record_and_removal_takes_them_away() {
+    let arm = arm();
+    let (w, kube) = work(&arm.url());
+    assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
+    std::fs::write(w.path("tenants/globex.yaml"), "slug: globex\ndisplay_name: Globex\ndedicated_ingress: true\n")
+        .unwrap();
+    let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
+    assert_eq!(c, 2);
+    let want: Vec<(String, String)> = [
+        (r#"aks.public_ip.ingress["globex"]"#, "create"),
+        (r#"dns.record.tenant["globex"]"#, "create"),
+        ("k8s.addon.network_policies", "update"),
+        (r#"k8s.addon.tenant["globex"]"#, "create"),
+        (r#"k8s.addon.tenant_ingress["globex"]"#, "create"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(changed(&p), want);
+    assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
+    assert_eq!(inventory(&arm)["public_ip"], 3);
+    let ip = arm
+        .get(&format!("{GROUP}/providers/Microsoft.Network/publicIPAddresses/matih-prod-ingress-globex"))
+        .unwrap()["properties"]["ipAddress"]
+        .clone();
+    assert_eq!(records(&arm)["globex"], vec![ip.as_str().unwrap().to_string()]);
+
+    std::fs::remove_file(w.path("tenants/globex.yaml")).unwrap();
+    // Its public IP is protected: removing it is said explicitly.
+    assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 3);
+    let out = w.run(&args(&["apply", "--auto-approve", "-q", "--allow-replace", r#"aks.public_ip.ingress["globex"]"#]));
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(inventory(&arm)["public_ip"], 2);
+    assert!(!records(&arm).contains_key("globex"));
+    assert!(kube.get("v1", "Namespace", None, "matih-tenant-globex").is_none());
+}
+
+/// SIGKILL right after ARM confirmed the create of `addr` (before the tool recorded it, with
+/// other creates in flight): the next apply adopts what exists from the intent journal, creates
+/// nothing twice, converges, and leaves a plan with nothing to do.
+fn sigkill_after_creating(addr: &str) {
+    let arm = arm();
+    let (w, _kube) = work(&arm.url());
+    let marker = w.path("hung");
+    let mut child = w
+        .cmd(&args(&["apply", "--auto-approve", "-q"]))
+        .env("MATIH_TEST_HANG_AFTER_CREATE", format!("{addr}={}", marker.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&marker, &mut child);
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    let (_, st) = w.json(&args(&["state", "list", "-o", "json"]));
+    assert!(st["pending_intents"].as_array().unwrap().contains(&json!(addr)), "{addr}: {st:#}");
+
+    let out = w.run(&args(&["apply", "--auto-approve"]));
+    assert_eq!(code(&out), 0, "{addr}: {}", text(&out.stderr));
+    assert!(text(&out.stderr).contains(&format!("{addr}: adopted")), "{addr}: {}", text(&out.stderr));
+    assert_eq!(inventory(&arm), expected_inventory(), "{addr}: nothing created twice");
+    let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
+    assert_eq!(c, 0, "{addr}: {:?}", changed(&p));
+    assert!(p["orphans"].as_array().is_none_or(|o| o.is_empty()), "{addr}: {:#}", p["orphans"]);
+}
+
+/// One SIGKILL test per resource type of the AKS platform.
+macro_rules! sigkill_tests {
+    ($($name:ident: $addr:expr,)*) => {$(
+        #[test]
+        fn $name() {
+            sigkill_after_creating($addr);
+        }
+    )*};
+}
+
+sigkill_tests! {
+    sigkill_after_creating_the_resource_group: "aks.resource_group.main",
+    sigkill_after_creating_the_vnet: "aks.vnet.main",
+    sigkill_after_creating_a_subnet: "aks.subnet.nodes",
+    sigkill_after_creating_the_nsg: "aks.nsg.nodes",
+    sigkill_after_creating_a_public_ip: r#"aks.public_ip.ingress["acme"]"#,
+    sigkill_after_creating_the_cluster: "aks.cluster.main",
+    sigkill_after_creating_an_agent_pool: r#"aks.agent_pool.pool["workloads"]"#,
+    sigkill_after_creating_the_identity: "aks.identity.cert_manager",
+    sigkill_after_creating_the_federated_credential: "aks.federated_credential.cert_manager",
+    sigkill_after_creating_a_role_assignment: "aks.role_assignment.dns01",
+    sigkill_after_creating_the_zone: "dns.zone.platform",
+    sigkill_after_creating_a_record: r#"dns.record.tenant["acme"]"#,
+}
+
+#[test]
+fn a_staging_environment_delegates_its_zone_from_the_parent() {
+    let arm = arm();
+    let (w, _kube) = work(&arm.url());
+    std::fs::create_dir_all(w.path("staging-aks")).unwrap();
+    std::fs::write(
+        w.path("staging-aks/matih.yaml"),
+        r#"
+platform: { name: matih, domain: matih.ai, environment: staging, acme_email: platform-team@matih.ai }
+clouds:
+  aks:
+    subscription_id: 00000000-0000-0000-0000-000000000000
+    resource_group: matih-staging-rg
+    location: eastus
+    kubernetes_version: "1.33"
+    network: { vnet_cidr: 10.31.0.0/16, node_subnet_cidr: 10.31.0.0/20, service_cidr: 172.17.0.0/16 }
+    node_pools: [{ name: system, machine_type: Standard_D4s_v5, min: 1, max: 3 }]
+"#,
+    )
+    .unwrap();
+    let staging = |a: &[&'static str]| {
+        let mut v = args(a);
+        v.extend(["-c", "staging-aks/matih.yaml"]);
+        v
+    };
+    // Without the parent environment's zone there is nothing to delegate from.
+    let out = w.run(&staging(&["apply", "--auto-approve", "-o", "json"]));
+    assert_eq!(code(&out), 1);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d =
+        v["resources"].as_array().unwrap().iter().find(|r| r["address"] == "dns.delegation.parent").unwrap().clone();
+    assert!(d["error"].as_str().unwrap().contains("the parent zone matih.ai is not in subscription"), "{d:#}");
+
+    // The prod environment (another state, another group) owns matih.ai.
+    let prod = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/matih-prod-rg";
+    existing_group(&arm);
+    let parent = format!("{prod}/providers/Microsoft.Network/dnsZones/matih.ai");
+    arm.put_raw(
+        &parent,
+        json!({"id": parent, "name": "matih.ai", "type": "Microsoft.Network/dnszones", "location": "global", "tags": {},
+               "properties": {"zoneType": "Public", "nameServers": ["ns1-09.azure-dns.com."]}}),
+    );
+    let (c, v) = w.json(&staging(&["apply", "--auto-approve", "-o", "json"]));
+    assert_eq!(c, 0, "{v:#}");
+    let mut servers: Vec<String> =
+        v["outputs"]["zone_name_servers"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
+    servers.sort();
+    let ns = || -> Vec<String> {
+        let Some(set) = arm.get(&format!("{parent}/NS/staging")) else { return vec![] };
+        let mut v: Vec<String> = set["properties"]["NSRecords"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["nsdname"].as_str().unwrap().trim_end_matches('.').to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ns(), servers, "the parent zone delegates staging.matih.ai to the staging zone's name servers");
+    let out = w.run(&staging(&["plan", "--detailed-exitcode"]));
+    assert_eq!(code(&out), 0, "{}", text(&out.stdout));
+
+    assert_eq!(code(&w.run(&staging(&["destroy", "--include-protected", "--auto-approve", "-q"]))), 0);
+    assert!(ns().is_empty(), "the delegation went with the environment");
+    assert!(arm.get(&parent).is_some(), "the parent zone is not ours to delete");
 }

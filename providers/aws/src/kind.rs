@@ -14,7 +14,6 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use matih_plans::*;
 use matih_provider_kit::owner::{TAG_ENVIRONMENT, TAG_PLATFORM};
 use matih_provider_kit::{Call, RetryPolicy};
-use matih_state::Attrs;
 use serde_json::{Value as Json, json};
 
 use crate::clients::Clients;
@@ -86,64 +85,7 @@ impl Ctx {
     }
 }
 
-fn bad(addr: &ResourceAddr, message: String) -> ProviderError {
-    ProviderError::Config { addr: addr.clone(), message }
-}
-
-/// Typed access to a resolved configuration.
-pub struct Cfg<'a> {
-    pub addr: &'a ResourceAddr,
-    pub map: &'a serde_json::Map<String, Json>,
-}
-
-impl<'a> Cfg<'a> {
-    pub fn of(req: &'a ApplyRequest) -> Self {
-        Cfg { addr: &req.addr, map: &req.config }
-    }
-
-    pub fn str(&self, k: &str) -> Result<&'a str, ProviderError> {
-        self.map.get(k).and_then(Json::as_str).ok_or_else(|| bad(self.addr, format!("`{k}` must be a string")))
-    }
-
-    pub fn opt_str(&self, k: &str) -> Option<&'a str> {
-        self.map.get(k).and_then(Json::as_str)
-    }
-
-    pub fn bool(&self, k: &str) -> Result<bool, ProviderError> {
-        self.map.get(k).and_then(Json::as_bool).ok_or_else(|| bad(self.addr, format!("`{k}` must be true or false")))
-    }
-
-    pub fn u64(&self, k: &str) -> Result<u64, ProviderError> {
-        self.map.get(k).and_then(Json::as_u64).ok_or_else(|| bad(self.addr, format!("`{k}` must be a whole number")))
-    }
-
-    pub fn strs(&self, k: &str) -> Result<Vec<String>, ProviderError> {
-        let v =
-            self.map.get(k).and_then(Json::as_array).ok_or_else(|| bad(self.addr, format!("`{k}` must be a list")))?;
-        v.iter()
-            .map(|x| {
-                x.as_str().map(str::to_string).ok_or_else(|| bad(self.addr, format!("`{k}` must be a list of strings")))
-            })
-            .collect()
-    }
-
-    pub fn str_map(&self, k: &str) -> BTreeMap<String, String> {
-        self.map
-            .get(k)
-            .and_then(Json::as_object)
-            .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
-            .unwrap_or_default()
-    }
-
-    pub fn get(&self, k: &str) -> Option<&'a Json> {
-        self.map.get(k)
-    }
-}
-
-/// Attributes from `(key, value)` pairs.
-pub fn attrs<const N: usize>(pairs: [(&str, Json); N]) -> Attrs {
-    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
-}
+pub use matih_provider_kit::cfg::{Cfg, attrs};
 
 /// The tags to put on a new resource: owner tags, `Name`, and the configured extra tags.
 pub fn tags_for(req: &ApplyRequest, extra: &BTreeMap<String, String>) -> Vec<(String, String)> {

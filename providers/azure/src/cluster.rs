@@ -114,7 +114,7 @@ impl ArmType for Cluster {
         CLUSTER_WAIT
     }
     fn body(&self, _ctx: &Ctx, cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
-        let sys = cfg.get("system_pool")?;
+        let sys = cfg.need("system_pool")?;
         let mut profile = pool_profile(sys);
         profile["name"] = sys["name"].clone();
         Ok(json!({
@@ -206,7 +206,7 @@ impl ArmType for Cluster {
             .await?;
         // An update: the system pool's scale goes through its agent pool.
         if body.pointer("/properties/agentPoolProfiles").is_none() {
-            let sys = Cfg::of(req).get("system_pool")?.clone();
+            let sys = Cfg::of(req).need("system_pool")?.clone();
             let now = self.attrs(&j).get("system_pool").cloned().unwrap_or(Json::Null);
             if now != sys {
                 let name = sys["name"].as_str().unwrap_or_default();

@@ -128,7 +128,7 @@ impl ArmType for Record {
     }
     fn body(&self, _ctx: &Ctx, cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
         let values: Vec<Json> = cfg
-            .get("values")?
+            .need("values")?
             .as_array()
             .into_iter()
             .flatten()
@@ -220,7 +220,7 @@ impl Delegation {
     fn body(req: &ApplyRequest) -> Result<Json, ProviderError> {
         let cfg = Cfg::of(req);
         let ns: Vec<Json> = cfg
-            .get("name_servers")?
+            .need("name_servers")?
             .as_array()
             .into_iter()
             .flatten()

@@ -82,6 +82,11 @@ pub fn desired_graph(spec: &PlatformSpec) -> DesiredGraph {
     g.add(
         Desired::new(vnet.clone(), vnet_name.clone())
             .set("address_space", known(json!([aks.network.vnet_cidr.to_string()])))
+            // CoreDNS forwards to the nodes' resolvers, which come from the VNet.
+            .set(
+                "dns_servers",
+                known(json!(spec.addons.coredns.forwarders.iter().map(ToString::to_string).collect::<Vec<_>>())),
+            )
             .after(&rg),
     );
     let nodes = single("subnet", "nodes");

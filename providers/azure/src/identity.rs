@@ -105,7 +105,7 @@ impl ArmType for FederatedCredential {
     }
     fn body(&self, _ctx: &Ctx, cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
         Ok(
-            json!({"properties": {"issuer": cfg.str("issuer")?, "subject": cfg.str("subject")?, "audiences": cfg.get("audiences")?}}),
+            json!({"properties": {"issuer": cfg.str("issuer")?, "subject": cfg.str("subject")?, "audiences": cfg.need("audiences")?}}),
         )
     }
     fn attrs(&self, j: &Json) -> Attrs {

@@ -147,38 +147,7 @@ pub fn op(service: &'static str, group: &'static str, verb: &'static str) -> Op 
     Op { service, operation }
 }
 
-fn bad(addr: &ResourceAddr, message: String) -> ProviderError {
-    ProviderError::Config { addr: addr.clone(), message }
-}
-
-/// Typed access to a resolved configuration.
-pub struct Cfg<'a> {
-    pub addr: &'a ResourceAddr,
-    pub map: &'a serde_json::Map<String, Json>,
-}
-
-impl<'a> Cfg<'a> {
-    pub fn of(req: &'a ApplyRequest) -> Self {
-        Cfg { addr: &req.addr, map: &req.config }
-    }
-    pub fn str(&self, k: &str) -> Result<&'a str, ProviderError> {
-        self.map.get(k).and_then(Json::as_str).ok_or_else(|| bad(self.addr, format!("`{k}` must be a string")))
-    }
-    pub fn opt_str(&self, k: &str) -> Option<&'a str> {
-        self.map.get(k).and_then(Json::as_str).filter(|s| !s.is_empty())
-    }
-    pub fn u64(&self, k: &str) -> Result<u64, ProviderError> {
-        self.map.get(k).and_then(Json::as_u64).ok_or_else(|| bad(self.addr, format!("`{k}` must be a whole number")))
-    }
-    pub fn get(&self, k: &str) -> Result<&'a Json, ProviderError> {
-        self.map.get(k).ok_or_else(|| bad(self.addr, format!("`{k}` is missing")))
-    }
-}
-
-/// Attributes from `(key, value)` pairs.
-pub fn attrs<const N: usize>(pairs: [(&str, Json); N]) -> Attrs {
-    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
-}
+pub use matih_provider_kit::cfg::{Cfg, attrs};
 
 /// A string at a JSON pointer, or null.
 pub fn at(j: &Json, pointer: &str) -> Json {
@@ -227,6 +196,11 @@ fn is_matih_owned(tags: &BTreeMap<String, String>) -> bool {
 pub struct ArmKind<T>(pub T);
 
 impl<T: ArmType> ArmKind<T> {
+    /// Whether the type keeps owner marks anywhere (tags, or a record set's metadata).
+    fn has_marks(&self) -> bool {
+        self.0.owner_marks(&json!({"tags": {}, "properties": {"metadata": {}}})).is_some()
+    }
+
     fn op(&self, verb: &'static str) -> Op {
         let (svc, group) = self.0.ops();
         op(svc, group, verb)
@@ -261,7 +235,7 @@ impl<T: ArmType> ArmKind<T> {
                 }
             }
             body["tags"] = Json::Object(marks);
-        } else if self.0.owner_marks(&json!({"properties": {"metadata": {}}})).is_some() {
+        } else if self.has_marks() {
             body["properties"]["metadata"] = Json::Object(marks);
         }
         Ok(body)
@@ -315,6 +289,23 @@ impl<T: ArmType> Kind<Ctx> for ArmKind<T> {
     }
 
     async fn read(&self, ctx: &Ctx, items: &[ReadItem]) -> Result<Listing, ProviderError> {
+        // A lone resource is one GET (its name is deterministic: no duplicate can hide under it).
+        if let [one] = items {
+            let found = match self.current(ctx, &one.id).await? {
+                Some(j) => Some(self.found(ctx, &j).await?),
+                None => None,
+            };
+            return Ok(match found {
+                Some(mut f) if self.has_marks() => {
+                    f.id = one.id.clone();
+                    Listing::Owned(vec![f])
+                }
+                Some(f) => {
+                    Listing::ById([(one.addr.clone(), ReadResource { id: one.id.clone(), attrs: f.attrs })].into())
+                }
+                None => Listing::ById(Default::default()),
+            });
+        }
         let mut collections: Vec<&str> = items.iter().map(|i| collection_of(&i.id)).collect();
         collections.sort_by_key(|c| c.to_ascii_lowercase());
         collections.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
@@ -330,7 +321,7 @@ impl<T: ArmType> Kind<Ctx> for ArmKind<T> {
                 f.id = i.id.clone();
             }
         }
-        if self.0.owner_marks(&json!({"tags": {}, "properties": {"metadata": {}}})).is_some() {
+        if self.has_marks() {
             Ok(Listing::Owned(listed))
         } else {
             let by_id: HashMap<String, Found> = listed.into_iter().map(|f| (f.id.to_ascii_lowercase(), f)).collect();
@@ -440,12 +431,18 @@ impl<T: ArmType> Kind<Ctx> for ArmKind<T> {
         ctx.arm.delete(&req.id, self.0.api(), Cond::None, self.op("Delete"), &req.status, self.0.deadline()).await
     }
 
+    /// The resource at the id the deterministic name gives. A type with nowhere to keep owner
+    /// marks (a subnet, an agent pool, a federated credential, a role assignment) is a child of
+    /// one of this platform's own resources, or named by a GUID derived from its address: what
+    /// is at that id is this address's, and is reported with its owner tags.
     async fn find(&self, ctx: &Ctx, req: &FindRequest) -> Result<Vec<Found>, ProviderError> {
         let id = self.0.id(ctx, &req.name);
-        match self.current(ctx, &id).await? {
-            Some(j) => Ok(vec![self.found(ctx, &j).await?]),
-            None => Ok(vec![]),
+        let Some(j) = self.current(ctx, &id).await? else { return Ok(vec![]) };
+        let mut f = self.found(ctx, &j).await?;
+        if !self.has_marks() {
+            f.tags = req.owner_tags.clone();
         }
+        Ok(vec![f])
     }
 }
 

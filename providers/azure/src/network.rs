@@ -100,7 +100,7 @@ impl ArmType for Nsg {
     }
     fn body(&self, _ctx: &Ctx, cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
         let rules: Vec<Json> = cfg
-            .get("rules")?
+            .need("rules")?
             .as_array()
             .into_iter()
             .flatten()
@@ -127,13 +127,15 @@ impl ArmType for Nsg {
 
 // ---------------------------------------------------------------------------------------------
 
-/// The VNet. Its subnets are resources of their own; an update keeps them (read-modify-write).
+/// The VNet, with the spec's CoreDNS forwarders as its DNS servers (empty: Azure's resolver).
+/// Its subnets are resources of their own; an update keeps them (read-modify-write). Nodes take
+/// changed DNS servers when they renew their lease or restart.
 pub struct Vnet;
 
 #[async_trait]
 impl ArmType for Vnet {
     fn schema(&self) -> TypeSchema {
-        schema("aks", "vnet").updatable(&["address_space"]).computed(&["id"]).protected().build()
+        schema("aks", "vnet").updatable(&["address_space", "dns_servers"]).computed(&["id"]).protected().build()
     }
     fn api(&self) -> &'static str {
         NETWORK_API
@@ -145,10 +147,18 @@ impl ArmType for Vnet {
         ctx.id(&[NETWORK, "virtualNetworks"], name)
     }
     fn body(&self, _ctx: &Ctx, cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
-        Ok(json!({"properties": {"addressSpace": {"addressPrefixes": cfg.get("address_space")?}}}))
+        Ok(json!({"properties": {
+            "addressSpace": {"addressPrefixes": cfg.need("address_space")?},
+            "dhcpOptions": {"dnsServers": cfg.need("dns_servers")?},
+        }}))
     }
     fn attrs(&self, j: &Json) -> Attrs {
-        attrs([("id", at(j, "/id")), ("address_space", at(j, "/properties/addressSpace/addressPrefixes"))])
+        let dns = j.pointer("/properties/dhcpOptions/dnsServers").cloned().unwrap_or_else(|| json!([]));
+        attrs([
+            ("id", at(j, "/id")),
+            ("address_space", at(j, "/properties/addressSpace/addressPrefixes")),
+            ("dns_servers", dns),
+        ])
     }
     fn conditional(&self) -> bool {
         true

@@ -13,6 +13,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod calls;
+pub mod cfg;
 pub mod cloud;
 pub mod create;
 pub mod dns;
@@ -23,6 +24,7 @@ pub mod schema;
 pub mod wait;
 
 pub use calls::Recorder;
+pub use cfg::{Cfg, attrs};
 pub use cloud::{
     Cloud, ClusterAccess, ClusterBinding, ClusterInfo, ClusterRef, Connected, Dns01Solver, ExecCredential,
     LoadBalancer, Secret,

@@ -93,9 +93,11 @@ pub fn eks_coredns(dns: &DnsConfig) -> ConfigMap {
     }
 }
 
-/// AKS: `coredns-custom`, which AKS merges into its own Corefile: `*.server` keys become server
-/// blocks (stub domains), `*.override` keys go into the default block (forwarders). Written for
-/// the AKS provider to come; not exercised against AKS yet.
+/// AKS: `coredns-custom`, which AKS imports into its own Corefile: `*.server` keys become server
+/// blocks (stub domains). The spec's forwarders are not here: AKS's default block already has
+/// `forward . /etc/resolv.conf`, and a second `forward` there (an `*.override`) stops CoreDNS
+/// ("this plugin can only be used once per Server Block"); the AKS provider sets them as the
+/// VNet's DNS servers instead, which the nodes' resolv.conf (and so CoreDNS) follows.
 pub fn aks_coredns_custom(dns: &DnsConfig) -> ConfigMap {
     let mut data = BTreeMap::new();
     for (domain, servers) in &dns.stub_domains {
@@ -103,9 +105,6 @@ pub fn aks_coredns_custom(dns: &DnsConfig) -> ConfigMap {
             format!("{}.server", domain.replace('.', "-")),
             format!("{domain}:53 {{\n    errors\n    cache 30\n    forward . {}\n}}\n", servers.join(" ")),
         );
-    }
-    if !dns.forwarders.is_empty() {
-        data.insert("forwarders.override".into(), format!("forward . {}\n", dns.forwarders.join(" ")));
     }
     ConfigMap {
         metadata: meta("coredns-custom", Some("kube-system"), managed_labels()),

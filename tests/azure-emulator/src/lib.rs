@@ -39,7 +39,8 @@
 //!   subnet's prefix. Record set
 //!   contents are not checked (CNAME at the apex, CNAME beside other records). A pool's cluster does
 //!   not show `Updating` while the pool changes; the last System pool can be deleted.
-//! - No PATCH, no tag-only updates, no subscription-wide lists, no resource moves, no locks, no deployments, no subscription or
+//! - Subscription-wide lists only for top-level tracked types (`/subscriptions/{s}/providers/<ns>/<type>`);
+//!   no PATCH, no tag-only updates, no resource moves, no locks, no deployments, no subscription or
 //!   provider registration APIs; any subscription id is accepted.
 //! - Operations complete on time only: no partial failures except those injected
 //!   ([`AzureEmulator::fail_next_operation`]), no cancellation.

@@ -131,9 +131,12 @@ pub(crate) struct Item {
 #[derive(Clone, Debug)]
 pub(crate) struct List {
     pub ty: &'static Ty,
-    /// As `Item::parent`.
+    /// As `Item::parent`; the subscription for a subscription-wide list.
     pub parent: String,
     pub rg: Option<String>,
+    /// `/subscriptions/{s}/providers/<ns>/<type>`: every resource of a top-level type in the
+    /// subscription, whatever its group (`Zones_List`, `VirtualNetworks_ListAll`, ...).
+    pub subscription_wide: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -178,7 +181,9 @@ pub(crate) fn parse(method: &str, path: &str) -> Route {
     let sub = segs[1].to_string();
     let sub_id = format!("/subscriptions/{sub}");
     match &segs[2..] {
-        [g] if is(g, "resourcegroups") => return Route::List(List { ty: Ty::group(), parent: sub_id, rg: None }),
+        [g] if is(g, "resourcegroups") => {
+            return Route::List(List { ty: Ty::group(), parent: sub_id, rg: None, subscription_wide: false });
+        }
         [g, rg] if is(g, "resourcegroups") => {
             return Route::Item(Item {
                 ty: Ty::group(),
@@ -212,6 +217,9 @@ pub(crate) fn parse(method: &str, path: &str) -> Route {
     }
     let types: Vec<&str> = tail.iter().step_by(2).copied().collect();
     let Some(ty) = Ty::lookup(&format!("{ns}/{}", types.join("/"))) else { return Route::Unknown };
+    if p == 2 && tail.len() == 1 && ty.kind != Kind::RoleAssignment && ty.tracked() {
+        return Route::List(List { ty, parent: sub_id, rg: None, subscription_wide: true });
+    }
     // Only role assignments sit on any scope; the rest live in a group.
     if ty.kind != Kind::RoleAssignment && !(p == 4 && rg.is_some()) {
         return Route::Unknown;
@@ -223,7 +231,7 @@ pub(crate) fn parse(method: &str, path: &str) -> Route {
         return Route::Unknown;
     }
     if tail.len() % 2 == 1 {
-        return Route::List(List { ty, parent: parent_of(tail.len() - 1), rg });
+        return Route::List(List { ty, parent: parent_of(tail.len() - 1), rg, subscription_wide: false });
     }
     if ty.kind == Kind::RecordSets {
         return Route::Unknown;

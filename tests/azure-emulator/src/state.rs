@@ -588,7 +588,11 @@ impl State {
             return self.list_role_assignments(l, req);
         }
         // `recordsets` lists record sets of every type.
+        let in_sub = format!("{parent}/");
         let wanted = |e: &Entry| {
+            if l.subscription_wide {
+                return std::ptr::eq(e.ty, l.ty) && e.parent.starts_with(&in_sub);
+            }
             e.parent == parent
                 && (std::ptr::eq(e.ty, l.ty) || (l.ty.kind == Kind::RecordSets && e.ty.kind == Kind::RecordSet))
         };

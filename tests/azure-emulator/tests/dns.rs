@@ -117,3 +117,18 @@ fn deleting_a_zone_takes_its_record_sets() {
     assert_eq!(arm.get(&location, "").status, 200);
     assert_eq!(arm.get(&zone(), DNS).expect(404).code(), "ResourceNotFound");
 }
+
+#[test]
+fn zones_are_listed_across_the_subscription() {
+    let em = AzureEmulator::start(Options::default());
+    let arm = Arm::new(&em);
+    for rg in ["rg-a", "rg-b"] {
+        arm.group(rg);
+        arm.put(&res(rg, &format!("Microsoft.Network/dnsZones/{rg}.example")), DNS, json!({"location": "global"}))
+            .expect(201);
+    }
+    let (zones, _) = arm.list_all(&format!("/subscriptions/{SUB}/providers/Microsoft.Network/dnszones"), DNS);
+    let mut names: Vec<&str> = zones.iter().map(|z| z["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["rg-a.example", "rg-b.example"]);
+}
