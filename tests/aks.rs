@@ -226,6 +226,12 @@ fn apply_converges_then_destroy_leaves_only_the_adopted_group() {
     let vnet = &in_group(&arm, "Microsoft.Network/virtualNetworks")[0];
     assert_eq!(vnet["properties"]["dhcpOptions"]["dnsServers"], json!(["1.1.1.1", "8.8.8.8"]));
 
+    // Neither token is written anywhere.
+    for f in [".matih/state/prod-aks.json", "plan.json"] {
+        let saved = std::fs::read_to_string(w.path(f)).unwrap();
+        assert!(!saved.contains(ARM_TOKEN) && !saved.contains(KUBE_TOKEN), "{f} holds a token");
+    }
+
     // A second plan changes nothing, reading each type with one list per collection.
     arm.clear_requests();
     let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
@@ -512,4 +518,32 @@ clouds:
     assert_eq!(code(&w.run(&staging(&["destroy", "--include-protected", "--auto-approve", "-q"]))), 0);
     assert!(ns().is_empty(), "the delegation went with the environment");
     assert!(arm.get(&parent).is_some(), "the parent zone is not ours to delete");
+}
+
+/// The cloud part of a plan's text: every resource block but the add-ons'.
+fn cloud_text(text: &str) -> String {
+    let mut out = String::new();
+    let mut keep = true;
+    for line in text.lines() {
+        let resource_line = line.starts_with("  ") && !line.starts_with("      ") && !line.trim().is_empty();
+        if resource_line {
+            keep = !line.contains("k8s.addon");
+        }
+        if keep && !line.starts_with("note:") {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// What a reviewer reads before the first apply: the AKS resources with their settings (a
+/// snapshot; `INSTA_UPDATE=always` accepts a deliberate change).
+#[test]
+fn a_fresh_platform_plans_the_aks_resources() {
+    let arm = arm();
+    let (w, _kube) = work(&arm.url());
+    let out = w.run(&args(&["plan", "--no-color"]));
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    insta::assert_snapshot!("aks_fresh_plan", cloud_text(&text(&out.stdout)));
 }

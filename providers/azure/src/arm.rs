@@ -302,9 +302,12 @@ impl Arm {
         let state = a.body.pointer("/properties/provisioningState").and_then(Json::as_str);
         let poll = Op { service: op.service, operation: "OperationStatus" };
         let what = format!("{} of {id}", op.operation);
+        // What progress says: the resource's provisioningState as the first answer gave it
+        // (`Creating`, `Updating`, `Deleting`) beside the operation's status.
+        let label = state.unwrap_or(if op.operation.ends_with("_Delete") { "Deleting" } else { "InProgress" });
         if let Some(url) = a.header("azure-asyncoperation").map(str::to_string) {
             return self
-                .poll(&what, deadline, retry_after(&a.headers), sink, || async {
+                .poll(&what, label, deadline, retry_after(&a.headers), sink, || async {
                     let r = self.request(reqwest::Method::GET, &url, None, Cond::None, poll, Call::Read).await?;
                     let status = r.body.get("status").and_then(Json::as_str).unwrap_or("InProgress").to_string();
                     let detail = r.body.get("error").map(|e| {
@@ -319,7 +322,7 @@ impl Arm {
             && let Some(url) = a.header("location").map(str::to_string)
         {
             return self
-                .poll(&what, deadline, retry_after(&a.headers), sink, || async {
+                .poll(&what, label, deadline, retry_after(&a.headers), sink, || async {
                     let r = self.request(reqwest::Method::GET, &url, None, Cond::None, poll, Call::Read).await?;
                     let status = if r.status == 202 { "InProgress" } else { SUCCEEDED };
                     Ok((status.to_string(), None, retry_after(&r.headers)))
@@ -341,9 +344,11 @@ impl Arm {
 
     /// Polls `look` (status, failure detail, Retry-After) until Succeeded, a failure, or the
     /// deadline. Waits what ARM asks (`Retry-After`), else doubles from 0.5 s up to 10 s.
+    #[allow(clippy::too_many_arguments)]
     async fn poll<F, Fut>(
         &self,
         what: &str,
+        label: &str,
         deadline: Duration,
         first: Option<Duration>,
         sink: &StatusSink,
@@ -371,6 +376,7 @@ impl Arm {
                 };
                 return Err(WaitError::Failed { what: what.into(), attempts, elapsed: start.elapsed(), status }.into());
             }
+            let status = format!("provisioningState {label}, operation {status}");
             sink.say(&status);
             wait = after.unwrap_or(backoff);
             backoff = (backoff * 2).min(Duration::from_secs(10));

@@ -11,7 +11,7 @@ use matih_provider_kit::{ClusterBinding, ClusterRef, Dns01Solver, LoadBalancer};
 use matih_spec::{AksSpec, CloudKind, PlatformSpec};
 use serde_json::json;
 
-use crate::identity::{DNS_ZONE_CONTRIBUTOR, NETWORK_CONTRIBUTOR, guid};
+use crate::identity::guid;
 
 /// cert-manager's service account, whose DNS01 solver uses the managed identity.
 pub const CERT_MANAGER_SUBJECT: &str = "system:serviceaccount:cert-manager:cert-manager";
@@ -55,9 +55,6 @@ pub fn desired_graph(spec: &PlatformSpec) -> DesiredGraph {
     let aks = aks_spec(spec);
     let prefix = prefix(spec);
     let group_id = format!("/subscriptions/{}/resourceGroups/{}", aks.subscription_id, aks.resource_group);
-    let role = |id: &str| {
-        format!("/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{id}", aks.subscription_id)
-    };
     let mut g = DesiredGraph::default();
 
     let rg = single("resource_group", "main");
@@ -151,7 +148,7 @@ pub fn desired_graph(spec: &PlatformSpec) -> DesiredGraph {
     g.add(
         Desired::new(single("role_assignment", "cluster_network"), guid(&format!("{group_id}/cluster-network")))
             .set("scope", Value::str(group_id.clone()))
-            .set("role_definition_id", Value::str(role(NETWORK_CONTRIBUTOR)))
+            .set("role", Value::str("Network Contributor"))
             .set("principal_id", Value::reference(&cluster, "principal_id")),
     );
 
@@ -190,7 +187,7 @@ pub fn desired_graph(spec: &PlatformSpec) -> DesiredGraph {
             ),
         )
         .set("scope", Value::reference(&zone, "id"))
-        .set("role_definition_id", Value::str(role(DNS_ZONE_CONTRIBUTOR)))
+        .set("role", Value::str("DNS Zone Contributor"))
         .set("principal_id", Value::reference(&identity, "principal_id")),
     );
 

@@ -25,9 +25,26 @@ const MSI: &str = "Microsoft.ManagedIdentity";
 const AUTHZ_API: &str = "2022-04-01";
 const AUTHZ: &str = "Microsoft.Authorization";
 
-/// Built-in role definitions (the same GUIDs in every tenant).
-pub const DNS_ZONE_CONTRIBUTOR: &str = "befefa01-2a29-4197-83a8-272ff33ce314";
-pub const NETWORK_CONTRIBUTOR: &str = "4d97b98b-1d4f-4787-a291-c67834d212e7";
+/// The built-in roles the platform grants, by name (their definitions have the same GUIDs in
+/// every tenant).
+pub const ROLES: [(&str, &str); 2] = [
+    ("DNS Zone Contributor", "befefa01-2a29-4197-83a8-272ff33ce314"),
+    ("Network Contributor", "4d97b98b-1d4f-4787-a291-c67834d212e7"),
+];
+
+/// A role definition's id from its name, in `subscription`.
+fn role_definition_id(subscription: &str, role: &str) -> Option<String> {
+    ROLES
+        .iter()
+        .find(|(n, _)| *n == role)
+        .map(|(_, g)| format!("/subscriptions/{subscription}/providers/{AUTHZ}/roleDefinitions/{g}"))
+}
+
+/// A role's name from its definition id (the id itself for a role the platform does not grant).
+fn role_name(definition_id: &str) -> String {
+    let guid = definition_id.rsplit('/').next().unwrap_or_default();
+    ROLES.iter().find(|(_, g)| g.eq_ignore_ascii_case(guid)).map_or(definition_id.to_string(), |(n, _)| n.to_string())
+}
 
 /// How long a new principal may take to reach Entra ID's replicas.
 const PRINCIPAL_LAG: Duration = Duration::from_secs(5 * 60);
@@ -130,7 +147,7 @@ pub struct RoleAssignment;
 impl ArmType for RoleAssignment {
     fn schema(&self) -> TypeSchema {
         schema("aks", "role_assignment")
-            .force_new(&["scope", "role_definition_id", "principal_id"])
+            .force_new(&["scope", "role", "principal_id"])
             .computed(&["id"])
             .build()
     }
@@ -148,9 +165,14 @@ impl ArmType for RoleAssignment {
     fn tracked(&self) -> bool {
         false
     }
-    fn body(&self, _ctx: &Ctx, cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
+    fn body(&self, ctx: &Ctx, cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
+        let role = cfg.str("role")?;
+        let definition = role_definition_id(&ctx.subscription, role).ok_or_else(|| ProviderError::Config {
+            addr: cfg.addr.clone(),
+            message: format!("no built-in role `{role}` is known to the tool"),
+        })?;
         Ok(json!({"properties": {
-            "roleDefinitionId": cfg.str("role_definition_id")?,
+            "roleDefinitionId": definition,
             "principalId": cfg.str("principal_id")?,
             "principalType": "ServicePrincipal",
         }}))
@@ -161,7 +183,7 @@ impl ArmType for RoleAssignment {
         attrs([
             ("id", json!(id)),
             ("scope", json!(scope)),
-            ("role_definition_id", at(j, "/properties/roleDefinitionId")),
+            ("role", json!(role_name(j["properties"]["roleDefinitionId"].as_str().unwrap_or_default()))),
             ("principal_id", at(j, "/properties/principalId")),
         ])
     }
@@ -215,6 +237,18 @@ impl ArmType for RoleAssignment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roles_are_named_by_their_definitions() {
+        let id = role_definition_id("s", "DNS Zone Contributor").unwrap();
+        assert_eq!(
+            id,
+            "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/befefa01-2a29-4197-83a8-272ff33ce314"
+        );
+        assert_eq!(role_name(&id), "DNS Zone Contributor");
+        assert_eq!(role_name("/x/roleDefinitions/other"), "/x/roleDefinitions/other");
+        assert!(role_definition_id("s", "Owner").is_none());
+    }
 
     #[test]
     fn guids_are_stable_per_seed_and_well_formed() {

@@ -51,12 +51,17 @@ impl Ctx {
     /// `<group>/providers/<namespace>/<type>/<name>[/<child type>/<child name>…]` for a
     /// `name` of `parent/child` segments.
     pub fn id(&self, provider_path: &[&str], name: &str) -> String {
-        let mut id = format!("{}/providers/{}", self.group_id(), provider_path[0]);
-        for (t, n) in provider_path[1..].iter().zip(name.split('/')) {
-            id.push_str(&format!("/{t}/{n}"));
-        }
-        id
+        resource_id(&self.group_id(), provider_path, name)
     }
+}
+
+/// `<group>/providers/<namespace>/<type>/<name>[/<child type>/<child name>…]`.
+pub fn resource_id(group_id: &str, provider_path: &[&str], name: &str) -> String {
+    let mut id = format!("{group_id}/providers/{}", provider_path[0]);
+    for (t, n) in provider_path[1..].iter().zip(name.split('/')) {
+        id.push_str(&format!("/{t}/{n}"));
+    }
+    id
 }
 
 /// Set on a resource the tool adopted instead of creating: it is never deleted by the tool.
@@ -460,15 +465,12 @@ mod tests {
 
     #[test]
     fn ids_are_built_from_parent_child_names() {
-        let ctx_id = |path: &[&str], name: &str| {
-            let mut id = "/subscriptions/s/resourceGroups/rg/providers/".to_string() + path[0];
-            for (t, n) in path[1..].iter().zip(name.split('/')) {
-                id.push_str(&format!("/{t}/{n}"));
-            }
-            id
-        };
         assert_eq!(
-            ctx_id(&["Microsoft.Network", "virtualNetworks", "subnets"], "v/nodes"),
+            resource_id(
+                "/subscriptions/s/resourceGroups/rg",
+                &["Microsoft.Network", "virtualNetworks", "subnets"],
+                "v/nodes"
+            ),
             "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/nodes"
         );
         assert_eq!(collection_of("/a/b/c"), "/a/b");
