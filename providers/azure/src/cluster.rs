@@ -19,6 +19,7 @@ use serde_json::{Value as Json, json};
 
 use crate::arm::Cond;
 use crate::kind::*;
+use crate::models::{self, parse};
 
 pub const AKS_API: &str = "2025-05-01";
 const AKS: &str = "Microsoft.ContainerService";
@@ -28,26 +29,57 @@ pub fn kinds() -> Vec<Box<dyn matih_provider_kit::Kind<Ctx>>> {
     vec![Box::new(ArmKind(Cluster)), Box::new(ArmKind(AgentPool))]
 }
 
-/// An agent pool's profile from the tool's pool settings
-/// (`{name?, mode, vm_size, min, max, max_pods, node_subnet_id, pod_subnet_id}`).
-fn pool_profile(p: &Json) -> Json {
-    let mut profile = json!({
-        "mode": p["mode"], "vmSize": p["vm_size"], "count": p["min"], "minCount": p["min"], "maxCount": p["max"],
-        "enableAutoScaling": true, "type": "VirtualMachineScaleSets", "osType": "Linux", "maxPods": p["max_pods"],
-        "vnetSubnetID": p["node_subnet_id"],
-    });
-    if let Some(pod) = p["pod_subnet_id"].as_str() {
-        profile["podSubnetID"] = json!(pod);
-    }
-    profile
+/// A node pool as the graph configures it (the system pool in the cluster also has its `name`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PoolSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub mode: String,
+    pub vm_size: String,
+    pub min: u32,
+    pub max: u32,
+    pub max_pods: u32,
+    pub node_subnet_id: String,
+    pub pod_subnet_id: Option<String>,
 }
 
-/// The tool's pool settings from a profile.
-fn pool_settings(p: &Json) -> Json {
-    json!({
-        "mode": p["mode"], "vm_size": p["vmSize"], "min": p["minCount"], "max": p["maxCount"], "max_pods": p["maxPods"],
-        "node_subnet_id": p["vnetSubnetID"], "pod_subnet_id": p.get("podSubnetID").cloned().unwrap_or(Json::Null),
-    })
+impl PoolSettings {
+    fn from_cfg(addr: &ResourceAddr, v: &Json) -> Result<PoolSettings, ProviderError> {
+        serde_json::from_value(v.clone())
+            .map_err(|e| ProviderError::Config { addr: addr.clone(), message: format!("pool settings: {e}") })
+    }
+
+    /// The profile ARM takes: autoscaled from `min` to `max`, starting at `min`.
+    fn profile(&self) -> models::AgentPoolProfile {
+        models::AgentPoolProfile {
+            name: self.name.clone(),
+            mode: self.mode.clone(),
+            vm_size: self.vm_size.clone(),
+            count: self.min,
+            min_count: self.min,
+            max_count: self.max,
+            enable_auto_scaling: true,
+            kind: "VirtualMachineScaleSets".into(),
+            os_type: "Linux".into(),
+            max_pods: self.max_pods,
+            vnet_subnet_id: self.node_subnet_id.clone(),
+            pod_subnet_id: self.pod_subnet_id.clone(),
+            orchestrator_version: None,
+        }
+    }
+
+    fn of(p: &models::AgentPoolProfile) -> PoolSettings {
+        PoolSettings {
+            name: p.name.clone(),
+            mode: p.mode.clone(),
+            vm_size: p.vm_size.clone(),
+            min: p.min_count,
+            max: p.max_count,
+            max_pods: p.max_pods,
+            node_subnet_id: p.vnet_subnet_id.clone(),
+            pod_subnet_id: p.pod_subnet_id.clone(),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -114,27 +146,29 @@ impl ArmType for Cluster {
         CLUSTER_WAIT
     }
     fn body(&self, _ctx: &Ctx, cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
-        let sys = cfg.need("system_pool")?;
-        let mut profile = pool_profile(sys);
-        profile["name"] = sys["name"].clone();
-        Ok(json!({
-            "identity": {"type": "SystemAssigned"},
-            "sku": {"name": "Base", "tier": "Standard"},
-            "properties": {
-                "kubernetesVersion": cfg.str("kubernetes_version")?,
-                "dnsPrefix": cfg.str("dns_prefix")?,
-                "enableRBAC": true,
-                "agentPoolProfiles": [profile],
-                "networkProfile": {
-                    "networkPlugin": "azure",
-                    "networkPolicy": cfg.str("network_policy")?,
-                    "serviceCidr": cfg.str("service_cidr")?,
-                    "dnsServiceIP": cfg.str("dns_service_ip")?,
-                    "loadBalancerSku": "standard",
-                    "outboundType": "loadBalancer",
+        let system = PoolSettings::from_cfg(cfg.addr, cfg.need("system_pool")?)?;
+        Ok(models::body(&models::ManagedCluster {
+            identity: models::ManagedClusterIdentity { kind: "SystemAssigned".into(), principal_id: None },
+            sku: Some(models::ManagedClusterSku { name: "Base".into(), tier: "Standard".into() }),
+            properties: models::ManagedClusterProperties {
+                kubernetes_version: cfg.str("kubernetes_version")?.to_string(),
+                dns_prefix: cfg.str("dns_prefix")?.to_string(),
+                enable_rbac: true,
+                agent_pool_profiles: vec![system.profile()],
+                network_profile: models::NetworkProfile {
+                    network_plugin: "azure".into(),
+                    network_policy: cfg.str("network_policy")?.to_string(),
+                    service_cidr: cfg.str("service_cidr")?.to_string(),
+                    dns_service_ip: cfg.str("dns_service_ip")?.to_string(),
+                    load_balancer_sku: "standard".into(),
+                    outbound_type: "loadBalancer".into(),
                 },
-                "oidcIssuerProfile": {"enabled": true},
-                "securityProfile": {"workloadIdentity": {"enabled": true}},
+                oidc_issuer_profile: models::OidcIssuerProfile { enabled: true, issuer_url: None },
+                security_profile: models::SecurityProfile {
+                    workload_identity: models::WorkloadIdentity { enabled: true },
+                },
+                fqdn: None,
+                node_resource_group: None,
             },
         }))
     }
@@ -144,33 +178,24 @@ impl ArmType for Cluster {
             p.remove("agentPoolProfiles");
         }
     }
-    fn attrs(&self, j: &Json) -> Attrs {
-        let p = &j["properties"];
-        let system = p["agentPoolProfiles"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|a| a["mode"] == "System")
-            .map(|a| {
-                let mut s = pool_settings(a);
-                s["name"] = a["name"].clone();
-                s
-            })
-            .unwrap_or(Json::Null);
-        attrs([
+    fn attrs(&self, j: &Json) -> Result<Attrs, ProviderError> {
+        let c: models::ManagedCluster = parse(j)?;
+        let p = &c.properties;
+        let system = p.agent_pool_profiles.iter().find(|a| a.mode == "System").map(PoolSettings::of);
+        Ok(attrs([
             ("id", at(j, "/id")),
             ("name", at(j, "/name")),
-            ("kubernetes_version", at(j, "/properties/kubernetesVersion")),
-            ("dns_prefix", at(j, "/properties/dnsPrefix")),
-            ("service_cidr", at(j, "/properties/networkProfile/serviceCidr")),
-            ("dns_service_ip", at(j, "/properties/networkProfile/dnsServiceIP")),
-            ("network_policy", at(j, "/properties/networkProfile/networkPolicy")),
-            ("system_pool", system),
-            ("fqdn", at(j, "/properties/fqdn")),
-            ("oidc_issuer", at(j, "/properties/oidcIssuerProfile/issuerURL")),
-            ("principal_id", at(j, "/identity/principalId")),
-            ("node_resource_group", at(j, "/properties/nodeResourceGroup")),
-        ])
+            ("kubernetes_version", json!(p.kubernetes_version)),
+            ("dns_prefix", json!(p.dns_prefix)),
+            ("service_cidr", json!(p.network_profile.service_cidr)),
+            ("dns_service_ip", json!(p.network_profile.dns_service_ip)),
+            ("network_policy", json!(p.network_profile.network_policy)),
+            ("system_pool", json!(system)),
+            ("fqdn", json!(p.fqdn)),
+            ("oidc_issuer", json!(p.oidc_issuer_profile.issuer_url)),
+            ("principal_id", json!(c.identity.principal_id)),
+            ("node_resource_group", json!(p.node_resource_group)),
+        ]))
     }
     async fn extra(&self, ctx: &Ctx, j: &Json, attrs: &mut Attrs) -> Result<(), ProviderError> {
         let id = j["id"].as_str().unwrap_or_default();
@@ -206,18 +231,20 @@ impl ArmType for Cluster {
             .await?;
         // An update: the system pool's scale goes through its agent pool.
         if body.pointer("/properties/agentPoolProfiles").is_none() {
-            let sys = Cfg::of(req).need("system_pool")?.clone();
-            let now = self.attrs(&j).get("system_pool").cloned().unwrap_or(Json::Null);
-            if now != sys {
-                let name = sys["name"].as_str().unwrap_or_default();
+            let sys = PoolSettings::from_cfg(&req.addr, Cfg::of(req).need("system_pool")?)?;
+            let now = self.attrs(&j)?.get("system_pool").cloned().unwrap_or(Json::Null);
+            if now != json!(sys) {
+                let name = sys.name.clone().unwrap_or_default();
                 let pool = format!("{id}/agentPools/{name}");
-                let mut props = pool_profile(&sys);
-                props["orchestratorVersion"] = json!(Cfg::of(req).str("kubernetes_version")?);
+                let mut props = sys.profile();
+                props.name = None;
+                props.orchestrator_version = Some(Cfg::of(req).str("kubernetes_version")?.to_string());
+                let props = models::body(&models::AgentPool { properties: props });
                 ctx.arm
                     .put(
                         &pool,
                         AKS_API,
-                        &json!({"properties": props}),
+                        &props,
                         Cond::None,
                         op(AKS, "AgentPools", "CreateOrUpdate"),
                         op(AKS, "AgentPools", "Get"),
@@ -266,16 +293,18 @@ impl ArmType for AgentPool {
         false
     }
     fn body(&self, _ctx: &Ctx, cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
-        Ok(json!({"properties": pool_profile(&Json::Object(cfg.map.clone()))}))
+        let settings = PoolSettings::from_cfg(cfg.addr, &Json::Object(cfg.map.clone()))?;
+        Ok(models::body(&models::AgentPool { properties: settings.profile() }))
     }
-    fn attrs(&self, j: &Json) -> Attrs {
+    fn attrs(&self, j: &Json) -> Result<Attrs, ProviderError> {
         let id = j["id"].as_str().unwrap_or_default();
-        let mut a: Attrs = pool_settings(&j["properties"])
-            .as_object()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default();
+        let pool: models::AgentPool = parse(j)?;
+        let mut a: Attrs = match json!(PoolSettings::of(&pool.properties)) {
+            Json::Object(m) => m.into_iter().collect(),
+            _ => Attrs::new(),
+        };
         a.insert("id".into(), json!(id));
         a.insert("cluster_id".into(), json!(collection_of(collection_of(id))));
-        a
+        Ok(a)
     }
 }

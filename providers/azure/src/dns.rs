@@ -16,6 +16,7 @@ use serde_json::{Value as Json, json};
 
 use crate::arm::Cond;
 use crate::kind::*;
+use crate::models::{self, parse};
 
 const DNS_API: &str = "2018-05-01";
 const NETWORK: &str = "Microsoft.Network";
@@ -58,28 +59,26 @@ impl ArmType for Zone {
         ctx.id(&[NETWORK, "dnsZones"], name)
     }
     fn body(&self, _ctx: &Ctx, cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
-        let mut b = json!({"properties": {"zoneType": "Public"}});
+        let mut b = models::body(&models::Zone {
+            properties: models::ZoneProperties { zone_type: "Public".into(), name_servers: vec![] },
+        });
+        // Azure DNS zones have no description: the comment is a tag.
         if let Some(c) = cfg.opt_str("comment") {
             b["tags"] = json!({ "description": c });
         }
         Ok(b)
     }
-    fn attrs(&self, j: &Json) -> Attrs {
-        let mut ns: Vec<String> = j["properties"]["nameServers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Json::as_str)
-            .map(|n| bare(n).to_string())
-            .collect();
+    fn attrs(&self, j: &Json) -> Result<Attrs, ProviderError> {
+        let z: models::Zone = parse(j)?;
+        let mut ns: Vec<String> = z.properties.name_servers.iter().map(|n| bare(n).to_string()).collect();
         ns.sort();
-        attrs([
+        Ok(attrs([
             ("id", at(j, "/id")),
             ("name", at(j, "/name")),
             ("location", at(j, "/location")),
             ("comment", at(j, "/tags/description")),
             ("name_servers", json!(ns)),
-        ])
+        ]))
     }
     fn adoptable(&self) -> bool {
         true
@@ -96,17 +95,6 @@ impl ArmType for Zone {
 
 /// An A record set of the platform's zone (its name is the fully qualified name).
 pub struct Record;
-
-fn a_values(j: &Json) -> Json {
-    let mut v: Vec<String> = j["properties"]["ARecords"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|r| r["ipv4Address"].as_str().map(str::to_string))
-        .collect();
-    v.sort();
-    json!(v)
-}
 
 #[async_trait]
 impl ArmType for Record {
@@ -127,26 +115,29 @@ impl ArmType for Record {
         ctx.id(&[NETWORK, "dnsZones", "A"], &format!("{}/{}", ctx.zone, relative(name, &ctx.zone)))
     }
     fn body(&self, _ctx: &Ctx, cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
-        let values: Vec<Json> = cfg
-            .need("values")?
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Json::as_str)
-            .map(|ip| json!({ "ipv4Address": ip }))
-            .collect();
-        Ok(json!({"properties": {"TTL": cfg.u64("ttl")?, "ARecords": values}}))
+        let records = cfg.strs("values")?.into_iter().map(|ip| models::ARecord { ipv4_address: ip }).collect();
+        Ok(models::body(&models::RecordSet {
+            properties: models::RecordSetProperties {
+                ttl: cfg.u64("ttl")?,
+                a_records: Some(records),
+                ..Default::default()
+            },
+        }))
     }
-    fn attrs(&self, j: &Json) -> Attrs {
+    fn attrs(&self, j: &Json) -> Result<Attrs, ProviderError> {
         let id = j["id"].as_str().unwrap_or_default();
-        attrs([
+        let r: models::RecordSet = parse(j)?;
+        let mut values: Vec<String> =
+            r.properties.a_records.unwrap_or_default().into_iter().map(|a| a.ipv4_address).collect();
+        values.sort();
+        Ok(attrs([
             ("id", json!(id)),
             ("zone_id", json!(collection_of(collection_of(id)))),
-            ("name", json!(bare(j["properties"]["fqdn"].as_str().unwrap_or_default()))),
+            ("name", json!(bare(&r.properties.fqdn))),
             ("type", json!("A")),
-            ("ttl", at(j, "/properties/TTL")),
-            ("values", a_values(j)),
-        ])
+            ("ttl", json!(r.properties.ttl)),
+            ("values", json!(values)),
+        ]))
     }
     fn tracked(&self) -> bool {
         false
@@ -200,36 +191,32 @@ impl Delegation {
         }
     }
 
-    fn attrs(j: &Json, parent: &str) -> Attrs {
-        let mut ns: Vec<String> = j["properties"]["NSRecords"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|r| r["nsdname"].as_str().map(|n| bare(n).to_string()))
-            .collect();
+    fn attrs(j: &Json, parent: &str) -> Result<Attrs, ProviderError> {
+        let r: models::RecordSet = parse(j)?;
+        let mut ns: Vec<String> =
+            r.properties.ns_records.unwrap_or_default().iter().map(|n| bare(&n.nsdname).to_string()).collect();
         ns.sort();
-        attrs([
+        Ok(attrs([
             ("id", at(j, "/id")),
             ("parent_zone_name", json!(parent)),
-            ("name", json!(bare(j["properties"]["fqdn"].as_str().unwrap_or_default()))),
-            ("ttl", at(j, "/properties/TTL")),
+            ("name", json!(bare(&r.properties.fqdn))),
+            ("ttl", json!(r.properties.ttl)),
             ("name_servers", json!(ns)),
-        ])
+        ]))
     }
 
     fn body(req: &ApplyRequest) -> Result<Json, ProviderError> {
         let cfg = Cfg::of(req);
-        let ns: Vec<Json> = cfg
-            .need("name_servers")?
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Json::as_str)
-            .map(|n| json!({ "nsdname": format!("{}.", bare(n)) }))
-            .collect();
-        let marks: serde_json::Map<String, Json> =
-            req.identity.owner_tags.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-        Ok(json!({"properties": {"TTL": cfg.u64("ttl")?, "NSRecords": ns, "metadata": marks}}))
+        let ns =
+            cfg.strs("name_servers")?.iter().map(|n| models::NsRecord { nsdname: format!("{}.", bare(n)) }).collect();
+        Ok(models::body(&models::RecordSet {
+            properties: models::RecordSetProperties {
+                ttl: cfg.u64("ttl")?,
+                ns_records: Some(ns),
+                metadata: req.identity.owner_tags.clone(),
+                ..Default::default()
+            },
+        }))
     }
 
     async fn write(
@@ -253,7 +240,7 @@ impl Delegation {
                 std::time::Duration::from_secs(300),
             )
             .await?;
-        Ok(ApplyResponse::new(id, Self::attrs(&j, parent)))
+        Ok(ApplyResponse::new(id, Self::attrs(&j, parent)?))
     }
 
     async fn id_for(ctx: &Ctx, parent: &str, name: &str, addr: &ResourceAddr) -> Result<String, ProviderError> {
@@ -280,7 +267,7 @@ impl Kind<Ctx> for Delegation {
                     .pointer("/properties/metadata")
                     .and_then(Json::as_object)
                     .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect());
-                out.push(Found::new(i.id.clone(), Self::attrs(&j, parent), marks.unwrap_or_default()));
+                out.push(Found::new(i.id.clone(), Self::attrs(&j, parent)?, marks.unwrap_or_default()));
             }
         }
         Ok(Listing::Owned(out))
@@ -330,7 +317,7 @@ impl Kind<Ctx> for Delegation {
             .and_then(Json::as_object)
             .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
             .unwrap_or_default();
-        Ok(vec![Found::new(id, Self::attrs(&j, parent), marks)])
+        Ok(vec![Found::new(id, Self::attrs(&j, parent)?, marks)])
     }
 }
 

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::arm::Cond;
 use crate::kind::*;
+use crate::models::{self, parse};
 
 const MSI_API: &str = "2023-01-31";
 const MSI: &str = "Microsoft.ManagedIdentity";
@@ -84,13 +85,14 @@ impl ArmType for UserIdentity {
     fn body(&self, _ctx: &Ctx, _cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
         Ok(json!({}))
     }
-    fn attrs(&self, j: &Json) -> Attrs {
-        attrs([
+    fn attrs(&self, j: &Json) -> Result<Attrs, ProviderError> {
+        let p: models::UserAssignedIdentityProperties = parse(&j["properties"])?;
+        Ok(attrs([
             ("id", at(j, "/id")),
-            ("client_id", at(j, "/properties/clientId")),
-            ("principal_id", at(j, "/properties/principalId")),
-            ("tenant_id", at(j, "/properties/tenantId")),
-        ])
+            ("client_id", json!(p.client_id)),
+            ("principal_id", json!(p.principal_id)),
+            ("tenant_id", json!(p.tenant_id)),
+        ]))
     }
 }
 
@@ -121,19 +123,24 @@ impl ArmType for FederatedCredential {
         false
     }
     fn body(&self, _ctx: &Ctx, cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
-        Ok(
-            json!({"properties": {"issuer": cfg.str("issuer")?, "subject": cfg.str("subject")?, "audiences": cfg.need("audiences")?}}),
-        )
+        Ok(models::body(&models::FederatedIdentityCredential {
+            properties: models::FederatedIdentityCredentialProperties {
+                issuer: cfg.str("issuer")?.to_string(),
+                subject: cfg.str("subject")?.to_string(),
+                audiences: cfg.strs("audiences")?,
+            },
+        }))
     }
-    fn attrs(&self, j: &Json) -> Attrs {
+    fn attrs(&self, j: &Json) -> Result<Attrs, ProviderError> {
         let id = j["id"].as_str().unwrap_or_default();
-        attrs([
+        let f: models::FederatedIdentityCredential = parse(j)?;
+        Ok(attrs([
             ("id", json!(id)),
             ("identity_id", json!(collection_of(collection_of(id)))),
-            ("issuer", at(j, "/properties/issuer")),
-            ("subject", at(j, "/properties/subject")),
-            ("audiences", at(j, "/properties/audiences")),
-        ])
+            ("issuer", json!(f.properties.issuer)),
+            ("subject", json!(f.properties.subject)),
+            ("audiences", json!(f.properties.audiences)),
+        ]))
     }
 }
 
@@ -146,10 +153,7 @@ pub struct RoleAssignment;
 #[async_trait]
 impl ArmType for RoleAssignment {
     fn schema(&self) -> TypeSchema {
-        schema("aks", "role_assignment")
-            .force_new(&["scope", "role", "principal_id"])
-            .computed(&["id"])
-            .build()
+        schema("aks", "role_assignment").force_new(&["scope", "role", "principal_id"]).computed(&["id"]).build()
     }
     fn api(&self) -> &'static str {
         AUTHZ_API
@@ -171,21 +175,24 @@ impl ArmType for RoleAssignment {
             addr: cfg.addr.clone(),
             message: format!("no built-in role `{role}` is known to the tool"),
         })?;
-        Ok(json!({"properties": {
-            "roleDefinitionId": definition,
-            "principalId": cfg.str("principal_id")?,
-            "principalType": "ServicePrincipal",
-        }}))
+        Ok(models::body(&models::RoleAssignment {
+            properties: models::RoleAssignmentProperties {
+                role_definition_id: definition,
+                principal_id: cfg.str("principal_id")?.to_string(),
+                principal_type: "ServicePrincipal".into(),
+            },
+        }))
     }
-    fn attrs(&self, j: &Json) -> Attrs {
+    fn attrs(&self, j: &Json) -> Result<Attrs, ProviderError> {
         let id = j["id"].as_str().unwrap_or_default();
         let scope = id.split(&format!("/providers/{AUTHZ}/")).next().unwrap_or_default();
-        attrs([
+        let r: models::RoleAssignment = parse(j)?;
+        Ok(attrs([
             ("id", json!(id)),
             ("scope", json!(scope)),
-            ("role", json!(role_name(j["properties"]["roleDefinitionId"].as_str().unwrap_or_default()))),
-            ("principal_id", at(j, "/properties/principalId")),
-        ])
+            ("role", json!(role_name(&r.properties.role_definition_id))),
+            ("principal_id", json!(r.properties.principal_id)),
+        ]))
     }
     /// A role assignment cannot be changed: an update is the same PUT (ARM answers it as the
     /// one that exists).
@@ -198,13 +205,8 @@ impl ArmType for RoleAssignment {
         req: &ApplyRequest,
     ) -> Result<Json, ProviderError> {
         let start = Instant::now();
-        let mut body = body.clone();
-        // Only the fields ARM takes.
-        body = json!({"properties": {
-            "roleDefinitionId": body["properties"]["roleDefinitionId"],
-            "principalId": body["properties"]["principalId"],
-            "principalType": body["properties"]["principalType"],
-        }});
+        // Only the fields ARM takes (no tags, no location).
+        let body = models::body(&parse::<models::RoleAssignment>(body)?);
         loop {
             let r = ctx
                 .arm

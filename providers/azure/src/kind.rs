@@ -80,7 +80,7 @@ pub trait ArmType: Send + Sync + 'static {
     /// The body the tool manages, without `tags` (added for tracked types) and `location`.
     fn body(&self, ctx: &Ctx, cfg: &Cfg<'_>) -> Result<Json, ProviderError>;
     /// Attributes from the resource as ARM reports it.
-    fn attrs(&self, j: &Json) -> Attrs;
+    fn attrs(&self, j: &Json) -> Result<Attrs, ProviderError>;
     /// Resources with `location` and `tags`.
     fn tracked(&self) -> bool {
         true
@@ -213,7 +213,7 @@ impl<T: ArmType> ArmKind<T> {
 
     async fn found(&self, ctx: &Ctx, j: &Json) -> Result<Found, ProviderError> {
         let id = j.get("id").and_then(Json::as_str).unwrap_or_default().to_string();
-        let mut a = self.0.attrs(j);
+        let mut a = self.0.attrs(j)?;
         self.0.extra(ctx, j, &mut a).await?;
         let marks = string_map(self.0.owner_marks(j));
         if self.0.adoptable() {

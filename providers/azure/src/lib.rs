@@ -24,6 +24,7 @@ mod dns;
 mod graph;
 mod identity;
 mod kind;
+pub mod models;
 mod network;
 
 use std::sync::Arc;

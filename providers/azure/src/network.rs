@@ -13,6 +13,7 @@ use matih_state::Attrs;
 use serde_json::{Value as Json, json};
 
 use crate::kind::*;
+use crate::models::{self, parse};
 
 const NETWORK_API: &str = "2024-05-01";
 const NETWORK: &str = "Microsoft.Network";
@@ -49,8 +50,8 @@ impl ArmType for ResourceGroup {
     fn body(&self, _ctx: &Ctx, _cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
         Ok(json!({}))
     }
-    fn attrs(&self, j: &Json) -> Attrs {
-        attrs([("id", at(j, "/id")), ("location", at(j, "/location"))])
+    fn attrs(&self, j: &Json) -> Result<Attrs, ProviderError> {
+        Ok(attrs([("id", at(j, "/id")), ("location", at(j, "/location"))]))
     }
     fn adoptable(&self) -> bool {
         true
@@ -62,26 +63,54 @@ impl ArmType for ResourceGroup {
 
 // ---------------------------------------------------------------------------------------------
 
-/// The node subnet's network security group. Its rules are `{name, priority, access, protocol,
-/// source, ports}`, inbound, to any destination.
+/// The node subnet's network security group. Its rules are [`Rule`]s: inbound, to any
+/// destination.
 pub struct Nsg;
 
-fn rule_of(r: &Json) -> Json {
-    let p = &r["properties"];
-    let mut ports: Vec<Json> = p["destinationPortRanges"].as_array().cloned().unwrap_or_default();
-    if ports.is_empty()
-        && let Some(one) = p["destinationPortRange"].as_str()
-    {
-        ports.push(json!(one));
+/// An NSG rule as the platform spec's graph writes it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Rule {
+    pub name: String,
+    pub priority: u32,
+    pub access: String,
+    pub protocol: String,
+    pub source: String,
+    pub ports: Vec<String>,
+}
+
+impl Rule {
+    fn model(&self) -> models::SecurityRule {
+        models::SecurityRule {
+            name: self.name.clone(),
+            properties: models::SecurityRuleProperties {
+                priority: self.priority,
+                direction: "Inbound".into(),
+                access: self.access.clone(),
+                protocol: self.protocol.clone(),
+                source_address_prefix: self.source.clone(),
+                source_port_range: "*".into(),
+                destination_address_prefix: "*".into(),
+                destination_port_range: None,
+                destination_port_ranges: self.ports.clone(),
+            },
+        }
     }
-    json!({
-        "name": r["name"],
-        "priority": p["priority"],
-        "access": p["access"],
-        "protocol": p["protocol"],
-        "source": p["sourceAddressPrefix"],
-        "ports": ports,
-    })
+
+    fn of(r: &models::SecurityRule) -> Rule {
+        let p = &r.properties;
+        let mut ports = p.destination_port_ranges.clone();
+        if ports.is_empty() {
+            ports.extend(p.destination_port_range.clone());
+        }
+        Rule {
+            name: r.name.clone(),
+            priority: p.priority,
+            access: p.access.clone(),
+            protocol: p.protocol.clone(),
+            source: p.source_address_prefix.clone(),
+            ports,
+        }
+    }
 }
 
 #[async_trait]
@@ -99,26 +128,19 @@ impl ArmType for Nsg {
         ctx.id(&[NETWORK, "networkSecurityGroups"], name)
     }
     fn body(&self, _ctx: &Ctx, cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
-        let rules: Vec<Json> = cfg
-            .need("rules")?
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|r| {
-                json!({"name": r["name"], "properties": {
-                    "priority": r["priority"], "direction": "Inbound", "access": r["access"],
-                    "protocol": r["protocol"], "sourceAddressPrefix": r["source"], "sourcePortRange": "*",
-                    "destinationAddressPrefix": "*", "destinationPortRanges": r["ports"],
-                }})
-            })
-            .collect();
-        Ok(json!({"properties": {"securityRules": rules}}))
+        let rules: Vec<Rule> = serde_json::from_value(cfg.need("rules")?.clone())
+            .map_err(|e| ProviderError::Config { addr: cfg.addr.clone(), message: format!("`rules`: {e}") })?;
+        Ok(models::body(&models::NetworkSecurityGroup {
+            properties: models::NetworkSecurityGroupProperties {
+                security_rules: rules.iter().map(Rule::model).collect(),
+            },
+        }))
     }
-    fn attrs(&self, j: &Json) -> Attrs {
-        let mut rules: Vec<Json> =
-            j["properties"]["securityRules"].as_array().into_iter().flatten().map(rule_of).collect();
-        rules.sort_by_key(|r| r["priority"].as_u64());
-        attrs([("id", at(j, "/id")), ("rules", json!(rules))])
+    fn attrs(&self, j: &Json) -> Result<Attrs, ProviderError> {
+        let nsg: models::NetworkSecurityGroup = parse(j)?;
+        let mut rules: Vec<Rule> = nsg.properties.security_rules.iter().map(Rule::of).collect();
+        rules.sort_by_key(|r| r.priority);
+        Ok(attrs([("id", at(j, "/id")), ("rules", json!(rules))]))
     }
     fn conditional(&self) -> bool {
         true
@@ -147,18 +169,20 @@ impl ArmType for Vnet {
         ctx.id(&[NETWORK, "virtualNetworks"], name)
     }
     fn body(&self, _ctx: &Ctx, cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
-        Ok(json!({"properties": {
-            "addressSpace": {"addressPrefixes": cfg.need("address_space")?},
-            "dhcpOptions": {"dnsServers": cfg.need("dns_servers")?},
-        }}))
+        Ok(models::body(&models::VirtualNetwork {
+            properties: models::VirtualNetworkProperties {
+                address_space: models::AddressSpace { address_prefixes: cfg.strs("address_space")? },
+                dhcp_options: models::DhcpOptions { dns_servers: cfg.strs("dns_servers")? },
+            },
+        }))
     }
-    fn attrs(&self, j: &Json) -> Attrs {
-        let dns = j.pointer("/properties/dhcpOptions/dnsServers").cloned().unwrap_or_else(|| json!([]));
-        attrs([
+    fn attrs(&self, j: &Json) -> Result<Attrs, ProviderError> {
+        let v: models::VirtualNetwork = parse(j)?;
+        Ok(attrs([
             ("id", at(j, "/id")),
-            ("address_space", at(j, "/properties/addressSpace/addressPrefixes")),
-            ("dns_servers", dns),
-        ])
+            ("address_space", json!(v.properties.address_space.address_prefixes)),
+            ("dns_servers", json!(v.properties.dhcp_options.dns_servers)),
+        ]))
     }
     fn conditional(&self) -> bool {
         true
@@ -189,20 +213,22 @@ impl ArmType for Subnet {
         ctx.id(&[NETWORK, "virtualNetworks", "subnets"], name)
     }
     fn body(&self, _ctx: &Ctx, cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
-        let mut p = json!({"addressPrefix": cfg.str("address_prefix")?});
-        if let Some(nsg) = cfg.opt_str("nsg_id") {
-            p["networkSecurityGroup"] = json!({"id": nsg});
-        }
-        Ok(json!({"properties": p}))
+        Ok(models::body(&models::Subnet {
+            properties: models::SubnetProperties {
+                address_prefix: cfg.str("address_prefix")?.to_string(),
+                network_security_group: cfg.opt_str("nsg_id").map(|id| models::SubResource { id: id.to_string() }),
+            },
+        }))
     }
-    fn attrs(&self, j: &Json) -> Attrs {
+    fn attrs(&self, j: &Json) -> Result<Attrs, ProviderError> {
         let id = j["id"].as_str().unwrap_or_default();
-        attrs([
+        let sn: models::Subnet = parse(j)?;
+        Ok(attrs([
             ("id", json!(id)),
             ("vnet_id", json!(collection_of(collection_of(id)))),
-            ("address_prefix", at(j, "/properties/addressPrefix")),
-            ("nsg_id", at(j, "/properties/networkSecurityGroup/id")),
-        ])
+            ("address_prefix", json!(sn.properties.address_prefix)),
+            ("nsg_id", json!(sn.properties.network_security_group.map(|n| n.id))),
+        ]))
     }
     fn tracked(&self) -> bool {
         false
@@ -232,18 +258,23 @@ impl ArmType for PublicIp {
         ctx.id(&[NETWORK, "publicIPAddresses"], name)
     }
     fn body(&self, _ctx: &Ctx, cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
-        Ok(json!({
-            "sku": {"name": cfg.str("sku")?, "tier": "Regional"},
-            "properties": {"publicIPAllocationMethod": "Static", "publicIPAddressVersion": "IPv4"},
+        Ok(models::body(&models::PublicIpAddress {
+            sku: models::PublicIpSku { name: cfg.str("sku")?.to_string(), tier: "Regional".into() },
+            properties: models::PublicIpProperties {
+                allocation_method: "Static".into(),
+                address_version: "IPv4".into(),
+                ip_address: None,
+            },
         }))
     }
-    fn attrs(&self, j: &Json) -> Attrs {
-        attrs([
+    fn attrs(&self, j: &Json) -> Result<Attrs, ProviderError> {
+        let ip: models::PublicIpAddress = parse(j)?;
+        Ok(attrs([
             ("id", at(j, "/id")),
             ("name", at(j, "/name")),
-            ("sku", at(j, "/sku/name")),
-            ("ip_address", at(j, "/properties/ipAddress")),
-        ])
+            ("sku", json!(ip.sku.name)),
+            ("ip_address", json!(ip.properties.ip_address)),
+        ]))
     }
     fn conditional(&self) -> bool {
         true
