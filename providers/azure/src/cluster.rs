@@ -215,20 +215,7 @@ impl ArmType for Cluster {
         cond: Cond<'_>,
         req: &ApplyRequest,
     ) -> Result<Json, ProviderError> {
-        let (svc, group) = self.ops();
-        let j = ctx
-            .arm
-            .put(
-                id,
-                AKS_API,
-                body,
-                cond,
-                op(svc, group, "CreateOrUpdate"),
-                op(svc, group, "Get"),
-                &req.status,
-                CLUSTER_WAIT,
-            )
-            .await?;
+        let j = crate::kind::put(self, ctx, id, body, cond, req).await?;
         // An update: the system pool's scale goes through its agent pool.
         if body.pointer("/properties/agentPoolProfiles").is_none() {
             let sys = PoolSettings::from_cfg(&req.addr, Cfg::of(req).need("system_pool")?)?;
@@ -254,7 +241,7 @@ impl ArmType for Cluster {
                     .await?;
                 return ctx
                     .arm
-                    .get(id, AKS_API, op(svc, group, "Get"))
+                    .get(id, AKS_API, op(AKS, "ManagedClusters", "Get"))
                     .await?
                     .ok_or_else(|| ProviderError::other(format!("{id} was gone after its system pool was scaled")));
             }

@@ -118,7 +118,8 @@ pub trait ArmType: Send + Sync + 'static {
     async fn extra(&self, _ctx: &Ctx, _j: &Json, _attrs: &mut Attrs) -> Result<(), ProviderError> {
         Ok(())
     }
-    /// Before the PUT of a new resource (a role assignment waits for its principal there).
+    /// The PUT and its wait; a type overrides it to do more around it (a role assignment waits
+    /// for its principal, a cluster scales its system pool through the agent pool API).
     async fn put(
         &self,
         ctx: &Ctx,
@@ -127,20 +128,32 @@ pub trait ArmType: Send + Sync + 'static {
         cond: Cond<'_>,
         req: &ApplyRequest,
     ) -> Result<Json, ProviderError> {
-        let (svc, group) = self.ops();
-        ctx.arm
-            .put(
-                id,
-                self.api(),
-                body,
-                cond,
-                op(svc, group, "CreateOrUpdate"),
-                op(svc, group, "Get"),
-                &req.status,
-                self.deadline(),
-            )
-            .await
+        put(self, ctx, id, body, cond, req).await
     }
+}
+
+/// The PUT of a resource of type `t` and the wait for its operation, within `t`'s deadline.
+pub async fn put<T: ArmType + ?Sized>(
+    t: &T,
+    ctx: &Ctx,
+    id: &str,
+    body: &Json,
+    cond: Cond<'_>,
+    req: &ApplyRequest,
+) -> Result<Json, ProviderError> {
+    let (svc, group) = t.ops();
+    ctx.arm
+        .put(
+            id,
+            t.api(),
+            body,
+            cond,
+            op(svc, group, "CreateOrUpdate"),
+            op(svc, group, "Get"),
+            &req.status,
+            t.deadline(),
+        )
+        .await
 }
 
 /// `<Group>_<Verb>` as a static operation name (interned once per name).
