@@ -144,6 +144,8 @@ mod tests {
             }
             for (k, v) in AzureTags.encode(&o, a) {
                 assert!(!k.contains(AZURE_TAG_NAME_FORBIDDEN) && k.len() <= 512, "{a}: Azure tag name {k}");
+                // Azure DNS keeps only names of letters, digits and `_` (zone tags, record metadata).
+                assert!(k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{a}: Azure DNS drops {k}");
                 assert!(v.chars().count() <= AZURE_TAG_VALUE_MAX, "{a}: Azure tag value {v}");
             }
             let gcp = GcpLabels.encode(&o, a);

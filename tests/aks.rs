@@ -152,8 +152,8 @@ fn apply_converges_then_destroy_leaves_only_the_adopted_group() {
     // The group was adopted: our tags joined the team's, and it says so.
     let group = arm.get(GROUP).unwrap();
     assert_eq!(group["tags"]["team"], "platform");
-    assert_eq!(group["tags"]["matih:adopted"], "true");
-    assert_eq!(group["tags"]["matih:address"], "aks.resource_group.main");
+    assert_eq!(group["tags"]["matih_adopted"], "true");
+    assert_eq!(group["tags"]["matih_address"], "aks.resource_group.main");
 
     // The cluster as the platform document asks: Azure CNI, Calico, OIDC and workload identity.
     let cluster = &arm.resources("Microsoft.ContainerService/managedClusters")[0];
@@ -185,7 +185,7 @@ fn apply_converges_then_destroy_leaves_only_the_adopted_group() {
     let client_id = identity["properties"]["clientId"].as_str().unwrap();
     let assignments = arm.resources("Microsoft.Authorization/roleAssignments");
     let dns01 = assignments.iter().find(|a| a["properties"]["principalId"] == principal).unwrap();
-    assert!(dns01["id"].as_str().unwrap().contains("/dnsZones/matih.ai/providers/"), "{dns01:#}");
+    assert!(dns01["id"].as_str().unwrap().to_ascii_lowercase().contains("/dnszones/matih.ai/providers/"), "{dns01:#}");
     assert!(
         dns01["properties"]["roleDefinitionId"].as_str().unwrap().ends_with("befefa01-2a29-4197-83a8-272ff33ce314")
     );
@@ -342,6 +342,9 @@ fn drift_is_reported_and_repaired() {
     });
     let pool = format!("{GROUP}/providers/Microsoft.ContainerService/managedClusters/matih-prod/agentPools/workloads");
     arm.patch_raw(&pool, |p| p["properties"]["maxCount"] = json!(3));
+    // The system pool too: it is part of the cluster, and scaled through the agent pool API.
+    let system = format!("{GROUP}/providers/Microsoft.ContainerService/managedClusters/matih-prod/agentPools/system");
+    arm.patch_raw(&system, |p| p["properties"]["maxCount"] = json!(9));
     let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
     assert_eq!(c, 2);
     let mut ch = changed(&p);
@@ -350,12 +353,14 @@ fn drift_is_reported_and_repaired() {
         ch,
         vec![
             (r#"aks.agent_pool.pool["workloads"]"#.to_string(), "update".to_string()),
+            ("aks.cluster.main".to_string(), "update".to_string()),
             ("aks.nsg.nodes".to_string(), "update".to_string()),
         ]
     );
     let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
     assert_eq!(c, 0, "{v:#}");
     assert_eq!(arm.get(&pool).unwrap()["properties"]["maxCount"], 20);
+    assert_eq!(arm.get(&system).unwrap()["properties"]["maxCount"], 4);
     assert_eq!(arm.get(&nsg).unwrap()["properties"]["securityRules"].as_array().unwrap().len(), 1);
     let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
     assert_eq!(c, 0, "{:?}", changed(&p));

@@ -81,11 +81,14 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// The kind of failure an ARM error code stands for, where the HTTP status does not say it.
 fn kind_of(status: u16, code: &str) -> ErrorKind {
     match code {
-        "TooManyRequests" | "ResourceRequestsThrottled" | "SubscriptionRequestsThrottled" => ErrorKind::Throttled,
+        // Refused for now, nothing done: another write to the same parent (two subnets of one
+        // VNet, two pools of one cluster) is still running.
+        "TooManyRequests"
+        | "ResourceRequestsThrottled"
+        | "SubscriptionRequestsThrottled"
+        | "AnotherOperationInProgress" => ErrorKind::Throttled,
         "ResourceGroupNotFound" | "ResourceNotFound" | "NotFound" | "ParentResourceNotFound" => ErrorKind::NotFound,
-        "AnotherOperationInProgress" | "OperationNotAllowed" | "RoleAssignmentExists" | "Conflict" => {
-            ErrorKind::Conflict
-        }
+        "RoleAssignmentExists" | "Conflict" => ErrorKind::Conflict,
         "InternalServerError" | "RetryableError" | "ServiceUnavailable" | "GatewayTimeout" => ErrorKind::Unavailable,
         _ => ErrorKind::from_status(status),
     }
@@ -407,7 +410,8 @@ mod tests {
         assert_eq!(kind_of(400, &c), ErrorKind::Invalid);
         assert_eq!(kind_of(404, "ResourceGroupNotFound"), ErrorKind::NotFound);
         assert_eq!(kind_of(429, "whatever"), ErrorKind::Throttled);
-        assert_eq!(kind_of(409, "AnotherOperationInProgress"), ErrorKind::Conflict);
+        assert_eq!(kind_of(409, "AnotherOperationInProgress"), ErrorKind::Throttled);
+        assert_eq!(kind_of(409, "RoleAssignmentExists"), ErrorKind::Conflict);
         assert_eq!(kind_of(412, "PreconditionFailed"), ErrorKind::Conflict);
         assert_eq!(kind_of(500, ""), ErrorKind::Unavailable);
     }

@@ -82,6 +82,16 @@ impl PoolSettings {
     }
 }
 
+/// An update of an autoscaled pool leaves its node count to the autoscaler (AKS refuses a count
+/// set by hand while it runs).
+fn strip_count(pool: &mut Json) {
+    if let Some(p) = pool.get_mut("properties").and_then(Json::as_object_mut)
+        && p.get("enableAutoScaling") == Some(&Json::Bool(true))
+    {
+        p.remove("count");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 pub struct Cluster;
@@ -173,9 +183,43 @@ impl ArmType for Cluster {
         }))
     }
     fn for_update(&self, body: &mut Json) {
-        // Pools change through the agent pool API (a cluster PUT with fewer profiles is refused).
+        // The pools go back as ARM reported them (a cluster PUT without them is refused); they
+        // change through the agent pool API.
         if let Some(p) = body.get_mut("properties").and_then(Json::as_object_mut) {
             p.remove("agentPoolProfiles");
+        }
+    }
+    fn clean(&self, body: &mut Json) {
+        const READ_ONLY: [&str; 7] = [
+            "powerState",
+            "fqdn",
+            "azurePortalFQDN",
+            "privateFQDN",
+            "maxAgentPools",
+            "currentKubernetesVersion",
+            "provisioningState",
+        ];
+        if let Some(p) = body.get_mut("properties").and_then(Json::as_object_mut) {
+            for k in READ_ONLY {
+                p.remove(k);
+            }
+            for pool in p.get_mut("agentPoolProfiles").and_then(Json::as_array_mut).into_iter().flatten() {
+                if let Some(pool) = pool.as_object_mut() {
+                    for k in
+                        ["provisioningState", "powerState", "nodeImageVersion", "currentOrchestratorVersion", "eTag"]
+                    {
+                        pool.remove(k);
+                    }
+                    // The autoscaler owns the node count.
+                    if pool.get("enableAutoScaling") == Some(&Json::Bool(true)) {
+                        pool.remove("count");
+                    }
+                }
+            }
+        }
+        if let Some(i) = body.get_mut("identity").and_then(Json::as_object_mut) {
+            i.remove("principalId");
+            i.remove("tenantId");
         }
     }
     fn attrs(&self, j: &Json) -> Result<Attrs, ProviderError> {
@@ -214,10 +258,12 @@ impl ArmType for Cluster {
         body: &Json,
         cond: Cond<'_>,
         req: &ApplyRequest,
+        update: bool,
     ) -> Result<Json, ProviderError> {
         let j = crate::kind::put(self, ctx, id, body, cond, req).await?;
-        // An update: the system pool's scale goes through its agent pool.
-        if body.pointer("/properties/agentPoolProfiles").is_none() {
+        // An update sends the pools as they are; the system pool's scale goes through its agent
+        // pool.
+        if update {
             let sys = PoolSettings::from_cfg(&req.addr, Cfg::of(req).need("system_pool")?)?;
             let now = self.attrs(&j)?.get("system_pool").cloned().unwrap_or(Json::Null);
             if now != json!(sys) {
@@ -226,7 +272,9 @@ impl ArmType for Cluster {
                 let mut props = sys.profile();
                 props.name = None;
                 props.orchestrator_version = Some(Cfg::of(req).str("kubernetes_version")?.to_string());
-                let props = models::body(&models::AgentPool { properties: props });
+                let mut props = models::body(&models::AgentPool { properties: props });
+                // The autoscaler owns the node count.
+                strip_count(&mut props);
                 ctx.arm
                     .put(
                         &pool,
@@ -278,6 +326,14 @@ impl ArmType for AgentPool {
     }
     fn tracked(&self) -> bool {
         false
+    }
+    fn clean(&self, body: &mut Json) {
+        strip_count(body);
+        if let Some(p) = body.get_mut("properties").and_then(Json::as_object_mut) {
+            for k in ["provisioningState", "powerState", "nodeImageVersion", "currentOrchestratorVersion"] {
+                p.remove(k);
+            }
+        }
     }
     fn body(&self, _ctx: &Ctx, cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
         let settings = PoolSettings::from_cfg(cfg.addr, &Json::Object(cfg.map.clone()))?;

@@ -99,7 +99,9 @@ pub fn desired_graph(spec: &PlatformSpec) -> DesiredGraph {
             Desired::new(a.clone(), format!("{vnet_name}/pods"))
                 .set("vnet_id", Value::reference(&vnet, "id"))
                 .set("address_prefix", Value::str(cidr.to_string()))
-                .set("nsg_id", known(serde_json::Value::Null)),
+                .set("nsg_id", known(serde_json::Value::Null))
+                // Azure refuses two writes to subnets of one VNet at once.
+                .after(&nodes),
         );
         a
     });
@@ -126,22 +128,32 @@ pub fn desired_graph(spec: &PlatformSpec) -> DesiredGraph {
     // The cluster, with the first node pool as its system pool.
     let cluster = single("cluster", "main");
     let system = &aks.node_pools[0];
-    g.add(
-        Desired::new(cluster.clone(), prefix.clone())
-            .set("name", Value::str(prefix.clone()))
-            .set("kubernetes_version", Value::str(aks.kubernetes_version.clone()))
-            .set("dns_prefix", Value::str(prefix.clone()))
-            .set("service_cidr", Value::str(aks.network.service_cidr.to_string()))
-            .set("dns_service_ip", Value::str(aks.network.dns_ip().to_string()))
-            .set("network_policy", Value::str("calico"))
-            .set("system_pool", Value::map(pool_settings("System", system))),
-    );
+    let mut cluster_desired = Desired::new(cluster.clone(), prefix.clone())
+        .set("name", Value::str(prefix.clone()))
+        .set("kubernetes_version", Value::str(aks.kubernetes_version.clone()))
+        .set("dns_prefix", Value::str(prefix.clone()))
+        .set("service_cidr", Value::str(aks.network.service_cidr.to_string()))
+        .set("dns_service_ip", Value::str(aks.network.dns_ip().to_string()))
+        .set("network_policy", Value::str("calico"))
+        .set("system_pool", Value::map(pool_settings("System", system)));
+    // The cluster's load balancer holds the ingress controllers' public IPs: it goes first on
+    // destroy (Azure refuses to delete an address in use).
+    for ctrl in ingress_controllers(spec) {
+        cluster_desired = cluster_desired.after(&ingress_ip(&ctrl));
+    }
+    g.add(cluster_desired);
+    // One pool after another: AKS refuses concurrent writes to the pools of one cluster.
+    let mut previous: Option<ResourceAddr> = None;
     for p in &aks.node_pools[1..] {
         let mut d = Desired::new(pool_addr(&p.name), format!("{prefix}/{}", p.name))
             .set("cluster_id", Value::reference(&cluster, "id"));
         for (k, v) in pool_settings("User", p) {
             d = d.set(&k, v);
         }
+        if let Some(prev) = &previous {
+            d = d.after(prev);
+        }
+        previous = Some(pool_addr(&p.name));
         g.add(d);
     }
     // The cluster's load balancer takes the reserved public IPs from the resource group.

@@ -169,6 +169,10 @@ impl ArmType for RoleAssignment {
     fn tracked(&self) -> bool {
         false
     }
+    fn create_id(&self, _ctx: &Ctx, req: &ApplyRequest) -> Result<String, ProviderError> {
+        let guid = req.identity.name.rsplit('/').next().unwrap_or_default();
+        Ok(format!("{}/providers/{AUTHZ}/roleAssignments/{guid}", Cfg::of(req).str("scope")?))
+    }
     fn body(&self, ctx: &Ctx, cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
         let role = cfg.str("role")?;
         let definition = role_definition_id(&ctx.subscription, role).ok_or_else(|| ProviderError::Config {
@@ -203,6 +207,7 @@ impl ArmType for RoleAssignment {
         body: &Json,
         _cond: Cond<'_>,
         req: &ApplyRequest,
+        _update: bool,
     ) -> Result<Json, ProviderError> {
         let start = Instant::now();
         // Only the fields ARM takes (no tags, no location).
@@ -229,6 +234,14 @@ impl ArmType for RoleAssignment {
                         start.elapsed()
                     ));
                     tokio::time::sleep(Duration::from_secs(3)).await;
+                }
+                // The same role for the same principal at the same scope under another name (a
+                // grant made by hand): not this tool's to adopt or delete.
+                Err(e) if e.code() == Some("RoleAssignmentExists") => {
+                    return Err(ProviderError::other(format!(
+                        "{}: {e}; the principal already has this role at this scope through an assignment the tool did not make: delete that assignment (the tool then makes and owns its own) or leave the role out of the platform",
+                        req.addr
+                    )));
                 }
                 r => return r,
             }

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use matih_plans::*;
-use matih_provider_kit::owner::{TAG_ADDRESS, TAG_ENVIRONMENT, TAG_PLATFORM};
+use matih_provider_kit::owner::{AZURE_TAG_ADDRESS, AZURE_TAG_ENVIRONMENT, AZURE_TAG_PLATFORM};
 use matih_provider_kit::{Found, Kind, Listing};
 use matih_state::Attrs;
 use serde_json::{Value as Json, json};
@@ -65,7 +65,7 @@ pub fn resource_id(group_id: &str, provider_path: &[&str], name: &str) -> String
 }
 
 /// Set on a resource the tool adopted instead of creating: it is never deleted by the tool.
-pub const TAG_ADOPTED: &str = "matih:adopted";
+pub const TAG_ADOPTED: &str = "matih_adopted";
 
 /// One Azure resource type.
 #[async_trait]
@@ -108,8 +108,17 @@ pub trait ArmType: Send + Sync + 'static {
     fn adoptable(&self) -> bool {
         false
     }
+    /// The id a create PUTs to: by default [`ArmType::id`] of the deterministic name; a type
+    /// whose parent is configured (a role assignment's scope) builds it from the configuration,
+    /// so the id keeps the casing ARM gave that parent.
+    fn create_id(&self, ctx: &Ctx, req: &ApplyRequest) -> Result<String, ProviderError> {
+        Ok(self.id(ctx, &req.identity.name))
+    }
     /// The managed body as an update sends it (a cluster leaves its pools to the pool API).
     fn for_update(&self, _body: &mut Json) {}
+    /// The resource as ARM returned it, made fit to send back (read-only fields a type's
+    /// provider refuses or would act on are removed).
+    fn clean(&self, _body: &mut Json) {}
     /// How long its operations may take.
     fn deadline(&self) -> Duration {
         Duration::from_secs(10 * 60)
@@ -127,7 +136,9 @@ pub trait ArmType: Send + Sync + 'static {
         body: &Json,
         cond: Cond<'_>,
         req: &ApplyRequest,
+        update: bool,
     ) -> Result<Json, ProviderError> {
+        let _ = update;
         put(self, ctx, id, body, cond, req).await
     }
 }
@@ -172,6 +183,11 @@ pub fn at(j: &Json, pointer: &str) -> Json {
     j.pointer(pointer).cloned().unwrap_or(Json::Null)
 }
 
+/// `East US` and `eastus` are one location.
+fn normal_location(l: &str) -> String {
+    l.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase()
+}
+
 /// ARM compares ids without case.
 pub fn same_id(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
@@ -207,7 +223,7 @@ pub fn merge(current: &mut Json, desired: &Json) {
 }
 
 fn is_matih_owned(tags: &BTreeMap<String, String>) -> bool {
-    tags.keys().any(|k| k.eq_ignore_ascii_case(TAG_PLATFORM))
+    tags.keys().any(|k| k.eq_ignore_ascii_case(AZURE_TAG_PLATFORM))
 }
 
 /// The generic kind over an [`ArmType`].
@@ -260,7 +276,35 @@ impl<T: ArmType> ArmKind<T> {
     }
 
     /// Read-modify-write of an existing resource.
+    /// Read-modify-write with `If-Match`. A 412 means the resource changed since it was read —
+    /// by someone else, or by this very write whose answer was lost and which the retry sent
+    /// again — so it is read again and the tool's fields are written over the new state (a few
+    /// times at most): others' changes to what the tool does not manage are never lost.
     async fn rewrite(
+        &self,
+        ctx: &Ctx,
+        mut current: Json,
+        req: &ApplyRequest,
+        extra_tags: &[(&str, &str)],
+    ) -> Result<ApplyResponse, ProviderError> {
+        const READS: u32 = 3;
+        let id = current.get("id").and_then(Json::as_str).unwrap_or_default().to_string();
+        let mut reads = 1;
+        loop {
+            match self.rewrite_once(ctx, current, req, extra_tags).await {
+                Err(e) if reads < READS && e.api().and_then(|a| a.status) == Some(412) => {
+                    reads += 1;
+                    current = match self.current(ctx, &id).await? {
+                        Some(c) => c,
+                        None => return Err(e),
+                    };
+                }
+                r => return r,
+            }
+        }
+    }
+
+    async fn rewrite_once(
         &self,
         ctx: &Ctx,
         current: Json,
@@ -276,13 +320,29 @@ impl<T: ArmType> ArmKind<T> {
             && let (Some(have), Some(want)) = (current.get("tags").and_then(Json::as_object), desired.get_mut("tags"))
         {
             for (k, v) in have {
-                if !k.to_ascii_lowercase().starts_with("matih:") {
+                if !k.to_ascii_lowercase().starts_with("matih_") {
                     want[k] = v.clone();
                 }
             }
         }
         self.0.for_update(&mut desired);
+        // A location cannot change: an existing resource (an adopted group) elsewhere is a
+        // configuration matter, not something to send and see refused.
+        if let (Some(have), Some(want)) = (current["location"].as_str(), desired["location"].as_str())
+            && normal_location(have) != normal_location(want)
+        {
+            return Err(ProviderError::Config {
+                addr: req.addr.clone(),
+                message: format!(
+                    "{id} is in {have}, not {want}; a location cannot change: set the spec's location to {have}, or use another name"
+                ),
+            });
+        }
+        if let Some(d) = desired.as_object_mut() {
+            d.remove("location");
+        }
         merge(&mut body, &desired);
+        self.0.clean(&mut body);
         if let Some(p) = body.get_mut("properties").and_then(Json::as_object_mut) {
             p.remove("provisioningState");
         }
@@ -290,7 +350,7 @@ impl<T: ArmType> ArmKind<T> {
             (Some(e), true) => Cond::IfMatch(e),
             _ => Cond::None,
         };
-        let j = self.0.put(ctx, &id, &body, cond, req).await?;
+        let j = self.0.put(ctx, &id, &body, cond, req, true).await?;
         let f = self.found(ctx, &j).await?;
         Ok(ApplyResponse::new(f.id, f.attrs))
     }
@@ -356,7 +416,7 @@ impl<T: ArmType> Kind<Ctx> for ArmKind<T> {
     }
 
     async fn create(&self, ctx: &Ctx, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
-        let id = self.0.id(ctx, &req.identity.name);
+        let id = self.0.create_id(ctx, req)?;
         if self.0.shared_name()
             && !self.0.if_none_match()
             && let Some(current) = self.current(ctx, &id).await?
@@ -378,7 +438,7 @@ impl<T: ArmType> Kind<Ctx> for ArmKind<T> {
         }
         let body = self.new_body(ctx, req, &[])?;
         let cond = if self.0.if_none_match() { Cond::IfNoneMatch } else { Cond::None };
-        let r = self.0.put(ctx, &id, &body, cond, req).await;
+        let r = self.0.put(ctx, &id, &body, cond, req, false).await;
         let j = match r {
             Err(e) if self.0.adoptable() && e.kind() == ErrorKind::Conflict => {
                 // `If-None-Match` refused: someone's zone of this name exists.
@@ -420,7 +480,9 @@ impl<T: ArmType> Kind<Ctx> for ArmKind<T> {
             let Some(mut current) = self.current(ctx, &req.id).await? else { return Ok(()) };
             if let Some(tags) = current.get_mut("tags").and_then(Json::as_object_mut) {
                 tags.retain(|k, _| {
-                    ![TAG_PLATFORM, TAG_ENVIRONMENT, TAG_ADDRESS, TAG_ADOPTED].iter().any(|t| k.eq_ignore_ascii_case(t))
+                    ![AZURE_TAG_PLATFORM, AZURE_TAG_ENVIRONMENT, AZURE_TAG_ADDRESS, TAG_ADOPTED]
+                        .iter()
+                        .any(|t| k.eq_ignore_ascii_case(t))
                 });
             }
             if let Some(p) = current.get_mut("properties").and_then(Json::as_object_mut) {

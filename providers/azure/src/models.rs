@@ -278,6 +278,8 @@ pub struct AgentPoolProfile {
     /// `System` | `User`.
     pub mode: String,
     pub vm_size: String,
+    /// Left to the autoscaler on updates (not sent).
+    #[serde(default)]
     pub count: u32,
     pub min_count: u32,
     pub max_count: u32,

@@ -12,8 +12,10 @@
 //!   at most 63 characters, no `:`. Keys are `matih-platform`, `matih-environment`,
 //!   `matih-address`; the address becomes a readable prefix plus a digest of the whole address,
 //!   so it cannot be read back from the label (GCP resources carry it in their description).
-//! - Azure ([`AzureTags`]): tag names may not contain `<>%&\?/` and values are at most 256
-//!   characters; the AWS keys and values satisfy both.
+//! - Azure ([`AzureTags`]): `matih_platform`, `matih_environment`, `matih_address`. Tag names
+//!   may not contain `<>%&\?/`, and Azure DNS (zone tags, record set metadata) silently drops
+//!   names with any character but letters, digits and `_`, so the AWS keys' `:` cannot be used;
+//!   values (at most 256 characters) are as they are.
 
 use std::collections::BTreeMap;
 
@@ -70,9 +72,15 @@ impl OwnerCodec for AwsTags {
     }
 }
 
-/// Azure: the same tags as AWS (names free of `<>%&\?/`, values within 256 characters).
+/// Azure: `matih_*` tags (names of letters, digits and `_`, as Azure DNS requires; values within
+/// 256 characters).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AzureTags;
+
+/// The tag keys Azure resources carry (Azure DNS metadata included).
+pub const AZURE_TAG_PLATFORM: &str = "matih_platform";
+pub const AZURE_TAG_ENVIRONMENT: &str = "matih_environment";
+pub const AZURE_TAG_ADDRESS: &str = "matih_address";
 
 /// Azure's limit on a tag value.
 pub const AZURE_TAG_VALUE_MAX: usize = 256;
@@ -81,15 +89,23 @@ pub const AZURE_TAG_NAME_FORBIDDEN: &[char] = &['<', '>', '%', '&', '\\', '?', '
 
 impl OwnerCodec for AzureTags {
     fn encode(&self, o: &Ownership, addr: &ResourceAddr) -> BTreeMap<String, String> {
-        colon_tags(o, addr)
+        BTreeMap::from([
+            (AZURE_TAG_PLATFORM.to_string(), o.platform.clone()),
+            (AZURE_TAG_ENVIRONMENT.to_string(), o.environment.clone()),
+            (AZURE_TAG_ADDRESS.to_string(), addr.to_string()),
+        ])
     }
     fn owned_by(&self, o: &Ownership, tags: &BTreeMap<String, String>) -> bool {
         // ARM keeps tag names as written but compares them case-insensitively.
         let get = |k: &str| tags.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v);
-        get(TAG_PLATFORM) == Some(&o.platform) && get(TAG_ENVIRONMENT) == Some(&o.environment)
+        get(AZURE_TAG_PLATFORM) == Some(&o.platform) && get(AZURE_TAG_ENVIRONMENT) == Some(&o.environment)
     }
     fn address_of(&self, tags: &BTreeMap<String, String>) -> Option<ResourceAddr> {
-        tags.iter().find(|(n, _)| n.eq_ignore_ascii_case(TAG_ADDRESS))?.1.parse().ok()
+        tags.iter().find(|(n, _)| n.eq_ignore_ascii_case(AZURE_TAG_ADDRESS))?.1.parse().ok()
+    }
+    /// ARM compares tag names without case.
+    fn names(&self, o: &Ownership, addr: &ResourceAddr, tags: &BTreeMap<String, String>) -> bool {
+        self.encode(o, addr).iter().all(|(k, v)| tags.iter().any(|(n, x)| n.eq_ignore_ascii_case(k) && x == v))
     }
 }
 
@@ -166,14 +182,19 @@ mod tests {
     }
 
     #[test]
-    fn azure_compares_tag_names_without_case() {
+    fn azure_compares_tag_names_without_case_and_uses_names_azure_dns_keeps() {
         let tags = BTreeMap::from([
-            ("MATIH:Platform".to_string(), "matih".to_string()),
-            ("matih:ENVIRONMENT".to_string(), "prod".to_string()),
-            ("Matih:Address".to_string(), "aks.vnet.main".to_string()),
+            ("MATIH_Platform".to_string(), "matih".to_string()),
+            ("matih_ENVIRONMENT".to_string(), "prod".to_string()),
+            ("Matih_Address".to_string(), "aks.vnet.main".to_string()),
         ]);
         assert!(AzureTags.owned_by(&own(), &tags));
+        assert!(AzureTags.names(&own(), &ResourceAddr::must("aks.vnet.main"), &tags));
         assert_eq!(AzureTags.address_of(&tags), Some(ResourceAddr::must("aks.vnet.main")));
+        let addr = ResourceAddr::must(r#"dns.record.tenant["acme"]"#);
+        for k in AzureTags.encode(&own(), &addr).keys() {
+            assert!(k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{k}");
+        }
     }
 
     #[test]

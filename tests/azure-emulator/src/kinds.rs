@@ -125,6 +125,9 @@ impl State {
             doc["location"] = json!(loc);
             match body.get("tags") {
                 None | Some(Value::Null) => {}
+                // Azure DNS keeps only tag names of letters, digits and `_`, and drops the others
+                // without a word (the zone comes back without them).
+                Some(Value::Object(t)) if it.ty.kind == Kind::Zone => doc["tags"] = Value::Object(dns_names_only(t)),
                 Some(t @ Value::Object(_)) => doc["tags"] = t.clone(),
                 Some(_) => return Err(invalid("'tags' must be an object of strings.")),
             }
@@ -457,7 +460,9 @@ impl State {
         let fqdn = if name == "@" { format!("{zone}.") } else { format!("{name}.{zone}.") };
         p.insert("fqdn".into(), json!(fqdn));
         p.insert("provisioningState".into(), json!("Succeeded"));
-        default(&mut p, "metadata", json!({}));
+        // Record set metadata: the same rule as zone tags.
+        let metadata = p.get("metadata").and_then(Value::as_object).map(dns_names_only).unwrap_or_default();
+        p.insert("metadata".into(), Value::Object(metadata));
         json!({"id": id, "name": name, "type": ty.answer, "etag": new_etag(false), "properties": p})
     }
 
@@ -893,6 +898,11 @@ fn subnet_doc(id: &str, name: &str, mut p: Map<String, Value>, old: &Value) -> V
 
 fn pool_doc(base: &Value, mut p: Map<String, Value>, old: &Value, cluster_version: &str, creating: bool) -> Value {
     p.remove("name");
+    // Without a count, an existing pool keeps its nodes and a new one starts at its minimum.
+    if !p.contains_key("count") {
+        let count = old["properties"]["count"].as_u64().or(p.get("minCount").and_then(Value::as_u64)).unwrap_or(1);
+        p.insert("count".into(), json!(count));
+    }
     p.insert("provisioningState".into(), json!(if creating { "Creating" } else { "Updating" }));
     default(&mut p, "orchestratorVersion", json!(cluster_version));
     p.insert("currentOrchestratorVersion".into(), p["orchestratorVersion"].clone());
@@ -910,4 +920,13 @@ fn role_guid(id: &str) -> Option<String> {
     let lower = id.to_ascii_lowercase();
     let (_, guid) = lower.rsplit_once("/providers/microsoft.authorization/roledefinitions/")?;
     uuid::Uuid::parse_str(guid).ok().map(|u| u.to_string())
+}
+
+/// The entries of an Azure DNS tag or metadata map whose names Azure DNS keeps: letters, digits
+/// and `_` only.
+fn dns_names_only(m: &serde_json::Map<String, Value>) -> serde_json::Map<String, Value> {
+    m.iter()
+        .filter(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }

@@ -349,7 +349,18 @@ impl State {
     }
 
     /// Stores a resource, keeping its creation time if it existed.
-    pub(crate) fn store(&mut self, ty: &'static Ty, id: &str, parent: &str, value: Value, now: Instant) {
+    pub(crate) fn store(&mut self, ty: &'static Ty, id: &str, parent: &str, mut value: Value, now: Instant) {
+        // Azure DNS answers its ids with the type in lower case (`…/dnszones/matih.ai/A/api`),
+        // whatever the request said: a client must not compare ids with their case.
+        if matches!(ty.kind, Kind::Zone | Kind::RecordSet)
+            && let Some(i) = value["id"].as_str()
+        {
+            let seg = "/providers/microsoft.network/dnszones/";
+            if let Some(at) = i.to_ascii_lowercase().find(seg) {
+                let fixed = format!("{}/providers/Microsoft.Network/dnszones/{}", &i[..at], &i[at + seg.len()..]);
+                value["id"] = Value::String(fixed);
+            }
+        }
         let k = key(id);
         let created = self.entries.get(&k).map_or(now, |e| e.created);
         self.entries.insert(k, Entry { ty, parent: key(parent), value, created });

@@ -1,6 +1,6 @@
-//! Azure Resource Manager: names the action of each ARM request as `<METHOD> <resource type>`
-//! (`PUT Microsoft.Network/virtualNetworks/subnets`, `POST Microsoft.ContainerService/
-//! managedClusters/listClusterUserCredential`), and writes error answers in ARM's shape
+//! Azure Resource Manager: names the action of each ARM request as `<METHOD> <resource type>`,
+//! the type in lower case as ARM compares it (`PUT microsoft.network/virtualnetworks/subnets`,
+//! `POST microsoft.containerservice/managedclusters/listclusterusercredential`), and writes error answers in ARM's shape
 //! (`{"error":{"code","message"}}`), so the client reads the code ARM itself would send.
 //!
 //! The resource type is the path's provider namespace and its type segments (every other segment
@@ -48,9 +48,11 @@ pub fn resource_type(path: &str) -> Option<String> {
 
 /// The action an ARM request performs, `None` if it is none this module knows.
 pub fn classify(req: &Request<'_>) -> Option<Action> {
-    let rtype = resource_type(req.path_and_query)?;
+    // ARM names are case-insensitive (DNS answers `dnszones` for `dnsZones`): one action per type.
+    let rtype = resource_type(req.path_and_query)?.to_ascii_lowercase();
     let name = format!("{} {rtype}", req.method);
     let last = rtype.rsplit('/').next().unwrap_or_default();
+    // `listClusterUserCredential` and the like read.
     let mutating = match req.method {
         "GET" | "HEAD" => false,
         "POST" => !last.starts_with("list"),
