@@ -552,3 +552,28 @@ fn a_fresh_platform_plans_the_aks_resources() {
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     insta::assert_snapshot!("aks_fresh_plan", cloud_text(&text(&out.stdout)));
 }
+
+/// A fresh subscription is registered for the resource providers the platform uses, as the
+/// Azure SDKs do, and the apply goes on.
+#[test]
+fn a_fresh_subscription_is_registered_for_the_providers_it_needs() {
+    let namespaces = ["Microsoft.ContainerService", "Microsoft.ManagedIdentity", "Microsoft.Network"];
+    let arm = arm_with(ArmOptions {
+        unregistered: namespaces.iter().map(|n| n.to_string()).collect(),
+        ..ArmOptions::default()
+    });
+    let (w, _kube) = work(&arm.url());
+    let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
+    assert_eq!(c, 0, "{v:#}");
+    assert_eq!(inventory(&arm), expected_inventory());
+    // Each namespace registered (writes racing into one namespace may each register it).
+    let mut registered: Vec<String> = arm
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/register"))
+        .map(|r| r.path.rsplit('/').nth(1).unwrap().to_string())
+        .collect();
+    registered.sort();
+    registered.dedup();
+    assert_eq!(registered, namespaces, "{:#?}", arm.calls());
+}

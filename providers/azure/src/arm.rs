@@ -69,6 +69,20 @@ pub struct Arm {
     pub retry: RetryPolicy,
 }
 
+/// The code ARM answers a write with when the subscription is not registered for its provider.
+const MISSING_REGISTRATION: &str = "MissingSubscriptionRegistration";
+/// The API version of `Microsoft.Resources` provider registration.
+const PROVIDERS_API: &str = "2021-04-01";
+
+/// The subscription and resource provider namespace a request URL addresses.
+fn registration_target(url: &str) -> Option<(String, String)> {
+    let path = url.split('?').next()?;
+    let segs: Vec<&str> = path.split('/').collect();
+    let sub = segs.iter().position(|s| s.eq_ignore_ascii_case("subscriptions")).and_then(|i| segs.get(i + 1))?;
+    let ns = segs.iter().rposition(|s| s.eq_ignore_ascii_case("providers")).and_then(|i| segs.get(i + 1))?;
+    Some((sub.to_string(), ns.to_string()))
+}
+
 /// Terminal statuses of an operation or a resource's `provisioningState`.
 const SUCCEEDED: &str = "Succeeded";
 const FAILED: [&str; 2] = ["Failed", "Canceled"];
@@ -89,6 +103,8 @@ fn kind_of(status: u16, code: &str) -> ErrorKind {
         | "AnotherOperationInProgress" => ErrorKind::Throttled,
         "ResourceGroupNotFound" | "ResourceNotFound" | "NotFound" | "ParentResourceNotFound" => ErrorKind::NotFound,
         "RoleAssignmentExists" | "Conflict" => ErrorKind::Conflict,
+        // Nothing exists: the subscription cannot use the provider yet.
+        MISSING_REGISTRATION => ErrorKind::Invalid,
         "InternalServerError" | "RetryableError" | "ServiceUnavailable" | "GatewayTimeout" => ErrorKind::Unavailable,
         _ => ErrorKind::from_status(status),
     }
@@ -198,8 +214,35 @@ impl Arm {
         Ok(Answer { status, body: json, headers })
     }
 
-    /// A request with the kit's retries for `call`.
+    /// A request with the kit's retries for `call`. A subscription not registered for the
+    /// request's resource provider (a fresh subscription: 409 `MissingSubscriptionRegistration`)
+    /// is registered, as the Azure SDKs do, and the request sent once more.
     pub async fn request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&Json>,
+        cond: Cond<'_>,
+        op: Op,
+        call: Call,
+    ) -> Result<Answer, ProviderError> {
+        let send = || self.send(method.clone(), url, body, cond, op, call);
+        match send().await {
+            Err(e) if e.code() == Some(MISSING_REGISTRATION) => {
+                let Some((subscription, namespace)) = registration_target(url) else { return Err(e) };
+                self.register(&subscription, &namespace).await.map_err(|r| {
+                    ProviderError::other(format!(
+                        "{e}; registering the subscription for {namespace} failed: {r} (an owner of subscription {subscription} can run `az provider register --namespace {namespace}`)"
+                    ))
+                })?;
+                send().await
+            }
+            r => r,
+        }
+    }
+
+    /// A request with the kit's retries for `call`, nothing else.
+    async fn send(
         &self,
         method: reqwest::Method,
         url: &str,
@@ -210,6 +253,24 @@ impl Arm {
     ) -> Result<Answer, ProviderError> {
         matih_provider_kit::retry::retry(&self.retry, &self.recorder, op.service, op.operation, call, || {
             self.attempt(method.clone(), url, body, cond, op)
+        })
+        .await
+    }
+
+    /// Registers `subscription` for `namespace` and waits until it is registered.
+    async fn register(&self, subscription: &str, namespace: &str) -> Result<(), ProviderError> {
+        let path = format!("/subscriptions/{subscription}/providers/{namespace}");
+        let post = Op { service: "Microsoft.Resources", operation: "Providers_Register" };
+        let get = Op { service: "Microsoft.Resources", operation: "Providers_Get" };
+        let url = self.url(&format!("{path}/register"), PROVIDERS_API, "");
+        self.send(reqwest::Method::POST, &url, None, Cond::None, post, Call::Idempotent).await?;
+        let url = self.url(&path, PROVIDERS_API, "");
+        let what = format!("registration of subscription {subscription} for {namespace}");
+        self.poll(&what, "Registering", Duration::from_secs(600), None, &StatusSink::default(), || async {
+            let r = self.send(reqwest::Method::GET, &url, None, Cond::None, get, Call::Read).await?;
+            let state = r.body["registrationState"].as_str().unwrap_or_default();
+            let status = if state.eq_ignore_ascii_case("Registered") { SUCCEEDED } else { "InProgress" };
+            Ok((status.to_string(), None, retry_after(&r.headers)))
         })
         .await
     }
@@ -414,6 +475,13 @@ mod tests {
         assert_eq!(kind_of(409, "RoleAssignmentExists"), ErrorKind::Conflict);
         assert_eq!(kind_of(412, "PreconditionFailed"), ErrorKind::Conflict);
         assert_eq!(kind_of(500, ""), ErrorKind::Unavailable);
+    }
+
+    #[test]
+    fn the_registration_target_is_the_last_provider_of_the_path() {
+        let url = "http://h/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Network/dnszones/z/providers/Microsoft.Authorization/roleAssignments/g?api-version=1";
+        assert_eq!(registration_target(url), Some(("s1".into(), "Microsoft.Authorization".into())));
+        assert_eq!(kind_of(409, MISSING_REGISTRATION), ErrorKind::Invalid);
     }
 
     #[test]

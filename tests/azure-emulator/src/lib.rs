@@ -90,6 +90,10 @@ pub struct Options {
     pub tenant_id: String,
     /// The port on 127.0.0.1 (0: a free one).
     pub port: u16,
+    /// Resource provider namespaces the subscription is not registered for (a fresh
+    /// subscription): a write of their types fails with 409 `MissingSubscriptionRegistration`
+    /// until `POST /subscriptions/{s}/providers/{namespace}/register`.
+    pub unregistered: Vec<String>,
 }
 
 impl Default for Options {
@@ -104,6 +108,7 @@ impl Default for Options {
             kubeconfig_token: "emulated-cluster-user-token".into(),
             tenant_id: DEFAULT_TENANT_ID.into(),
             port: 0,
+            unregistered: Vec::new(),
         }
     }
 }
@@ -121,6 +126,7 @@ impl std::fmt::Debug for Options {
             .field("kubeconfig_token", &"<redacted>")
             .field("tenant_id", &self.tenant_id)
             .field("port", &self.port)
+            .field("unregistered", &self.unregistered)
             .finish()
     }
 }

@@ -145,6 +145,11 @@ pub(crate) enum Route {
     List(List),
     /// POST `.../managedClusters/{c}/listClusterUserCredential`; the item is the cluster.
     Credentials(Item),
+    /// `/subscriptions/{s}/providers/{namespace}` (GET: its registration) and `…/register` (POST).
+    Provider {
+        namespace: String,
+        register: bool,
+    },
     /// An operation's status (`Azure-AsyncOperation`) or result (`Location`) URL.
     Poll {
         op: String,
@@ -161,6 +166,7 @@ impl Route {
             Route::List(l) => l.ty.name,
             Route::Credentials(_) => Ty::credentials().name,
             Route::Poll { .. } => "operations",
+            Route::Provider { .. } => "providers",
             Route::Unknown => "unknown",
         }
     }
@@ -195,6 +201,10 @@ pub(crate) fn parse(method: &str, path: &str) -> Route {
             });
         }
         [w, op] if is(w, "operationresults") => return Route::Poll { op: op.to_string(), location: true },
+        [p, ns] if is(p, "providers") => return Route::Provider { namespace: ns.to_string(), register: false },
+        [p, ns, r] if is(p, "providers") && is(r, "register") && method == "POST" => {
+            return Route::Provider { namespace: ns.to_string(), register: true };
+        }
         [p, _ns, l, _loc, w, op] if is(p, "providers") && is(l, "locations") => {
             if is(w, "operations") || is(w, "operationresults") {
                 return Route::Poll { op: op.to_string(), location: is(w, "operationresults") };

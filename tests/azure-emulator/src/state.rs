@@ -123,6 +123,8 @@ pub(crate) struct State {
     /// `(type name, code, message)`: the next operation on that type fails.
     pub op_failures: Vec<(String, String, String)>,
     pub latency: Duration,
+    /// Namespaces not registered yet (lower case).
+    pub unregistered: Vec<String>,
 }
 
 pub(crate) fn now_rfc3339() -> String {
@@ -144,9 +146,27 @@ pub(crate) fn norm_location(l: &str) -> String {
 }
 
 impl State {
+    /// A resource provider's registration, and `register` (registered at once: the next GET
+    /// says `Registered`, the POST itself `Registering`).
+    fn provider(&mut self, namespace: &str, register: bool) -> Reply {
+        let lower = namespace.to_ascii_lowercase();
+        let registered = !self.unregistered.contains(&lower);
+        let state = if register && !registered {
+            self.unregistered.retain(|n| *n != lower);
+            "Registering"
+        } else if registered {
+            "Registered"
+        } else {
+            "NotRegistered"
+        };
+        Reply::json(
+            200,
+            json!({"id": format!("/providers/{namespace}"), "namespace": namespace, "registrationState": state}),
+        )
+    }
+
     pub(crate) fn new(opts: Options, base: String) -> Self {
         State {
-            opts,
             base,
             entries: BTreeMap::new(),
             ops: HashMap::new(),
@@ -159,6 +179,8 @@ impl State {
             failures: Vec::new(),
             op_failures: Vec::new(),
             latency: Duration::ZERO,
+            unregistered: opts.unregistered.iter().map(|n| n.to_ascii_lowercase()).collect(),
+            opts,
         }
     }
 
@@ -225,6 +247,7 @@ impl State {
                 ));
             }
             Route::Poll { op, location } => return self.poll(op, *location),
+            Route::Provider { namespace, register } => return Ok(self.provider(namespace, *register)),
             Route::Item(i) | Route::Credentials(i) => i.ty,
             Route::List(l) => l.ty,
         };
@@ -245,6 +268,22 @@ impl State {
                 ));
             }
             Some(_) => {}
+        }
+        // A fresh subscription: writes of an unregistered provider's types are refused.
+        if let Route::Item(it) = route
+            && req.method != "GET"
+            && it.ty.kind != Kind::Group
+        {
+            let ns = it.ty.name.split('/').next().unwrap_or_default();
+            if self.unregistered.contains(&ns.to_ascii_lowercase()) {
+                return Err(ArmError::new(
+                    409,
+                    "MissingSubscriptionRegistration",
+                    format!(
+                        "The subscription is not registered to use namespace '{ns}'. See https://aka.ms/rps-not-found for how to register subscriptions."
+                    ),
+                ));
+            }
         }
         match route {
             Route::List(l) => {
@@ -273,7 +312,7 @@ impl State {
                     )),
                 }
             }
-            Route::Poll { .. } | Route::Unknown => unreachable!("answered above"),
+            Route::Poll { .. } | Route::Provider { .. } | Route::Unknown => unreachable!("answered above"),
         }
     }
 

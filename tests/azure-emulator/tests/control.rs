@@ -178,3 +178,20 @@ fn the_binary_serves_until_killed() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn an_unregistered_provider_refuses_writes_until_registered() {
+    let em = AzureEmulator::start(Options { unregistered: vec!["Microsoft.Network".into()], ..Options::default() });
+    let arm = Arm::new(&em);
+    arm.group("rg1");
+    let vnet = res("rg1", "Microsoft.Network/virtualNetworks/v");
+    let body =
+        serde_json::json!({"location": "eastus", "properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]}}});
+    let r = arm.put(&vnet, NET, body.clone());
+    assert_eq!((r.status, r.code()), (409, "MissingSubscriptionRegistration"), "{r:#?}");
+    let provider = format!("/subscriptions/{SUB}/providers/Microsoft.Network");
+    assert_eq!(arm.get(&provider, "2021-04-01").expect(200).body["registrationState"], "NotRegistered");
+    arm.call("POST", &format!("{provider}/register"), "2021-04-01", None, &[]).expect(200);
+    assert_eq!(arm.get(&provider, "2021-04-01").expect(200).body["registrationState"], "Registered");
+    arm.put(&vnet, NET, body).expect(201);
+}
