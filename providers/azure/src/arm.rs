@@ -105,6 +105,11 @@ fn kind_of(status: u16, code: &str) -> ErrorKind {
         "RoleAssignmentExists" | "Conflict" => ErrorKind::Conflict,
         // Nothing exists: the subscription cannot use the provider yet.
         MISSING_REGISTRATION => ErrorKind::Invalid,
+        // Refused, not conflicting with anything of this name (quota, a state that forbids it).
+        "OperationNotAllowed" => ErrorKind::Invalid,
+        // Still held by what is going away (a deleted cluster's service association link, a load
+        // balancer releasing its address): refused for now, nothing done.
+        "InUseSubnetCannotBeDeleted" | "PublicIPAddressInUse" => ErrorKind::Throttled,
         "InternalServerError" | "RetryableError" | "ServiceUnavailable" | "GatewayTimeout" => ErrorKind::Unavailable,
         _ => ErrorKind::from_status(status),
     }
@@ -482,6 +487,8 @@ mod tests {
         let url = "http://h/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Network/dnszones/z/providers/Microsoft.Authorization/roleAssignments/g?api-version=1";
         assert_eq!(registration_target(url), Some(("s1".into(), "Microsoft.Authorization".into())));
         assert_eq!(kind_of(409, MISSING_REGISTRATION), ErrorKind::Invalid);
+        assert_eq!(kind_of(409, "OperationNotAllowed"), ErrorKind::Invalid);
+        assert_eq!(kind_of(400, "InUseSubnetCannotBeDeleted"), ErrorKind::Throttled);
     }
 
     #[test]
