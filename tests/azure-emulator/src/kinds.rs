@@ -252,6 +252,7 @@ impl State {
                 self.check_pool_subnets(&props, service.as_ref(), "")?;
                 let mut p = props;
                 default(&mut p, "mode", json!("User"));
+                manual_count(&p, &old)?;
                 let version = cluster["properties"]["kubernetesVersion"].as_str().unwrap_or_default().to_string();
                 let d = pool_doc(&doc, p, &old, &version, created);
                 self.store(it.ty, &it.id, &it.parent, d, now);
@@ -649,6 +650,7 @@ impl State {
             let id = format!("{cluster_id}/agentPools/{pname}");
             let old_pool = self.entries.get(&key(&id)).map(|e| e.value.clone()).unwrap_or(Value::Null);
             let base = json!({"id": id, "name": pname});
+            manual_count(m, &old_pool)?;
             let d = pool_doc(&base, m.clone(), &old_pool, &version, old_pool.is_null());
             self.store(pool_ty, &id, &cluster_id, d, now);
             keys.push(key(&id));
@@ -913,6 +915,22 @@ fn pool_doc(base: &Value, mut p: Map<String, Value>, old: &Value, cluster_versio
         "type": "Microsoft.ContainerService/managedClusters/agentPools",
         "properties": p,
     })
+}
+
+/// AKS refuses to scale an autoscaled pool by hand: an update of one whose `count` differs from
+/// the pool's current node count is a 400 (leaving `count` out keeps the current one).
+fn manual_count(p: &Map<String, Value>, old: &Value) -> Result<(), ArmError> {
+    let autoscaled = p.get("enableAutoScaling") == Some(&Value::Bool(true));
+    match (p.get("count").and_then(Value::as_u64), old["properties"]["count"].as_u64()) {
+        (Some(want), Some(have)) if autoscaled && want != have => Err(ArmError::bad_request(
+            "InvalidParameter",
+            format!(
+                "The node count of an agent pool with the cluster autoscaler enabled cannot be changed by hand (it has {have} nodes; the request says {want}). Leave count out, or disable autoscaling."
+            ),
+        )
+        .with_target("agentPoolProfile.count")),
+        _ => Ok(()),
+    }
 }
 
 /// The GUID of a role definition id (subscription-scoped or not), lower-cased.

@@ -204,3 +204,26 @@ fn user_credentials_point_at_the_configured_kubernetes_server() {
     assert!(String::from_utf8(b64.decode(ca).unwrap()).unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
     assert_eq!(em.calls()["POST Microsoft.ContainerService/managedClusters/listClusterUserCredential"], 2);
 }
+
+#[test]
+fn an_autoscaled_pool_is_not_scaled_by_hand() {
+    let em = AzureEmulator::start(Options::default());
+    let arm = Arm::new(&em);
+    let subnet = network(&arm);
+    arm.put(&res("rg1", CLUSTER), AKS, cluster_body(&subnet, "10.0.0.0/16", "10.0.0.10")).expect(201);
+    em.complete_operations();
+    let pool = res("rg1", &format!("{CLUSTER}/agentPools/system"));
+    let mut p = arm.get(&pool, AKS).expect(200).body;
+    let count = p["properties"]["count"].as_u64().unwrap();
+    p["properties"]["count"] = json!(count + 3);
+    p["properties"].as_object_mut().unwrap().remove("provisioningState");
+    let r = arm.put(&pool, AKS, p.clone());
+    assert_eq!((r.status, r.code()), (400, "InvalidParameter"), "{r:#?}");
+    // Without a count the pool keeps its nodes, and the bounds change.
+    p["properties"].as_object_mut().unwrap().remove("count");
+    p["properties"]["maxCount"] = json!(9);
+    arm.put(&pool, AKS, p).expect(200);
+    em.complete_operations();
+    let now = arm.get(&pool, AKS).expect(200).body;
+    assert_eq!((now["properties"]["count"].as_u64(), now["properties"]["maxCount"].as_u64()), (Some(count), Some(9)));
+}
