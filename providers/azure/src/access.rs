@@ -15,6 +15,38 @@ use crate::kind::{Ctx, op};
 pub struct AksAccess {
     pub(crate) ctx: Ctx,
     pub(crate) creds: std::sync::Arc<dyn TokenSource>,
+    /// The last cluster user credential listed, by the cluster's FQDN (a cluster made again gets
+    /// another): `describe` and `token` of one bootstrap share one `listClusterUserCredential`
+    /// call (the token stays in memory).
+    pub(crate) credential: std::sync::Mutex<Option<(String, Credential)>>,
+}
+
+/// A cluster user credential: API server, CA, and the token when the cluster has local accounts.
+#[derive(Clone)]
+pub(crate) struct Credential {
+    server: String,
+    ca: String,
+    token: Option<Secret>,
+}
+
+impl AksAccess {
+    pub(crate) fn new(ctx: Ctx, creds: std::sync::Arc<dyn TokenSource>) -> Self {
+        AksAccess { ctx, creds, credential: std::sync::Mutex::new(None) }
+    }
+
+    async fn credential(&self, id: &str, cluster: &Json) -> Result<Credential, ProviderError> {
+        let fqdn = cluster.pointer("/properties/fqdn").and_then(Json::as_str).unwrap_or_default();
+        if let Some((f, c)) = self.credential.lock().unwrap().as_ref()
+            && !fqdn.is_empty()
+            && f == fqdn
+        {
+            return Ok(c.clone());
+        }
+        let (server, ca, token) = Cluster::user_credential(&self.ctx, id).await?;
+        let c = Credential { server, ca, token: token.map(Secret::new) };
+        *self.credential.lock().unwrap() = Some((fqdn.to_string(), c.clone()));
+        Ok(c)
+    }
 }
 
 /// `kubelogin` for a kubeconfig: it gets the user's own Entra ID token for the cluster.
@@ -41,10 +73,10 @@ impl AksAccess {
 impl ClusterAccess for AksAccess {
     async fn describe(&self, name: &str) -> Result<Option<ClusterInfo>, ProviderError> {
         let Some((id, j)) = self.cluster(name).await? else { return Ok(None) };
-        let (endpoint, ca_data, _token) = Cluster::user_credential(&self.ctx, &id).await?;
+        let c = self.credential(&id, &j).await?;
         Ok(Some(ClusterInfo {
-            endpoint,
-            ca_data,
+            endpoint: c.server,
+            ca_data: c.ca,
             identity: json!({
                 "id": j["id"],
                 "oidc_issuer": j.pointer("/properties/oidcIssuerProfile/issuerURL").cloned().unwrap_or(Json::Null),
@@ -59,8 +91,8 @@ impl ClusterAccess for AksAccess {
         if j.pointer("/properties/aadProfile/managed").and_then(Json::as_bool) == Some(true) {
             return self.creds.token(AKS_SERVER_APP_SCOPE).await;
         }
-        match Cluster::user_credential(&self.ctx, &id).await?.2 {
-            Some(t) => Ok(Secret::new(t)),
+        match self.credential(&id, &j).await?.token {
+            Some(t) => Ok(t),
             None => Err(ProviderError::other(format!(
                 "AKS cluster {name}: its user credential holds no token (local accounts disabled?); enable Entra ID on the cluster"
             ))),

@@ -146,10 +146,6 @@ impl Arm {
         std::env::var(ENDPOINT_ENV).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| PUBLIC_CLOUD.to_string())
     }
 
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
     fn url(&self, path: &str, api: &str, query: &str) -> String {
         let sep = if query.is_empty() { "" } else { "&" };
         format!("{}{path}?api-version={api}{sep}{query}", self.base)

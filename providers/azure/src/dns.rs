@@ -142,8 +142,8 @@ impl ArmType for Record {
     fn tracked(&self) -> bool {
         false
     }
-    fn owner_marks<'j>(&self, j: &'j Json) -> Option<&'j Json> {
-        j.pointer("/properties/metadata")
+    fn marks(&self) -> Marks {
+        Marks::Metadata
     }
     fn shared_name(&self) -> bool {
         true
@@ -163,8 +163,8 @@ impl ArmType for Record {
 pub struct Delegation;
 
 impl Delegation {
-    /// The parent zone's id, or an error saying it must exist first.
-    async fn parent(ctx: &Ctx, name: &str, addr: &ResourceAddr) -> Result<String, ProviderError> {
+    /// The parent zone's id; `None` if the subscription has no zone of that name.
+    async fn parent(ctx: &Ctx, name: &str, addr: &ResourceAddr) -> Result<Option<String>, ProviderError> {
         let zones = ctx
             .arm
             .list(
@@ -177,11 +177,8 @@ impl Delegation {
         let found: Vec<&str> =
             zones.iter().filter(|z| z["name"].as_str() == Some(name)).filter_map(|z| z["id"].as_str()).collect();
         match found.as_slice() {
-            [one] => Ok(one.to_string()),
-            [] => Err(ProviderError::other(format!(
-                "{addr}: the parent zone {name} is not in subscription {}; apply the parent environment first (its zone must exist to delegate to this one)",
-                ctx.subscription
-            ))),
+            [one] => Ok(Some(one.to_string())),
+            [] => Ok(None),
             many => Err(ProviderError::other(format!(
                 "{addr}: {} zones are named {name} in subscription {} ({}); delegation needs exactly one",
                 many.len(),
@@ -243,8 +240,9 @@ impl Delegation {
         Ok(ApplyResponse::new(id, Self::attrs(&j, parent)?))
     }
 
-    async fn id_for(ctx: &Ctx, parent: &str, name: &str, addr: &ResourceAddr) -> Result<String, ProviderError> {
-        Ok(format!("{}/NS/{}", Self::parent(ctx, parent, addr).await?, relative(name, parent)))
+    /// The NS record set's id in the parent zone; `None` if there is no parent zone.
+    async fn id_for(ctx: &Ctx, parent: &str, name: &str, addr: &ResourceAddr) -> Result<Option<String>, ProviderError> {
+        Ok(Self::parent(ctx, parent, addr).await?.map(|zone| format!("{zone}/NS/{}", relative(name, parent))))
     }
 }
 
@@ -263,11 +261,7 @@ impl Kind<Ctx> for Delegation {
         for i in items {
             let parent = i.attrs.get("parent_zone_name").and_then(Json::as_str).unwrap_or_default();
             if let Some(j) = ctx.arm.get(&i.id, DNS_API, op(NETWORK, "RecordSets", "Get")).await? {
-                let marks = j
-                    .pointer("/properties/metadata")
-                    .and_then(Json::as_object)
-                    .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect());
-                out.push(Found::new(i.id.clone(), Self::attrs(&j, parent)?, marks.unwrap_or_default()));
+                out.push(Found::new(i.id.clone(), Self::attrs(&j, parent)?, Marks::Metadata.of(&j)));
             }
         }
         Ok(Listing::Owned(out))
@@ -275,7 +269,13 @@ impl Kind<Ctx> for Delegation {
 
     async fn create(&self, ctx: &Ctx, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
         let cfg = Cfg::of(req);
-        let id = Self::id_for(ctx, cfg.str("parent_zone_name")?, cfg.str("name")?, &req.addr).await?;
+        let parent = cfg.str("parent_zone_name")?;
+        let id = Self::id_for(ctx, parent, cfg.str("name")?, &req.addr).await?.ok_or_else(|| {
+            ProviderError::other(format!(
+                "{}: the parent zone {parent} is not in subscription {}; apply the parent environment first (its zone must exist to delegate to this one)",
+                req.addr, ctx.subscription
+            ))
+        })?;
         self.write(ctx, req, Cond::IfNoneMatch, &id).await
     }
 
@@ -307,17 +307,11 @@ impl Kind<Ctx> for Delegation {
     async fn find(&self, ctx: &Ctx, req: &FindRequest) -> Result<Vec<Found>, ProviderError> {
         // The name is the child zone's; its parent is the name minus the first label.
         let Some((_, parent)) = req.name.split_once('.') else { return Ok(vec![]) };
-        let id = match Self::id_for(ctx, parent, &req.name, &req.addr).await {
-            Ok(id) => id,
-            Err(_) => return Ok(vec![]),
-        };
+        // No parent zone: nothing can have been made there. Any other failure is an error, not
+        // "not found" (which would let the create run again).
+        let Some(id) = Self::id_for(ctx, parent, &req.name, &req.addr).await? else { return Ok(vec![]) };
         let Some(j) = ctx.arm.get(&id, DNS_API, op(NETWORK, "RecordSets", "Get")).await? else { return Ok(vec![]) };
-        let marks = j
-            .pointer("/properties/metadata")
-            .and_then(Json::as_object)
-            .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
-            .unwrap_or_default();
-        Ok(vec![Found::new(id, Self::attrs(&j, parent)?, marks)])
+        Ok(vec![Found::new(id, Self::attrs(&j, parent)?, Marks::Metadata.of(&j))])
     }
 }
 

@@ -39,7 +39,6 @@ pub struct Ctx {
     pub location: String,
     /// The platform's DNS zone (`matih.ai`, `staging.matih.ai`).
     pub zone: String,
-    pub owner: Ownership,
 }
 
 impl Ctx {
@@ -64,6 +63,28 @@ pub fn resource_id(group_id: &str, provider_path: &[&str], name: &str) -> String
     id
 }
 
+/// Where a type keeps the owner tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marks {
+    /// `tags` (tracked resources).
+    Tags,
+    /// `properties.metadata` (DNS record sets, which have no tags).
+    Metadata,
+    /// Nowhere: a child of one of the platform's own resources, or named from its address.
+    Nowhere,
+}
+
+impl Marks {
+    /// The marks of a resource as ARM returned it.
+    pub fn of(self, j: &Json) -> BTreeMap<String, String> {
+        string_map(match self {
+            Marks::Tags => j.get("tags"),
+            Marks::Metadata => j.pointer("/properties/metadata"),
+            Marks::Nowhere => None,
+        })
+    }
+}
+
 /// Set on a resource the tool adopted instead of creating: it is never deleted by the tool.
 pub const TAG_ADOPTED: &str = "matih_adopted";
 
@@ -85,10 +106,9 @@ pub trait ArmType: Send + Sync + 'static {
     fn tracked(&self) -> bool {
         true
     }
-    /// Where a resource's owner marks are (tags; record sets: metadata), or `None` if the type
-    /// has nowhere to keep them.
-    fn owner_marks<'j>(&self, j: &'j Json) -> Option<&'j Json> {
-        if self.tracked() { j.get("tags") } else { None }
+    /// Where the type keeps owner marks.
+    fn marks(&self) -> Marks {
+        if self.tracked() { Marks::Tags } else { Marks::Nowhere }
     }
     /// Whether the type keeps etags and honours `If-Match` (updates are conditional).
     fn conditional(&self) -> bool {
@@ -136,9 +156,8 @@ pub trait ArmType: Send + Sync + 'static {
         body: &Json,
         cond: Cond<'_>,
         req: &ApplyRequest,
-        update: bool,
+        _update: bool,
     ) -> Result<Json, ProviderError> {
-        let _ = update;
         put(self, ctx, id, body, cond, req).await
     }
 }
@@ -198,7 +217,7 @@ pub fn collection_of(id: &str) -> &str {
     id.rsplit_once('/').map_or(id, |(c, _)| c)
 }
 
-fn string_map(j: Option<&Json>) -> BTreeMap<String, String> {
+pub fn string_map(j: Option<&Json>) -> BTreeMap<String, String> {
     j.and_then(Json::as_object)
         .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
         .unwrap_or_default()
@@ -232,7 +251,7 @@ pub struct ArmKind<T>(pub T);
 impl<T: ArmType> ArmKind<T> {
     /// Whether the type keeps owner marks anywhere (tags, or a record set's metadata).
     fn has_marks(&self) -> bool {
-        self.0.owner_marks(&json!({"tags": {}, "properties": {"metadata": {}}})).is_some()
+        self.0.marks() != Marks::Nowhere
     }
 
     fn op(&self, verb: &'static str) -> Op {
@@ -244,7 +263,7 @@ impl<T: ArmType> ArmKind<T> {
         let id = j.get("id").and_then(Json::as_str).unwrap_or_default().to_string();
         let mut a = self.0.attrs(j)?;
         self.0.extra(ctx, j, &mut a).await?;
-        let marks = string_map(self.0.owner_marks(j));
+        let marks = self.0.marks().of(j);
         if self.0.adoptable() {
             a.insert("adopted".into(), json!(marks.get(TAG_ADOPTED).is_some_and(|v| v == "true")));
         }
@@ -269,7 +288,7 @@ impl<T: ArmType> ArmKind<T> {
                 }
             }
             body["tags"] = Json::Object(marks);
-        } else if self.has_marks() {
+        } else if self.0.marks() == Marks::Metadata {
             body["properties"]["metadata"] = Json::Object(marks);
         }
         Ok(body)
@@ -421,7 +440,7 @@ impl<T: ArmType> Kind<Ctx> for ArmKind<T> {
             && !self.0.if_none_match()
             && let Some(current) = self.current(ctx, &id).await?
         {
-            let marks = string_map(self.0.owner_marks(&current));
+            let marks = self.0.marks().of(&current);
             if self.0.adoptable() && !is_matih_owned(&marks) {
                 return self.rewrite(ctx, current, req, &[(TAG_ADOPTED, "true")]).await;
             }
@@ -443,7 +462,7 @@ impl<T: ArmType> Kind<Ctx> for ArmKind<T> {
             Err(e) if self.0.adoptable() && e.kind() == ErrorKind::Conflict => {
                 // `If-None-Match` refused: someone's zone of this name exists.
                 let Some(current) = self.current(ctx, &id).await? else { return Err(e) };
-                if is_matih_owned(&string_map(self.0.owner_marks(&current))) {
+                if is_matih_owned(&self.0.marks().of(&current)) {
                     return Err(e);
                 }
                 return self.rewrite(ctx, current, req, &[(TAG_ADOPTED, "true")]).await;

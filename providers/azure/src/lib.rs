@@ -37,7 +37,6 @@ use matih_spec::{CloudKind, PlatformSpec};
 
 pub use access::AksAccess;
 pub use graph::CERT_MANAGER_SUBJECT;
-pub use identity::guid;
 pub use kind::Ctx;
 
 /// The Azure provider: the kit's registry over the Azure kinds.
@@ -61,11 +60,10 @@ impl Aks {
             resource_group: aks.resource_group.clone(),
             location: aks.location.clone(),
             zone: spec.zone_name(),
-            owner: ownership.clone(),
         };
         let kinds =
             [network::kinds(), cluster::kinds(), identity::kinds(), dns::kinds()].into_iter().flatten().collect();
-        let access = AksAccess { ctx: ctx.clone(), creds };
+        let access = AksAccess::new(ctx.clone(), creds);
         Ok((KitProvider::new("azure", ctx, kinds, ownership.clone(), Box::new(AzureTags), recorder, retry), access))
     }
 }
