@@ -37,8 +37,13 @@ fn arm_with(options: ArmOptions) -> AzureEmulator {
 /// A work directory whose commands use `arm_url` for ARM and a fresh AKS-seeded Kubernetes API
 /// emulator that accepts only the cluster user credential's token.
 fn work(arm_url: &str) -> (Work, Arc<KubeEmulator>) {
+    work_as(arm_url, KUBE_TOKEN)
+}
+
+/// As [`work`], with a Kubernetes API emulator that accepts only `kube_token`.
+fn work_as(arm_url: &str, kube_token: &str) -> (Work, Arc<KubeEmulator>) {
     let kube = Arc::new(KubeEmulator::start(Options {
-        auth: Auth::Bearer(KUBE_TOKEN.into()),
+        auth: Auth::Bearer(kube_token.into()),
         flavor: Flavor::Aks,
         ..Options::default()
     }));
@@ -138,7 +143,8 @@ fn existing_group(arm: &AzureEmulator) {
 
 #[test]
 fn apply_converges_then_destroy_leaves_only_the_adopted_group() {
-    let arm = arm();
+    // The pod subnet stays in use for a while after the cluster is gone, as on Azure.
+    let arm = arm_with(ArmOptions { link_linger: std::time::Duration::from_secs(2), ..ArmOptions::default() });
     existing_group(&arm);
     let (w, kube) = work(&arm.url());
 
@@ -576,4 +582,147 @@ fn a_fresh_subscription_is_registered_for_the_providers_it_needs() {
     registered.sort();
     registered.dedup();
     assert_eq!(registered, namespaces, "{:#?}", arm.calls());
+}
+
+const ADMIN: &str = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
+const ADMIN_GROUP: &str = "9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d";
+const AKS_RBAC_CLUSTER_ADMIN: &str = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b";
+
+/// The example platform with an Entra ID cluster whose admins are `ADMIN` and `ADMIN_GROUP`.
+fn entra_id(w: &Work) {
+    w.edit(
+        "matih.yaml",
+        "    network:\n      vnet_cidr: 10.30.0.0/16",
+        &format!(
+            "    entra_id:\n      admin_group_ids: [{ADMIN_GROUP}]\n      cluster_admins: [{}]\n    network:\n      vnet_cidr: 10.30.0.0/16",
+            ADMIN.to_ascii_uppercase()
+        ),
+    );
+}
+
+/// Whether the ARM emulator holds ADMIN's cluster admin role on the cluster.
+fn admin_granted(arm: &AzureEmulator) -> bool {
+    arm.resources("Microsoft.Authorization/roleAssignments").iter().any(|a| {
+        let id = a["id"].as_str().unwrap_or_default().to_ascii_lowercase();
+        id.contains("/managedclusters/matih-prod/providers/")
+            && a["properties"]["principalId"].as_str().is_some_and(|p| p.eq_ignore_ascii_case(ADMIN))
+            && a["properties"]["roleDefinitionId"].as_str().is_some_and(|r| r.ends_with(AKS_RBAC_CLUSTER_ADMIN))
+    })
+}
+
+#[test]
+fn an_entra_id_cluster_is_bootstrapped_with_an_entra_token_once_its_admin_role_is_granted() {
+    let arm = Arc::new(arm());
+    arm.add_principal(ADMIN);
+    // The Entra ID token for the AKS server application: the emulator's static token. The
+    // cluster user credential of an Entra ID cluster holds none.
+    let (w, kube) = work_as(&arm.url(), ARM_TOKEN);
+    let seen = arm.clone();
+    kube.authorize_when(
+        move || admin_granted(&seen),
+        "User does not have access to the resource in Azure. Update role assignment to allow access.",
+    );
+    entra_id(&w);
+
+    let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
+    assert_eq!(c, 0, "{v:#}");
+    let cluster = &arm.resources("Microsoft.ContainerService/managedClusters")[0];
+    let aad = &cluster["properties"]["aadProfile"];
+    assert_eq!(aad["managed"], true);
+    assert_eq!(aad["enableAzureRBAC"], true);
+    assert_eq!(aad["adminGroupObjectIDs"], json!([ADMIN_GROUP]));
+    assert_eq!(cluster["properties"]["disableLocalAccounts"], true);
+    assert!(admin_granted(&arm));
+    assert!(kube.get("v1", "Namespace", None, "cert-manager").is_some(), "the bootstrap ran");
+    let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
+    assert_eq!(c, 0, "{:?}", changed(&p));
+
+    // Users sign in with kubelogin; no secret in the kubeconfig.
+    let kc = w.run(&args(&["kubeconfig"]));
+    assert_eq!(code(&kc), 0, "{}", text(&kc.stderr));
+    let kc = text(&kc.stdout);
+    assert!(kc.contains("kubelogin") && kc.contains("6dae42f8-4368-4678-94ff-3960e28e3630"), "{kc}");
+    assert!(!kc.contains(ARM_TOKEN));
+
+    // AKS cannot turn Entra ID off; the error says so and nothing changes.
+    w.edit(
+        "matih.yaml",
+        &format!(
+            "    entra_id:\n      admin_group_ids: [{ADMIN_GROUP}]\n      cluster_admins: [{}]\n",
+            ADMIN.to_ascii_uppercase()
+        ),
+        "",
+    );
+    let out = w.run(&args(&["apply", "--auto-approve"]));
+    assert_ne!(code(&out), 0);
+    assert!(text(&out.stderr).contains("cannot turn off"), "{}", text(&out.stderr));
+    let cluster = &arm.resources("Microsoft.ContainerService/managedClusters")[0];
+    assert_eq!(cluster["properties"]["aadProfile"]["managed"], true);
+}
+
+#[test]
+fn a_cluster_that_keeps_refusing_the_tool_says_how_to_be_admitted() {
+    let arm = arm();
+    arm.add_principal(ADMIN);
+    let (mut w, kube) = work_as(&arm.url(), ARM_TOKEN);
+    kube.authorize_when(|| false, "User does not have access to the resource in Azure.");
+    w.env.push(("MATIH_ADDON_WAIT_TIMEOUT".into(), "3s".into()));
+    entra_id(&w);
+    let out = w.run(&args(&["apply", "--auto-approve"]));
+    assert_ne!(code(&out), 0);
+    let err = text(&out.stderr);
+    assert!(err.contains("refuses this principal") && err.contains("entra_id.cluster_admins"), "{err}");
+    // The cloud resources stay recorded.
+    let (_, p) = w.json(&args(&["plan", "-o", "json"]));
+    assert!(changed(&p).iter().all(|(a, _)| a.starts_with("k8s.")), "{:#}", p["changes"]);
+}
+
+#[test]
+fn a_cluster_with_local_accounts_has_no_kubelogin_kubeconfig() {
+    let arm = arm();
+    let (w, _kube) = work(&arm.url());
+    assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
+    let out = w.run(&args(&["kubeconfig"]));
+    assert_ne!(code(&out), 0);
+    assert!(text(&out.stderr).contains("az aks get-credentials"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn an_upgrade_moves_the_control_plane_then_the_pools_one_minor_version_at_a_time() {
+    let arm = arm();
+    let (w, _kube) = work(&arm.url());
+    assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
+    let version = "kubernetes_version: \"1.33\"\n    network:\n      vnet_cidr: 10.30.0.0/16";
+    w.edit("matih.yaml", version, &version.replace("1.33", "1.34"));
+    let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
+    assert_eq!(c, 2);
+    let mut ch = changed(&p);
+    ch.sort();
+    assert_eq!(
+        ch,
+        vec![
+            (r#"aks.agent_pool.pool["workloads"]"#.to_string(), "update".to_string()),
+            ("aks.cluster.main".to_string(), "update".to_string()),
+        ]
+    );
+    let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
+    assert_eq!(c, 0, "{v:#}");
+    let cluster = &arm.resources("Microsoft.ContainerService/managedClusters")[0];
+    assert_eq!(cluster["properties"]["kubernetesVersion"], "1.34");
+    for pool in arm.resources("Microsoft.ContainerService/managedClusters/agentPools") {
+        assert_eq!(pool["properties"]["orchestratorVersion"], "1.34", "{pool:#}");
+    }
+    let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
+    assert_eq!(c, 0, "{:?}", changed(&p));
+
+    // Two minor versions at once: the error names the steps, nothing is sent.
+    w.edit("matih.yaml", "kubernetes_version: \"1.34\"", "kubernetes_version: \"1.36\"");
+    let out = w.run(&args(&["apply", "--auto-approve"]));
+    assert_ne!(code(&out), 0);
+    let err = text(&out.stderr);
+    assert!(err.contains("one minor version at a time") && err.contains("1.35, then 1.36"), "{err}");
+    assert_eq!(
+        arm.resources("Microsoft.ContainerService/managedClusters")[0]["properties"]["kubernetesVersion"],
+        "1.34"
+    );
 }

@@ -11,8 +11,8 @@ use ipnet::Ipv4Net;
 
 use crate::diag::Problem;
 use crate::model::{
-    Addons, AksNetwork, AksSpec, CloudKind, EksEndpoint, EksNetwork, GkeNetwork, GkeSpec, NetworkPolicies, NodePool,
-    Platform, TenantSpec, subnet_bits, tenth_address,
+    Addons, AksEntraId, AksNetwork, AksSpec, CloudKind, EksEndpoint, EksNetwork, GkeNetwork, GkeSpec, NetworkPolicies,
+    NodePool, Platform, TenantSpec, subnet_bits, tenth_address,
 };
 use crate::naming::{DATA_PLANE, PLATFORM_NAMESPACES, SERVICE_NAMESPACES};
 
@@ -557,10 +557,7 @@ pub(crate) fn aks(a: &AksSpec, out: &mut Findings) {
         );
     }
     let s = &a.subscription_id;
-    let groups: Vec<&str> = s.split('-').collect();
-    let guid = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
-        && groups.iter().all(|g| g.chars().all(|c| c.is_ascii_hexdigit()));
-    if !guid {
+    if !is_guid(s) {
         out.at(
             "subscription_id",
             Problem::new(format!("subscription_id `{s}` is not a GUID"), "not a GUID")
@@ -577,6 +574,43 @@ pub(crate) fn aks(a: &AksSpec, out: &mut Findings) {
             Problem::new(format!("resource_group `{rg}` is not a valid resource group name"), "invalid").help(
                 "use 1 to 90 letters, digits, `-`, `_`, `.`, `(` or `)`, not ending in `.`, e.g. `matih-prod-rg`",
             ),
+        );
+    }
+}
+
+/// `8-4-4-4-12` hexadecimal digits, as Azure writes subscription and object IDs.
+fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups.iter().all(|g| g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// AKS Entra ID: object IDs are GUIDs, each named once, and someone is an admin.
+pub(crate) fn aks_entra_id(e: &AksEntraId, out: &mut Findings) {
+    for (key, ids) in [("admin_group_ids", &e.admin_group_ids), ("cluster_admins", &e.cluster_admins)] {
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, id) in ids.iter().enumerate() {
+            if !is_guid(id) {
+                out.at(
+                    format!("{key}[{i}]"),
+                    Problem::new(format!("`{id}` is not an Entra ID object ID"), "not a GUID").help(
+                        "give the object ID (`az ad group show -g NAME --query id`, `az ad signed-in-user show --query id`), not a name",
+                    ),
+                );
+            } else if !seen.insert(id.to_ascii_lowercase()) {
+                out.at(
+                    format!("{key}[{i}]"),
+                    Problem::new(format!("`{id}` is named twice in {key}"), "duplicate")
+                        .help("name each object ID once"),
+                );
+            }
+        }
+    }
+    if e.admin_group_ids.is_empty() && e.cluster_admins.is_empty() {
+        out.at(
+            "entra_id",
+            Problem::new("an Entra ID cluster without admins: local accounts are off, so nobody could reach it", "no admins")
+                .help("add the object ID of the principal that runs matih-infra to entra_id.cluster_admins, or a group it is in to entra_id.admin_group_ids"),
         );
     }
 }
@@ -896,6 +930,18 @@ mod tests {
                 "services_cidr: services_cidr 10.20.0.0/20 overlaps pods_cidr 10.0.0.0/11"
             ]
         );
+    }
+
+    #[test]
+    fn an_entra_id_cluster_needs_an_admin() {
+        let mut f = Findings::default();
+        aks_entra_id(&AksEntraId::default(), &mut f);
+        assert_eq!(f.0.len(), 1);
+        assert_eq!(f.0[0].path, "entra_id");
+        let mut f = Findings::default();
+        let admin = "3f2504e0-4f89-41d3-9a0c-0305e82c3301".to_string();
+        aks_entra_id(&AksEntraId { admin_group_ids: vec![], cluster_admins: vec![admin] }, &mut f);
+        assert!(f.0.is_empty());
     }
 
     #[test]

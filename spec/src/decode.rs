@@ -23,8 +23,8 @@ use ipnet::Ipv4Net;
 use crate::check::{self, Findings};
 use crate::diag::{Note, Problem, Sink, SourceFile, Span};
 use crate::model::{
-    Addon, Addons, AksNetwork, AksSpec, Certificates, CloudKind, Clouds, CoreDns, EksEndpoint, EksNetwork, EksSpec,
-    GkeNetwork, GkeSpec, NatGateways, NetworkPolicies, NodePool, Platform, PlatformSpec, TenantSpec,
+    Addon, Addons, AksEntraId, AksNetwork, AksSpec, Certificates, CloudKind, Clouds, CoreDns, EksEndpoint, EksNetwork,
+    EksSpec, GkeNetwork, GkeSpec, NatGateways, NetworkPolicies, NodePool, Platform, PlatformSpec, TenantSpec,
 };
 use crate::yaml::{Kind, Node};
 
@@ -37,7 +37,8 @@ const EKS_ENDPOINT_KEYS: &[&str] = &["public_access", "private_access", "public_
 const GKE_KEYS: &[&str] = &["project", "region", "kubernetes_version", "network", "node_pools"];
 const GKE_NETWORK_KEYS: &[&str] = &["subnet_cidr", "pods_cidr", "services_cidr"];
 const AKS_KEYS: &[&str] =
-    &["subscription_id", "resource_group", "location", "kubernetes_version", "network", "node_pools"];
+    &["subscription_id", "resource_group", "location", "kubernetes_version", "network", "node_pools", "entra_id"];
+const AKS_ENTRA_KEYS: &[&str] = &["admin_group_ids", "cluster_admins"];
 const AKS_NETWORK_KEYS: &[&str] =
     &["vnet_cidr", "node_subnet_cidr", "pod_subnet_cidr", "service_cidr", "dns_service_ip"];
 const NODE_POOL_KEYS: &[&str] = &["name", "machine_type", "min", "max", "desired"];
@@ -611,6 +612,7 @@ impl<'a> Decoder<'a> {
         let network = self
             .req(&m, "network", "{ vnet_cidr: ..., node_subnet_cidr: ..., service_cidr: ... }")
             .and_then(|n| self.aks_network(&n));
+        let entra_id = self.opt_as(&m, "entra_id", Self::aks_entra_id);
         let a = AksSpec {
             subscription_id: subscription_id?,
             resource_group: resource_group?,
@@ -618,11 +620,26 @@ impl<'a> Decoder<'a> {
             kubernetes_version: version?,
             network: network?,
             node_pools: pools?,
+            entra_id: entra_id.ok()?,
         };
         let mut out = Findings::default();
         check::aks(&a, &mut out);
         self.apply(f.value, out);
         Some(a)
+    }
+
+    fn aks_entra_id(&mut self, f: &Field<'_>) -> Option<AksEntraId> {
+        let m = self.mapping(f, AKS_ENTRA_KEYS)?;
+        let groups = self.opt_as(&m, "admin_group_ids", |d, f| d.list_of(f, Self::string));
+        let admins = self.opt_as(&m, "cluster_admins", |d, f| d.list_of(f, Self::string));
+        let e = AksEntraId {
+            admin_group_ids: groups.ok()?.unwrap_or_default(),
+            cluster_admins: admins.ok()?.unwrap_or_default(),
+        };
+        let mut out = Findings::default();
+        check::aks_entra_id(&e, &mut out);
+        self.apply(f.value, out);
+        Some(e)
     }
 
     fn aks_network(&mut self, f: &Field<'_>) -> Option<AksNetwork> {

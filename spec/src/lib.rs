@@ -51,6 +51,9 @@
 //!       service_cidr: 172.16.0.0/16      # outside the VNet and AKS-reserved ranges
 //!       dns_service_ip: 172.16.0.10      # optional, default: 10th address
 //!     node_pools: [...]               # AKS pool names: 1-12 lower-case letters/digits
+//!     entra_id:                       # optional: Entra ID sign-in, Azure RBAC, no local accounts
+//!       admin_group_ids: [<group object id>]
+//!       cluster_admins: [<object id>]   # e.g. the principal that runs matih-infra
 //! addons:                             # optional; versions default to the tested pins
 //!   calico: { version: v3.32.1 }
 //!   ingress_nginx: { version: controller-v1.15.1 }
@@ -126,9 +129,9 @@ use sha2::{Digest, Sha256};
 
 pub use diag::{Diagnostics, SpecDiagnostic, SummaryReport};
 pub use model::{
-    Addon, Addons, AksNetwork, AksSpec, Certificates, CloudKind, Clouds, ClusterView, CoreDns, EksEndpoint, EksNetwork,
-    EksSpec, EksSubnets, GkeNetwork, GkeSpec, NatGateways, NetworkPolicies, NodePool, Platform, PlatformSpec,
-    TenantSpec, UnknownCloud,
+    Addon, Addons, AksEntraId, AksNetwork, AksSpec, Certificates, CloudKind, Clouds, ClusterView, CoreDns, EksEndpoint,
+    EksNetwork, EksSpec, EksSubnets, GkeNetwork, GkeSpec, NatGateways, NetworkPolicies, NodePool, Platform,
+    PlatformSpec, TenantSpec, UnknownCloud,
 };
 
 use crate::decode::Decoder;

@@ -348,6 +348,21 @@ pub struct AksSpec {
     pub kubernetes_version: String,
     pub network: AksNetwork,
     pub node_pools: Vec<NodePool>,
+    /// Entra ID for the cluster; `None` keeps Kubernetes RBAC with local accounts.
+    pub entra_id: Option<AksEntraId>,
+}
+
+/// AKS-managed Entra ID integration: users sign in with Entra ID, Azure RBAC authorizes them in
+/// the cluster, local accounts are off. At least one admin (a group or a principal) is named, or
+/// nobody — this tool's bootstrap included — could reach the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AksEntraId {
+    /// Object IDs of Entra ID groups whose members are cluster admins.
+    pub admin_group_ids: Vec<String>,
+    /// Object IDs of users, groups or service principals given "Azure Kubernetes Service RBAC
+    /// Cluster Admin" on the cluster (the principal that runs this tool, when it is not in an
+    /// admin group).
+    pub cluster_admins: Vec<String>,
 }
 
 /// The AKS VNet, its subnets and the Kubernetes service range.

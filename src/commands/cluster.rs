@@ -64,9 +64,9 @@ pub async fn kubeconfig(g: &Global) -> Result<i32, Failure> {
         return Err(Failure::user(anyhow::anyhow!("the cluster {name} in state has no endpoint or CA recorded"))
             .hint("run `matih-infra refresh` to record what the cloud reports"));
     }
-    let e = cloud.exec_credential(&spec.spec, &name).ok_or_else(|| {
-        Failure::usage(format!("kubeconfig is not available for --cloud {}: it has no credential plugin", cloud.name()))
-    })?;
+    let e = cloud
+        .exec_credential(&spec.spec, &name)
+        .map_err(|why| Failure::usage(format!("kubeconfig is not available for --cloud {}: {why}", cloud.name())))?;
     let user = format!("{name}-matih");
     let doc = json!({
         "apiVersion": "v1",

@@ -292,6 +292,8 @@ pub fn bootstrap_binding(spec: &PlatformSpec) -> ClusterBinding {
             ca_data: attr("certificate_authority"),
         },
         node_pools: eks.node_pools.iter().map(|p| keyed("eks", "node_group", "pool", &p.name)).collect(),
+        // The cluster's creator is its admin (access entries' bootstrap permissions).
+        access_grants: vec![],
         load_balancers,
         dns01: Dns01Solver::Route53 {
             region: Value::str(eks.region.clone()),

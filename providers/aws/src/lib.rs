@@ -73,8 +73,8 @@ impl Cloud for Eks {
         Some(graph::bootstrap_binding(spec))
     }
 
-    fn exec_credential(&self, spec: &PlatformSpec, cluster: &str) -> Option<ExecCredential> {
-        Some(access::exec_credential(&eks_spec(spec).region, cluster))
+    fn exec_credential(&self, spec: &PlatformSpec, cluster: &str) -> Result<ExecCredential, String> {
+        Ok(access::exec_credential(&eks_spec(spec).region, cluster))
     }
 
     async fn connect(

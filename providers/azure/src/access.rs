@@ -57,7 +57,7 @@ pub fn exec_credential() -> ExecCredential {
             .iter()
             .map(|s| s.to_string())
             .collect(),
-        install_hint: "kubelogin (`az aks install-cli`) and `az login`; for a cluster with local accounts, `az aks get-credentials` instead".into(),
+        install_hint: "kubelogin (`az aks install-cli`) and `az login`".into(),
     }
 }
 
@@ -82,6 +82,18 @@ impl ClusterAccess for AksAccess {
                 "oidc_issuer": j.pointer("/properties/oidcIssuerProfile/issuerURL").cloned().unwrap_or(Json::Null),
             }),
         }))
+    }
+
+    /// Azure documents up to five minutes before a new Azure RBAC role assignment is honoured
+    /// by the cluster.
+    fn grant_delay(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(5 * 60)
+    }
+
+    fn denied_hint(&self) -> Option<String> {
+        Some(
+            "on an Entra ID cluster, add the object ID of the principal that runs matih-infra (`az ad signed-in-user show --query id`, or `az ad sp show --id <app id> --query id`) to clouds.aks.entra_id.cluster_admins, or put it in one of entra_id.admin_group_ids".into(),
+        )
     }
 
     async fn token(&self, name: &str) -> Result<Secret, ProviderError> {

@@ -5,8 +5,11 @@
 //! The cluster's API endpoint and CA come from `listClusterUserCredential` (the kubeconfig it
 //! returns); its token is never kept.
 //!
-//! Not here: AAD-integrated clusters' admin groups, private clusters, node pool upgrades
-//! (`orchestratorVersion` follows the cluster), spot pools, Windows pools.
+//! With `entra_id` in the spec the cluster uses AKS-managed Entra ID with Azure RBAC and no local
+//! accounts (which AKS cannot turn off again). A version upgrade moves the control plane (one
+//! minor version at a time, never back), then the system pool, then the user pools.
+//!
+//! Not here: private clusters, spot pools, Windows pools, node image upgrades.
 
 use std::time::Duration;
 
@@ -41,6 +44,9 @@ pub struct PoolSettings {
     pub max_pods: u32,
     pub node_subnet_id: String,
     pub pod_subnet_id: Option<String>,
+    /// The pool's Kubernetes version (`1.33` or `1.33.2`), at most the control plane's.
+    #[serde(default)]
+    pub orchestrator_version: String,
 }
 
 impl PoolSettings {
@@ -64,7 +70,7 @@ impl PoolSettings {
             max_pods: self.max_pods,
             vnet_subnet_id: self.node_subnet_id.clone(),
             pod_subnet_id: self.pod_subnet_id.clone(),
-            orchestrator_version: None,
+            orchestrator_version: Some(self.orchestrator_version.clone()).filter(|v| !v.is_empty()),
         }
     }
 
@@ -78,7 +84,47 @@ impl PoolSettings {
             max_pods: p.max_pods,
             node_subnet_id: p.vnet_subnet_id.clone(),
             pod_subnet_id: p.pod_subnet_id.clone(),
+            orchestrator_version: p.orchestrator_version.clone().unwrap_or_default(),
         }
+    }
+}
+
+/// `(major, minor)` of a Kubernetes version (`1.33`, `1.33.2`).
+fn minor_of(v: &str) -> Option<(u32, u32)> {
+    let mut it = v.trim_start_matches('v').split('.');
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// AKS moves a control plane one minor version at a time and never back: the error says which
+/// versions to apply in turn.
+fn check_upgrade(addr: &ResourceAddr, from: &str, to: &str) -> Result<(), ProviderError> {
+    let (Some(f), Some(t)) = (minor_of(from), minor_of(to)) else { return Ok(()) };
+    let config = |message: String| Err(ProviderError::Config { addr: addr.clone(), message });
+    if t < f {
+        return config(format!(
+            "the cluster runs Kubernetes {from}; AKS cannot downgrade it to {to}: set kubernetes_version to {}.{} or later",
+            f.0, f.1
+        ));
+    }
+    if t.0 == f.0 && t.1 > f.1 + 1 {
+        let steps: Vec<String> = (f.1 + 1..=t.1).map(|m| format!("{}.{m}", t.0)).collect();
+        return config(format!(
+            "the cluster runs Kubernetes {from}; AKS upgrades one minor version at a time: set kubernetes_version to {} and apply, one after another",
+            steps.join(", then ")
+        ));
+    }
+    Ok(())
+}
+
+/// The spec's Entra ID settings as the cluster carries them (`null`: local accounts).
+fn entra_id(p: &models::ManagedClusterProperties) -> Json {
+    match &p.aad_profile {
+        Some(a) if a.managed => {
+            let mut groups: Vec<String> = a.admin_group_object_ids.iter().map(|g| g.to_ascii_lowercase()).collect();
+            groups.sort();
+            json!({ "admin_group_ids": groups })
+        }
+        _ => Json::Null,
     }
 }
 
@@ -130,7 +176,7 @@ impl ArmType for Cluster {
     fn schema(&self) -> TypeSchema {
         schema("aks", "cluster")
             .force_new(&["name", "dns_prefix", "service_cidr", "dns_service_ip", "network_policy"])
-            .updatable(&["kubernetes_version", "system_pool"])
+            .updatable(&["kubernetes_version", "system_pool", "entra_id"])
             .computed(&[
                 "id",
                 "fqdn",
@@ -157,6 +203,10 @@ impl ArmType for Cluster {
     }
     fn body(&self, _ctx: &Ctx, cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
         let system = PoolSettings::from_cfg(cfg.addr, cfg.need("system_pool")?)?;
+        let groups = |e: &Json| -> Vec<String> {
+            e["admin_group_ids"].as_array().into_iter().flatten().filter_map(Json::as_str).map(str::to_string).collect()
+        };
+        let entra = cfg.map.get("entra_id").filter(|e| !e.is_null());
         Ok(models::body(&models::ManagedCluster {
             identity: models::ManagedClusterIdentity { kind: "SystemAssigned".into(), principal_id: None },
             sku: Some(models::ManagedClusterSku { name: "Base".into(), tier: "Standard".into() }),
@@ -177,6 +227,13 @@ impl ArmType for Cluster {
                 security_profile: models::SecurityProfile {
                     workload_identity: models::WorkloadIdentity { enabled: true },
                 },
+                aad_profile: entra.map(|e| models::AadProfile {
+                    managed: true,
+                    enable_azure_rbac: true,
+                    admin_group_object_ids: groups(e),
+                    tenant_id: None,
+                }),
+                disable_local_accounts: entra.map(|_| true),
                 fqdn: None,
                 node_resource_group: None,
             },
@@ -235,6 +292,7 @@ impl ArmType for Cluster {
             ("dns_service_ip", json!(p.network_profile.dns_service_ip)),
             ("network_policy", json!(p.network_profile.network_policy)),
             ("system_pool", json!(system)),
+            ("entra_id", entra_id(p)),
             ("fqdn", json!(p.fqdn)),
             ("oidc_issuer", json!(p.oidc_issuer_profile.issuer_url)),
             ("principal_id", json!(c.identity.principal_id)),
@@ -260,6 +318,20 @@ impl ArmType for Cluster {
         req: &ApplyRequest,
         update: bool,
     ) -> Result<Json, ProviderError> {
+        if update {
+            let cfg = Cfg::of(req);
+            let prior = req.prior.as_ref();
+            let was = |k: &str| prior.and_then(|p| p.attrs.get(k)).cloned().unwrap_or(Json::Null);
+            if let Some(from) = was("kubernetes_version").as_str() {
+                check_upgrade(&req.addr, from, cfg.str("kubernetes_version")?)?;
+            }
+            if !was("entra_id").is_null() && cfg.map.get("entra_id").is_none_or(Json::is_null) {
+                return Err(ProviderError::Config {
+                    addr: req.addr.clone(),
+                    message: "the cluster uses Entra ID, which AKS cannot turn off: keep clouds.aks.entra_id (its admins may change), or replace the cluster".into(),
+                });
+            }
+        }
         let j = crate::kind::put(self, ctx, id, body, cond, req).await?;
         // An update sends the pools as they are; the system pool's scale goes through its agent
         // pool.
@@ -271,7 +343,6 @@ impl ArmType for Cluster {
                 let pool = format!("{id}/agentPools/{name}");
                 let mut props = sys.profile();
                 props.name = None;
-                props.orchestrator_version = Some(Cfg::of(req).str("kubernetes_version")?.to_string());
                 let mut props = models::body(&models::AgentPool { properties: props });
                 // The autoscaler owns the node count.
                 strip_count(&mut props);
@@ -308,7 +379,7 @@ impl ArmType for AgentPool {
     fn schema(&self) -> TypeSchema {
         schema("aks", "agent_pool")
             .force_new(&["cluster_id", "mode", "vm_size", "max_pods", "node_subnet_id", "pod_subnet_id"])
-            .updatable(&["min", "max"])
+            .updatable(&["min", "max", "orchestrator_version"])
             .computed(&["id"])
             .build()
     }
@@ -349,5 +420,22 @@ impl ArmType for AgentPool {
         a.insert("id".into(), json!(id));
         a.insert("cluster_id".into(), json!(collection_of(collection_of(id))));
         Ok(a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upgrades_go_one_minor_version_at_a_time_and_never_back() {
+        let addr = ResourceAddr::must("aks.cluster.main");
+        assert!(check_upgrade(&addr, "1.33", "1.33").is_ok());
+        assert!(check_upgrade(&addr, "1.33", "1.34").is_ok());
+        assert!(check_upgrade(&addr, "1.33.2", "1.34").is_ok());
+        let skip = check_upgrade(&addr, "1.32", "1.35").unwrap_err().to_string();
+        assert!(skip.contains("1.33, then 1.34, then 1.35"), "{skip}");
+        let down = check_upgrade(&addr, "1.34", "1.33").unwrap_err().to_string();
+        assert!(down.contains("cannot downgrade"), "{down}");
     }
 }

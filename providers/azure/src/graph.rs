@@ -47,6 +47,25 @@ fn pool_addr(name: &str) -> ResourceAddr {
     keyed("agent_pool", "pool", name)
 }
 
+/// The cluster's scope, relative to its resource group, as role assignment names start.
+const CLUSTER_SCOPE: &str = "providers/Microsoft.ContainerService/managedClusters/";
+
+/// `aks.role_assignment.cluster_admin["<object id>"]`.
+fn cluster_admin(object_id: &str) -> ResourceAddr {
+    keyed("role_assignment", "cluster_admin", object_id)
+}
+
+/// The Entra ID cluster admins, lower-cased (Entra ID object IDs are GUIDs, compared without case).
+fn cluster_admins(spec: &PlatformSpec) -> Vec<String> {
+    aks_spec(spec).entra_id.as_ref().map_or(Vec::new(), |e| sorted(&e.cluster_admins))
+}
+
+fn sorted(ids: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = ids.iter().map(|s| s.to_ascii_lowercase()).collect();
+    v.sort();
+    v
+}
+
 fn known(v: serde_json::Value) -> Value {
     Value::Known(v)
 }
@@ -113,6 +132,8 @@ pub fn desired_graph(spec: &PlatformSpec) -> DesiredGraph {
             ("min".to_string(), known(json!(p.min))),
             ("max".to_string(), known(json!(p.max))),
             ("max_pods".to_string(), known(json!(max_pods))),
+            // Pools follow the cluster's version: an upgrade moves the control plane, then them.
+            ("orchestrator_version".to_string(), Value::str(aks.kubernetes_version.clone())),
             ("node_subnet_id".to_string(), Value::reference(&nodes, "id")),
             (
                 "pod_subnet_id".to_string(),
@@ -135,7 +156,15 @@ pub fn desired_graph(spec: &PlatformSpec) -> DesiredGraph {
         .set("service_cidr", Value::str(aks.network.service_cidr.to_string()))
         .set("dns_service_ip", Value::str(aks.network.dns_ip().to_string()))
         .set("network_policy", Value::str("calico"))
-        .set("system_pool", Value::map(pool_settings("System", system)));
+        .set("system_pool", Value::map(pool_settings("System", system)))
+        .set(
+            "entra_id",
+            known(
+                aks.entra_id
+                    .as_ref()
+                    .map_or(serde_json::Value::Null, |e| json!({ "admin_group_ids": sorted(&e.admin_group_ids) })),
+            ),
+        );
     // The cluster's load balancer holds the ingress controllers' public IPs: it goes first on
     // destroy (Azure refuses to delete an address in use).
     for ctrl in ingress_controllers(spec) {
@@ -161,8 +190,23 @@ pub fn desired_graph(spec: &PlatformSpec) -> DesiredGraph {
         Desired::new(single("role_assignment", "cluster_network"), guid(&format!("{group_id}/cluster-network")))
             .set("scope", Value::str(group_id.clone()))
             .set("role", Value::str("Network Contributor"))
-            .set("principal_id", Value::reference(&cluster, "principal_id")),
+            .set("principal_id", Value::reference(&cluster, "principal_id"))
+            .set("principal_type", Value::str("ServicePrincipal")),
     );
+
+    // Entra ID clusters: Azure RBAC admits the named principals (the one running this tool
+    // among them, or in an admin group) as cluster admins.
+    for admin in cluster_admins(spec) {
+        g.add(
+            Desired::new(
+                cluster_admin(&admin),
+                format!("{CLUSTER_SCOPE}{prefix}/{}", guid(&format!("{group_id}/cluster-admin/{admin}"))),
+            )
+            .set("scope", Value::reference(&cluster, "id"))
+            .set("role", Value::str("Azure Kubernetes Service RBAC Cluster Admin"))
+            .set("principal_id", Value::str(admin.clone())),
+        );
+    }
 
     // Static public IPs for the ingress controllers' load balancers.
     let mut ingress: BTreeMap<String, Vec<Value>> = BTreeMap::new();
@@ -200,7 +244,8 @@ pub fn desired_graph(spec: &PlatformSpec) -> DesiredGraph {
         )
         .set("scope", Value::reference(&zone, "id"))
         .set("role", Value::str("DNS Zone Contributor"))
-        .set("principal_id", Value::reference(&identity, "principal_id")),
+        .set("principal_id", Value::reference(&identity, "principal_id"))
+        .set("principal_type", Value::str("ServicePrincipal")),
     );
 
     g.output("cluster_name", Value::reference(&cluster, "name"), false);
@@ -244,6 +289,7 @@ pub fn bootstrap_binding(spec: &PlatformSpec) -> ClusterBinding {
             ca_data: attr("certificate_authority"),
         },
         node_pools,
+        access_grants: cluster_admins(spec).iter().map(|a| cluster_admin(a)).collect(),
         load_balancers,
         dns01: Dns01Solver::AzureDns {
             subscription_id: Value::str(aks.subscription_id.clone()),

@@ -28,9 +28,10 @@ const AUTHZ: &str = "Microsoft.Authorization";
 
 /// The built-in roles the platform grants, by name (their definitions have the same GUIDs in
 /// every tenant).
-pub const ROLES: [(&str, &str); 2] = [
+pub const ROLES: [(&str, &str); 3] = [
     ("DNS Zone Contributor", "befefa01-2a29-4197-83a8-272ff33ce314"),
     ("Network Contributor", "4d97b98b-1d4f-4787-a291-c67834d212e7"),
+    ("Azure Kubernetes Service RBAC Cluster Admin", "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"),
 ];
 
 /// A role definition's id from its name, in `subscription`.
@@ -183,7 +184,7 @@ impl ArmType for RoleAssignment {
             properties: models::RoleAssignmentProperties {
                 role_definition_id: definition,
                 principal_id: cfg.str("principal_id")?.to_string(),
-                principal_type: "ServicePrincipal".into(),
+                principal_type: cfg.opt_str("principal_type").map(str::to_string),
             },
         }))
     }
@@ -196,6 +197,8 @@ impl ArmType for RoleAssignment {
             ("scope", json!(scope)),
             ("role", json!(role_name(&r.properties.role_definition_id))),
             ("principal_id", json!(r.properties.principal_id)),
+            // Compared only where the graph sets it: ARM fills it in when it is left out.
+            ("principal_type", json!(r.properties.principal_type)),
         ]))
     }
     /// A role assignment cannot be changed: an update is the same PUT (ARM answers it as the

@@ -86,8 +86,11 @@ impl Cloud for Aks {
         Some(graph::bootstrap_binding(spec))
     }
 
-    fn exec_credential(&self, _spec: &PlatformSpec, _cluster: &str) -> Option<ExecCredential> {
-        Some(access::exec_credential())
+    fn exec_credential(&self, spec: &PlatformSpec, _cluster: &str) -> Result<ExecCredential, String> {
+        match graph::aks_spec(spec).entra_id {
+            Some(_) => Ok(access::exec_credential()),
+            None => Err("the cluster has local accounts, whose credential is a static token this tool does not hand out: use `az aks get-credentials`, or set clouds.aks.entra_id so users sign in with Entra ID (kubelogin)".into()),
+        }
     }
 
     async fn connect(

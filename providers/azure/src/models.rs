@@ -221,11 +221,31 @@ pub struct ManagedClusterProperties {
     pub oidc_issuer_profile: OidcIssuerProfile,
     #[serde(default)]
     pub security_profile: SecurityProfile,
+    /// AKS-managed Entra ID with Azure RBAC; `None`: Kubernetes RBAC with local accounts.
+    #[serde(rename = "aadProfile", default, skip_serializing_if = "Option::is_none")]
+    pub aad_profile: Option<AadProfile>,
+    /// Local accounts (the static cluster admin and user credentials) off; Entra ID clusters only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_local_accounts: Option<bool>,
     /// Read-only.
     #[serde(default, skip_serializing)]
     pub fqdn: Option<String>,
     #[serde(default, skip_serializing)]
     pub node_resource_group: Option<String>,
+}
+
+/// `ManagedClusterAADProfile`: the managed form (no server/client apps of one's own).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AadProfile {
+    #[serde(default)]
+    pub managed: bool,
+    #[serde(rename = "enableAzureRBAC", default)]
+    pub enable_azure_rbac: bool,
+    #[serde(rename = "adminGroupObjectIDs", default)]
+    pub admin_group_object_ids: Vec<String>,
+    /// The tenant of the subscription when left out.
+    #[serde(rename = "tenantID", default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -338,9 +358,9 @@ pub struct RoleAssignment {
 pub struct RoleAssignmentProperties {
     pub role_definition_id: String,
     pub principal_id: String,
-    /// `ServicePrincipal`.
-    #[serde(default)]
-    pub principal_type: String,
+    /// `ServicePrincipal`, `User`, `Group`; left out when the tool does not know it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_type: Option<String>,
 }
 
 /// The model `T` of an ARM answer, or an error naming the resource and what did not fit.

@@ -55,8 +55,8 @@ impl Cloud for Fake {
         None
     }
 
-    fn exec_credential(&self, _spec: &PlatformSpec, _cluster: &str) -> Option<ExecCredential> {
-        None
+    fn exec_credential(&self, _spec: &PlatformSpec, _cluster: &str) -> Result<ExecCredential, String> {
+        Err("it has no clusters".into())
     }
 
     async fn connect(

@@ -37,8 +37,9 @@ pub trait Cloud: Send + Sync {
     fn bootstrap_binding(&self, spec: &PlatformSpec) -> Option<ClusterBinding>;
 
     /// How `kubectl` gets a token for the cluster named `cluster` (for `kubeconfig`), from the
-    /// spec alone; `None` for a cloud without clusters.
-    fn exec_credential(&self, spec: &PlatformSpec, cluster: &str) -> Option<ExecCredential>;
+    /// spec alone; otherwise why there is no such way (a cloud without clusters, a cluster whose
+    /// only credential is a static one).
+    fn exec_credential(&self, spec: &PlatformSpec, cluster: &str) -> Result<ExecCredential, String>;
 
     /// Builds the cloud's clients: the engine's providers for its resource types, and access to
     /// its clusters for the bootstrap. `spec_dir` is the directory of the platform spec.
@@ -86,6 +87,9 @@ pub struct ClusterBinding {
     pub connection: ClusterRef<Value>,
     /// Add-ons that need nodes wait for these.
     pub node_pools: Vec<ResourceAddr>,
+    /// What lets the bootstrap in (AKS with Entra ID: the cluster admin role assignments); every
+    /// add-on waits for these.
+    pub access_grants: Vec<ResourceAddr>,
     /// Per ingress controller (`platform` or a tenant's slug): its load balancer.
     pub load_balancers: BTreeMap<String, LoadBalancer<Value>>,
     /// The zone's DNS01 solver.
@@ -165,6 +169,16 @@ pub trait ClusterAccess: Send + Sync {
     async fn describe(&self, name: &str) -> Result<Option<ClusterInfo>, ProviderError>;
     /// A short-lived bearer token for the cluster's API server.
     async fn token(&self, name: &str) -> Result<Secret, ProviderError>;
+    /// How long the cluster may refuse (403) a caller whose access this apply just granted: an
+    /// authorizer that learns of grants late (Azure RBAC for Kubernetes). Zero: a refusal is
+    /// final at once.
+    fn grant_delay(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+    /// What to tell the operator when the cluster refuses the caller for good.
+    fn denied_hint(&self) -> Option<String> {
+        None
+    }
 }
 
 #[cfg(test)]

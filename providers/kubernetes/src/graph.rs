@@ -164,6 +164,9 @@ pub fn add_bootstrap(g: &mut DesiredGraph, spec: &PlatformSpec, b: &ClusterBindi
                 .set("connection", to_value(&b.connection))
                 .set("params", params)
                 .set("objects", Value::Known(Json::Object(objects)));
+            for grant in &b.access_grants {
+                d = d.after(grant);
+            }
             if row.phase == Phase::AfterNodes {
                 for pool in &b.node_pools {
                     d = d.after(pool);

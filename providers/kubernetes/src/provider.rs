@@ -86,6 +86,60 @@ impl KubernetesProvider {
         WaitPolicy { deadline: d, first_delay: Duration::from_millis(100), max_delay: Duration::from_secs(5) }
     }
 
+    /// A session whose caller the cluster admits, and the cluster's UID. A refusal (403) is
+    /// waited through while a grant may still be on its way to the cluster's authorizer
+    /// ([`ClusterAccess::grant_delay`]; never longer than the add-on's deadline), then reported
+    /// with the cloud's hint.
+    async fn admitted(
+        &self,
+        ep: &Endpoint,
+        policy: Option<WaitPolicy>,
+        status: &StatusSink,
+    ) -> Result<(Session<'_>, String), ProviderError> {
+        use matih_plans::wait::WaitStep;
+        let s = self.session(ep).await?;
+        let access = self.connector.access();
+        let deadline = policy.map_or(Duration::ZERO, |p| access.grant_delay().min(p.deadline));
+        let denied = |e: &ProviderError| e.kind() == ErrorKind::Denied;
+        let uid = if deadline.is_zero() {
+            s.cluster_uid().await
+        } else {
+            let what = format!("cluster {} to admit this principal", ep.cluster);
+            let policy =
+                WaitPolicy { deadline, first_delay: Duration::from_secs(1), max_delay: Duration::from_secs(15) };
+            let waited = wait_until(
+                &what,
+                policy,
+                |st| status.say(st),
+                || async {
+                    match s.cluster_uid().await {
+                        Ok(uid) => Ok(WaitStep::Done(uid)),
+                        Err(e) if denied(&e) => Ok(WaitStep::Pending(
+                            "refused (403): the role assignment may not have reached the cluster yet".into(),
+                        )),
+                        Err(e) => Err(e),
+                    }
+                },
+            )
+            .await?;
+            match waited {
+                Ok(uid) => Ok(uid),
+                // The last refusal, with the hint below.
+                Err(_) => s.cluster_uid().await,
+            }
+        };
+        match uid {
+            Ok(uid) => Ok((s, uid)),
+            Err(e) if denied(&e) => match access.denied_hint() {
+                Some(hint) => {
+                    Err(ProviderError::other(format!("cluster {} refuses this principal: {e}; {hint}", ep.cluster)))
+                }
+                None => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
     async fn session(&self, ep: &Endpoint) -> Result<Session<'_>, ProviderError> {
         let groups = self.discovered.lock().unwrap().entry(ep.clone()).or_default().clone();
         Ok(Session::new(self.connector.client(ep).await?, &self.calls, self.retry, groups))
@@ -589,8 +643,7 @@ impl Provider for KubernetesProvider {
         for items in by_cluster.values() {
             // The cluster as the cloud reports it now; instances of another cluster are gone.
             let Some(ep) = self.same_cluster(&items[0].attrs).await? else { continue };
-            let s = self.session(&ep).await?;
-            let uid = s.cluster_uid().await?;
+            let (s, uid) = self.admitted(&ep, None, &StatusSink::default()).await?;
             let live: Vec<&ReadItem> = items
                 .iter()
                 .copied()
@@ -638,8 +691,7 @@ impl Provider for KubernetesProvider {
         let row = row_of(&req.addr)?;
         let policy = self.policy(row);
         let ep = endpoint(&req.config);
-        let s = self.session(&ep).await?;
-        let uid = s.cluster_uid().await?;
+        let (s, uid) = self.admitted(&ep, Some(policy), &req.status).await?;
         let objects = render(&self.source, &req.addr, &req.config, &req.status).await?;
         req.status.say(&format!("applying {} objects", objects.len()));
 
@@ -703,8 +755,8 @@ impl Provider for KubernetesProvider {
             req.status.say("its cluster is gone; nothing left to delete");
             return Ok(());
         };
-        let s = self.session(&ep).await?;
-        if req.attrs.get("cluster_uid").and_then(Json::as_str) != Some(s.cluster_uid().await?.as_str()) {
+        let (s, uid) = self.admitted(&ep, Some(policy), &req.status).await?;
+        if req.attrs.get("cluster_uid").and_then(Json::as_str) != Some(uid.as_str()) {
             req.status.say("applied to an earlier cluster; nothing left to delete");
             return Ok(());
         }

@@ -69,6 +69,7 @@ async fn rendered(spec: &matih_spec::PlatformSpec) -> Vec<(String, Json)> {
             ca_data: Value::str("x"),
         },
         node_pools: vec![],
+        access_grants: vec![],
         load_balancers: BTreeMap::from([("platform".to_string(), lb(1)), ("acme".to_string(), lb(2))]),
         dns01: Dns01Solver::Route53 { region: Value::str("us-east-1"), hosted_zone_id: Value::str("Z0123456789ABC") },
         cert_manager_annotations: BTreeMap::from([(

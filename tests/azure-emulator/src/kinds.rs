@@ -254,6 +254,7 @@ impl State {
                 default(&mut p, "mode", json!("User"));
                 manual_count(&p, &old)?;
                 let version = cluster["properties"]["kubernetesVersion"].as_str().unwrap_or_default().to_string();
+                check_pool_version(&Value::Object(p.clone()), &version, &old, "")?;
                 let d = pool_doc(&doc, p, &old, &version, created);
                 self.store(it.ty, &it.id, &it.parent, d, now);
                 Ok(self.provisioned(it, vec![key(&it.id)], created, now))
@@ -447,11 +448,16 @@ impl State {
 
     /// The agent pool using a subnet (for nodes or pods), if any.
     pub(crate) fn subnet_user(&self, subnet_key: &str) -> Option<String> {
-        self.entries.values().filter(|e| e.ty.kind == Kind::Pool).find_map(|e| {
+        let pool = self.entries.values().filter(|e| e.ty.kind == Kind::Pool).find_map(|e| {
             let p = &e.value["properties"];
             let uses = |f: &str| p[f].as_str().is_some_and(|s| key(s) == subnet_key);
             (uses("vnetSubnetID") || uses("podSubnetID"))
                 .then(|| e.value["id"].as_str().unwrap_or_default().to_string())
+        });
+        pool.or_else(|| {
+            let (pool, until) = self.links.get(subnet_key)?;
+            (Instant::now() < *until)
+                .then(|| format!("{pool}/serviceAssociationLinks/AzureKubernetesService (being removed)"))
         })
     }
 
@@ -571,9 +577,17 @@ impl State {
             ));
         }
 
+        check_upgrade(was, &new)?;
+        for (i, pool) in profiles.iter().enumerate() {
+            let version = new["kubernetesVersion"].as_str().unwrap_or("1.33");
+            check_pool_version(pool, version, &Value::Null, &format!("agentPoolProfiles[{i}]."))?;
+        }
+        let mut new_props = props;
+        check_aad(&mut new_props, was, &self.opts.tenant_id)?;
+
         let loc = norm_location(doc["location"].as_str().unwrap_or_default());
         let name = doc["name"].as_str().unwrap_or_default().to_string();
-        let mut p = props;
+        let mut p = new_props;
         p.remove("agentPoolProfiles");
         p.insert("provisioningState".into(), json!(if created { "Creating" } else { "Updating" }));
         default(&mut p, "kubernetesVersion", json!("1.33"));
@@ -867,12 +881,19 @@ impl State {
         };
         let user = format!("clusterUser_{}_{name}", c.rg.as_deref().unwrap_or_default());
         let b64 = base64::engine::general_purpose::STANDARD;
+        // An Entra ID cluster's user credential holds no secret: kubelogin gets the user's token.
+        let auth = if cluster.value["properties"]["aadProfile"]["managed"] == true {
+            format!(
+                "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: kubelogin\n      args: [get-token, --login, devicecode, --server-id, {AKS_SERVER_APP}]\n"
+            )
+        } else {
+            format!("    token: {}\n", self.opts.kubeconfig_token)
+        };
         let kubeconfig = format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    certificate-authority-data: {ca}\n    server: {server}\n  name: {name}\n\
              contexts:\n- context:\n    cluster: {name}\n    user: {user}\n  name: {name}\ncurrent-context: {name}\npreferences: {{}}\n\
-             users:\n- name: {user}\n  user:\n    token: {token}\n",
+             users:\n- name: {user}\n  user:\n{auth}",
             ca = b64.encode(CA_PEM),
-            token = self.opts.kubeconfig_token,
         );
         Ok(Reply::json(200, json!({"kubeconfigs": [{"name": "clusterUser", "value": b64.encode(kubeconfig)}]})))
     }
@@ -931,6 +952,126 @@ fn manual_count(p: &Map<String, Value>, old: &Value) -> Result<(), ArmError> {
         .with_target("agentPoolProfile.count")),
         _ => Ok(()),
     }
+}
+
+/// The AKS AAD server application: Entra ID tokens for AKS clusters are for it.
+const AKS_SERVER_APP: &str = "6dae42f8-4368-4678-94ff-3960e28e3630";
+
+/// `(major, minor, patch)` of a Kubernetes version; a `major.minor` alias is its latest patch.
+fn k8s_version(v: &str) -> Option<(u32, u32, u32)> {
+    let mut it = v.split('.');
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next()?.parse().ok()?;
+    let patch = match it.next() {
+        Some(p) => p.parse().ok()?,
+        None => u32::MAX,
+    };
+    Some((major, minor, patch))
+}
+
+/// AKS upgrades a control plane one minor version at a time and never downgrades it.
+fn check_upgrade(was: &Value, new: &Value) -> Result<(), ArmError> {
+    let (Some(from), Some(to)) = (was["kubernetesVersion"].as_str(), new["kubernetesVersion"].as_str()) else {
+        return Ok(());
+    };
+    let (Some(f), Some(t)) = (k8s_version(from), k8s_version(to)) else {
+        return Err(invalid(format!("Kubernetes version {to} is not supported.")).with_target("kubernetesVersion"));
+    };
+    if (t.0, t.1) < (f.0, f.1) {
+        return Err(ArmError::bad_request(
+            "OperationNotAllowed",
+            format!(
+                "Kubernetes version {to} is older than the cluster's {from}; downgrading a cluster is not allowed."
+            ),
+        )
+        .with_target("kubernetesVersion"));
+    }
+    if t.0 == f.0 && t.1 > f.1 + 1 {
+        return Err(ArmError::bad_request(
+            "OperationNotAllowed",
+            format!(
+                "Upgrading Kubernetes version {from} to {to} is not allowed: minor versions cannot be skipped. Available upgrade: {}.{}.",
+                f.0,
+                f.1 + 1
+            ),
+        )
+        .with_target("kubernetesVersion"));
+    }
+    Ok(())
+}
+
+/// A pool's `orchestratorVersion`: not newer than the control plane, at most three minor versions
+/// behind it, and never moved back.
+fn check_pool_version(pool: &Value, control_plane: &str, old: &Value, at: &str) -> Result<(), ArmError> {
+    let Some(v) = pool["orchestratorVersion"].as_str().or(pool["properties"]["orchestratorVersion"].as_str()) else {
+        return Ok(());
+    };
+    let target = format!("{at}orchestratorVersion");
+    let (Some(p), Some(c)) = (k8s_version(v), k8s_version(control_plane)) else {
+        return Err(invalid(format!("Kubernetes version {v} is not supported.")).with_target(&target));
+    };
+    if (p.0, p.1) > (c.0, c.1) {
+        return Err(ArmError::bad_request(
+            "NodePoolMcVersionIncompatible",
+            format!("Node pool version {v} and control plane version {control_plane} are incompatible: a node pool cannot be newer than its control plane; upgrade the control plane first."),
+        )
+        .with_target(&target));
+    }
+    if p.0 == c.0 && p.1 + 3 < c.1 {
+        return Err(ArmError::bad_request(
+            "NodePoolMcVersionIncompatible",
+            format!("Node pool version {v} is more than three minor versions older than control plane version {control_plane}."),
+        )
+        .with_target(&target));
+    }
+    if let Some(was) = old["properties"]["orchestratorVersion"].as_str().and_then(k8s_version)
+        && (p.0, p.1) < (was.0, was.1)
+    {
+        return Err(ArmError::bad_request(
+            "OperationNotAllowed",
+            format!("Downgrading a node pool from {} to {v} is not allowed.", old["properties"]["orchestratorVersion"]),
+        )
+        .with_target(&target));
+    }
+    Ok(())
+}
+
+/// AKS-managed Entra ID: object IDs that are GUIDs, no way back to a cluster without it, local
+/// accounts off only with it; the tenant defaults to the subscription's.
+fn check_aad(p: &mut Map<String, Value>, was: &Value, tenant: &str) -> Result<(), ArmError> {
+    let managed = p.get("aadProfile").is_some_and(|a| a["managed"] == true);
+    if let Some(a) = p.get_mut("aadProfile").and_then(Value::as_object_mut) {
+        if !managed {
+            return Err(ArmError::bad_request(
+                "BadRequest",
+                "Legacy Azure AD integration (aadProfile without managed) is no longer supported; set aadProfile.managed.",
+            )
+            .with_target("aadProfile.managed"));
+        }
+        for g in a.get("adminGroupObjectIDs").and_then(Value::as_array).into_iter().flatten() {
+            if g.as_str().and_then(|g| uuid::Uuid::parse_str(g).ok()).is_none() {
+                return Err(invalid(format!("adminGroupObjectIDs: {g} is not a GUID."))
+                    .with_target("aadProfile.adminGroupObjectIDs"));
+            }
+        }
+        default(a, "tenantID", json!(tenant));
+        default(a, "enableAzureRBAC", json!(false));
+    }
+    if was["aadProfile"]["managed"] == true && !managed {
+        return Err(ArmError::bad_request(
+            "BadRequest",
+            "Managed Azure AD integration cannot be disabled once enabled.",
+        )
+        .with_target("aadProfile"));
+    }
+    if p.get("disableLocalAccounts") == Some(&json!(true)) && !managed {
+        return Err(ArmError::bad_request(
+            "BadRequest",
+            "Local accounts can only be disabled on clusters with managed Azure AD integration enabled.",
+        )
+        .with_target("disableLocalAccounts"));
+    }
+    Ok(())
 }
 
 /// The GUID of a role definition id (subscription-scoped or not), lower-cased.

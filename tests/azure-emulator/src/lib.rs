@@ -94,6 +94,10 @@ pub struct Options {
     /// subscription): a write of their types fails with 409 `MissingSubscriptionRegistration`
     /// until `POST /subscriptions/{s}/providers/{namespace}/register`.
     pub unregistered: Vec<String>,
+    /// How long a pod subnet stays in use (its service association link) after the pool that
+    /// used it is deleted: `InUseSubnetCannotBeDeleted` until then, as AKS cleans up after the
+    /// cluster's delete operation has finished.
+    pub link_linger: Duration,
 }
 
 impl Default for Options {
@@ -109,6 +113,7 @@ impl Default for Options {
             tenant_id: DEFAULT_TENANT_ID.into(),
             port: 0,
             unregistered: Vec::new(),
+            link_linger: Duration::ZERO,
         }
     }
 }
@@ -127,6 +132,7 @@ impl std::fmt::Debug for Options {
             .field("tenant_id", &self.tenant_id)
             .field("port", &self.port)
             .field("unregistered", &self.unregistered)
+            .field("link_linger", &self.link_linger)
             .finish()
     }
 }

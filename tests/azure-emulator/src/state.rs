@@ -113,6 +113,9 @@ pub(crate) struct State {
     pub ops: HashMap<String, Op>,
     /// Principals that exist outside the emulated resources (users, groups), by id.
     pub principals: HashMap<String, Instant>,
+    /// Pod subnets whose service association link outlives a deleted pool: subnet key → (the
+    /// pool's id, when the link is gone).
+    pub links: HashMap<String, (String, Instant)>,
     pub ips_handed_out: u32,
     pub zones_made: u32,
     pub calls: BTreeMap<String, u64>,
@@ -171,6 +174,7 @@ impl State {
             entries: BTreeMap::new(),
             ops: HashMap::new(),
             principals: HashMap::new(),
+            links: HashMap::new(),
             ips_handed_out: 0,
             zones_made: 0,
             calls: BTreeMap::new(),
@@ -522,7 +526,17 @@ impl State {
         let doomed: Vec<String> = self.entries.keys().filter(|e| *e == k || e.starts_with(&prefix)).cloned().collect();
         let mut node_groups = Vec::new();
         for d in doomed {
-            if let Some(e) = self.entries.remove(&d)
+            let removed = self.entries.remove(&d);
+            // AKS removes a pod subnet's service association link a while after its pool.
+            if let Some(e) = &removed
+                && e.ty.kind == Kind::Pool
+                && let Some(subnet) = e.value["properties"]["podSubnetID"].as_str()
+                && !self.opts.link_linger.is_zero()
+            {
+                let id = e.value["id"].as_str().unwrap_or_default().to_string();
+                self.links.insert(key(subnet), (id, Instant::now() + self.opts.link_linger));
+            }
+            if let Some(e) = removed
                 && e.ty.kind == Kind::Cluster
                 && let Some(g) = e.value["properties"]["nodeResourceGroup"].as_str()
             {

@@ -227,3 +227,94 @@ fn an_autoscaled_pool_is_not_scaled_by_hand() {
     let now = arm.get(&pool, AKS).expect(200).body;
     assert_eq!((now["properties"]["count"].as_u64(), now["properties"]["maxCount"].as_u64()), (Some(count), Some(9)));
 }
+
+#[test]
+fn versions_move_one_minor_at_a_time_and_pools_never_pass_their_control_plane() {
+    let em = AzureEmulator::start(Options::default());
+    let arm = Arm::new(&em);
+    let subnet = network(&arm);
+    let cluster = res("rg1", CLUSTER);
+    arm.put(&cluster, AKS, cluster_body(&subnet, "10.0.0.0/16", "10.0.0.10")).expect(201);
+    let mut body = arm.get(&cluster, AKS).expect(200).body;
+    let props = body["properties"].as_object_mut().unwrap();
+    props.remove("agentPoolProfiles");
+    let at = |v: &str| {
+        let mut b = body.clone();
+        b["properties"]["kubernetesVersion"] = json!(v);
+        b
+    };
+    let r = arm.put(&cluster, AKS, at("1.35")).expect(400);
+    assert_eq!(r.code(), "OperationNotAllowed");
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("Available upgrade: 1.34"), "{:#}", r.body);
+    assert_eq!(arm.put(&cluster, AKS, at("1.32")).expect(400).code(), "OperationNotAllowed", "no downgrade");
+
+    // A pool newer than its control plane is refused; after the control plane moves, it may follow.
+    let pool = res("rg1", &format!("{CLUSTER}/agentPools/system"));
+    let mut p = arm.get(&pool, AKS).expect(200).body;
+    p["properties"].as_object_mut().unwrap().remove("count");
+    p["properties"]["orchestratorVersion"] = json!("1.34");
+    assert_eq!(arm.put(&pool, AKS, p.clone()).expect(400).code(), "NodePoolMcVersionIncompatible");
+    arm.put(&cluster, AKS, at("1.34")).expect(200);
+    arm.put(&pool, AKS, p.clone()).expect(200);
+    let now = arm.get(&pool, AKS).expect(200).body;
+    assert_eq!(now["properties"]["orchestratorVersion"], "1.34");
+    p["properties"]["orchestratorVersion"] = json!("1.33");
+    assert_eq!(arm.put(&pool, AKS, p).expect(400).code(), "OperationNotAllowed", "a pool is not moved back");
+}
+
+#[test]
+fn entra_id_cannot_be_turned_off_and_its_user_credential_holds_no_token() {
+    let em = AzureEmulator::start(Options::default());
+    let arm = Arm::new(&em);
+    let subnet = network(&arm);
+    let cluster = res("rg1", CLUSTER);
+    let mut body = cluster_body(&subnet, "10.0.0.0/16", "10.0.0.10");
+    body["properties"]["disableLocalAccounts"] = json!(true);
+    assert_eq!(
+        arm.put(&cluster, AKS, body.clone()).expect(400).code(),
+        "BadRequest",
+        "local accounts off needs Entra ID"
+    );
+    body["properties"]["aadProfile"] =
+        json!({"managed": true, "enableAzureRBAC": true, "adminGroupObjectIDs": ["admins"]});
+    assert_eq!(arm.put(&cluster, AKS, body.clone()).expect(400).code(), "InvalidRequestContent", "group ids are GUIDs");
+    body["properties"]["aadProfile"]["adminGroupObjectIDs"] = json!(["9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d"]);
+    let r = arm.put(&cluster, AKS, body.clone()).expect(201);
+    assert_eq!(r.body["properties"]["aadProfile"]["tenantID"], matih_azure_emulator::DEFAULT_TENANT_ID);
+
+    let creds = arm.post(&res("rg1", &format!("{CLUSTER}/listClusterUserCredential")), AKS).expect(200);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let yaml = String::from_utf8(b64.decode(creds.body["kubeconfigs"][0]["value"].as_str().unwrap()).unwrap()).unwrap();
+    assert!(yaml.contains("command: kubelogin") && !yaml.contains("token:"), "{yaml}");
+
+    let mut off = arm.get(&cluster, AKS).expect(200).body;
+    off["properties"].as_object_mut().unwrap().remove("aadProfile");
+    off["properties"].as_object_mut().unwrap().remove("disableLocalAccounts");
+    off["properties"].as_object_mut().unwrap().remove("agentPoolProfiles");
+    assert_eq!(arm.put(&cluster, AKS, off).expect(400).code(), "BadRequest");
+}
+
+#[test]
+fn a_pod_subnet_stays_in_use_for_a_while_after_its_cluster_is_gone() {
+    let linger = Duration::from_millis(1500);
+    let em = AzureEmulator::start(Options { link_linger: linger, ..Options::default() });
+    let arm = Arm::new(&em);
+    arm.group("rg1");
+    let r =
+        arm.vnet("rg1", "v1", "10.240.0.0/16", &[("nodes", "10.240.0.0/20"), ("pods", "10.240.64.0/18")]).expect(201);
+    let nodes = r.body["properties"]["subnets"][0]["id"].as_str().unwrap().to_string();
+    let pods = r.body["properties"]["subnets"][1]["id"].as_str().unwrap().to_string();
+    let mut body = cluster_body(&nodes, "10.0.0.0/16", "10.0.0.10");
+    body["properties"]["agentPoolProfiles"][0]["podSubnetID"] = json!(pods);
+    arm.put(&res("rg1", CLUSTER), AKS, body).expect(201);
+    em.complete_operations();
+    arm.delete(&res("rg1", CLUSTER), AKS).expect(202);
+    em.complete_operations();
+    let gone = Instant::now();
+    let r = arm.delete(&pods, NET).expect(400);
+    assert_eq!(r.code(), "InUseSubnetCannotBeDeleted");
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("serviceAssociationLinks"), "{:#}", r.body);
+    arm.delete(&nodes, NET).expect(202);
+    std::thread::sleep(linger.saturating_sub(gone.elapsed()) + Duration::from_millis(100));
+    arm.delete(&pods, NET).expect(202);
+}

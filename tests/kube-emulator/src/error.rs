@@ -98,6 +98,11 @@ impl ApiError {
         Self::new(403, "Forbidden", msg, Some(details(rt, name)))
     }
 
+    /// A request the authorizer refuses outright.
+    pub(crate) fn forbidden_request(why: &str) -> Self {
+        Self::new(403, "Forbidden", why.to_string(), None)
+    }
+
     /// A path the server does not serve.
     pub(crate) fn no_such_path() -> Self {
         Self::new(

@@ -212,6 +212,7 @@ impl KubeEmulator {
             cluster: Mutex::new(cluster),
             requests: Mutex::new(Vec::new()),
             auth: opts.auth,
+            authorizer: Mutex::new(None),
             changed,
             addr,
         });
@@ -227,6 +228,13 @@ impl KubeEmulator {
             })
             .map_err(StartError::Thread)?;
         Ok(KubeEmulator { shared, kube_system_uid, shutdown: Some(tx), thread: Some(thread) })
+    }
+
+    /// From now on an authenticated request gets 403 with `why` while `allowed()` is false, as
+    /// from an authorizer that does not know the caller yet (Azure RBAC for Kubernetes before the
+    /// caller's role assignment reaches the cluster). Authentication is still [`Options::auth`].
+    pub fn authorize_when(&self, allowed: impl Fn() -> bool + Send + Sync + 'static, why: &str) {
+        *self.shared.authorizer.lock().unwrap_or_else(|e| e.into_inner()) = Some((Arc::new(allowed), why.to_string()));
     }
 
     /// `http://127.0.0.1:PORT`.

@@ -29,11 +29,17 @@ use crate::error::ApiError;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::{Auth, RequestRecord, auth};
 
+/// Whether the caller may do anything yet, and the message of a refusal.
+pub(crate) type Authorizer = (std::sync::Arc<dyn Fn() -> bool + Send + Sync>, String);
+
 /// State shared by the server and the test-facing handle.
 pub(crate) struct Shared {
     pub cluster: Mutex<Cluster>,
     pub requests: Mutex<Vec<RequestRecord>>,
     pub auth: Auth,
+    /// When set, an authenticated request is refused with 403 while it says no: an authorizer
+    /// that does not know the caller yet (see [`crate::KubeEmulator::authorize_when`]).
+    pub authorizer: Mutex<Option<Authorizer>>,
     /// The latest resourceVersion, for watches to wake up on.
     pub changed: watch::Sender<u64>,
     pub addr: SocketAddr,
@@ -215,7 +221,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     };
     let reply = match auth::check(&shared.auth, header("authorization").as_deref(), jiff::Timestamp::now()) {
         Err(why) => Reply::Error(ApiError::unauthorized(&why)),
-        Ok(()) => route(&shared, &path, &ctx),
+        Ok(()) => match shared.authorizer.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            Some((allowed, why)) if !allowed() => Reply::Error(ApiError::forbidden_request(&why)),
+            _ => route(&shared, &path, &ctx),
+        },
     };
     let code = match &reply {
         Reply::Json { code, .. } => *code,
