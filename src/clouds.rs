@@ -27,7 +27,7 @@ macro_rules! built {
 fn registry() -> Vec<Entry> {
     vec![
         Entry { name: "eks", feature: "aws", cloud: built!("aws", matih_provider_aws::Eks) },
-        Entry { name: "gke", feature: "gcp", cloud: None },
+        Entry { name: "gke", feature: "gcp", cloud: built!("gcp", matih_provider_gcp::Gke) },
         Entry { name: "aks", feature: "azure", cloud: built!("azure", matih_provider_azure::Aks) },
         Entry { name: "fake", feature: "", cloud: Some(Box::new(matih_provider_fake::Fake)) },
     ]

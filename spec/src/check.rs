@@ -511,12 +511,24 @@ pub(crate) fn gke(g: &GkeSpec, out: &mut Findings) {
 
 /// GKE VPC-native: the subnet and its two alias-IP secondary ranges must be disjoint.
 pub(crate) fn gke_network(n: &GkeNetwork, out: &mut Findings) {
-    let ranges = [("subnet_cidr", n.subnet_cidr), ("pods_cidr", n.pods_cidr), ("services_cidr", n.services_cidr)];
+    if n.master_cidr.prefix_len() != 28 {
+        out.at(
+            "master_cidr",
+            Problem::new(format!("master_cidr {} is not a /28", n.master_cidr), "not a /28")
+                .help("GKE puts the control plane's private endpoint in a /28 of its own, e.g. 172.16.0.0/28"),
+        );
+    }
+    let ranges = [
+        ("subnet_cidr", n.subnet_cidr),
+        ("pods_cidr", n.pods_cidr),
+        ("services_cidr", n.services_cidr),
+        ("master_cidr", n.master_cidr),
+    ];
     for (j, (bk, b)) in ranges.iter().enumerate() {
         for (ak, a) in &ranges[..j] {
             if overlaps(*a, *b) {
                 let help = format!(
-                    "GKE needs the node subnet and the pod and service secondary ranges to be disjoint; \
+                    "GKE needs the node subnet, the pod and service secondary ranges and the control plane's range to be disjoint; \
                      move {bk} outside {a}"
                 );
                 out.at(*bk, Problem::new(format!("{bk} {b} overlaps {ak} {a}"), format!("overlaps {ak}")).help(help))
@@ -918,10 +930,23 @@ mod tests {
             subnet_cidr: s.parse().unwrap(),
             pods_cidr: p.parse().unwrap(),
             services_cidr: v.parse().unwrap(),
+            master_cidr: GkeNetwork::DEFAULT_MASTER_CIDR.parse().unwrap(),
         };
         let mut f = Findings::default();
         gke_network(&n("10.10.0.0/20", "10.16.0.0/14", "10.20.0.0/20"), &mut f);
         assert!(f.0.is_empty());
+        // The control plane's range is a /28 apart from the others.
+        let mut m = n("10.10.0.0/20", "10.16.0.0/14", "10.20.0.0/20");
+        m.master_cidr = "10.10.0.0/24".parse().unwrap();
+        gke_network(&m, &mut f);
+        assert_eq!(
+            messages(&f),
+            [
+                "master_cidr: master_cidr 10.10.0.0/24 is not a /28",
+                "master_cidr: master_cidr 10.10.0.0/24 overlaps subnet_cidr 10.10.0.0/20"
+            ]
+        );
+        let mut f = Findings::default();
         gke_network(&n("10.10.0.0/20", "10.0.0.0/11", "10.20.0.0/20"), &mut f);
         assert_eq!(
             messages(&f),

@@ -24,7 +24,8 @@ use crate::check::{self, Findings};
 use crate::diag::{Note, Problem, Sink, SourceFile, Span};
 use crate::model::{
     Addon, Addons, AksEntraId, AksNetwork, AksSpec, Certificates, CloudKind, Clouds, CoreDns, EksEndpoint, EksNetwork,
-    EksSpec, GkeNetwork, GkeSpec, NatGateways, NetworkPolicies, NodePool, Platform, PlatformSpec, TenantSpec,
+    EksSpec, GkeDataplane, GkeNetwork, GkeSpec, NatGateways, NetworkPolicies, NodePool, Platform, PlatformSpec,
+    TenantSpec,
 };
 use crate::yaml::{Kind, Node};
 
@@ -34,8 +35,8 @@ const CLOUDS_KEYS: &[&str] = &["eks", "gke", "aks"];
 const EKS_KEYS: &[&str] = &["region", "kubernetes_version", "network", "endpoint", "node_pools"];
 const EKS_NETWORK_KEYS: &[&str] = &["vpc_cidr", "availability_zones", "nat_gateways", "service_cidr", "cluster_dns_ip"];
 const EKS_ENDPOINT_KEYS: &[&str] = &["public_access", "private_access", "public_access_cidrs"];
-const GKE_KEYS: &[&str] = &["project", "region", "kubernetes_version", "network", "node_pools"];
-const GKE_NETWORK_KEYS: &[&str] = &["subnet_cidr", "pods_cidr", "services_cidr"];
+const GKE_KEYS: &[&str] = &["project", "region", "kubernetes_version", "network", "node_pools", "dataplane"];
+const GKE_NETWORK_KEYS: &[&str] = &["subnet_cidr", "pods_cidr", "services_cidr", "master_cidr"];
 const AKS_KEYS: &[&str] =
     &["subscription_id", "resource_group", "location", "kubernetes_version", "network", "node_pools", "entra_id"];
 const AKS_ENTRA_KEYS: &[&str] = &["admin_group_ids", "cluster_admins"];
@@ -579,12 +580,16 @@ impl<'a> Decoder<'a> {
         let network = self
             .req(&m, "network", "{ subnet_cidr: ..., pods_cidr: ..., services_cidr: ... }")
             .and_then(|n| self.gke_network(&n));
+        let dataplane = self.opt_as(&m, "dataplane", |d, f| {
+            d.choice(f, &[("calico", GkeDataplane::Calico), ("dataplane-v2", GkeDataplane::DataplaneV2)])
+        });
         let g = GkeSpec {
             project: project?,
             region: region?,
             kubernetes_version: version?,
             network: network?,
             node_pools: pools?,
+            dataplane: dataplane.ok()?.unwrap_or_default(),
         };
         let mut out = Findings::default();
         check::gke(&g, &mut out);
@@ -597,7 +602,13 @@ impl<'a> Decoder<'a> {
         let subnet = self.req_as(&m, "subnet_cidr", "10.10.0.0/20", Self::ipv4_net);
         let pods = self.req_as(&m, "pods_cidr", "10.16.0.0/14", Self::ipv4_net);
         let services = self.req_as(&m, "services_cidr", "10.20.0.0/20", Self::ipv4_net);
-        let n = GkeNetwork { subnet_cidr: subnet?, pods_cidr: pods?, services_cidr: services? };
+        let master = self.opt_as(&m, "master_cidr", Self::ipv4_net);
+        let n = GkeNetwork {
+            subnet_cidr: subnet?,
+            pods_cidr: pods?,
+            services_cidr: services?,
+            master_cidr: master.ok()?.unwrap_or_else(|| GkeNetwork::DEFAULT_MASTER_CIDR.parse().expect("a valid CIDR")),
+        };
         let mut out = Findings::default();
         check::gke_network(&n, &mut out);
         self.apply(f.value, out);

@@ -38,6 +38,8 @@
 //!       subnet_cidr: 10.10.0.0/20     # nodes
 //!       pods_cidr: 10.16.0.0/14       # alias-IP secondary range
 //!       services_cidr: 10.20.0.0/20   # alias-IP secondary range
+//!       master_cidr: 172.16.0.0/28    # optional: the control plane's /28 (private nodes)
+//!     dataplane: calico               # optional: calico (default) or dataplane-v2
 //!     node_pools: [...]
 //!   aks:
 //!     subscription_id: 00000000-0000-0000-0000-000000000000
@@ -130,8 +132,8 @@ use sha2::{Digest, Sha256};
 pub use diag::{Diagnostics, SpecDiagnostic, SummaryReport};
 pub use model::{
     Addon, Addons, AksEntraId, AksNetwork, AksSpec, Certificates, CloudKind, Clouds, ClusterView, CoreDns, EksEndpoint,
-    EksNetwork, EksSpec, EksSubnets, GkeNetwork, GkeSpec, NatGateways, NetworkPolicies, NodePool, Platform,
-    PlatformSpec, TenantSpec, UnknownCloud,
+    EksNetwork, EksSpec, EksSubnets, GkeDataplane, GkeNetwork, GkeSpec, NatGateways, NetworkPolicies, NodePool,
+    Platform, PlatformSpec, TenantSpec, UnknownCloud,
 };
 
 use crate::decode::Decoder;

@@ -325,9 +325,22 @@ pub struct GkeSpec {
     pub kubernetes_version: String,
     pub network: GkeNetwork,
     pub node_pools: Vec<NodePool>,
+    /// What enforces NetworkPolicy.
+    pub dataplane: GkeDataplane,
 }
 
-/// The GKE subnet and its secondary ranges; the three do not overlap.
+/// What enforces NetworkPolicy on a GKE cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GkeDataplane {
+    /// Calico, through GKE's network policy enforcement add-on (what the platform document asks).
+    #[default]
+    Calico,
+    /// GKE Dataplane V2 (eBPF, Cilium-based): enforces NetworkPolicy itself; Calico is not used.
+    DataplaneV2,
+}
+
+/// The GKE subnet and its secondary ranges, and the control plane's range; the four do not
+/// overlap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GkeNetwork {
     /// Primary range of the subnet: node IPs.
@@ -336,6 +349,13 @@ pub struct GkeNetwork {
     pub pods_cidr: Ipv4Net,
     /// Secondary range for service IPs.
     pub services_cidr: Ipv4Net,
+    /// The /28 of the control plane's private endpoint (private nodes reach it there).
+    pub master_cidr: Ipv4Net,
+}
+
+impl GkeNetwork {
+    /// The control plane's /28 when the spec names none.
+    pub const DEFAULT_MASTER_CIDR: &str = "172.16.0.0/28";
 }
 
 /// Azure AKS: Azure CNI, so nodes (and pods) take VNet IPs.

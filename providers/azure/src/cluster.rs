@@ -89,33 +89,6 @@ impl PoolSettings {
     }
 }
 
-/// `(major, minor)` of a Kubernetes version (`1.33`, `1.33.2`).
-fn minor_of(v: &str) -> Option<(u32, u32)> {
-    let mut it = v.trim_start_matches('v').split('.');
-    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
-}
-
-/// AKS moves a control plane one minor version at a time and never back: the error says which
-/// versions to apply in turn.
-fn check_upgrade(addr: &ResourceAddr, from: &str, to: &str) -> Result<(), ProviderError> {
-    let (Some(f), Some(t)) = (minor_of(from), minor_of(to)) else { return Ok(()) };
-    let config = |message: String| Err(ProviderError::Config { addr: addr.clone(), message });
-    if t < f {
-        return config(format!(
-            "the cluster runs Kubernetes {from}; AKS cannot downgrade it to {to}: set kubernetes_version to {}.{} or later",
-            f.0, f.1
-        ));
-    }
-    if t.0 == f.0 && t.1 > f.1 + 1 {
-        let steps: Vec<String> = (f.1 + 1..=t.1).map(|m| format!("{}.{m}", t.0)).collect();
-        return config(format!(
-            "the cluster runs Kubernetes {from}; AKS upgrades one minor version at a time: set kubernetes_version to {} and apply, one after another",
-            steps.join(", then ")
-        ));
-    }
-    Ok(())
-}
-
 /// The spec's Entra ID settings as the cluster carries them (`null`: local accounts).
 fn entra_id(p: &models::ManagedClusterProperties) -> Json {
     match &p.aad_profile {
@@ -323,7 +296,7 @@ impl ArmType for Cluster {
             let prior = req.prior.as_ref();
             let was = |k: &str| prior.and_then(|p| p.attrs.get(k)).cloned().unwrap_or(Json::Null);
             if let Some(from) = was("kubernetes_version").as_str() {
-                check_upgrade(&req.addr, from, cfg.str("kubernetes_version")?)?;
+                matih_provider_kit::version::check_upgrade("AKS", &req.addr, from, cfg.str("kubernetes_version")?)?;
             }
             if !was("entra_id").is_null() && cfg.map.get("entra_id").is_none_or(Json::is_null) {
                 return Err(ProviderError::Config {
@@ -420,22 +393,5 @@ impl ArmType for AgentPool {
         a.insert("id".into(), json!(id));
         a.insert("cluster_id".into(), json!(collection_of(collection_of(id))));
         Ok(a)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn upgrades_go_one_minor_version_at_a_time_and_never_back() {
-        let addr = ResourceAddr::must("aks.cluster.main");
-        assert!(check_upgrade(&addr, "1.33", "1.33").is_ok());
-        assert!(check_upgrade(&addr, "1.33", "1.34").is_ok());
-        assert!(check_upgrade(&addr, "1.33.2", "1.34").is_ok());
-        let skip = check_upgrade(&addr, "1.32", "1.35").unwrap_err().to_string();
-        assert!(skip.contains("1.33, then 1.34, then 1.35"), "{skip}");
-        let down = check_upgrade(&addr, "1.34", "1.33").unwrap_err().to_string();
-        assert!(down.contains("cannot downgrade"), "{down}");
     }
 }

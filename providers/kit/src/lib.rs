@@ -21,6 +21,7 @@ pub mod kind;
 pub mod owner;
 pub mod retry;
 pub mod schema;
+pub mod version;
 pub mod wait;
 
 pub use calls::Recorder;

@@ -8,7 +8,8 @@
 //! to check that the tool survives a request that succeeded although it looked as if it failed.
 //! Random faults are deterministic for a seed and an order of requests, and every injected fault is
 //! logged ([`FaultProxy::injected`]). [`aws`] classifies the AWS SDK's requests and writes error
-//! answers in each AWS protocol's shape.
+//! answers in each AWS protocol's shape; [`azure`] does the same for Azure Resource Manager and
+//! [`gcp`] for Google Cloud's REST APIs (compute, GKE, Cloud DNS, IAM).
 //!
 //! What it deliberately does not do:
 //! - No TLS, HTTP/2, `CONNECT` or upgrades. Bodies are buffered whole in both directions, so a
@@ -36,6 +37,7 @@ use tokio::sync::oneshot;
 
 pub mod aws;
 pub mod azure;
+pub mod gcp;
 
 /// What the proxy can do to one request.
 #[derive(Debug, Clone, PartialEq)]

@@ -1203,6 +1203,7 @@ impl Cluster {
             Flavor::Bare => return,
             Flavor::Eks => (crate::seed::eks_objects(), "eks"),
             Flavor::Aks => (crate::seed::aks_objects(), "aks"),
+            Flavor::Gke => (crate::seed::gke_objects(), "gke"),
         };
         for obj in objects {
             let api_version = obj["apiVersion"].as_str().expect("seed apiVersion").to_string();

@@ -141,6 +141,10 @@ pub enum Flavor {
     /// manager `aks`), Deployment `coredns`, Service `kube-dns`, DaemonSets `azure-cns` and
     /// `kube-proxy` (ready).
     Aks,
+    /// As `Bare`, plus what GKE puts in `kube-system`: the empty ConfigMap `kube-dns` its add-on
+    /// manager leaves to the user (`EnsureExists`, owned by manager `gke`), Deployment
+    /// `kube-dns`, Service `kube-dns`, DaemonSet `calico-node` (GKE's managed Calico; ready).
+    Gke,
 }
 
 /// When Deployments, DaemonSets, StatefulSets and ReplicaSets become available.

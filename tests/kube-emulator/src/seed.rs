@@ -227,3 +227,62 @@ pub(crate) fn aks_objects() -> Vec<Value> {
         ),
     ]
 }
+
+pub(crate) fn gke_objects() -> Vec<Value> {
+    let reconcile = json!({"addonmanager.kubernetes.io/mode": "Reconcile", "k8s-app": "kube-dns"});
+    vec![
+        // GKE creates it empty and leaves it to the user: stub domains and upstream servers.
+        json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "kube-dns",
+                "namespace": "kube-system",
+                "labels": {"addonmanager.kubernetes.io/mode": "EnsureExists"},
+            },
+        }),
+        json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": reconcile},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                "template": {
+                    "metadata": {"labels": {"k8s-app": "kube-dns"}},
+                    "spec": {
+                        "priorityClassName": "system-cluster-critical",
+                        "serviceAccountName": "kube-dns",
+                        "containers": [
+                            {"name": "kubedns", "image": "gke.gcr.io/k8s-dns-kube-dns:1.23.0-gke.9"},
+                            {"name": "dnsmasq", "image": "gke.gcr.io/k8s-dns-dnsmasq-nanny:1.23.0-gke.9"},
+                        ],
+                        "volumes": [{"name": "kube-dns-config", "configMap": {"name": "kube-dns", "optional": true}}],
+                    }
+                }
+            }
+        }),
+        json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": "kube-dns",
+                "namespace": "kube-system",
+                "labels": {"addonmanager.kubernetes.io/mode": "Reconcile", "k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "KubeDNS"},
+            },
+            "spec": {
+                "clusterIP": "10.20.0.10",
+                "selector": {"k8s-app": "kube-dns"},
+                "ports": [
+                    {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                    {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                ],
+            }
+        }),
+        daemonset(
+            "calico-node",
+            json!({"addonmanager.kubernetes.io/mode": "Reconcile", "k8s-app": "calico-node"}),
+            "gke.gcr.io/calico/node:v3.29.4-gke.1",
+        ),
+    ]
+}

@@ -1,7 +1,8 @@
 //! A stand-in Kubernetes API server for trying the tool locally (`scripts/try-local`): starts the
 //! Kubernetes API emulator on 127.0.0.1 — `local-cluster <cluster>` as EKS seeds a cluster,
 //! accepting that cluster's EKS token (signed with moto's dummy credentials); `local-cluster
-//! --aks <token>` as AKS seeds one, accepting the cluster user credential's token — prints one line
+//! --aks <token>` as AKS seeds one, accepting the cluster user credential's token; `local-cluster
+//! --gke <token>` as GKE seeds one, accepting that access token — prints one line
 //! of JSON (`{"url": ..., "addons_dir": ...}`) and serves until its standard input closes.
 
 use std::io::Read;
@@ -13,6 +14,9 @@ fn main() {
     let options = match args.as_slice() {
         [flag, token] if flag == "--aks" => {
             Options { auth: Auth::Bearer(token.clone()), flavor: Flavor::Aks, ..Options::default() }
+        }
+        [flag, token] if flag == "--gke" => {
+            Options { auth: Auth::Bearer(token.clone()), flavor: Flavor::Gke, ..Options::default() }
         }
         _ => {
             let cluster = args.first().cloned().unwrap_or_else(|| "matih-prod".to_string());
