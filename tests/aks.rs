@@ -105,16 +105,6 @@ fn expected_inventory() -> BTreeMap<&'static str, usize> {
     .into()
 }
 
-fn changed(plan: &Value) -> Vec<(String, String)> {
-    plan["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["action"] != "no-op")
-        .map(|c| (c["address"].as_str().unwrap().to_string(), c["action"].as_str().unwrap().to_string()))
-        .collect()
-}
-
 /// A records of the platform zone: relative name → sorted addresses.
 fn records(arm: &AzureEmulator) -> BTreeMap<String, Vec<String>> {
     arm.resources("Microsoft.Network/dnsZones/A")
@@ -416,27 +406,10 @@ fn a_dedicated_tenant_gets_its_public_ip_and_record_and_removal_takes_them_away(
 fn sigkill_after_creating(addr: &str) {
     let arm = arm();
     let (w, _kube) = work(&arm.url());
-    let marker = w.path("hung");
-    let mut child = w
-        .cmd(&args(&["apply", "--auto-approve", "-q"]))
-        .env("MATIH_TEST_HANG_AFTER_CREATE", format!("{addr}={}", marker.display()))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for(&marker, &mut child);
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    child.wait().unwrap();
-    let (_, st) = w.json(&args(&["state", "list", "-o", "json"]));
-    assert!(st["pending_intents"].as_array().unwrap().contains(&json!(addr)), "{addr}: {st:#}");
-
-    let out = w.run(&args(&["apply", "--auto-approve"]));
-    assert_eq!(code(&out), 0, "{addr}: {}", text(&out.stderr));
-    assert!(text(&out.stderr).contains(&format!("{addr}: adopted")), "{addr}: {}", text(&out.stderr));
+    let said = sigkill_then_apply(&w, AKS, addr);
+    assert!(said.contains(&format!("{addr}: adopted")), "{addr}: {said}");
     assert_eq!(inventory(&arm), expected_inventory(), "{addr}: nothing created twice");
-    let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
-    assert_eq!(c, 0, "{addr}: {:?}", changed(&p));
-    assert!(p["orphans"].as_array().is_none_or(|o| o.is_empty()), "{addr}: {:#}", p["orphans"]);
+    assert_settled(&w, AKS, addr);
 }
 
 /// One SIGKILL test per resource type of the AKS platform.
@@ -529,23 +502,6 @@ clouds:
     assert_eq!(code(&w.run(&staging(&["destroy", "--include-protected", "--auto-approve", "-q"]))), 0);
     assert!(ns().is_empty(), "the delegation went with the environment");
     assert!(arm.get(&parent).is_some(), "the parent zone is not ours to delete");
-}
-
-/// The cloud part of a plan's text: every resource block but the add-ons'.
-fn cloud_text(text: &str) -> String {
-    let mut out = String::new();
-    let mut keep = true;
-    for line in text.lines() {
-        let resource_line = line.starts_with("  ") && !line.starts_with("      ") && !line.trim().is_empty();
-        if resource_line {
-            keep = !line.contains("k8s.addon");
-        }
-        if keep && !line.starts_with("note:") {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out
 }
 
 /// What a reviewer reads before the first apply: the AKS resources with their settings (a

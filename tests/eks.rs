@@ -211,16 +211,6 @@ fn expected_inventory() -> BTreeMap<&'static str, usize> {
     .into()
 }
 
-fn changed(plan: &Value) -> Vec<(String, String)> {
-    plan["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["action"] != "no-op")
-        .map(|c| (c["address"].as_str().unwrap().to_string(), c["action"].as_str().unwrap().to_string()))
-        .collect()
-}
-
 fn calls(plan: &Value, key: &str) -> u64 {
     plan["statistics"]["api_calls"].get(key).and_then(Value::as_u64).unwrap_or(0)
 }
@@ -610,31 +600,12 @@ fn sigkill_after_creating(addr: &str) {
     let moto = Moto::start();
     let aws = Aws::new(&moto);
     let (w, _kube) = work(&moto);
-    let marker = w.path("hung");
-    let mut child = w
-        .cmd(&args(&["apply", "--auto-approve", "-q"]))
-        .env("MATIH_TEST_HANG_AFTER_CREATE", format!("{addr}={}", marker.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for(&marker, &mut child);
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    child.wait().unwrap();
-    let (_, st) = w.json(&args(&["state", "list", "-o", "json"]));
-    assert!(st["pending_intents"].as_array().unwrap().contains(&json!(addr)), "{addr}: {st:#}");
-
-    let out = w.run(&args(&["apply", "--auto-approve"]));
-    assert_eq!(code(&out), 0, "{addr}: {}", text(&out.stderr));
-    let said = text(&out.stderr);
+    let said = sigkill_then_apply(&w, EKS, addr);
     let k8s = addr.starts_with("k8s.") || addr.starts_with("dns.record.");
     // Server-side apply and UPSERTs are idempotent: those are simply applied again.
     assert!(k8s || said.contains(&format!("{addr}: adopted")), "{addr}: {said}");
-    let inv = aws.inventory();
-    assert_eq!(inv, expected_inventory(), "{addr}: nothing created twice");
-    let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
-    assert_eq!(c, 0, "{addr}: {:?}", changed(&p));
-    assert_eq!(p["orphans"], json!([]), "{addr}");
+    assert_eq!(aws.inventory(), expected_inventory(), "{addr}: nothing created twice");
+    assert_settled(&w, EKS, addr);
 }
 
 /// One SIGKILL test per resource type of the EKS platform.

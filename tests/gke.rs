@@ -110,16 +110,6 @@ fn address(gcp: &GcpEmulator, ctrl: &str) -> String {
     gcp.get(&format!("{REGION}/addresses/matih-prod-ingress-{ctrl}")).unwrap()["address"].as_str().unwrap().to_string()
 }
 
-fn changed(plan: &Value) -> Vec<(String, String)> {
-    plan["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["action"] != "no-op")
-        .map(|c| (c["address"].as_str().unwrap().to_string(), c["action"].as_str().unwrap().to_string()))
-        .collect()
-}
-
 /// A zone someone made before the platform: the tool adopts it and never deletes it.
 fn existing_zone(gcp: &GcpEmulator) {
     let zone = format!("{PROJECT}/managedZones/matih-ai-legacy");
@@ -392,27 +382,10 @@ fn dataplane_v2_replaces_calico_on_request() {
 fn sigkill_after_creating(addr: &str) {
     let gcp = gcp();
     let (w, _kube) = work(&gcp.url());
-    let marker = w.path("hung");
-    let mut child = w
-        .cmd(&args(&["apply", "--auto-approve", "-q"]))
-        .env("MATIH_TEST_HANG_AFTER_CREATE", format!("{addr}={}", marker.display()))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for(&marker, &mut child);
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    child.wait().unwrap();
-    let (_, st) = w.json(&args(&["state", "list", "-o", "json"]));
-    assert!(st["pending_intents"].as_array().unwrap().contains(&json!(addr)), "{addr}: {st:#}");
-
-    let out = w.run(&args(&["apply", "--auto-approve"]));
-    assert_eq!(code(&out), 0, "{addr}: {}", text(&out.stderr));
-    assert!(text(&out.stderr).contains(&format!("{addr}: adopted")), "{addr}: {}", text(&out.stderr));
+    let said = sigkill_then_apply(&w, GKE, addr);
+    assert!(said.contains(&format!("{addr}: adopted")), "{addr}: {said}");
     assert_eq!(inventory(&gcp), expected_inventory(), "{addr}: nothing created twice");
-    let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
-    assert_eq!(c, 0, "{addr}: {:?}", changed(&p));
-    assert!(p["orphans"].as_array().is_none_or(|o| o.is_empty()), "{addr}: {:#}", p["orphans"]);
+    assert_settled(&w, GKE, addr);
 }
 
 macro_rules! sigkill_tests {
@@ -434,23 +407,6 @@ sigkill_tests! {
     sigkill_after_creating_a_node_pool: r#"gke.node_pool.pool["workloads"]"#,
     sigkill_after_creating_the_service_account: "gke.service_account.dns01",
     sigkill_after_creating_the_zone: "dns.zone.platform",
-}
-
-/// The plan's text without the bootstrap's add-ons (their objects are the bootstrap tests').
-fn cloud_text(text: &str) -> String {
-    let mut out = String::new();
-    let mut keep = true;
-    for line in text.lines() {
-        let resource_line = line.starts_with("  ") && !line.starts_with("      ") && !line.trim().is_empty();
-        if resource_line {
-            keep = !line.contains("k8s.addon");
-        }
-        if keep && !line.starts_with("note:") {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out
 }
 
 #[test]
@@ -505,4 +461,75 @@ fn an_upgrade_moves_the_control_plane_then_the_pools_one_minor_version_at_a_time
     let err = text(&out.stderr);
     assert!(err.contains("GKE upgrades one minor version at a time") && err.contains("1.35, then 1.36"), "{err}");
     assert!(gcp.get(CLUSTER).unwrap()["currentMasterVersion"].as_str().unwrap().starts_with("1.34"));
+}
+
+#[test]
+fn a_staging_environment_delegates_its_zone_from_the_parent() {
+    let gcp = gcp();
+    let (w, _kube) = work(&gcp.url());
+    std::fs::create_dir_all(w.path("staging-gke")).unwrap();
+    std::fs::write(
+        w.path("staging-gke/matih.yaml"),
+        r#"
+platform: { name: matih, domain: matih.ai, environment: staging, acme_email: platform-team@matih.ai }
+clouds:
+  gke:
+    project: matih-prod
+    region: us-central1
+    kubernetes_version: "1.33"
+    network: { subnet_cidr: 10.40.0.0/20, pods_cidr: 10.44.0.0/14, services_cidr: 10.48.0.0/20, master_cidr: 172.16.0.16/28 }
+    node_pools: [{ name: system, machine_type: e2-standard-4, min: 1, max: 3 }]
+"#,
+    )
+    .unwrap();
+    let staging = |a: &[&'static str]| {
+        let mut v = args(a);
+        v.extend(["-c", "staging-gke/matih.yaml"]);
+        v
+    };
+    // Without the parent environment's zone there is nothing to delegate from.
+    let out = w.run(&staging(&["apply", "--auto-approve", "-o", "json"]));
+    assert_eq!(code(&out), 1);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d =
+        v["resources"].as_array().unwrap().iter().find(|r| r["address"] == "dns.delegation.parent").unwrap().clone();
+    assert!(d["error"].as_str().unwrap().contains("the parent zone matih.ai is not in project matih-prod"), "{d:#}");
+
+    // The prod environment (another state) owns matih.ai.
+    existing_zone(&gcp);
+    let (c, v) = w.json(&staging(&["apply", "--auto-approve", "-o", "json"]));
+    assert_eq!(c, 0, "{v:#}");
+    let mut servers: Vec<String> = v["outputs"]["zone_name_servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().trim_end_matches('.').to_string())
+        .collect();
+    servers.sort();
+    let ns = || -> Vec<String> {
+        let Some(set) = gcp.get(&format!("{PROJECT}/managedZones/matih-ai-legacy/rrsets/staging.matih.ai./NS")) else {
+            return vec![];
+        };
+        let mut v: Vec<String> = set["rrdatas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().trim_end_matches('.').to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ns(), servers, "the parent zone delegates staging.matih.ai to the staging zone's name servers");
+    let out = w.run(&staging(&["plan", "--detailed-exitcode"]));
+    assert_eq!(code(&out), 0, "{}", text(&out.stdout));
+
+    // A kubeconfig for humans: the endpoint and CA, and gke-gcloud-auth-plugin, no token.
+    let kc = w.run(&staging(&["kubeconfig"]));
+    assert_eq!(code(&kc), 0, "{}", text(&kc.stderr));
+    let kc = text(&kc.stdout);
+    assert!(kc.contains("gke-gcloud-auth-plugin") && !kc.contains(TOKEN), "{kc}");
+
+    assert_eq!(code(&w.run(&staging(&["destroy", "--include-protected", "--auto-approve", "-q"]))), 0);
+    assert!(ns().is_empty(), "the delegation went with the environment");
+    assert!(gcp.get(&format!("{PROJECT}/managedZones/matih-ai-legacy")).is_some(), "the parent zone is not ours");
 }

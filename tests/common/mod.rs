@@ -106,3 +106,65 @@ pub fn wait_for(path: &Path, child: &mut std::process::Child) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `a` followed by the cloud's flags (`--cloud gke`).
+pub fn with_cloud<'a>(a: &[&'a str], cloud: &[&'a str]) -> Vec<&'a str> {
+    a.iter().chain(cloud).copied().collect()
+}
+
+/// The resources a JSON plan changes, as `(address, action)`.
+pub fn changed(plan: &Value) -> Vec<(String, String)> {
+    plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] != "no-op")
+        .map(|c| (c["address"].as_str().unwrap().to_string(), c["action"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// A plan's text without the bootstrap's add-ons (their objects are the bootstrap tests').
+pub fn cloud_text(text: &str) -> String {
+    let mut out = String::new();
+    let mut keep = true;
+    for line in text.lines() {
+        let resource_line = line.starts_with("  ") && !line.starts_with("      ") && !line.trim().is_empty();
+        if resource_line {
+            keep = !line.contains("k8s.addon");
+        }
+        if keep && !line.starts_with("note:") {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Kills an apply with SIGKILL right after the cloud confirmed the create of `addr` (before the
+/// tool recorded it, with other creates in flight), checks that state holds its intent, and
+/// runs the apply again; returns what that apply said on stderr (it must succeed).
+pub fn sigkill_then_apply(w: &Work, cloud: &[&str], addr: &str) -> String {
+    let marker = w.path("hung");
+    let mut child = w
+        .cmd(&with_cloud(&["apply", "--auto-approve", "-q"], cloud))
+        .env("MATIH_TEST_HANG_AFTER_CREATE", format!("{addr}={}", marker.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&marker, &mut child);
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    let (_, st) = w.json(&with_cloud(&["state", "list", "-o", "json"], cloud));
+    assert!(st["pending_intents"].as_array().unwrap().contains(&serde_json::json!(addr)), "{addr}: {st:#}");
+    let out = w.run(&with_cloud(&["apply", "--auto-approve"], cloud));
+    assert_eq!(code(&out), 0, "{addr}: {}", text(&out.stderr));
+    text(&out.stderr)
+}
+
+/// A plan with nothing to change and no orphans.
+pub fn assert_settled(w: &Work, cloud: &[&str], what: &str) {
+    let (c, p) = w.json(&with_cloud(&["plan", "-o", "json", "--detailed-exitcode"], cloud));
+    assert_eq!(c, 0, "{what}: {:?}", changed(&p));
+    assert!(p["orphans"].as_array().is_none_or(|o| o.is_empty()), "{what}: {:#}", p["orphans"]);
+}

@@ -230,19 +230,13 @@ impl<T: ComputeType> Kind<Ctx> for ComputeKind<T> {
     async fn read(&self, ctx: &Ctx, _items: &[ReadItem]) -> Result<Listing, ProviderError> {
         let c = self.0.collection();
         let filter = format!("name eq '{}.*'", ctx.prefix());
-        let mut found = Vec::new();
-        let mut page: Option<String> = None;
-        loop {
-            let p = page.clone();
-            let j = ctx.read(SVC, &self.op("list"), || c.list(ctx, filter.clone(), p.clone())).await?;
-            for item in j["items"].as_array().into_iter().flatten() {
-                found.push(self.found(ctx, item)?);
-            }
-            match j["nextPageToken"].as_str().filter(|t| !t.is_empty()) {
-                Some(t) => page = Some(t.to_string()),
-                None => break,
-            }
-        }
+        let op = self.op("list");
+        let items = all_pages("items", |p| {
+            let (filter, op) = (filter.clone(), op.clone());
+            async move { ctx.read(SVC, &op, || c.list(ctx, filter.clone(), p.clone())).await }
+        })
+        .await?;
+        let found = items.iter().map(|i| self.found(ctx, i)).collect::<Result<Vec<_>, _>>()?;
         Ok(Listing::Owned(found))
     }
 

@@ -62,7 +62,19 @@ impl Zone {
             ("id", z["name"].clone()),
             ("name", json!(bare(z["dnsName"].as_str().unwrap_or_default()))),
             ("comment", z["description"].clone()),
-            ("name_servers", z.get("nameServers").cloned().unwrap_or(json!([]))),
+            // Bare, as every cloud's zone reports them (a delegation writes them back with dots).
+            (
+                "name_servers",
+                json!(
+                    z["nameServers"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Json::as_str)
+                        .map(bare)
+                        .collect::<Vec<_>>()
+                ),
+            ),
             ("adopted", json!(adopted)),
         ])
     }
@@ -75,28 +87,19 @@ impl Zone {
 
     /// Public zones named `dns_name` in the project.
     async fn named(ctx: &Ctx, dns_name: &str) -> Result<Vec<Json>, ProviderError> {
-        let mut out = Vec::new();
-        let mut page: Option<String> = None;
-        loop {
-            let p = page.clone();
-            let r = ctx
-                .read(SVC, "managedZones.list", || {
-                    let mut b = ctx.c.zones.list().set_project(ctx.project.clone()).set_dns_name(fqdn(dns_name));
-                    if let Some(p) = p.clone() {
-                        b = b.set_page_token(p);
-                    }
-                    b.send()
-                })
-                .await?;
-            let j = to_json(&r);
-            out.extend(
-                j["managedZones"].as_array().into_iter().flatten().filter(|z| z["visibility"] != "private").cloned(),
-            );
-            match j["nextPageToken"].as_str().filter(|t| !t.is_empty()) {
-                Some(t) => page = Some(t.to_string()),
-                None => return Ok(out),
-            }
-        }
+        let zones = all_pages("managedZones", |p| async move {
+            let list = || {
+                let b = ctx.c.zones.list().set_project(ctx.project.clone()).set_dns_name(fqdn(dns_name));
+                match p.clone() {
+                    Some(p) => b.set_page_token(p),
+                    None => b,
+                }
+                .send()
+            };
+            ctx.read(SVC, "managedZones.list", list).await.map(|r| to_json(&r))
+        })
+        .await?;
+        Ok(zones.into_iter().filter(|z| z["visibility"] != "private").collect())
     }
 
     async fn get(ctx: &Ctx, zone: &str) -> Result<Option<Json>, ProviderError> {
@@ -323,29 +326,25 @@ impl Set {
 
 /// Every record set of `zone`, by `(fqdn, type)`.
 async fn zone_sets(ctx: &Ctx, zone: &str) -> Result<BTreeMap<(String, String), Set>, ProviderError> {
-    let mut out = BTreeMap::new();
-    let mut page: Option<String> = None;
-    loop {
-        let p = page.clone();
-        let r = ctx
-            .read(SVC, "resourceRecordSets.list", || {
-                let mut b = ctx.c.rrsets.list().set_project(ctx.project.clone()).set_managed_zone(zone.to_string());
-                if let Some(p) = p.clone() {
-                    b = b.set_page_token(p);
-                }
-                b.send()
-            })
-            .await?;
-        let j = to_json(&r);
-        for s in j["rrsets"].as_array().into_iter().flatten() {
+    let sets = all_pages("rrsets", |p| async move {
+        let list = || {
+            let b = ctx.c.rrsets.list().set_project(ctx.project.clone()).set_managed_zone(zone.to_string());
+            match p.clone() {
+                Some(p) => b.set_page_token(p),
+                None => b,
+            }
+            .send()
+        };
+        ctx.read(SVC, "resourceRecordSets.list", list).await.map(|r| to_json(&r))
+    })
+    .await?;
+    Ok(sets
+        .iter()
+        .map(|s| {
             let set = Set::of(zone, s);
-            out.insert((set.name.clone(), set.rtype.clone()), set);
-        }
-        match j["nextPageToken"].as_str().filter(|t| !t.is_empty()) {
-            Some(t) => page = Some(t.to_string()),
-            None => return Ok(out),
-        }
-    }
+            ((set.name.clone(), set.rtype.clone()), set)
+        })
+        .collect())
 }
 
 /// Applies, per zone, one change that makes each `(key, Some(set))` so and removes each

@@ -35,8 +35,14 @@ pub fn api(service: &str, operation: &str, e: GaxError) -> ProviderError {
             })
             .unwrap_or_default();
         let kind = kind_of(service, status.code, &reason, http);
+        let mut message = status.message.clone();
+        // A project that has never used the API: say how to turn it on.
+        if matches!(reason.as_str(), "SERVICE_DISABLED" | "accessNotConfigured") {
+            message.push_str(&format!(
+                " — enable it: `gcloud services enable {service}.googleapis.com --project <project>`"
+            ));
+        }
         let code = if reason.is_empty() { status.code.name().to_string() } else { reason };
-        let message = status.message.clone();
         return ApiError::new(service, operation, kind, &code, message)
             .status_opt(http)
             .retry_after(retry_after)

@@ -71,31 +71,20 @@ impl Kind<Ctx> for ServiceAccount {
     }
 
     async fn read(&self, ctx: &Ctx, _items: &[ReadItem]) -> Result<Listing, ProviderError> {
-        let mut out = Vec::new();
-        let mut page: Option<String> = None;
-        loop {
-            let p = page.clone();
-            let r = ctx
-                .read(SVC, "serviceAccounts.list", || {
-                    let mut b = ctx
-                        .c
-                        .iam
-                        .list_service_accounts()
-                        .set_name(format!("projects/{}", ctx.project))
-                        .set_page_size(100);
-                    if let Some(p) = p.clone() {
-                        b = b.set_page_token(p);
-                    }
-                    b.send()
-                })
-                .await?;
-            let j = to_json(&r);
-            out.extend(j["accounts"].as_array().into_iter().flatten().map(Self::found));
-            match j["nextPageToken"].as_str().filter(|t| !t.is_empty()) {
-                Some(t) => page = Some(t.to_string()),
-                None => return Ok(Listing::Owned(out)),
-            }
-        }
+        let accounts = all_pages("accounts", |p| async move {
+            let list = || {
+                let b =
+                    ctx.c.iam.list_service_accounts().set_name(format!("projects/{}", ctx.project)).set_page_size(100);
+                match p.clone() {
+                    Some(p) => b.set_page_token(p),
+                    None => b,
+                }
+                .send()
+            };
+            ctx.read(SVC, "serviceAccounts.list", list).await.map(|r| to_json(&r))
+        })
+        .await?;
+        Ok(Listing::Owned(accounts.iter().map(Self::found).collect()))
     }
 
     async fn create(&self, ctx: &Ctx, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {

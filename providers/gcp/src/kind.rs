@@ -143,6 +143,24 @@ pub fn from_json<T: serde::de::DeserializeOwned>(what: &str, v: Json) -> Result<
     serde_json::from_value(v).map_err(|e| ProviderError::other(format!("building the {what} request: {e}")))
 }
 
+/// Every item of a paged list: `page(token)` fetches one page (as JSON), `key` names its items.
+pub async fn all_pages<F, Fut>(key: &str, mut page: F) -> Result<Vec<Json>, ProviderError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<Json, ProviderError>>,
+{
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let j = page(token.take()).await?;
+        out.extend(j[key].as_array().cloned().unwrap_or_default());
+        match j["nextPageToken"].as_str().filter(|t| !t.is_empty()) {
+            Some(t) => token = Some(t.to_string()),
+            None => return Ok(out),
+        }
+    }
+}
+
 /// How an operation looks: `(done, status text, error)`.
 pub struct OpView {
     pub done: bool,
