@@ -481,6 +481,28 @@ async fn read_sets(ctx: &Ctx, items: &[ReadItem], data_key: &str, zone_key: &str
     }
     let mut found = BTreeMap::new();
     for (zone, items) in by_zone {
+        // One record set (a per-resource refresh): one GET, not the zone's listing.
+        if let [one] = items.as_slice() {
+            let (_, name, rtype) = parts(&one.id).expect("grouped by a parsed id");
+            let r = ctx
+                .read(SVC, "resourceRecordSets.get", || {
+                    ctx.c
+                        .rrsets
+                        .get()
+                        .set_project(ctx.project.clone())
+                        .set_managed_zone(zone.clone())
+                        .set_name(fqdn(&name))
+                        .set_type(rtype.clone())
+                        .send()
+                })
+                .await;
+            if let Some(s) = not_found_none(r)? {
+                let s = Set::of(&zone, &to_json(&s));
+                found
+                    .insert(one.addr.clone(), ReadResource { id: s.id(), attrs: record_attrs(&s, data_key, zone_key) });
+            }
+            continue;
+        }
         let sets = match zone_sets(ctx, &zone).await {
             Err(e) if e.kind() == ErrorKind::NotFound => continue,
             r => r?,
