@@ -199,7 +199,10 @@ fn apply_converges_then_destroy_leaves_only_the_adopted_zone() {
     let sa = kube.get("v1", "ServiceAccount", Some("cert-manager"), "cert-manager").expect("cert-manager SA");
     assert_eq!(sa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"], email);
     let issuer = kube.get("cert-manager.io/v1", "ClusterIssuer", None, "letsencrypt-prod-dns01").expect("issuer");
-    assert_eq!(issuer["spec"]["acme"]["solvers"][0]["dns01"]["cloudDNS"]["project"], "matih-prod");
+    let cloud_dns = &issuer["spec"]["acme"]["solvers"][0]["dns01"]["cloudDNS"];
+    assert_eq!(cloud_dns["project"], "matih-prod");
+    // The zone is named: the service account may not list the project's zones.
+    assert_eq!(cloud_dns["hostedZoneName"], "matih-ai-legacy");
     let dns = kube.get("v1", "ConfigMap", Some("kube-system"), "kube-dns").unwrap();
     assert_eq!(dns["data"]["upstreamNameservers"], r#"["1.1.1.1","8.8.8.8"]"#);
 
@@ -532,4 +535,30 @@ clouds:
     assert_eq!(code(&w.run(&staging(&["destroy", "--include-protected", "--auto-approve", "-q"]))), 0);
     assert!(ns().is_empty(), "the delegation went with the environment");
     assert!(gcp.get(&format!("{PROJECT}/managedZones/matih-ai-legacy")).is_some(), "the parent zone is not ours");
+}
+
+#[test]
+fn a_cluster_the_release_channel_moved_ahead_is_left_there() {
+    let gcp = gcp();
+    let (w, _kube) = work(&gcp.url());
+    assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
+    // GKE's release channel upgrades the control plane and the pools by itself.
+    gcp.patch_raw(CLUSTER, |c| c["currentMasterVersion"] = json!("1.34.2-gke.1100000"));
+    for pool in ["system", "workloads"] {
+        gcp.patch_raw(&format!("{CLUSTER}/nodePools/{pool}"), |p| p["version"] = json!("1.34.2-gke.1100000"));
+    }
+    // The spec's version is a floor: nothing to do, and no attempt to go back.
+    let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
+    assert_eq!(c, 0, "{:?}", changed(&p));
+    // Asking for the version it already runs changes nothing in the cloud either.
+    w.edit(
+        "matih.yaml",
+        "kubernetes_version: \"1.33\"\n    network:\n      # Primary",
+        "kubernetes_version: \"1.34\"\n    network:\n      # Primary",
+    );
+    let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
+    assert_eq!(c, 0, "{v:#}");
+    assert!(!gcp.calls().contains_key("PUT container.clusters"), "{:?}", gcp.calls());
+    let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
+    assert_eq!(c, 0, "{:?}", changed(&p));
 }

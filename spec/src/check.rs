@@ -256,6 +256,26 @@ pub(crate) fn version_floors(spec: &crate::PlatformSpec, out: &mut Findings) {
     }
 }
 
+/// GKE names its cluster `<platform>-<environment>`, and allows at most 40 characters.
+pub(crate) fn gke_names(spec: &crate::PlatformSpec, out: &mut Findings) {
+    const GKE_CLUSTER_NAME_MAX: usize = 40;
+    if spec.clouds.gke.is_none() {
+        return;
+    }
+    let p = &spec.platform;
+    let name = format!("{}-{}", p.name, p.environment);
+    if name.len() > GKE_CLUSTER_NAME_MAX {
+        out.at(
+            "platform.environment",
+            Problem::new(
+                format!("the GKE cluster would be named `{name}` ({} characters); GKE allows {GKE_CLUSTER_NAME_MAX}", name.len()),
+                "too long for GKE",
+            )
+            .help("shorten platform.name or platform.environment: the cluster and every cloud resource are named `<name>-<environment>-…`"),
+        );
+    }
+}
+
 /// Region or location names: lower-case letters, digits and `-`.
 pub(crate) fn region(key: &str, v: &str, example: &str, out: &mut Findings) {
     let ok = !v.is_empty()

@@ -433,6 +433,7 @@ impl<'a> Decoder<'a> {
         let spec = PlatformSpec { platform: platform?, clouds: clouds?, addons: addons?, tenants: Vec::new() };
         let mut out = Findings::default();
         check::version_floors(&spec, &mut out);
+        check::gke_names(&spec, &mut out);
         self.apply(f.value, out);
         Some(spec)
     }

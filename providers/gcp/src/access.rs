@@ -11,7 +11,10 @@ use serde_json::json;
 use crate::clients::TOKEN_ENV;
 use crate::kind::Ctx;
 
-const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
+/// `userinfo.email` too: without it a service account reaches GKE as its numeric id, and RBAC
+/// bindings written by email do not match (what gke-gcloud-auth-plugin asks for as well).
+const SCOPES: [&str; 2] =
+    ["https://www.googleapis.com/auth/cloud-platform", "https://www.googleapis.com/auth/userinfo.email"];
 
 pub struct GkeAccess {
     pub(crate) ctx: Ctx,
@@ -52,7 +55,7 @@ impl ClusterAccess for GkeAccess {
             });
         }
         let creds = google_cloud_auth::credentials::Builder::default()
-            .with_scopes([SCOPE])
+            .with_scopes(SCOPES)
             .build_access_token_credentials()
             .map_err(|e| {
                 ProviderError::other(format!(

@@ -69,14 +69,16 @@ impl PoolSettings {
         })
     }
 
-    fn of(p: &model::NodePool) -> PoolSettings {
+    /// The pool as GKE reports it; its version as `floor` when it runs that version or a later
+    /// one (the release channel moved it forward).
+    fn of(p: &model::NodePool, floor: Option<&str>) -> PoolSettings {
         let a = p.autoscaling.clone().unwrap_or_default();
         PoolSettings {
             name: p.name.clone(),
             machine_type: p.config.as_ref().map(|c| c.machine_type.clone()).unwrap_or_default(),
             min: a.total_min_node_count.max(0) as u32,
             max: a.total_max_node_count.max(0) as u32,
-            version: minor(&p.version),
+            version: at_least(&p.version, floor),
         }
     }
 }
@@ -84,6 +86,74 @@ impl PoolSettings {
 /// `1.33.5-gke.1080000` → `1.33`: the spec names minor versions; GKE picks the patch.
 fn minor(v: &str) -> String {
     matih_provider_kit::version::minor_of(v).map(|(a, b)| format!("{a}.{b}")).unwrap_or_else(|| v.to_string())
+}
+
+/// The spec's `kubernetes_version` is a floor: on a release channel GKE upgrades clusters and
+/// pools by itself (it cannot be turned off), so a cluster that runs `floor` or later reports
+/// `floor` (no change to plan); one behind it reports what it runs.
+fn at_least(running: &str, floor: Option<&str>) -> String {
+    use matih_provider_kit::version::minor_of;
+    match floor {
+        Some(f) if minor_of(f).is_some() && minor_of(f) <= minor_of(running) => f.to_string(),
+        _ => minor(running),
+    }
+}
+
+/// Whether `want` is a later minor version than `running`.
+fn behind(running: &str, want: &str) -> bool {
+    use matih_provider_kit::version::minor_of;
+    minor_of(running) < minor_of(want)
+}
+
+/// GKE refused a write because another operation runs on the cluster.
+fn busy(e: &ProviderError) -> bool {
+    e.kind() == ErrorKind::Conflict && e.api().is_some_and(|a| a.service == SVC && a.code == "FAILED_PRECONDITION")
+}
+
+/// Sends a container write (`send`) and, while GKE refuses it because another operation runs on
+/// `cluster` (its own maintenance, an upgrade, an earlier write), waits for the cluster's
+/// running operations and sends it again, up to the cluster deadline.
+async fn when_idle<T, F, Fut>(
+    ctx: &Ctx,
+    cluster: &str,
+    operation: &str,
+    call: matih_provider_kit::Call,
+    status: &StatusSink,
+    mut send: F,
+) -> Result<T, ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, google_cloud_gax::error::Error>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        match ctx.call(SVC, operation, call, &mut send).await {
+            Err(e) if busy(&e) && start.elapsed() < CLUSTER_WAIT => {
+                let parent = location(ctx);
+                let ops = ctx
+                    .read(SVC, "operations.list", || {
+                        ctx.c.container.list_operations().set_parent(parent.clone()).send()
+                    })
+                    .await?;
+                let target = format!("/clusters/{cluster}");
+                let running: Vec<model::Operation> = ops
+                    .operations
+                    .into_iter()
+                    .filter(|o| o.status != model::operation::Status::Done)
+                    .filter(|o| o.target_link.ends_with(&target) || o.target_link.contains(&format!("{target}/")))
+                    .collect();
+                if running.is_empty() {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+                for op in running {
+                    status.say(&format!("waiting for GKE operation {} on the cluster", op.name));
+                    // Its outcome is GKE's business; this write goes again either way.
+                    let _ = wait_op(ctx, op, "operations.get", status).await;
+                }
+            }
+            r => return r,
+        }
+    }
 }
 
 fn location(ctx: &Ctx) -> String {
@@ -141,7 +211,7 @@ where
                 let (v, state) = f.await?;
                 Ok::<_, ProviderError>(match v {
                     Some(v) => matih_plans::wait::WaitStep::Done(v),
-                    None if state == "ERROR" || state == "DEGRADED" => matih_plans::wait::WaitStep::Failed(state),
+                    None if state == "ERROR" => matih_plans::wait::WaitStep::Failed(state),
                     None => matih_plans::wait::WaitStep::Pending(state),
                 })
             }
@@ -162,7 +232,9 @@ impl Cluster {
             let c =
                 Self::get(ctx, name).await?.ok_or_else(|| ProviderError::other(format!("cluster {name} is gone")))?;
             let state = c.status.name().unwrap_or("STATUS_UNSPECIFIED").to_string();
-            Ok((if c.status == model::cluster::Status::Running { Some(c) } else { None }, state))
+            // A DEGRADED cluster still serves (GKE says why in its conditions).
+            let up = matches!(c.status, model::cluster::Status::Running | model::cluster::Status::Degraded);
+            Ok((if up { Some(c) } else { None }, state))
         })
         .await
     }
@@ -174,7 +246,7 @@ impl Cluster {
         )
     }
 
-    fn attrs(c: &model::Cluster) -> Attrs {
+    fn attrs(c: &model::Cluster, floor: Option<&str>) -> Attrs {
         let dataplane = match c.network_config.as_ref().map(|n| n.datapath_provider.clone()) {
             Some(model::DatapathProvider::AdvancedDatapath) => "dataplane-v2",
             _ => "calico",
@@ -183,12 +255,22 @@ impl Cluster {
             .network_policy
             .as_ref()
             .is_some_and(|p| p.enabled && p.provider == model::network_policy::Provider::Calico);
-        let system = c.node_pools.first().map(PoolSettings::of);
+        // The pool made with the cluster carries the cluster's own owner labels.
+        let address = c.resource_labels.get(matih_provider_kit::owner::LABEL_ADDRESS);
+        let system = c
+            .node_pools
+            .iter()
+            .find(|p| {
+                p.config.as_ref().and_then(|n| n.resource_labels.get(matih_provider_kit::owner::LABEL_ADDRESS))
+                    == address
+            })
+            .or(c.node_pools.first())
+            .map(|p| PoolSettings::of(p, floor));
         let ip = c.ip_allocation_policy.clone().unwrap_or_default();
         attrs([
             ("id", json!(c.id)),
             ("name", json!(c.name)),
-            ("kubernetes_version", json!(minor(&c.current_master_version))),
+            ("kubernetes_version", json!(at_least(&c.current_master_version, floor))),
             ("network", json!(last_segment(&c.network))),
             ("subnetwork", json!(last_segment(&c.subnetwork))),
             ("pods_range", json!(ip.cluster_secondary_range_name)),
@@ -213,10 +295,10 @@ impl Cluster {
         ])
     }
 
-    fn found(c: &model::Cluster) -> Found {
+    fn found(c: &model::Cluster, floor: Option<&str>) -> Found {
         let (mut tags, address) = owner_of_description(&c.description);
         tags.extend(c.resource_labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let mut f = Found::new(c.name.clone(), Self::attrs(c), tags);
+        let mut f = Found::new(c.name.clone(), Self::attrs(c, floor), tags);
         f.address = address;
         f
     }
@@ -256,41 +338,39 @@ impl Cluster {
 async fn converge_pool(
     ctx: &Ctx,
     cluster: &str,
-    now: &PoolSettings,
+    pool: &model::NodePool,
     want: &PoolSettings,
     status: &StatusSink,
 ) -> Result<(), ProviderError> {
+    let now = PoolSettings::of(pool, None);
     let name = format!("{}/nodePools/{}", cluster_name(ctx, cluster), want.name);
+    let idle = matih_provider_kit::Call::Idempotent;
     if (now.min, now.max) != (want.min, want.max) {
         let scaling = model::NodePoolAutoscaling::new()
             .set_enabled(true)
             .set_total_min_node_count(want.min as i32)
             .set_total_max_node_count(want.max as i32)
             .set_location_policy(model::node_pool_autoscaling::LocationPolicy::Balanced);
-        let op = ctx
-            .write(SVC, "nodePools.setAutoscaling", || {
-                ctx.c
-                    .container
-                    .set_node_pool_autoscaling()
-                    .set_name(name.clone())
-                    .set_autoscaling(scaling.clone())
-                    .send()
-            })
-            .await?;
+        let op = when_idle(ctx, cluster, "nodePools.setAutoscaling", idle, status, || {
+            ctx.c.container.set_node_pool_autoscaling().set_name(name.clone()).set_autoscaling(scaling.clone()).send()
+        })
+        .await?;
         wait_op(ctx, op, "nodePools.setAutoscaling", status).await?;
     }
-    if now.version != want.version {
-        let op = ctx
-            .write(SVC, "nodePools.update", || {
-                ctx.c
-                    .container
-                    .update_node_pool()
-                    .set_name(name.clone())
-                    .set_node_version(want.version.clone())
-                    .set_image_type("COS_CONTAINERD")
-                    .send()
-            })
-            .await?;
+    // Only forward, as for the control plane; the pool keeps its image type.
+    if behind(&pool.version, &want.version) {
+        let image = pool.config.as_ref().map(|c| c.image_type.clone()).filter(|t| !t.is_empty());
+        let image = image.unwrap_or_else(|| "COS_CONTAINERD".into());
+        let op = when_idle(ctx, cluster, "nodePools.update", idle, status, || {
+            ctx.c
+                .container
+                .update_node_pool()
+                .set_name(name.clone())
+                .set_node_version(want.version.clone())
+                .set_image_type(image.clone())
+                .send()
+        })
+        .await?;
         wait_op(ctx, op, "nodePools.update", status).await?;
     }
     Ok(())
@@ -315,12 +395,15 @@ impl Kind<Ctx> for Cluster {
             .build()
     }
 
-    async fn read(&self, ctx: &Ctx, _items: &[ReadItem]) -> Result<Listing, ProviderError> {
+    async fn read(&self, ctx: &Ctx, items: &[ReadItem]) -> Result<Listing, ProviderError> {
         let parent = location(ctx);
         let r = ctx
             .read(SVC, "clusters.list", || ctx.c.container.list_clusters().set_parent(parent.clone()).send())
             .await?;
-        Ok(Listing::Owned(r.clusters.iter().map(Cluster::found).collect()))
+        let floor = |c: &model::Cluster| {
+            items.iter().find(|i| i.id == c.name).and_then(|i| i.attrs.get("kubernetes_version")).and_then(Json::as_str)
+        };
+        Ok(Listing::Owned(r.clusters.iter().map(|c| Cluster::found(c, floor(c))).collect()))
     }
 
     async fn create(&self, ctx: &Ctx, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
@@ -333,7 +416,7 @@ impl Kind<Ctx> for Cluster {
             .await?;
         wait_op(ctx, op, "clusters.create", &req.status).await?;
         let c = Self::running(ctx, &req.identity.name, &req.status).await?;
-        Ok(ApplyResponse::new(c.name.clone(), Self::attrs(&c)))
+        Ok(ApplyResponse::new(c.name.clone(), Self::attrs(&c, Some(Cfg::of(req).str("kubernetes_version")?))))
     }
 
     async fn update(
@@ -344,38 +427,41 @@ impl Kind<Ctx> for Cluster {
     ) -> Result<ApplyResponse, ProviderError> {
         let cfg = Cfg::of(req);
         let c = Self::running(ctx, &prior.id, &req.status).await?;
-        let now = Self::attrs(&c);
         let want_version = cfg.str("kubernetes_version")?;
-        let have_version = now.get("kubernetes_version").and_then(Json::as_str).unwrap_or_default().to_string();
-        if have_version != want_version {
-            matih_provider_kit::version::check_upgrade("GKE", &req.addr, &have_version, want_version)?;
+        let running = c.current_master_version.clone();
+        // Only forward: a cluster the release channel moved past the spec stays where it is.
+        if behind(&running, want_version) {
+            matih_provider_kit::version::check_upgrade("GKE", &req.addr, &running, want_version)?;
             let update = model::ClusterUpdate::new().set_desired_master_version(want_version);
             let name = cluster_name(ctx, &prior.id);
-            let op = ctx
-                .write(SVC, "clusters.update", || {
-                    ctx.c.container.update_cluster().set_name(name.clone()).set_update(update.clone()).send()
-                })
-                .await?;
+            let idle = matih_provider_kit::Call::Idempotent;
+            let op = when_idle(ctx, &prior.id, "clusters.update", idle, &req.status, || {
+                ctx.c.container.update_cluster().set_name(name.clone()).set_update(update.clone()).send()
+            })
+            .await?;
             wait_op(ctx, op, "clusters.update", &req.status).await?;
         }
         let want = PoolSettings::from_cfg(&req.addr, cfg.need("system_pool")?)?;
         if let Some(pool) = c.node_pools.iter().find(|p| p.name == want.name) {
-            converge_pool(ctx, &prior.id, &PoolSettings::of(pool), &want, &req.status).await?;
+            converge_pool(ctx, &prior.id, pool, &want, &req.status).await?;
         }
         let c = Self::running(ctx, &prior.id, &req.status).await?;
-        Ok(ApplyResponse::new(c.name.clone(), Self::attrs(&c)))
+        Ok(ApplyResponse::new(c.name.clone(), Self::attrs(&c, Some(want_version))))
     }
 
     async fn delete(&self, ctx: &Ctx, req: &DeleteRequest) -> Result<(), ProviderError> {
         let name = cluster_name(ctx, &req.id);
-        let sent =
-            ctx.write(SVC, "clusters.delete", || ctx.c.container.delete_cluster().set_name(name.clone()).send()).await;
+        let idle = matih_provider_kit::Call::Idempotent;
+        let sent = when_idle(ctx, &req.id, "clusters.delete", idle, &req.status, || {
+            ctx.c.container.delete_cluster().set_name(name.clone()).send()
+        })
+        .await;
         let Some(op) = not_found_none(sent)? else { return Ok(()) };
         matih_provider_kit::gone_ok(wait_op(ctx, op, "clusters.delete", &req.status).await)
     }
 
     async fn find(&self, ctx: &Ctx, req: &FindRequest) -> Result<Vec<Found>, ProviderError> {
-        Ok(Self::get(ctx, &req.name).await?.iter().map(Cluster::found).collect())
+        Ok(Self::get(ctx, &req.name).await?.iter().map(|c| Cluster::found(c, None)).collect())
     }
 }
 
@@ -402,13 +488,14 @@ impl NodePool {
         until_running(&format!("node pool {id} to be RUNNING"), status, || async {
             let p = Self::get(ctx, id).await?.ok_or_else(|| ProviderError::other(format!("node pool {id} is gone")))?;
             let state = p.status.name().unwrap_or("STATUS_UNSPECIFIED").to_string();
-            Ok((if p.status == model::node_pool::Status::Running { Some(p) } else { None }, state))
+            let up = matches!(p.status, model::node_pool::Status::Running | model::node_pool::Status::RunningWithError);
+            Ok((if up { Some(p) } else { None }, state))
         })
         .await
     }
 
-    fn attrs(cluster: &str, p: &model::NodePool) -> Attrs {
-        let mut a: Attrs = match json!(PoolSettings::of(p)) {
+    fn attrs(cluster: &str, p: &model::NodePool, floor: Option<&str>) -> Attrs {
+        let mut a: Attrs = match json!(PoolSettings::of(p, floor)) {
             Json::Object(m) => m.into_iter().collect(),
             _ => Attrs::new(),
         };
@@ -444,7 +531,10 @@ impl Kind<Ctx> for NodePool {
                 if let Some(p) = pools.iter().find(|p| p.name == Self::split(&item.id).1) {
                     found.insert(
                         item.addr.clone(),
-                        ReadResource { id: item.id.clone(), attrs: Self::attrs(cluster, p) },
+                        ReadResource {
+                            id: item.id.clone(),
+                            attrs: Self::attrs(cluster, p, item.attrs.get("version").and_then(Json::as_str)),
+                        },
                     );
                 }
             }
@@ -460,15 +550,15 @@ impl Kind<Ctx> for NodePool {
         body["version"] = json!(settings.version);
         let pool: model::NodePool = from_json("node pool", body)?;
         let parent = cluster_name(ctx, &cluster);
-        let op = ctx
-            .create(SVC, "nodePools.create", || {
-                ctx.c.container.create_node_pool().set_parent(parent.clone()).set_node_pool(pool.clone()).send()
-            })
-            .await?;
+        let create = matih_provider_kit::Call::Create;
+        let op = when_idle(ctx, &cluster, "nodePools.create", create, &req.status, || {
+            ctx.c.container.create_node_pool().set_parent(parent.clone()).set_node_pool(pool.clone()).send()
+        })
+        .await?;
         wait_op(ctx, op, "nodePools.create", &req.status).await?;
         let id = format!("{cluster}/{}", settings.name);
         let p = Self::running(ctx, &id, &req.status).await?;
-        Ok(ApplyResponse::new(id, Self::attrs(&cluster, &p)))
+        Ok(ApplyResponse::new(id, Self::attrs(&cluster, &p, Some(&settings.version))))
     }
 
     async fn update(
@@ -481,17 +571,19 @@ impl Kind<Ctx> for NodePool {
         let want = PoolSettings::from_cfg(&req.addr, &Json::Object(cfg.map.clone()))?;
         let p = Self::running(ctx, &prior.id, &req.status).await?;
         let (cluster, _) = Self::split(&prior.id);
-        converge_pool(ctx, cluster, &PoolSettings::of(&p), &want, &req.status).await?;
+        converge_pool(ctx, cluster, &p, &want, &req.status).await?;
         let p = Self::running(ctx, &prior.id, &req.status).await?;
-        Ok(ApplyResponse::new(prior.id.clone(), Self::attrs(cluster, &p)))
+        Ok(ApplyResponse::new(prior.id.clone(), Self::attrs(cluster, &p, Some(&want.version))))
     }
 
     async fn delete(&self, ctx: &Ctx, req: &DeleteRequest) -> Result<(), ProviderError> {
         let (cluster, pool) = Self::split(&req.id);
         let name = format!("{}/nodePools/{pool}", cluster_name(ctx, cluster));
-        let sent = ctx
-            .write(SVC, "nodePools.delete", || ctx.c.container.delete_node_pool().set_name(name.clone()).send())
-            .await;
+        let idle = matih_provider_kit::Call::Idempotent;
+        let sent = when_idle(ctx, cluster, "nodePools.delete", idle, &req.status, || {
+            ctx.c.container.delete_node_pool().set_name(name.clone()).send()
+        })
+        .await;
         let Some(op) = not_found_none(sent)? else { return Ok(()) };
         matih_provider_kit::gone_ok(wait_op(ctx, op, "nodePools.delete", &req.status).await)
     }
@@ -504,8 +596,22 @@ impl Kind<Ctx> for NodePool {
             .as_ref()
             .map(|c| c.resource_labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default();
-        let mut f = Found::new(req.name.clone(), Self::attrs(cluster, &p), tags);
+        let mut f = Found::new(req.name.clone(), Self::attrs(cluster, &p, None), tags);
         f.address = Some(req.addr.clone());
         Ok(vec![f])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spec_version_is_a_floor() {
+        assert_eq!(at_least("1.34.2-gke.1100000", Some("1.33")), "1.33");
+        assert_eq!(at_least("1.33.5-gke.1", Some("1.33")), "1.33");
+        assert_eq!(at_least("1.32.9-gke.1", Some("1.33")), "1.32");
+        assert_eq!(at_least("1.34.2-gke.1", None), "1.34");
+        assert!(behind("1.33.5-gke.1", "1.34") && !behind("1.34.2-gke.1", "1.34") && !behind("1.35.0-gke.1", "1.34"));
     }
 }

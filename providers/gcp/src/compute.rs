@@ -117,6 +117,7 @@ collection!(Routers, "routers", routers, model::Router, set_router, regional, pa
 collection!(Addresses, "addresses", addresses, model::Address, set_address, regional, patch = no);
 
 /// What the tool manages of one compute resource type.
+#[async_trait]
 pub trait ComputeType: Send + Sync {
     fn schema(&self) -> TypeSchema;
     fn collection(&self) -> &dyn Collection;
@@ -135,6 +136,17 @@ pub trait ComputeType: Send + Sync {
     fn deadline(&self) -> Duration {
         Duration::from_secs(10 * 60)
     }
+    /// Sets what PATCH cannot change (a method of its own) where `current` differs from `want`;
+    /// the operation it started, if any.
+    async fn set_other(
+        &self,
+        _ctx: &Ctx,
+        _name: &str,
+        _want: &Json,
+        _current: &Json,
+    ) -> Result<Option<Json>, ProviderError> {
+        Ok(None)
+    }
 }
 
 /// The kit's [`Kind`] for a [`ComputeType`].
@@ -150,7 +162,8 @@ fn op_view(op: &Json, operation: &str) -> OpView {
         let kind = match code {
             "RESOURCE_ALREADY_EXISTS" | "ALREADY_EXISTS" => ErrorKind::Conflict,
             "RESOURCE_NOT_FOUND" | "NOT_FOUND" => ErrorKind::NotFound,
-            "QUOTA_EXCEEDED" | "RATE_LIMIT_EXCEEDED" | "RESOURCE_IN_USE_BY_ANOTHER_RESOURCE" => ErrorKind::Throttled,
+            // Resource quota (addresses, CPUs) does not pass by waiting; rate limits and "in use" do.
+            "RATE_LIMIT_EXCEEDED" | "RESOURCE_IN_USE_BY_ANOTHER_RESOURCE" => ErrorKind::Throttled,
             _ => http.map_or(ErrorKind::Other, ErrorKind::from_status),
         };
         let message = e["message"].as_str().unwrap_or_default().to_string();
@@ -294,12 +307,15 @@ impl<T: ComputeType> Kind<Ctx> for ComputeKind<T> {
             if let Some(fp) = current.get("fingerprint") {
                 patch["fingerprint"] = fp.clone();
             }
-            let rid = request_id(&format!("{}-{attempt}", req.identity.client_token));
+            let rid = request_id(&format!("{}-{attempt}-{}", req.identity.client_token, uuid::Uuid::new_v4()));
             let sent =
                 ctx.write(SVC, &self.op("patch"), || c.patch(ctx, prior.id.clone(), patch.clone(), rid.clone())).await;
             match sent {
                 Ok(op) => {
                     self.wait(ctx, &op, "patch", &req.status).await?;
+                    if let Some(op) = self.0.set_other(ctx, &prior.id, &want, &current).await? {
+                        self.wait(ctx, &op, "set", &req.status).await?;
+                    }
                     return self.read_back(ctx, &prior.id).await;
                 }
                 // A stale fingerprint: read again and patch over what is there now.
@@ -315,8 +331,11 @@ impl<T: ComputeType> Kind<Ctx> for ComputeKind<T> {
     /// name) is sent again with back-off, under a new request id.
     async fn delete(&self, ctx: &Ctx, req: &DeleteRequest) -> Result<(), ProviderError> {
         let c = self.0.collection();
+        // A fresh request id per delete (compute answers a repeated one with its first operation
+        // for an hour: a second destroy would be told the old delete finished).
+        let call = uuid::Uuid::new_v4();
         for attempt in 1u32.. {
-            let rid = request_id(&format!("delete-{}-{attempt}", req.id));
+            let rid = request_id(&format!("{call}-{attempt}"));
             let sent = ctx.write(SVC, &self.op("delete"), || c.delete(ctx, req.id.clone(), rid.clone())).await;
             let Some(op) = not_found_none(sent)? else { return Ok(()) };
             match self.wait(ctx, &op, "delete", &req.status).await {

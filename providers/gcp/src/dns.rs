@@ -48,8 +48,19 @@ fn bare(name: &str) -> &str {
 
 /// The managed zone name the tool gives a DNS name (`staging.matih.ai` → `staging-matih-ai`):
 /// letters, digits and `-` only.
+/// It starts with a letter (`z-` before a domain that starts with a digit) and has at most 63
+/// characters (a longer one keeps its start and ends in a digest of the whole).
 pub fn zone_resource_name(dns_name: &str) -> String {
-    bare(dns_name).replace('.', "-").to_ascii_lowercase()
+    let mut name = bare(dns_name).replace('.', "-").to_ascii_lowercase();
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        name = format!("z-{name}");
+    }
+    if name.len() > 63 {
+        let digest = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(name.as_bytes())[..4]);
+        let head: String = name.chars().take(63 - 1 - digest.len()).collect();
+        name = format!("{}-{digest}", head.trim_end_matches('-'));
+    }
+    name
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -690,6 +701,9 @@ mod tests {
     #[test]
     fn names_and_ids() {
         assert_eq!(zone_resource_name("staging.matih.ai"), "staging-matih-ai");
+        assert_eq!(zone_resource_name("9fold.io"), "z-9fold-io");
+        let long = zone_resource_name(&format!("{}.example.com", "a".repeat(70)));
+        assert!(long.len() <= 63 && long.starts_with("aaa"), "{long}");
         assert_eq!(fqdn("api.matih.ai"), "api.matih.ai.");
         let s =
             Set { zone: "matih-ai".into(), name: "api.matih.ai.".into(), rtype: "A".into(), ttl: 300, data: vec![] };

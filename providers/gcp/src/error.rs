@@ -14,7 +14,7 @@ use matih_plans::{ApiError, ErrorKind, ProviderError};
 
 /// Legacy reasons that mean "not now": retried like throttles.
 const BUSY_REASONS: [&str; 3] = ["resourceInUseByAnotherResource", "resourceNotReady", "operationInProgress"];
-const THROTTLE_REASONS: [&str; 3] = ["rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"];
+const THROTTLE_REASONS: [&str; 2] = ["rateLimitExceeded", "userRateLimitExceeded"];
 
 /// The error of one call of `operation` on `service` (`compute`, `container`, `dns`, `iam`).
 pub fn api(service: &str, operation: &str, e: GaxError) -> ProviderError {
@@ -84,8 +84,10 @@ fn kind_of(service: &str, code: Code, reason: &str, http: Option<u16>) -> ErrorK
         Code::ResourceExhausted => ErrorKind::Throttled,
         Code::PermissionDenied | Code::Unauthenticated => ErrorKind::Denied,
         Code::InvalidArgument | Code::OutOfRange => ErrorKind::Invalid,
-        // GKE runs one operation per cluster at a time and says so with FAILED_PRECONDITION.
-        Code::FailedPrecondition if service == "container" => ErrorKind::Throttled,
+        // GKE runs one operation per cluster at a time and says so with FAILED_PRECONDITION: the
+        // request conflicts with the cluster's state until that operation is done (the container
+        // kinds wait for it, which may take far longer than a throttle).
+        Code::FailedPrecondition if service == "container" => ErrorKind::Conflict,
         Code::FailedPrecondition => {
             if http == Some(412) {
                 ErrorKind::Conflict
@@ -118,7 +120,7 @@ mod tests {
             kind_of("compute", Code::InvalidArgument, "resourceInUseByAnotherResource", Some(400)),
             ErrorKind::Throttled
         );
-        assert_eq!(kind_of("container", Code::FailedPrecondition, "", Some(400)), ErrorKind::Throttled);
+        assert_eq!(kind_of("container", Code::FailedPrecondition, "", Some(400)), ErrorKind::Conflict);
         assert_eq!(kind_of("compute", Code::FailedPrecondition, "conditionNotMet", Some(412)), ErrorKind::Conflict);
         assert_eq!(kind_of("dns", Code::ResourceExhausted, "", Some(429)), ErrorKind::Throttled);
         assert_eq!(kind_of("iam", Code::Unavailable, "", Some(503)), ErrorKind::Unavailable);

@@ -48,11 +48,17 @@ fn pool_addr(name: &str) -> ResourceAddr {
     keyed("node_pool", "pool", name)
 }
 
-/// The Google service account cert-manager's DNS01 solver acts as: 6 to 30 characters.
+/// The Google service account cert-manager's DNS01 solver acts as: 6 to 30 characters. A name
+/// too long keeps its start and ends in a digest of the whole, so two environments never share
+/// an account.
 pub fn dns01_account_id(spec: &PlatformSpec) -> String {
     let id = format!("{}-dns01", prefix(spec));
-    let id: String = id.chars().take(30).collect();
-    id.trim_end_matches('-').to_string()
+    if id.len() <= 30 {
+        return id;
+    }
+    let digest = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(id.as_bytes())[..4]);
+    let head: String = id.chars().take(30 - 1 - digest.len()).collect();
+    format!("{}-{digest}", head.trim_end_matches('-'))
 }
 
 fn dns01_email(spec: &PlatformSpec) -> String {
@@ -259,7 +265,10 @@ pub fn bootstrap_binding(spec: &PlatformSpec) -> ClusterBinding {
         node_pools,
         access_grants: vec![],
         load_balancers,
-        dns01: Dns01Solver::CloudDns { project: Value::str(gke.project.clone()) },
+        dns01: Dns01Solver::CloudDns {
+            project: Value::str(gke.project.clone()),
+            hosted_zone_name: Value::reference(&dns::zone_addr(), "id"),
+        },
         cert_manager_annotations: BTreeMap::from([(
             "iam.gke.io/gcp-service-account".to_string(),
             Value::reference(&sa, "email"),

@@ -90,7 +90,7 @@ impl Kind<Ctx> for ServiceAccount {
     async fn create(&self, ctx: &Ctx, req: &ApplyRequest) -> Result<ApplyResponse, ProviderError> {
         let account: google_cloud_iam_admin_v1::model::ServiceAccount = from_json(
             "service account",
-            json!({"displayName": Cfg::of(req).str("display_name")?, "description": owner_description(req)}),
+            json!({"displayName": Cfg::of(req).str("display_name")?, "description": short_owner_description(req)}),
         )?;
         let project = format!("projects/{}", ctx.project);
         let s = ctx
@@ -172,7 +172,15 @@ impl Target {
             Target::Account(e) => {
                 let resource = sa_name(ctx, e);
                 ctx.read(SVC, "serviceAccounts.getIamPolicy", || {
-                    ctx.c.iam.get_iam_policy().set_resource(resource.clone()).send()
+                    ctx.c
+                        .iam
+                        .get_iam_policy()
+                        .set_resource(resource.clone())
+                        // Version 3, as it is written back: conditional bindings survive.
+                        .set_options(
+                            google_cloud_iam_v1::model::GetPolicyOptions::new().set_requested_policy_version(3),
+                        )
+                        .send()
                 })
                 .await
                 .map(|p| to_json(&p))

@@ -102,11 +102,22 @@ impl Ctx {
 
 /// The description of a resource the tool makes: the owner labels and the address in full.
 pub fn owner_description(req: &ApplyRequest) -> String {
+    let mut m = owner_entries(req);
+    m.insert("managed-by".into(), json!("matih-infra"));
+    Json::Object(m).to_string()
+}
+
+/// The same without the `managed-by` note, for descriptions of at most 256 bytes (service
+/// accounts): with the spec's longest names it stays within them.
+pub fn short_owner_description(req: &ApplyRequest) -> String {
+    Json::Object(owner_entries(req)).to_string()
+}
+
+fn owner_entries(req: &ApplyRequest) -> serde_json::Map<String, Json> {
     let mut m: serde_json::Map<String, Json> =
         req.identity.owner_tags.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-    m.insert("managed-by".into(), json!("matih-infra"));
     m.insert(DESCRIPTION_ADDRESS.into(), json!(req.addr.to_string()));
-    Json::Object(m).to_string()
+    m
 }
 
 /// The owner entries and the address a description holds (none when it is not the tool's).

@@ -7,6 +7,7 @@
 //! Not here: shared VPC, IPv6, Private Service Connect, firewall policies (network firewall
 //! rules are enough for one platform per VPC).
 
+use async_trait::async_trait;
 use matih_plans::*;
 use matih_provider_kit::{Kind, schema};
 use matih_state::Attrs;
@@ -40,6 +41,7 @@ fn name_of(url: &Json) -> Json {
 /// The custom-mode VPC network (subnets are the tool's own; regional dynamic routing).
 pub struct Network;
 
+#[async_trait]
 impl ComputeType for Network {
     fn schema(&self) -> TypeSchema {
         schema("gke", "network").force_new(&["routing_mode"]).computed(&["self_link"]).protected().build()
@@ -64,6 +66,7 @@ impl ComputeType for Network {
 /// (VPC-native clusters give pods and services alias IPs from them).
 pub struct Subnet;
 
+#[async_trait]
 impl ComputeType for Subnet {
     fn schema(&self) -> TypeSchema {
         schema("gke", "subnet")
@@ -93,7 +96,37 @@ impl ComputeType for Subnet {
         }))
     }
     fn patched(&self) -> &'static [&'static str] {
-        &["secondaryIpRanges", "privateIpGoogleAccess"]
+        &["secondaryIpRanges"]
+    }
+    /// Private Google Access has its own method (PATCH does not change it).
+    async fn set_other(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        want: &Json,
+        current: &Json,
+    ) -> Result<Option<Json>, ProviderError> {
+        let on = want["privateIpGoogleAccess"].as_bool().unwrap_or(false);
+        if current["privateIpGoogleAccess"].as_bool().unwrap_or(false) == on {
+            return Ok(None);
+        }
+        let body: google_cloud_compute_v1::model::SubnetworksSetPrivateIpGoogleAccessRequest =
+            from_json("private Google access", json!({"privateIpGoogleAccess": on}))?;
+        let rid = uuid::Uuid::new_v4().to_string();
+        let op = ctx
+            .write("compute", "subnetworks.setPrivateIpGoogleAccess", || {
+                ctx.c
+                    .subnetworks
+                    .set_private_ip_google_access()
+                    .set_project(ctx.project.clone())
+                    .set_region(ctx.region.clone())
+                    .set_subnetwork(name.to_string())
+                    .set_body(body.clone())
+                    .set_request_id(rid.clone())
+                    .send()
+            })
+            .await?;
+        Ok(Some(to_json(&op)))
     }
     fn attrs(&self, _ctx: &Ctx, j: &Json) -> Result<Attrs, ProviderError> {
         let ranges: serde_json::Map<String, Json> = j["secondaryIpRanges"]
@@ -117,6 +150,7 @@ impl ComputeType for Subnet {
 /// An ingress firewall rule of the network.
 pub struct Firewall;
 
+#[async_trait]
 impl ComputeType for Firewall {
     fn schema(&self) -> TypeSchema {
         schema("gke", "firewall")
@@ -170,6 +204,7 @@ impl ComputeType for Firewall {
 /// The Cloud Router and its Cloud NAT: private nodes reach the internet through it.
 pub struct Router;
 
+#[async_trait]
 impl ComputeType for Router {
     fn schema(&self) -> TypeSchema {
         schema("gke", "router").force_new(&["network"]).updatable(&["nat"]).computed(&["self_link"]).build()
@@ -214,6 +249,7 @@ fn nat_body(nat: &Json) -> Json {
 /// A regional static external IP for an ingress controller's load balancer.
 pub struct Address;
 
+#[async_trait]
 impl ComputeType for Address {
     fn schema(&self) -> TypeSchema {
         schema("gke", "address").force_new(&["network_tier"]).computed(&["address", "self_link"]).protected().build()

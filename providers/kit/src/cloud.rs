@@ -119,8 +119,9 @@ pub enum Dns01Solver<V> {
     Route53 { region: V, hosted_zone_id: V },
     /// Azure DNS with a managed identity.
     AzureDns { subscription_id: V, resource_group: V, hosted_zone_name: V, client_id: V },
-    /// Cloud DNS with workload identity.
-    CloudDns { project: V },
+    /// Cloud DNS with workload identity. The zone is named, so the solver needs no project-wide
+    /// right to list zones (its service account may change this zone only).
+    CloudDns { project: V, hosted_zone_name: V },
 }
 
 /// A token or other credential: never printed, never written to state or plans.

@@ -229,7 +229,9 @@ pub fn cluster_issuer(email: &str, solver: &Dns01Solver) -> ClusterIssuer {
                 "managedIdentity": {"clientID": client_id},
             }
         }),
-        Dns01Solver::CloudDns { project } => serde_json::json!({"cloudDNS": {"project": project}}),
+        Dns01Solver::CloudDns { project, hosted_zone_name } => {
+            serde_json::json!({"cloudDNS": {"project": project, "hostedZoneName": hosted_zone_name}})
+        }
     };
     ClusterIssuer {
         api_version: "cert-manager.io/v1",
