@@ -146,14 +146,12 @@ pub fn shared_addons() -> PathBuf {
 /// `../shared/addons` as it is, plus `cert-manager/<version>/cert-manager.yaml`, which upstream
 /// ships only as a release asset and ../shared does not hold. The tests' stand-in for it is the
 /// unmodified upstream CRDs followed by `tests/fixtures/addons/cert-manager-workloads.yaml` (see
-/// its header). Built once per test process.
+/// its header). Built once for its contents and shared by every test process (a directory per
+/// process would leave megabytes behind each run).
 pub fn addons_dir() -> &'static std::path::Path {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
         let shared = shared_addons();
-        let dir = std::env::temp_dir().join(format!("matih-test-addons-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        copy_tree(&shared, &dir);
         let version = "v1.21.1";
         let crds = shared.join("cert-manager").join(version).join("crds");
         let mut names: Vec<PathBuf> = std::fs::read_dir(&crds).unwrap().map(|e| e.unwrap().path()).collect();
@@ -166,9 +164,45 @@ pub fn addons_dir() -> &'static std::path::Path {
         bundle.push_str("---\n");
         let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/addons/cert-manager-workloads.yaml");
         bundle.push_str(&std::fs::read_to_string(&fixture).unwrap());
-        std::fs::write(dir.join("cert-manager").join(version).join("cert-manager.yaml"), bundle).unwrap();
+        // Named by what it holds: the same inputs give the same directory.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(&tree_listing(&shared), &mut h);
+        std::hash::Hash::hash(&bundle, &mut h);
+        let dir = std::env::temp_dir().join(format!("matih-test-addons-{:016x}", std::hash::Hasher::finish(&h)));
+        if dir.join(".complete").exists() {
+            return dir;
+        }
+        // Built aside and renamed into place, so a process never sees half of it.
+        let tmp = std::env::temp_dir().join(format!("matih-test-addons-build-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        copy_tree(&shared, &tmp);
+        std::fs::write(tmp.join("cert-manager").join(version).join("cert-manager.yaml"), bundle).unwrap();
+        std::fs::write(tmp.join(".complete"), "").unwrap();
+        if std::fs::rename(&tmp, &dir).is_err() {
+            // Another process was first.
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
         dir
     })
+}
+
+/// Every file under `dir` with its size and modification time, sorted: what the copy depends on.
+fn tree_listing(dir: &std::path::Path) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push((e.path(), m.len(), m.modified().ok()));
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
