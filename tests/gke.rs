@@ -564,3 +564,21 @@ fn a_cluster_the_release_channel_moved_ahead_is_left_there() {
     let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
     assert_eq!(c, 0, "{:?}", changed(&p));
 }
+
+#[test]
+fn a_record_deletion_whose_answer_is_lost_is_not_an_error() {
+    let gcp = gcp();
+    let upstream: std::net::SocketAddr = gcp.url().trim_start_matches("http://").parse().unwrap();
+    let proxy = FaultProxy::start(matih_fault_proxy::gcp::options(upstream, vec![]));
+    let (w, _kube) = work(&proxy.url());
+    assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
+    // bigcorp shares the platform's controller: leaving takes only its record (and its namespace).
+    std::fs::remove_file(w.path("tenants/bigcorp.yaml")).unwrap();
+    proxy.set_rules(vec![Rule::FirstOfEachAction { n: 1, mutating_only: true, fault: Fault::ForwardThenReset }]);
+    let out = w.run(&args(&["apply", "--auto-approve"]));
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(!proxy.injected().is_empty());
+    assert!(!a_records(&gcp).contains_key("bigcorp.matih.ai."));
+    proxy.set_rules(vec![]);
+    assert_settled(&w, GKE, "after the lost deletion");
+}

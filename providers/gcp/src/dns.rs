@@ -159,12 +159,7 @@ impl Zone {
                             .send()
                     })
                     .await?;
-                let o = to_json(&o);
-                Ok(OpView {
-                    done: o["status"] == "done",
-                    status: o["status"].as_str().unwrap_or("pending").into(),
-                    error: None,
-                })
+                Ok(dns_status(&to_json(&o)))
             })
             .await?;
         }
@@ -425,8 +420,9 @@ async fn change_zone(
             .await;
         let c = match sent {
             Ok(c) => to_json(&c),
-            // The zone changed under us (or our own lost change landed): read again.
-            Err(e) if e.kind() == ErrorKind::Conflict && attempt < 3 => continue,
+            // The zone changed under us, or this change's own lost answer was sent again and met
+            // what it did (an addition that exists, a deletion already gone): read again.
+            Err(e) if matches!(e.kind(), ErrorKind::Conflict | ErrorKind::NotFound) && attempt < 3 => continue,
             Err(e) => return Err(e),
         };
         if c["status"] == "done" {
@@ -445,16 +441,17 @@ async fn change_zone(
                         .send()
                 })
                 .await?;
-            let c = to_json(&c);
-            Ok(OpView {
-                done: c["status"] == "done",
-                status: c["status"].as_str().unwrap_or("pending").into(),
-                error: None,
-            })
+            Ok(dns_status(&to_json(&c)))
         })
         .await;
     }
     unreachable!("the last attempt returns")
+}
+
+/// A Cloud DNS change or zone operation: `pending` until `done` (neither carries an error once
+/// accepted).
+fn dns_status(j: &Json) -> OpView {
+    OpView { done: j["status"] == "done", status: j["status"].as_str().unwrap_or("pending").into(), error: None }
 }
 
 fn record_attrs(s: &Set, data_key: &str, zone_key: &str) -> Attrs {
