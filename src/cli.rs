@@ -49,6 +49,10 @@ pub struct Global {
     /// Wait this long for the state lock held by another process [e.g. 30s, 5m; 0 = fail at once].
     #[arg(long, global = true, default_value = "0s", value_parser = humantime::parse_duration)]
     pub lock_timeout: std::time::Duration,
+    /// Use the state file even though its backup is of another lineage (you put another copy of
+    /// the state there on purpose); the next save makes the backup match.
+    #[arg(long, global = true)]
+    pub force_lineage: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

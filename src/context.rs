@@ -179,21 +179,49 @@ pub fn ownership(spec: &LoadedSpec) -> Ownership {
     Ownership { platform: spec.spec.platform.name.clone(), environment: spec.spec.platform.environment.clone() }
 }
 
+/// The state store at `path`: a symbolic link there is followed (and said so on stderr), and
+/// `--force-lineage` is applied.
+pub fn store(path: PathBuf, global: &Global) -> Result<LocalStore, Failure> {
+    let store = LocalStore::open(path)?.accept_other_lineage(global.force_lineage);
+    if let Some(link) = store.link()
+        && !global.quiet
+    {
+        eprintln!(
+            "note: state file `{}` is a symbolic link: reading and writing `{}`, with its backup and lock beside it",
+            link.display(),
+            store.path().display()
+        );
+    }
+    Ok(store)
+}
+
+/// The recorded state, or a new empty one; what the load fixed or let pass is printed as a
+/// warning.
+fn load(store: &LocalStore, quiet: bool) -> Result<State, Failure> {
+    let state = store.load_noting(|n| {
+        if !quiet {
+            eprintln!("warning: {n}");
+        }
+    })?;
+    Ok(state.unwrap_or_default())
+}
+
 /// The state store, locked for the whole command.
 pub struct Locked {
     pub store: LocalStore,
     pub lock: StateLock,
+    quiet: bool,
 }
 
 impl Locked {
     /// The recorded state without taking the lock (writes are atomic renames, so a reader sees
     /// the previous or the next state whole). Empty if there is none.
-    pub fn read_only(path: PathBuf) -> Result<State, Failure> {
-        Ok(LocalStore::new(path).load()?.unwrap_or_default())
+    pub fn read_only(path: PathBuf, global: &Global) -> Result<State, Failure> {
+        load(&store(path, global)?, global.quiet)
     }
 
     pub fn open(path: PathBuf, global: &Global, command: &str) -> Result<Self, Failure> {
-        let store = LocalStore::new(path);
+        let store = store(path, global)?;
         let opts = LockOptions { timeout: global.lock_timeout, command: command.to_string() };
         let quiet = global.quiet;
         let lock = store.lock_with(&opts, |holder| {
@@ -205,12 +233,12 @@ impl Locked {
                 .unwrap_or_default();
             eprintln!("waiting up to {} for the state lock{who}", humantime::format_duration(opts.timeout));
         })?;
-        Ok(Self { store, lock })
+        Ok(Self { store, lock, quiet })
     }
 
     /// The recorded state, or a new empty one (serial 0, never written).
     pub fn load(&self) -> Result<State, Failure> {
-        Ok(self.store.load()?.unwrap_or_default())
+        load(&self.store, self.quiet)
     }
 }
 

@@ -321,6 +321,51 @@ fn a_corrupt_state_file_is_refused_and_left_alone() {
 }
 
 #[test]
+fn a_swapped_open_or_linked_state_file_is_named_and_never_lost() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = Work::new();
+    assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
+    assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
+    let state = w.path(".matih/state/prod-fake.json");
+    let backup = w.path(".matih/state/prod-fake.json.backup");
+
+    // Another environment's state copied over this one (another lineage): refused, untouched.
+    let other = Work::new();
+    assert_eq!(code(&other.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
+    std::fs::copy(other.path(".matih/state/prod-fake.json"), &state).unwrap();
+    let (before, backup_before) = (std::fs::read(&state).unwrap(), std::fs::read(&backup).unwrap());
+    for cmd in [&["plan"][..], &["apply", "--auto-approve"], &["state", "list"]] {
+        let out = w.run(&args(cmd));
+        assert_eq!(code(&out), 1, "{cmd:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains("lineage") && err.contains("--force-lineage"), "{err}");
+    }
+    assert_eq!((std::fs::read(&state).unwrap(), std::fs::read(&backup).unwrap()), (before, backup_before));
+    // The copy had the default umask's mode too: accepting it on purpose warns about both.
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = w.run(&args(&["plan", "--force-lineage"]));
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("warning: using state file") && err.contains("--force-lineage"), "{err}");
+    assert!(err.contains("warning: state file") && err.contains("mode 0644"), "{err}");
+    assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // A state path that is a link: written through, and said so.
+    let moved = w.path("elsewhere/prod.json");
+    std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    let link = w.path("state-link.json");
+    std::os::unix::fs::symlink(&moved, &link).unwrap();
+    let linked = link.display().to_string();
+    let out = w.run(&args(&["apply", "--auto-approve", "--state", &linked]));
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("is a symbolic link: reading and writing"), "{}", text(&out.stderr));
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link is still a link");
+    assert!(moved.exists() && w.path("elsewhere/prod.json.lock").exists());
+    let (_, v) = w.json(&args(&["state", "list", "-o", "json", "--state", &linked]));
+    assert!(v["serial"].as_u64().unwrap() > 0, "{v}");
+}
+
+#[test]
 fn drift_is_shown_apart_from_changes_and_repaired() {
     let w = Work::new();
     assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);

@@ -38,7 +38,7 @@ pub async fn kubeconfig(g: &Global) -> Result<i32, Failure> {
     let spec = context::load_spec(g)?;
     let cloud = context::cloud(g, &spec)?;
     let path = context::state_path(g, &spec, cloud.as_ref());
-    let state = Locked::read_only(path.clone())?;
+    let state = Locked::read_only(path.clone(), g)?;
     let Some(binding) = cloud.bootstrap_binding(&spec.spec) else {
         return Err(Failure::usage(format!(
             "kubeconfig is not available for --cloud {}: it has no cluster",

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use matih_plans::ResourceAddr;
-use matih_state::LocalStore;
 
 use super::{Env, print_json};
 use crate::cli::{Format, Global, StateCommand};
@@ -31,7 +30,7 @@ pub fn run(g: &Global, cmd: &StateCommand, _env: &Env) -> Result<i32, Failure> {
     let path = path(g)?;
     match cmd {
         StateCommand::List => {
-            let state = LocalStore::new(path).load()?.unwrap_or_default();
+            let state = Locked::read_only(path, g)?;
             match g.format {
                 Format::Json => print_json(&serde_json::json!({
                     "serial": state.serial,
@@ -50,7 +49,7 @@ pub fn run(g: &Global, cmd: &StateCommand, _env: &Env) -> Result<i32, Failure> {
         }
         StateCommand::Show { address } => {
             let a = addr(address)?;
-            let state = LocalStore::new(path).load()?.unwrap_or_default();
+            let state = Locked::read_only(path, g)?;
             let r = state.resources.get(&a).ok_or_else(|| not_in_state(&a))?;
             match g.format {
                 Format::Json => print_json(&serde_json::json!({"address": a, "resource": r}))?,
@@ -108,7 +107,7 @@ pub fn run(g: &Global, cmd: &StateCommand, _env: &Env) -> Result<i32, Failure> {
             eprintln!("moved {from} to {to}");
         }
         StateCommand::Unlock { force: _ } => {
-            let store = LocalStore::new(path);
+            let store = context::store(path, g)?;
             match store.force_unlock()? {
                 Some(info) => eprintln!(
                     "removed the lock record of `{}` (pid {} on {}, since {}); a live holder keeps its OS lock until it exits",
@@ -122,7 +121,7 @@ pub fn run(g: &Global, cmd: &StateCommand, _env: &Env) -> Result<i32, Failure> {
 }
 
 pub fn output(g: &Global, name: Option<&str>) -> Result<i32, Failure> {
-    let state = LocalStore::new(path(g)?).load()?.unwrap_or_default();
+    let state = Locked::read_only(path(g)?, g)?;
     if let Some(name) = name {
         let o = state.outputs.get(name).ok_or_else(|| {
             Failure::user(anyhow::anyhow!("no output named `{name}`"))

@@ -69,11 +69,11 @@ pub enum StateError {
         source: serde_json::Error,
     },
 
-    /// The file was written by a newer matih-infra, in a format this one cannot read.
+    /// The file is in a format newer than this matih-infra reads.
     #[error(
-        "state file `{}` has format version {found}, written by a newer matih-infra{}; this is matih-infra {TOOL_VERSION}, which reads format versions up to {supported}",
+        "state file `{}` is in format version {found}; this matih-infra ({TOOL_VERSION}) reads format versions up to {supported}{}",
         path.display(),
-        written_by.as_deref().map(|v| format!(" ({v})")).unwrap_or_default()
+        written_by.as_deref().map(|v| format!(" (the file says matih-infra {v} wrote it)")).unwrap_or_default()
     )]
     NewerFormat {
         path: PathBuf,
@@ -104,6 +104,26 @@ pub enum StateError {
     /// every resource the backup records.
     #[error("state file `{}` is missing, but its backup `{}` exists", path.display(), backup.display())]
     MissingWithBackup { path: PathBuf, backup: PathBuf },
+
+    /// The state file and its backup belong to different lineages: the state file was replaced
+    /// by another environment's (or another copy's) since the last save. Loading it would make
+    /// this environment's resources look absent and plan to create them again.
+    #[error(
+        "state file `{}` (lineage {lineage}) is not the file its backup `{}` (lineage {backup_lineage}) was saved from: it was replaced since the last save",
+        path.display(),
+        backup.display()
+    )]
+    LineageMismatch { path: PathBuf, lineage: String, backup: PathBuf, backup_lineage: String },
+
+    /// The state path is a chain of symbolic links that never ends in a file (a loop, or more
+    /// than 40 links).
+    #[error("state file `{}` is a symbolic link that loops (or goes through more than 40 links)", path.display())]
+    SymlinkLoop { path: PathBuf },
+
+    /// The state file became a symbolic link after the store was opened; saving would replace
+    /// the link and leave its target stale.
+    #[error("state file `{}` is a symbolic link; this store was opened on the file itself", path.display())]
+    UnexpectedSymlink { path: PathBuf },
 
     /// Another process holds the state lock.
     #[error("{}", locked_message(path, holder.as_ref(), *waited))]
@@ -136,6 +156,18 @@ pub enum StateError {
     /// `save` was given the lock of another store. A bug in the caller, not in the files.
     #[error("the lock `{}` does not guard state file `{}`", lock.display(), path.display())]
     WrongLock { path: PathBuf, lock: PathBuf },
+}
+
+/// Whether a `tool_version` is a later release than this one (dotted numbers compared as
+/// numbers; anything that does not parse counts as later, so the hint stays "upgrade").
+fn newer_than_this(v: &str) -> bool {
+    fn parts(v: &str) -> Option<Vec<u64>> {
+        v.split(['-', '+']).next()?.split('.').map(|p| p.parse().ok()).collect()
+    }
+    match (parts(v), parts(TOOL_VERSION)) {
+        (Some(theirs), Some(ours)) => theirs > ours,
+        _ => true,
+    }
 }
 
 fn locked_message(path: &Path, holder: Option<&LockInfo>, waited: Duration) -> String {
@@ -180,9 +212,15 @@ impl StateError {
                     path.display()
                 ),
             }),
-            StateError::NewerFormat { written_by, .. } => Some(match written_by {
-                Some(v) => format!("upgrade matih-infra to {v} or later to use this state"),
-                None => "upgrade matih-infra to the version that wrote this state".to_string(),
+            StateError::NewerFormat { found, written_by, .. } => Some(match written_by {
+                Some(v) if newer_than_this(v) => {
+                    format!("upgrade matih-infra to {v} or later (a release that reads state format version {found})")
+                }
+                Some(v) => format!(
+                    "matih-infra {v} writes format version {}, not {found}: the file was edited by hand or written by a development build; restore it from its backup or your own copies",
+                    crate::format::FORMAT_VERSION
+                ),
+                None => format!("upgrade matih-infra to a release that reads state format version {found}"),
             }),
             StateError::UnknownFormat { path, .. } => Some(format!(
                 "`{}` was not written by a released matih-infra; restore the file from its backup or your own copies",
@@ -197,6 +235,19 @@ impl StateError {
                 "to continue from the backup, `cp {b} {p}`; to start from empty state, move `{b}` aside (resources it records will no longer be managed)",
                 b = backup.display(),
                 p = path.display()
+            )),
+            StateError::LineageMismatch { path, backup, .. } => Some(format!(
+                "put back the state file that belongs here; if `{p}` is the state you mean to use (you restored or moved it on purpose), pass --force-lineage once: the next save makes `{b}` match it",
+                b = backup.display(),
+                p = path.display()
+            )),
+            StateError::SymlinkLoop { path } => Some(format!(
+                "point `{}` at a real file (`ls -l` shows where each link leads), or pass --state with the file's own path",
+                path.display()
+            )),
+            StateError::UnexpectedSymlink { path } => Some(format!(
+                "something replaced `{}` with a link while matih-infra ran; run the command again (it writes through links it finds at the start)",
+                path.display()
             )),
             StateError::Locked { .. } => Some(
                 "wait for the other command to finish, or pass `--lock-timeout <duration>` (e.g. `--lock-timeout 5m`) to wait for it; a local lock is released as soon as its holder exits"

@@ -17,4 +17,4 @@ pub mod store;
 pub use error::{CorruptKind, StateError};
 pub use format::FORMAT_VERSION;
 pub use model::{Attrs, Deposed, Intent, Output, ResourceState, State};
-pub use store::{LocalStore, LockInfo, LockOptions, StateLock};
+pub use store::{LocalStore, LockInfo, LockOptions, StateLock, StateNotice};

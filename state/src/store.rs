@@ -7,7 +7,10 @@
 //! - `F.backup` — the state as it was before the last save;
 //! - `F.lock` — an OS lock ([`File::try_lock`], `flock` on Unix) plus who holds it, as JSON
 //!   ([`LockInfo`]). The file itself stays in place (deleting a lock file someone may be waiting
-//!   on would let two processes lock two different files); it is emptied on release;
+//!   on would let two processes lock two different files); it is emptied on release. Taking or
+//!   releasing the lock together with writing or clearing the owner, and reading the owner,
+//!   happen under a short OS lock on the directory (the gate), so whoever finds the lock held
+//!   always finds its owner recorded;
 //! - `F.tmp` — the file a save writes into. Between saves it holds the state from before the
 //!   backup (a save recycles the outgoing backup as the next save's scratch file rather than
 //!   delete it, see below); it is never read;
@@ -29,9 +32,15 @@
 //! change when that file comes round as scratch; readers that read the file in one go (as
 //! [`LocalStore::load`] does) are not affected.
 //!
-//! A load ([`LocalStore::load`]) refuses rather than guesses: a corrupt file, a file older than
-//! its backup, or a missing file with a backup present are errors that leave every file
-//! untouched.
+//! A load ([`LocalStore::load`]) refuses rather than guesses: a corrupt file, a file of another
+//! lineage than its backup (swapped for another environment's), a file older than its backup,
+//! or a missing file with a backup present are errors that leave every file untouched. A file
+//! it accepts that other users could read is set back to 0600, with a notice.
+//!
+//! A state path that is a symbolic link is followed ([`LocalStore::open`]): the store reads and
+//! writes the link's target, with the backup and lock beside the target, and the link stays a
+//! link. (Renaming a new file over the link, as a save does, would replace the link and leave
+//! its target stale, so a store made with [`LocalStore::new`] refuses links instead.)
 //!
 //! The OS lock belongs to the open lock file: it is released when the [`StateLock`] guard is
 //! dropped or the process dies, however it dies, so a lock left behind by a crash never blocks
@@ -43,6 +52,7 @@
 //! or any decision about *what* to save — the engine calls [`LocalStore::save`] after every
 //! finished resource.
 
+use std::fmt;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -54,6 +64,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::StateError;
 use crate::format;
 use crate::model::State;
+
+/// How many symbolic links [`LocalStore::open`] follows before calling it a loop (Linux's own
+/// limit).
+const MAX_LINKS: usize = 40;
 
 /// How often a waiting [`LocalStore::lock`] retries.
 const LOCK_POLL: Duration = Duration::from_millis(100);
@@ -113,6 +127,7 @@ impl StateLock {
     /// Empties the lock file and releases the lock.
     pub fn release(mut self) -> Result<(), StateError> {
         self.released = true;
+        let _gate = Gate::exclusive(&self.path)?;
         self.file.set_len(0).map_err(|e| io_err("clear", &self.path, e))?;
         self.file.unlock().map_err(|e| io_err("unlock", &self.path, e))
     }
@@ -122,8 +137,78 @@ impl Drop for StateLock {
     fn drop(&mut self) {
         if !self.released {
             // Best effort: the info is only advisory, and closing the file releases the lock.
+            let _gate = Gate::exclusive(&self.path);
             let _ = self.file.set_len(0);
             let _ = self.file.unlock();
+        }
+    }
+}
+
+/// The gate: a short OS lock on the state directory, held while a process takes or lets go of
+/// the state lock together with its recorded owner, and while another reads that owner. Without
+/// it a process that finds the lock taken can read the lock file in the instant between the
+/// holder's taking the lock and its writing who it is, and report "no owner recorded". With it,
+/// "the lock is held" and "the holder's info is in the file" change together, as seen by anyone
+/// who looks under the gate. Every hold is a few system calls long.
+struct Gate(#[allow(dead_code)] Option<File>);
+
+impl Gate {
+    /// Takes the gate of the directory holding `lock_file`, waiting for it.
+    fn exclusive(lock_file: &Path) -> Result<Gate, StateError> {
+        Gate::take(lock_file, false)
+    }
+
+    /// Takes the gate shared, to read the lock file.
+    fn shared(lock_file: &Path) -> Result<Gate, StateError> {
+        Gate::take(lock_file, true)
+    }
+
+    #[cfg(unix)]
+    fn take(lock_file: &Path, shared: bool) -> Result<Gate, StateError> {
+        let dir = parent_dir(lock_file);
+        let d = File::open(dir).map_err(|e| io_err("open", dir, e))?;
+        if shared { d.lock_shared() } else { d.lock() }.map_err(|e| io_err("lock", dir, e))?;
+        Ok(Gate(Some(d)))
+    }
+
+    /// Directories cannot be opened as files here; the race the gate closes stays open.
+    #[cfg(not(unix))]
+    fn take(_: &Path, _: bool) -> Result<Gate, StateError> {
+        Ok(Gate(None))
+    }
+}
+
+/// Something a load noticed and fixed or let pass, for the CLI to print as a warning.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StateNotice {
+    /// The file was readable or writable by others; its mode was set to 0600.
+    ModeTightened { path: PathBuf, was: u32 },
+    /// The file is readable or writable by others and its mode could not be changed.
+    ModeTooWide { path: PathBuf, mode: u32, error: io::Error },
+    /// The state file's lineage differs from its backup's and the store was told to accept it
+    /// ([`LocalStore::accept_other_lineage`]).
+    OtherLineageAccepted { path: PathBuf, lineage: String, backup_lineage: String },
+}
+
+impl fmt::Display for StateNotice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StateNotice::ModeTightened { path, was } => write!(
+                f,
+                "state file `{}` had mode {was:04o}, open to other users; set it to 0600 (state records resource ids and endpoints)",
+                path.display()
+            ),
+            StateNotice::ModeTooWide { path, mode, error } => write!(
+                f,
+                "state file `{}` has mode {mode:04o}, open to other users, and could not be set to 0600 ({error}); run `chmod 600` on it",
+                path.display()
+            ),
+            StateNotice::OtherLineageAccepted { path, lineage, backup_lineage } => write!(
+                f,
+                "using state file `{}` (lineage {lineage}) although its backup is of lineage {backup_lineage} (--force-lineage); the next save replaces the backup",
+                path.display()
+            ),
         }
     }
 }
@@ -132,6 +217,10 @@ impl Drop for StateLock {
 #[derive(Debug)]
 pub struct LocalStore {
     path: PathBuf,
+    /// The path the store was opened with, when it was a symbolic link to `path`.
+    link: Option<PathBuf>,
+    /// Load a state file whose backup is of another lineage instead of refusing it.
+    accept_other_lineage: bool,
     backup: PathBuf,
     lock: PathBuf,
     tmp: PathBuf,
@@ -144,15 +233,22 @@ pub struct LocalStore {
 
 impl Clone for LocalStore {
     fn clone(&self) -> Self {
-        LocalStore::new(self.path.clone())
+        let mut s = LocalStore::new(self.path.clone());
+        s.link = self.link.clone();
+        s.accept_other_lineage = self.accept_other_lineage;
+        s
     }
 }
 
 impl LocalStore {
-    /// A store for the state file at `path`. Touches nothing on disk.
+    /// A store for the state file at `path`, taken as the file itself. Touches nothing on disk.
+    /// If `path` is a symbolic link, loads and saves refuse it ([`StateError::UnexpectedSymlink`])
+    /// rather than replace the link: use [`open`](Self::open) for paths that may be links.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         let path = path.into();
         LocalStore {
+            link: None,
+            accept_other_lineage: false,
             backup: with_suffix(&path, ".backup"),
             lock: with_suffix(&path, ".lock"),
             tmp: with_suffix(&path, ".tmp"),
@@ -162,9 +258,50 @@ impl LocalStore {
         }
     }
 
-    /// The state file.
+    /// A store for the state file at `path`, following symbolic links: when `path` is a link
+    /// (or a chain of them), the store reads and writes the file it points to, and keeps the
+    /// backup and lock beside that file, so every link to one state shares one lock. A link
+    /// whose target does not exist yet is written through on the first save. Fails with
+    /// [`StateError::SymlinkLoop`] for a chain that never ends. Reads links only; writes nothing.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, StateError> {
+        let given = path.into();
+        let mut path = given.clone();
+        for _ in 0..=MAX_LINKS {
+            let is_link = match fs::symlink_metadata(&path) {
+                Ok(m) => m.file_type().is_symlink(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+                Err(e) => return Err(io_err("inspect", &path, e)),
+            };
+            if !is_link {
+                let mut store = LocalStore::new(path.clone());
+                store.link = (path != given).then_some(given);
+                return Ok(store);
+            }
+            let target = fs::read_link(&path).map_err(|e| io_err("read link", &path, e))?;
+            path = match path.parent() {
+                Some(dir) if target.is_relative() => dir.join(target),
+                _ => target,
+            };
+        }
+        Err(StateError::SymlinkLoop { path: given })
+    }
+
+    /// Accept a state file whose backup is of another lineage (the CLI's `--force-lineage`):
+    /// the load reports [`StateNotice::OtherLineageAccepted`] instead of failing with
+    /// [`StateError::LineageMismatch`].
+    pub fn accept_other_lineage(mut self, yes: bool) -> Self {
+        self.accept_other_lineage = yes;
+        self
+    }
+
+    /// The state file (the target, when the store was opened through a link).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The symbolic link the store was opened with, when [`open`](Self::open) followed one.
+    pub fn link(&self) -> Option<&Path> {
+        self.link.as_deref()
     }
 
     /// The previous version of the state file: `<file>.backup`.
@@ -198,30 +335,34 @@ impl LocalStore {
         let mut file = open_lock_file(&self.lock)?;
         let start = Instant::now();
         let mut on_wait = Some(on_wait);
-        loop {
-            match file.try_lock() {
-                Ok(()) => break,
-                Err(TryLockError::WouldBlock) => {
-                    let waited = start.elapsed();
-                    if waited >= opts.timeout {
-                        return Err(StateError::Locked {
-                            path: self.lock.clone(),
-                            holder: self.read_lock_info(),
-                            waited: if opts.timeout.is_zero() { Duration::ZERO } else { waited },
-                        });
-                    }
-                    if let Some(f) = on_wait.take() {
-                        f(self.read_lock_info().as_ref());
-                    }
-                    std::thread::sleep(LOCK_POLL.min(opts.timeout - waited));
-                }
-                Err(TryLockError::Error(e)) => return Err(io_err("lock", &self.lock, e)),
-            }
-        }
-        // From here on the lock is ours; whatever a dead holder left in the file is overwritten.
         let info = LockInfo::current(&opts.command);
         let mut json = serde_json::to_vec_pretty(&info).expect("lock info serializes");
         json.push(b'\n');
+        let _gate = loop {
+            // Taking the lock and recording who took it happen under the gate, and so does a
+            // loser's reading of the holder (see `Gate`).
+            let gate = Gate::exclusive(&self.lock)?;
+            let holder = match file.try_lock() {
+                Ok(()) => break gate,
+                Err(TryLockError::WouldBlock) => read_info(&self.lock),
+                Err(TryLockError::Error(e)) => return Err(io_err("lock", &self.lock, e)),
+            };
+            drop(gate);
+            let waited = start.elapsed();
+            if waited >= opts.timeout {
+                return Err(StateError::Locked {
+                    path: self.lock.clone(),
+                    holder,
+                    waited: if opts.timeout.is_zero() { Duration::ZERO } else { waited },
+                });
+            }
+            if let Some(f) = on_wait.take() {
+                f(holder.as_ref());
+            }
+            std::thread::sleep(LOCK_POLL.min(opts.timeout - waited));
+        };
+        // The lock is ours, and the gate still held; whatever a dead holder left in the file is
+        // overwritten.
         let written = file.set_len(0).and_then(|()| file.seek(SeekFrom::Start(0))).and_then(|_| file.write_all(&json));
         if let Err(e) = written {
             let _ = file.unlock();
@@ -233,8 +374,8 @@ impl LocalStore {
     /// Who holds (or, if it died, last held) the lock, as recorded in the lock file. `None` when
     /// the file is missing, empty or unreadable. This does not tell whether the lock is held.
     pub fn read_lock_info(&self) -> Option<LockInfo> {
-        let bytes = fs::read(&self.lock).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        let _gate = Gate::shared(&self.lock).ok();
+        read_info(&self.lock)
     }
 
     /// Clears a lock left behind, returning what it recorded.
@@ -251,12 +392,13 @@ impl LocalStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err("open", &self.lock, e)),
         };
+        let _gate = Gate::exclusive(&self.lock)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 return Err(StateError::Locked {
                     path: self.lock.clone(),
-                    holder: self.read_lock_info(),
+                    holder: read_info(&self.lock),
                     waited: Duration::ZERO,
                 });
             }
@@ -276,10 +418,21 @@ impl LocalStore {
     ///
     /// Refuses, leaving every file as it is: a corrupt or unreadable file
     /// ([`StateError::Corrupt`], naming the backup to restore from), a format it cannot read, a
-    /// state file older than its backup ([`StateError::OlderThanBackup`]; only compared when both
-    /// have the same lineage, and a backup that cannot be read is ignored), and a missing state
-    /// file whose backup exists ([`StateError::MissingWithBackup`]).
+    /// state file whose backup is of another lineage ([`StateError::LineageMismatch`]: someone
+    /// swapped the file; see [`accept_other_lineage`](Self::accept_other_lineage)), a state file
+    /// older than its backup ([`StateError::OlderThanBackup`]), and a missing state file whose
+    /// backup exists ([`StateError::MissingWithBackup`]). A backup that cannot be read is
+    /// ignored: the next save replaces it.
+    ///
+    /// A state file (or backup) that other users may read or write is set to mode 0600; use
+    /// [`load_noting`](Self::load_noting) to hear about it.
     pub fn load(&self) -> Result<Option<State>, StateError> {
+        self.load_noting(|_| {})
+    }
+
+    /// [`load`](Self::load), telling `notice` what it fixed or let pass.
+    pub fn load_noting(&self, mut notice: impl FnMut(StateNotice)) -> Result<Option<State>, StateError> {
+        self.refuse_link()?;
         // The backup first: a save in progress elsewhere replaces the state file before it
         // moves the backup, so at every moment the backup is no newer than the state file, and
         // reading the backup before the state file can never see it newer by accident.
@@ -303,10 +456,24 @@ impl LocalStore {
             }
             Err(e) => return Err(e),
         };
-        // A backup that cannot be read, or belongs to another lineage (a state file restored
-        // from elsewhere on purpose), says nothing about this file; the next save replaces it.
-        if let Some(h) = backup_header
-            && h.lineage.as_deref() == Some(state.lineage.as_str())
+        if let Some(h) = &backup_header
+            && let Some(backup_lineage) = &h.lineage
+            && *backup_lineage != state.lineage
+        {
+            if !self.accept_other_lineage {
+                return Err(StateError::LineageMismatch {
+                    path: self.path.clone(),
+                    lineage: state.lineage,
+                    backup: self.backup.clone(),
+                    backup_lineage: backup_lineage.clone(),
+                });
+            }
+            notice(StateNotice::OtherLineageAccepted {
+                path: self.path.clone(),
+                lineage: state.lineage.clone(),
+                backup_lineage: backup_lineage.clone(),
+            });
+        } else if let Some(h) = backup_header
             && let Some(backup_serial) = h.serial
             && backup_serial > state.serial
         {
@@ -316,6 +483,10 @@ impl LocalStore {
                 backup: self.backup.clone(),
                 backup_serial,
             });
+        }
+        // Accepted: only now fix what is wide open (a refusal changes nothing).
+        for path in [&self.path, &self.backup] {
+            tighten_mode(path, &mut notice);
         }
         Ok(Some(state))
     }
@@ -361,6 +532,7 @@ impl LocalStore {
 
     #[allow(clippy::result_large_err)] // as `write`
     fn write_pieces(&self, pieces: &[Vec<u8>]) -> Result<(), (bool, StateError)> {
+        self.refuse_link().map_err(|e| (false, e))?;
         let dir = self.dir();
         let staged = ensure_dir(dir).and_then(|()| write_synced(&self.tmp, pieces)).and_then(|()| self.link_previous());
         let has_previous = match staged {
@@ -412,11 +584,50 @@ impl LocalStore {
     }
 
     fn dir(&self) -> &Path {
-        match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
+        parent_dir(&self.path)
+    }
+
+    /// Refuses a state path that is a symbolic link: renaming over it would replace the link
+    /// and leave its target stale. [`open`](Self::open) resolves links before this is reached.
+    fn refuse_link(&self) -> Result<(), StateError> {
+        match fs::symlink_metadata(&self.path) {
+            Ok(m) if m.file_type().is_symlink() => Err(StateError::UnexpectedSymlink { path: self.path.clone() }),
+            _ => Ok(()),
         }
     }
+}
+
+/// The directory a state file (or its lock) sits in.
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Sets a state file that others may read or write to 0600, saying so. Missing files and
+/// platforms without modes are left alone.
+fn tighten_mode(path: &Path, notice: &mut impl FnMut(StateNotice)) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = fs::metadata(path) else { return };
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 == 0 {
+            return;
+        }
+        match fs::set_permissions(path, fs::Permissions::from_mode(0o600)) {
+            Ok(()) => notice(StateNotice::ModeTightened { path: path.to_path_buf(), was: mode }),
+            Err(error) => notice(StateNotice::ModeTooWide { path: path.to_path_buf(), mode, error }),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, notice);
+}
+
+fn read_info(lock: &Path) -> Option<LockInfo> {
+    let bytes = fs::read(lock).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {

@@ -210,11 +210,30 @@ fn refuses_a_newer_format_naming_the_version_that_wrote_it() {
     match decode(bytes) {
         Err(e @ StateError::NewerFormat { found: 4, supported: FORMAT_VERSION, .. }) => {
             let msg = e.to_string();
-            assert!(msg.contains("written by a newer matih-infra (0.9.0)"), "{msg}");
-            assert!(e.hint().unwrap().contains("0.9.0 or later"));
+            assert!(
+                msg.contains(&format!(
+                    "format version 4; this matih-infra ({}) reads format versions up to {FORMAT_VERSION}",
+                    matih_state::format::TOOL_VERSION
+                )),
+                "{msg}"
+            );
+            assert!(msg.contains("matih-infra 0.9.0 wrote it"), "{msg}");
+            let hint = e.hint().unwrap();
+            assert!(hint.contains("0.9.0 or later") && hint.contains("format version 4"), "{hint}");
         }
         other => panic!("{other:?}"),
     }
+    // A file that claims this very release wrote a format it does not write: say that, not
+    // "upgrade to the version you have".
+    let this = matih_state::format::TOOL_VERSION;
+    let same = format!(r#"{{"format_version": 4, "tool_version": "{this}", "serial": 1, "lineage": "x"}}"#);
+    let e = decode(same.as_bytes()).unwrap_err();
+    let hint = e.hint().unwrap();
+    assert!(
+        !hint.contains("or later") && hint.contains(&format!("writes format version {FORMAT_VERSION}, not 4")),
+        "{hint}"
+    );
+    assert_eq!(e.to_string().matches(this).count(), 2, "this release, and the file's claim: {e}");
     // Without a tool version it still refuses, and says so.
     assert!(matches!(
         decode(br#"{"format_version": 99}"#),

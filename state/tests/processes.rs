@@ -55,6 +55,23 @@ fn child_process() {
                 say(format!("committed {}", state.serial));
             }
         }
+        "race-lock" => {
+            // Ready, then take the lock at the parent's word, as twenty onboarding scripts
+            // starting at once would.
+            say("ready".into());
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).unwrap();
+            match store.lock(&LockOptions { timeout: Duration::ZERO, command: "racer".into() }) {
+                Ok(lock) => {
+                    say("won".into());
+                    line.clear();
+                    std::io::stdin().read_line(&mut line).unwrap();
+                    lock.release().unwrap();
+                }
+                Err(StateError::Locked { holder: Some(h), .. }) => say(format!("lost to {}", h.pid)),
+                Err(e) => say(format!("lost: {e}")),
+            }
+        }
         other => panic!("unknown child mode {other}"),
     }
 }
@@ -146,6 +163,33 @@ fn lock_held_by_another_process_fails_at_once_naming_it() {
             assert!(e.hint().unwrap().contains("--lock-timeout"));
         }
         other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn simultaneous_starts_always_name_the_lock_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = state_path(dir.path());
+    for round in 0..5 {
+        let mut kids: Vec<Kid> = (0..8).map(|_| Kid::start("race-lock", &path)).collect();
+        for kid in &mut kids {
+            assert_eq!(kid.next(), "ready");
+        }
+        let mut gos: Vec<ChildStdin> = kids.iter_mut().map(|k| k.stdin.take().unwrap()).collect();
+        for go in &mut gos {
+            writeln!(go, "go").unwrap();
+        }
+        let said: Vec<(u32, String)> = kids.iter_mut().map(|k| (k.pid(), k.next())).collect();
+        let winners: Vec<u32> = said.iter().filter(|(_, s)| s == "won").map(|(pid, _)| *pid).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {said:?}");
+        for (pid, s) in &said {
+            if *pid != winners[0] {
+                assert_eq!(*s, format!("lost to {}", winners[0]), "round {round}: {said:?}");
+            }
+        }
+        for go in &mut gos {
+            let _ = writeln!(go, "release");
+        }
     }
 }
 

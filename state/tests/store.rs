@@ -268,13 +268,119 @@ fn refuses_a_state_file_older_than_its_backup() {
 }
 
 #[test]
-fn an_older_backup_of_another_lineage_does_not_block() {
+fn a_state_file_swapped_for_another_lineage_is_refused_unless_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let (store, state) = saved_twice(dir.path());
-    let mut other = State::new();
+    let backup_lineage = state.lineage.clone();
+    // Someone copies another environment's state over this one (a newer serial, even).
+    let mut other = common::sample_state();
     other.serial = state.serial + 10;
-    fs::write(store.backup_path(), format::encode(&other)).unwrap();
-    assert_eq!(store.load().unwrap().unwrap(), state);
+    fs::write(store.path(), format::encode(&other)).unwrap();
+    assert_refusal_changes_nothing(&store, |e| match &e {
+        StateError::LineageMismatch { lineage, backup_lineage: b, .. } => {
+            assert_eq!((lineage, b), (&other.lineage, &backup_lineage));
+            assert!(e.to_string().contains(&other.lineage) && e.to_string().contains(&backup_lineage), "{e}");
+            assert!(e.hint().unwrap().contains("--force-lineage"), "{:?}", e.hint());
+        }
+        other => panic!("{other:?}"),
+    });
+
+    // Accepted on purpose: loaded with a notice, and the next save makes the backup match.
+    let store = store.accept_other_lineage(true);
+    let mut notices = Vec::new();
+    let mut loaded = store.load_noting(|n| notices.push(n.to_string())).unwrap().unwrap();
+    assert_eq!(loaded, other);
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert!(notices[0].contains("--force-lineage"), "{notices:?}");
+    let lock = store.lock(&opts(Duration::ZERO)).unwrap();
+    store.save(&mut loaded, &lock).unwrap();
+    let strict = store_in(dir.path());
+    assert_eq!(strict.load().unwrap().unwrap(), loaded, "backup and file agree again");
+}
+
+#[test]
+fn a_state_file_open_to_others_is_set_back_to_0600_with_a_notice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, state) = saved_twice(dir.path());
+    // A copy made with the default umask.
+    fs::set_permissions(store.path(), fs::Permissions::from_mode(0o644)).unwrap();
+    fs::set_permissions(store.backup_path(), fs::Permissions::from_mode(0o664)).unwrap();
+    let mut notices = Vec::new();
+    assert_eq!(store.load_noting(|n| notices.push(n)).unwrap().unwrap(), state);
+    assert_eq!(mode(store.path()), 0o600);
+    assert_eq!(mode(store.backup_path()), 0o600);
+    let shown: Vec<String> = notices.iter().map(ToString::to_string).collect();
+    assert!(
+        matches!(
+            &notices[..],
+            [
+                matih_state::StateNotice::ModeTightened { was: 0o644, .. },
+                matih_state::StateNotice::ModeTightened { was: 0o664, .. },
+            ]
+        ),
+        "{shown:?}"
+    );
+    assert!(shown[0].contains("0644") && shown[0].contains("0600"), "{shown:?}");
+    // Nothing more to say the next time.
+    let mut again = 0;
+    store.load_noting(|_| again += 1).unwrap();
+    assert_eq!(again, 0);
+}
+
+#[test]
+fn a_refused_load_does_not_touch_the_mode_either() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = saved_twice(dir.path());
+    fs::write(store.path(), b"{").unwrap();
+    fs::set_permissions(store.path(), fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(store.load().is_err());
+    assert_eq!(mode(store.path()), 0o644);
+}
+
+#[test]
+fn a_state_path_that_is_a_link_is_written_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let real_dir = dir.path().join("shared-drive");
+    fs::create_dir(&real_dir).unwrap();
+    let target = real_dir.join("prod.json");
+    let link = dir.path().join("prod-aws.json");
+    std::os::unix::fs::symlink("shared-drive/prod.json", &link).unwrap();
+
+    // A dangling link: the first save creates its target.
+    let store = LocalStore::open(&link).unwrap();
+    assert_eq!(store.path(), target);
+    assert_eq!(store.link(), Some(link.as_path()));
+    assert_eq!(store.lock_path(), real_dir.join("prod.json.lock"), "the lock sits beside the target");
+    let lock = store.lock(&opts(Duration::ZERO)).unwrap();
+    let mut state = common::sample_state();
+    store.save(&mut state, &lock).unwrap();
+    store.save(&mut state, &lock).unwrap();
+    assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays a link");
+    assert_eq!(fs::read(&link).unwrap(), fs::read(&target).unwrap());
+    assert_eq!(LocalStore::open(&link).unwrap().load().unwrap().unwrap(), state);
+    assert!(real_dir.join("prod.json.backup").exists());
+    // Through the link or not, it is one lock.
+    assert!(matches!(LocalStore::open(&target).unwrap().lock(&opts(Duration::ZERO)), Err(StateError::Locked { .. })));
+    drop(lock);
+
+    // A store made on the link itself refuses it rather than replace it.
+    let raw = LocalStore::new(&link);
+    assert!(matches!(raw.load(), Err(StateError::UnexpectedSymlink { .. })));
+    let lock = raw.lock(&opts(Duration::ZERO)).unwrap();
+    assert!(matches!(raw.save(&mut state, &lock), Err(StateError::UnexpectedSymlink { .. })));
+    assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+}
+
+#[test]
+fn a_looping_state_link_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.json");
+    let b = dir.path().join("b.json");
+    std::os::unix::fs::symlink(&b, &a).unwrap();
+    std::os::unix::fs::symlink(&a, &b).unwrap();
+    let e = LocalStore::open(&a).unwrap_err();
+    assert!(matches!(&e, StateError::SymlinkLoop { path } if *path == a), "{e:?}");
+    assert!(e.to_string().contains("loops") && e.hint().is_some(), "{e}");
 }
 
 #[test]
