@@ -20,13 +20,7 @@ pub fn load_spec(global: &Global) -> Result<LoadedSpec, Failure> {
 /// Loads and validates the platform spec at `path`.
 pub fn load_spec_at(path: &Path) -> Result<LoadedSpec, Failure> {
     matih_spec::load(path).map_err(|e| {
-        let hint = match &e {
-            matih_spec::SpecError::Io { .. } => Some(format!(
-                "pass the platform spec with -c/--config (looked for {}); examples/matih.yaml is a starting point",
-                path.display()
-            )),
-            _ => None,
-        };
+        let hint = e.hint();
         let mut f = Failure::user(e);
         f.hint = hint;
         f

@@ -80,7 +80,8 @@ fn report(cli: &Cli, f: Failure, color: bool) -> i32 {
         if color && std::io::stderr().is_terminal() {
             eprintln!("{:?}", miette::Report::new(diags.summary_report()));
         } else {
-            eprint!("error: {}\n{diags}", spec_err);
+            // The headline once, then each problem with its location and help.
+            eprintln!("error: {}\n{diags}", diags.summary_report());
         }
         return code;
     }

@@ -20,6 +20,9 @@ use crate::naming::{DATA_PLANE, PLATFORM_NAMESPACES, SERVICE_NAMESPACES};
 /// cloud resource names built from it must stay within the clouds' limits.
 pub(crate) const MAX_SLUG_LEN: usize = 32;
 
+/// The longest tenant display name, in characters.
+const MAX_DISPLAY_NAME: usize = 200;
+
 /// Names under the platform zone that are platform records, not tenants.
 pub(crate) const RESERVED_SLUGS: &[&str] = &["api", "www", "prod", "staging", "dev", "test"];
 
@@ -291,6 +294,14 @@ pub(crate) fn region(key: &str, v: &str, example: &str, out: &mut Findings) {
     }
 }
 
+/// The most node pools one cluster may have (AKS allows 100 per cluster; EKS starts at 30
+/// managed node groups, a quota that can be raised).
+pub(crate) const MAX_NODE_POOLS: usize = 100;
+
+/// The most nodes one pool may scale to: AKS's and GKE's 1,000 per pool (per zone on GKE), above
+/// EKS's 450 per managed node group.
+pub(crate) const MAX_POOL_NODES: u32 = 1000;
+
 pub(crate) fn node_pools(cloud: CloudKind, pools: &[NodePool], out: &mut Findings) {
     if pools.is_empty() {
         out.at(
@@ -299,6 +310,17 @@ pub(crate) fn node_pools(cloud: CloudKind, pools: &[NodePool], out: &mut Finding
                 .help("add at least one pool, e.g. `- { name: system, machine_type: <type>, min: 2, max: 4 }`"),
         );
     }
+    if pools.len() > MAX_NODE_POOLS {
+        out.at(
+            "node_pools",
+            Problem::new(
+                format!("{cloud} lists {} node pools; a cluster has at most {MAX_NODE_POOLS}", pools.len()),
+                "too many",
+            )
+            .help("a handful of pools (system, workers, a few special ones) covers a platform: merge pools that differ only in size"),
+        );
+    }
+    let mut first_named: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for (i, pool) in pools.iter().enumerate() {
         let at = |field: &str| format!("node_pools[{i}].{field}");
         if let Some(why) = node_pool_name_problem(cloud, &pool.name) {
@@ -313,22 +335,38 @@ pub(crate) fn node_pools(cloud: CloudKind, pools: &[NodePool], out: &mut Finding
             let message = format!("node pool name `{}` {why}", pool.name);
             out.at(at("name"), Problem::new(message, "invalid name").help(help));
         }
-        if let Some(first) = pools[..i].iter().position(|p| p.name == pool.name) {
+        if let Some(&first) = first_named.get(pool.name.as_str()) {
             out.at(
                 at("name"),
                 Problem::new(format!("node pool name `{}` is used twice", pool.name), "duplicate name")
                     .help("give every pool of a cluster its own name"),
             )
             .note(format!("node_pools[{first}].name"), "first used here");
+        } else {
+            first_named.insert(&pool.name, i);
         }
-        if pool.machine_type.trim().is_empty() || pool.machine_type.chars().any(char::is_whitespace) {
+        if let Some(why) = machine_type_problem(cloud, &pool.machine_type) {
+            let example = match cloud {
+                CloudKind::Eks => "an EC2 instance type, `<family>.<size>`, e.g. `m6i.large`",
+                CloudKind::Gke => "a Compute Engine machine type, e.g. `e2-standard-4`",
+                CloudKind::Aks => "an Azure VM size, e.g. `Standard_D4s_v5`",
+            };
             out.at(
                 at("machine_type"),
-                Problem::new(format!("machine_type `{}` is not a machine type", pool.machine_type), "invalid")
-                    .help("give the cloud's instance type, e.g. `m6i.large`, `e2-standard-4` or `Standard_D4s_v5`"),
+                Problem::new(format!("machine_type `{}` {why}", shorten(&pool.machine_type)), "not a machine type")
+                    .help(format!("give {example}")),
             );
         }
-        if pool.max == 0 {
+        if pool.max > MAX_POOL_NODES {
+            out.at(
+                at("max"),
+                Problem::new(
+                    format!("node pool max ({}) is above the {MAX_POOL_NODES} nodes a pool can have", pool.max),
+                    "too large",
+                )
+                .help(format!("set max to {MAX_POOL_NODES} or less; add another pool for more nodes")),
+            );
+        } else if pool.max == 0 {
             out.at(
                 at("max"),
                 Problem::new("node pool max is 0, so the pool can never have a node", "must be at least 1")
@@ -358,6 +396,40 @@ pub(crate) fn node_pools(cloud: CloudKind, pools: &[NodePool], out: &mut Finding
                 )),
             );
         }
+    }
+}
+
+/// What is wrong with a machine type for `cloud`, by the shape each cloud's names have.
+fn machine_type_problem(cloud: CloudKind, t: &str) -> Option<String> {
+    if t.is_empty() || t.len() > 64 {
+        return Some("is empty or longer than 64 characters".into());
+    }
+    let lower = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+    let ok = match cloud {
+        // <family>.<size>: m6i.large, c7gn.16xlarge, u7in-16tb.224xlarge
+        CloudKind::Eks => t.split_once('.').is_some_and(|(family, size)| {
+            family.starts_with(|c: char| c.is_ascii_lowercase())
+                && family.chars().all(lower)
+                && !size.is_empty()
+                && size.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        }),
+        // e2-standard-4, n2-custom-4-16384, custom-8-32768-ext
+        CloudKind::Gke => t.starts_with(|c: char| c.is_ascii_lowercase()) && t.chars().all(lower) && !t.ends_with('-'),
+        // Standard_D4s_v5, Standard_NC24ads_A100_v4, Basic_A2
+        CloudKind::Aks => ["Standard_", "Basic_"].iter().any(|p| {
+            t.strip_prefix(p)
+                .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        }),
+    };
+    let article = if cloud == CloudKind::Gke { "a" } else { "an" };
+    (!ok).then(|| format!("is not {article} {} machine type", cloud.as_str().to_uppercase()))
+}
+
+/// A value cut to a length fit for a message.
+fn shorten(v: &str) -> String {
+    match v.char_indices().nth(40) {
+        Some((i, _)) => format!("{}…", &v[..i]),
+        None => v.to_string(),
     }
 }
 
@@ -717,16 +789,20 @@ pub(crate) fn addons(a: &Addons, out: &mut Findings) {
     for (key, addon) in [("calico", &a.calico), ("ingress_nginx", &a.ingress_nginx), ("cert_manager", &a.cert_manager)]
     {
         let v = &addon.version;
-        if v.trim().is_empty() || v.chars().any(char::is_whitespace) {
-            let default = match key {
-                "calico" => Addons::DEFAULT_CALICO,
-                "ingress_nginx" => Addons::DEFAULT_INGRESS_NGINX,
-                _ => Addons::DEFAULT_CERT_MANAGER,
-            };
+        let (default, prefix) = match key {
+            "calico" => (Addons::DEFAULT_CALICO, "v"),
+            "ingress_nginx" => (Addons::DEFAULT_INGRESS_NGINX, "controller-v"),
+            _ => (Addons::DEFAULT_CERT_MANAGER, "v"),
+        };
+        // The tag goes into download URLs and cache paths: nothing but a release tag passes.
+        if !is_release_tag(v, prefix) {
             out.at(
                 format!("{key}.version"),
-                Problem::new(format!("{key} version `{v}` is empty or has spaces"), "invalid version")
-                    .help(format!("give a release tag, e.g. `{default}` (the tested default), or remove the key")),
+                Problem::new(format!("{key} version `{}` is not a release tag", shorten(v)), "invalid version").help(
+                    format!(
+                        "give a release tag of the form `{prefix}X.Y.Z`, e.g. `{default}` (the tested default), or remove the key"
+                    ),
+                ),
             );
         }
     }
@@ -758,6 +834,18 @@ pub(crate) fn addons(a: &Addons, out: &mut Findings) {
             );
         }
     }
+}
+
+/// `<prefix>X.Y.Z`, optionally with a pre-release suffix (`-rc.1`, `-beta.0`).
+fn is_release_tag(v: &str, prefix: &str) -> bool {
+    let Some(rest) = v.strip_prefix(prefix) else { return false };
+    let (core, pre) = rest.split_once('-').unwrap_or((rest, "a"));
+    let parts: Vec<&str> = core.split('.').collect();
+    v.len() <= 64
+        && parts.len() == 3
+        && parts.iter().all(|p| !p.is_empty() && p.len() <= 9 && p.chars().all(|c| c.is_ascii_digit()))
+        && !pre.is_empty()
+        && pre.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
 }
 
 /// Kafka runs in one of the platform's service namespaces; only platform namespaces may be
@@ -829,6 +917,18 @@ pub(crate) fn tenant(t: &TenantSpec, stem: &str, out: &mut Findings) {
         out.at(
             "display_name",
             Problem::new("display_name is empty", "empty").help("give the name people see, e.g. `Acme Corp`"),
+        );
+    } else if t.display_name.chars().count() > MAX_DISPLAY_NAME || t.display_name.chars().any(char::is_control) {
+        out.at(
+            "display_name",
+            Problem::new(
+                format!(
+                    "display_name `{}` is longer than {MAX_DISPLAY_NAME} characters or holds control characters",
+                    shorten(&t.display_name)
+                ),
+                "invalid",
+            )
+            .help("give the name people see on one line, e.g. `Acme Corp`"),
         );
     }
 }
@@ -1051,9 +1151,68 @@ mod tests {
             ["node_pools[0].max: node pool max is 0, so the pool can never have a node"]
         );
         // AKS is stricter than a DNS label.
-        assert!(run(CloudKind::Aks, &[pool("data-workers", 1, 2, None)])[0].contains("`-`"));
-        assert!(run(CloudKind::Aks, &[pool("1pool", 1, 2, None)])[0].contains("letter"));
-        assert!(run(CloudKind::Gke, &[pool("data-workers", 1, 2, None)]).is_empty());
+        let typed = |cloud, name: &str, t: &str| NodePool { machine_type: t.into(), ..pool(name, 1, 2, None) };
+        assert!(run(CloudKind::Aks, &[typed(CloudKind::Aks, "data-workers", "Standard_D4s_v5")])[0].contains("`-`"));
+        assert!(run(CloudKind::Aks, &[typed(CloudKind::Aks, "1pool", "Standard_D4s_v5")])[0].contains("letter"));
+        assert!(run(CloudKind::Gke, &[typed(CloudKind::Gke, "data-workers", "e2-standard-4")]).is_empty());
+
+        // Machine types have each cloud's shape; numbers and other clouds' names are refused.
+        for (cloud, good, bad) in [
+            (
+                CloudKind::Eks,
+                &["m6i.large", "c7gn.16xlarge", "u7in-16tb.224xlarge"][..],
+                &["-1000000000000000000000000000000", "e2-standard-4", "m6i.", "M6i.large", "m6i.large/../x"][..],
+            ),
+            (
+                CloudKind::Gke,
+                &["e2-standard-4", "n2-custom-4-16384", "custom-8-32768-ext"],
+                &["-1", "m6i.large", "E2-standard-4", "e2-"],
+            ),
+            (
+                CloudKind::Aks,
+                &["Standard_D4s_v5", "Standard_NC24ads_A100_v4", "Basic_A2"],
+                &["-1", "Standard_", "D4s_v5", "Standard_D4s v5"],
+            ),
+        ] {
+            for t in good {
+                assert!(run(cloud, &[typed(cloud, "system", t)]).is_empty(), "{cloud} {t}");
+            }
+            for t in bad {
+                let m = run(cloud, &[typed(cloud, "system", t)]);
+                assert!(m.len() == 1 && m[0].starts_with("node_pools[0].machine_type:"), "{cloud} {t}: {m:?}");
+            }
+        }
+
+        // Counts are bounded: pools per cluster, nodes per pool. 200,000 pools are checked in
+        // linear time (names through a map, not against every earlier pool).
+        let many: Vec<NodePool> = (0..200_000).map(|i| pool(&format!("p{i}"), 1, 2, None)).collect();
+        assert_eq!(run(CloudKind::Eks, &many), ["node_pools: eks lists 200000 node pools; a cluster has at most 100"]);
+        assert_eq!(
+            run(CloudKind::Eks, &[pool("a", 1, 5000, None)]),
+            ["node_pools[0].max: node pool max (5000) is above the 1000 nodes a pool can have"]
+        );
+    }
+
+    #[test]
+    fn addon_versions_are_release_tags() {
+        let with = |calico: &str, nginx: &str| {
+            let mut a = Addons::default();
+            a.calico.version = calico.into();
+            a.ingress_nginx.version = nginx.into();
+            let mut f = Findings::default();
+            addons(&a, &mut f);
+            messages(&f)
+        };
+        assert!(with("v3.32.1", "controller-v1.15.1").is_empty());
+        assert!(with("v3.33.0-rc.1", "controller-v1.16.0-beta.0").is_empty());
+        for bad in ["-1", "3.32.1", "v3.32", "v3.32.1/../../etc", "latest", "v3.32.1 "] {
+            let m = with(bad, "controller-v1.15.1");
+            assert!(
+                m.len() == 1 && m[0].starts_with("calico.version:") && m[0].contains("not a release tag"),
+                "{bad}: {m:?}"
+            );
+        }
+        assert_eq!(with("v3.32.1", "-1"), ["ingress_nginx.version: ingress_nginx version `-1` is not a release tag"]);
     }
 
     #[test]

@@ -239,27 +239,39 @@ impl miette::Diagnostic for NoteDiagnostic {
 #[derive(Debug, Clone)]
 pub struct Diagnostics {
     items: Vec<SpecDiagnostic>,
+    /// Problems found beyond the [`MAX_LISTED`] that are kept.
+    unlisted: usize,
 }
+
+/// The most problems one load keeps and lists; the rest are only counted. A file of generated
+/// garbage can hold millions, and nobody reads past the first screens.
+pub const MAX_LISTED: usize = 200;
 
 impl Diagnostics {
     /// Sorts the problems by file order, then position. `file_order` lists the files in the
     /// order they should be reported.
-    pub(crate) fn new(mut items: Vec<SpecDiagnostic>, file_order: &[PathBuf]) -> Self {
+    pub(crate) fn new(sink: Sink, file_order: &[PathBuf]) -> Self {
+        let Sink { mut items, unlisted } = sink;
         debug_assert!(!items.is_empty());
         let rank = |d: &SpecDiagnostic| file_order.iter().position(|p| p == d.path()).unwrap_or(usize::MAX);
         // Stable sort: two problems at the same place keep the order the checks found them in.
         items.sort_by_key(|d| (rank(d), d.sort_key()));
-        Self { items }
+        Self { items, unlisted }
     }
 
-    /// The problems, in reporting order.
+    /// The problems listed, in reporting order (at most [`MAX_LISTED`]).
     pub fn items(&self) -> &[SpecDiagnostic] {
         &self.items
     }
 
-    /// Number of problems (at least one).
+    /// Number of problems found (at least one), listed or not.
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.items.len() + self.unlisted
+    }
+
+    /// Problems found but not kept, beyond the first [`MAX_LISTED`].
+    pub fn unlisted(&self) -> usize {
+        self.unlisted
     }
 
     /// Always false; present because `len` is.
@@ -285,7 +297,7 @@ impl Diagnostics {
                 files.push(name);
             }
         }
-        let n = self.items.len();
+        let n = self.len();
         let problems = if n == 1 { "problem" } else { "problems" };
         format!("invalid platform spec: {n} {problems} in {}", files.join(", "))
     }
@@ -298,6 +310,9 @@ impl fmt::Display for Diagnostics {
                 f.write_str("\n")?;
             }
             d.write_plain(f)?;
+        }
+        if self.unlisted > 0 {
+            write!(f, "\n... and {} more problems, not listed: fix these and run `validate` again", self.unlisted)?;
         }
         Ok(())
     }
@@ -341,12 +356,18 @@ impl miette::Diagnostic for SummaryReport {
 #[derive(Debug, Default)]
 pub(crate) struct Sink {
     pub items: Vec<SpecDiagnostic>,
+    /// Problems past [`MAX_LISTED`], counted only.
+    pub unlisted: usize,
 }
 
 impl Sink {
     /// Records a problem at `span` in `file`.
     pub(crate) fn error(&mut self, file: &Arc<SourceFile>, span: Span, p: Problem) {
         debug_assert!(p.help.is_some(), "every problem says how to fix it: {}", p.message);
+        if self.items.len() >= MAX_LISTED {
+            self.unlisted += 1;
+            return;
+        }
         self.items.push(SpecDiagnostic::new(file, span, p.message, p.label, p.help, p.notes));
     }
 }
@@ -401,7 +422,7 @@ mod tests {
         let mut sink = Sink::default();
         sink.error(&f, at(5), p);
         sink.error(&f, at(0), Problem::new("bad x", "here").help("fix x"));
-        let d = Diagnostics::new(sink.items, &[PathBuf::from("dir/matih.yaml")]);
+        let d = Diagnostics::new(sink, &[PathBuf::from("dir/matih.yaml")]);
         assert_eq!(
             d.to_string(),
             "dir/matih.yaml:1:1: bad x\n  help: fix x\n\

@@ -123,13 +123,13 @@ pub mod naming {
 }
 
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-pub use diag::{Diagnostics, SpecDiagnostic, SummaryReport};
+pub use diag::{Diagnostics, MAX_LISTED, SpecDiagnostic, SummaryReport};
 pub use model::{
     Addon, Addons, AksEntraId, AksNetwork, AksSpec, Certificates, CloudKind, Clouds, ClusterView, CoreDns, EksEndpoint,
     EksNetwork, EksSpec, EksSubnets, GkeDataplane, GkeNetwork, GkeSpec, NatGateways, NetworkPolicies, NodePool,
@@ -143,11 +143,21 @@ use crate::yaml::Node;
 /// The name of the directory, beside the platform file, that holds one file per tenant.
 pub const TENANT_DIR: &str = "tenants";
 
+/// The largest platform file read, in bytes. Real ones are a few KiB.
+pub const MAX_PLATFORM_FILE: u64 = 1 << 20;
+
+/// The largest tenant file read, in bytes. Real ones are a few lines.
+pub const MAX_TENANT_FILE: u64 = 64 << 10;
+
 /// Why a platform spec could not be loaded.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum SpecError {
+    /// A spec file, or the tenants directory, is not what it must be: missing, a directory, a
+    /// broken or looping link, a pipe or device.
+    #[error("{}", problem.describe(path))]
+    Path { path: PathBuf, problem: PathProblem },
     /// A spec file, or the tenants directory, could not be read.
-    #[error("cannot read {}", path.display())]
+    #[error("cannot read `{}`", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -157,6 +167,81 @@ pub enum SpecError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Invalid(Diagnostics),
+}
+
+/// What is wrong with a path of the platform spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PathProblem {
+    /// Nothing is there.
+    NotFound,
+    /// A directory where a file is wanted.
+    Directory,
+    /// A named pipe, device or socket: reading it could block or never end.
+    NotRegular,
+    /// A symbolic link to something that does not exist.
+    DanglingLink { target: PathBuf },
+    /// A chain of symbolic links that loops (or is longer than 40).
+    LinkLoop,
+    /// `tenants/` beside the platform file is not a directory.
+    TenantsNotDirectory,
+    /// The file may not be read by this user.
+    PermissionDenied,
+}
+
+impl PathProblem {
+    fn describe(&self, path: &Path) -> String {
+        let p = path.display();
+        match self {
+            PathProblem::NotFound => format!("`{p}` does not exist"),
+            PathProblem::Directory => format!("`{p}` is a directory, not a platform spec file"),
+            PathProblem::NotRegular => format!("`{p}` is not a regular file (a named pipe, device or socket)"),
+            PathProblem::DanglingLink { target } => {
+                format!("`{p}` is a symbolic link to `{}`, which does not exist", target.display())
+            }
+            PathProblem::LinkLoop => {
+                format!("`{p}` is a symbolic link that loops (or goes through more than 40 links)")
+            }
+            PathProblem::TenantsNotDirectory => {
+                format!(
+                    "`{p}` is not a directory: the tenants directory beside the platform spec holds one file per tenant"
+                )
+            }
+            PathProblem::PermissionDenied => format!("cannot read `{p}`: permission denied"),
+        }
+    }
+}
+
+impl SpecError {
+    /// How to fix it, for the CLI's `hint:` line.
+    pub fn hint(&self) -> Option<String> {
+        let SpecError::Path { path, problem } = self else { return None };
+        let p = path.display();
+        Some(match problem {
+            PathProblem::NotFound => format!(
+                "pass the platform spec with -c/--config (looked for `{p}`); examples/matih.yaml is a starting point"
+            ),
+            PathProblem::Directory => {
+                let inside = path.join("matih.yaml");
+                if inside.is_file() {
+                    format!("pass the file inside it: `-c {}`", inside.display())
+                } else {
+                    format!("pass the platform spec file itself with -c/--config, e.g. `-c {p}/matih.yaml`")
+                }
+            }
+            PathProblem::NotRegular => "pass the platform spec file itself with -c/--config".to_string(),
+            PathProblem::DanglingLink { .. } => {
+                format!("point the link at an existing file (`ln -sf <file> {p}`), or pass the file itself")
+            }
+            PathProblem::LinkLoop => {
+                format!("`ls -l {p}` shows where each link leads: point one of them at a real file")
+            }
+            PathProblem::TenantsNotDirectory => format!(
+                "move `{p}` aside (e.g. `mv {p} {p}.old`) and create the directory; `matih-infra tenant add` writes one file per tenant there"
+            ),
+            PathProblem::PermissionDenied => format!("check the owner and mode of `{p}` and the directories above it"),
+        })
+    }
 }
 
 /// A valid platform spec and where it came from.
@@ -177,23 +262,27 @@ pub struct LoadedSpec {
 /// Loads the platform file at `config_path` and the tenant files in `tenants/` beside it, and
 /// validates them together.
 pub fn load(config_path: &Path) -> Result<LoadedSpec, SpecError> {
-    let config_bytes = read(config_path)?;
+    let mut sink = Sink::default();
+    let config_bytes = read(config_path, MAX_PLATFORM_FILE, &mut sink)?;
     let tenant_dir = config_path.parent().unwrap_or(Path::new("")).join(TENANT_DIR);
     let tenant_names = tenant_file_names(&tenant_dir)?;
     let mut tenant_files = Vec::with_capacity(tenant_names.len());
     for name in tenant_names {
         let path = tenant_dir.join(&name);
-        let bytes = read(&path)?;
+        let bytes = read(&path, MAX_TENANT_FILE, &mut sink)?;
         tenant_files.push((name, path, bytes));
     }
 
     let config_name = config_path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let mut files: Vec<(String, &[u8])> = vec![(config_name, &config_bytes)];
-    files.extend(tenant_files.iter().map(|(name, _, bytes)| (format!("{TENANT_DIR}/{name}"), bytes.as_slice())));
+    let mut files: Vec<(String, &[u8])> = vec![(config_name, config_bytes.as_deref().unwrap_or_default())];
+    files.extend(
+        tenant_files
+            .iter()
+            .map(|(name, _, bytes)| (format!("{TENANT_DIR}/{name}"), bytes.as_deref().unwrap_or_default())),
+    );
     let hash = hash_files(&files);
 
-    let mut sink = Sink::default();
-    let config = source_file(config_path, config_bytes, &mut sink);
+    let config = config_bytes.and_then(|bytes| source_file(config_path, bytes, &mut sink));
     let spec = config.and_then(|file| {
         let root = yaml::parse(&file, &mut sink)?;
         Decoder::new(&file, &mut sink).platform_file(&root)
@@ -202,7 +291,7 @@ pub fn load(config_path: &Path) -> Result<LoadedSpec, SpecError> {
     let mut tenants: Vec<ParsedTenant> = Vec::new();
     for (name, path, bytes) in tenant_files {
         let stem = Path::new(&name).file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-        if let Some(file) = source_file(&path, bytes, &mut sink) {
+        if let Some(file) = bytes.and_then(|bytes| source_file(&path, bytes, &mut sink)) {
             tenants.extend(parse_tenant_file(&file, &stem, &mut sink));
         }
     }
@@ -217,7 +306,7 @@ pub fn load(config_path: &Path) -> Result<LoadedSpec, SpecError> {
             spec.tenants.sort_by(|a, b| a.slug.cmp(&b.slug));
             Ok(LoadedSpec { spec, config_path: config_path.to_path_buf(), tenant_dir, hash })
         }
-        _ => Err(SpecError::Invalid(Diagnostics::new(sink.items, &file_order))),
+        _ => Err(SpecError::Invalid(Diagnostics::new(sink, &file_order))),
     }
 }
 
@@ -232,7 +321,7 @@ pub fn parse_tenant(file: &Path, source: &str) -> Result<TenantSpec, Diagnostics
     check_tenants_together(parsed.as_slice(), None, &mut sink);
     match parsed {
         Some(t) if sink.items.is_empty() => Ok(t.spec),
-        _ => Err(Diagnostics::new(sink.items, &[file.to_path_buf()])),
+        _ => Err(Diagnostics::new(sink, &[file.to_path_buf()])),
     }
 }
 
@@ -257,7 +346,9 @@ fn parse_tenant_file(file: &Arc<SourceFile>, stem: &str, sink: &mut Sink) -> Opt
 
 /// Rules across tenant files: reserved slugs (which depend on the environment) and duplicates.
 fn check_tenants_together(tenants: &[ParsedTenant], environment: Option<&str>, sink: &mut Sink) {
-    for (i, t) in tenants.iter().enumerate() {
+    // The first tenant of each slug: a map, so that ten thousand tenants cost ten thousand steps.
+    let mut first_of: std::collections::HashMap<&str, &ParsedTenant> = std::collections::HashMap::new();
+    for t in tenants {
         let slug = &t.spec.slug;
         if check::slug_is_reserved(slug, environment) {
             sink.error(
@@ -270,20 +361,22 @@ fn check_tenants_together(tenants: &[ParsedTenant], environment: Option<&str>, s
                 )),
             );
         }
-        if let Some(first) = tenants[..i].iter().find(|o| o.spec.slug == *slug) {
-            let note = Note {
-                file: Arc::clone(&first.file),
-                span: first.slug_span(),
-                message: format!("`{slug}` first defined here"),
-            };
-            sink.error(
-                &t.file,
-                t.slug_span(),
-                Problem::new(format!("tenant `{slug}` is defined twice"), "duplicate tenant")
-                    .help("keep one file per tenant: delete or merge the other one")
-                    .note(note),
-            );
-        }
+        let Some(first) = first_of.get(slug.as_str()) else {
+            first_of.insert(slug, t);
+            continue;
+        };
+        let note = Note {
+            file: Arc::clone(&first.file),
+            span: first.slug_span(),
+            message: format!("`{slug}` first defined here"),
+        };
+        sink.error(
+            &t.file,
+            t.slug_span(),
+            Problem::new(format!("tenant `{slug}` is defined twice"), "duplicate tenant")
+                .help("keep one file per tenant: delete or merge the other one")
+                .note(note),
+        );
     }
 }
 
@@ -296,17 +389,88 @@ fn tenants_paths(tenant_dir: &Path, tenants: &[ParsedTenant], sink: &Sink) -> Ve
     paths
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, SpecError> {
-    fs::read(path).map_err(|source| SpecError::Io { path: path.to_path_buf(), source })
+/// The bytes of a spec file, read only when it is a regular file of at most `limit` bytes.
+/// A file over the limit is a located problem (`None`); a path that is not a readable file is
+/// an error naming what it is instead.
+fn read(path: &Path, limit: u64, sink: &mut Sink) -> Result<Option<Vec<u8>>, SpecError> {
+    let meta = fs::metadata(path).map_err(|e| path_error(path, e))?;
+    if meta.is_dir() {
+        return Err(SpecError::Path { path: path.to_path_buf(), problem: PathProblem::Directory });
+    }
+    if !meta.is_file() {
+        return Err(SpecError::Path { path: path.to_path_buf(), problem: PathProblem::NotRegular });
+    }
+    let too_large = |sink: &mut Sink, size: u64| {
+        let file = SourceFile::new(path, String::new());
+        let what = if limit == MAX_PLATFORM_FILE { "a platform file" } else { "a tenant file" };
+        sink.error(
+            &file,
+            Span::FILE_START,
+            Problem::new(format!("the file is {size} bytes; {what} is read up to {limit} bytes"), "too large").help(
+                "a spec file is a few KiB: check that this is the file you meant, or for generated or repeated content",
+            ),
+        );
+    };
+    if meta.len() > limit {
+        too_large(sink, meta.len());
+        return Ok(None);
+    }
+    // The file may grow between the look and the read: never read more than the limit.
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    fs::File::open(path).and_then(|f| f.take(limit + 1).read_to_end(&mut bytes)).map_err(|e| path_error(path, e))?;
+    if bytes.len() as u64 > limit {
+        too_large(sink, bytes.len() as u64);
+        return Ok(None);
+    }
+    Ok(Some(bytes))
+}
+
+/// The error for a spec path that could not be opened: what is there instead, when that can be
+/// told (a broken or looping link, nothing at all, no permission).
+fn path_error(path: &Path, e: io::Error) -> SpecError {
+    let problem = match e.kind() {
+        io::ErrorKind::PermissionDenied => Some(PathProblem::PermissionDenied),
+        _ => link_problem(path).or_else(|| (e.kind() == io::ErrorKind::NotFound).then_some(PathProblem::NotFound)),
+    };
+    match problem {
+        Some(problem) => SpecError::Path { path: path.to_path_buf(), problem },
+        None => SpecError::Io { path: path.to_path_buf(), source: e },
+    }
+}
+
+/// Whether `path` is a symbolic link that leads nowhere: to a missing file, or round in a loop.
+fn link_problem(path: &Path) -> Option<PathProblem> {
+    let mut at = path.to_path_buf();
+    for _ in 0..=40 {
+        match fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = fs::read_link(&at).ok()?;
+                at = match at.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                };
+            }
+            Ok(_) => return None,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && at != path => {
+                return Some(PathProblem::DanglingLink { target: at });
+            }
+            Err(_) => return None,
+        }
+    }
+    Some(PathProblem::LinkLoop)
 }
 
 /// Names of the tenant files in `dir`, sorted: regular files (or links to them) ending in
-/// `.yaml` or `.yml`, not hidden. A missing directory has none.
+/// `.yaml` or `.yml`, not hidden. A missing directory has none; a `tenants` that is a file, or a
+/// link to nothing, is an error.
 fn tenant_file_names(dir: &Path) -> Result<Vec<String>, SpecError> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(SpecError::Io { path: dir.to_path_buf(), source }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && link_problem(dir).is_none() => return Ok(Vec::new()),
+        Err(_) if fs::metadata(dir).is_ok_and(|m| !m.is_dir()) => {
+            return Err(SpecError::Path { path: dir.to_path_buf(), problem: PathProblem::TenantsNotDirectory });
+        }
+        Err(e) => return Err(path_error(dir, e)),
     };
     let mut names = Vec::new();
     for entry in entries {
@@ -316,11 +480,8 @@ fn tenant_file_names(dir: &Path) -> Result<Vec<String>, SpecError> {
         if !is_yaml || name.starts_with('.') {
             continue;
         }
-        let path = entry.path();
-        let meta = fs::metadata(&path).map_err(|source| SpecError::Io { path: path.clone(), source })?;
-        if meta.is_file() {
-            names.push(name);
-        }
+        // A tenant file that is a directory or a broken link is reported by `read`.
+        names.push(name);
     }
     names.sort();
     Ok(names)
@@ -442,11 +603,81 @@ clouds:
         assert_eq!(messages, ["tenant slug `api` is reserved", "tenant slug `qa` is reserved"]);
     }
 
+    fn path_problem(path: &Path) -> (PathBuf, PathProblem, String, String) {
+        match load(path) {
+            Err(e @ SpecError::Path { .. }) => {
+                let (message, hint) = (e.to_string(), e.hint().unwrap());
+                let SpecError::Path { path, problem } = e else { unreachable!() };
+                (path, problem, message, hint)
+            }
+            other => panic!("{}: {other:?}", path.display()),
+        }
+    }
+
     #[test]
-    fn unreadable_config_is_an_io_error() {
+    fn a_config_path_that_is_not_a_file_says_what_it_is() {
         let dir = tempfile::tempdir().unwrap();
-        let err = load(&dir.path().join("nope.yaml")).unwrap_err();
-        assert!(matches!(&err, SpecError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound));
+        let d = dir.path();
+        let (_, problem, message, _) = path_problem(&d.join("nope.yaml"));
+        assert_eq!(problem, PathProblem::NotFound);
+        assert!(message.ends_with("nope.yaml` does not exist"), "{message}");
+
+        // A directory: the hint names the spec file inside it when there is one.
+        write(d, "platform/matih.yaml", PLATFORM);
+        let (_, problem, message, hint) = path_problem(&d.join("platform"));
+        assert_eq!(problem, PathProblem::Directory);
+        assert!(message.contains("is a directory, not a platform spec file"), "{message}");
+        assert!(hint.contains(&format!("-c {}", d.join("platform/matih.yaml").display())), "{hint}");
+
+        // A link to nothing, and links in a loop.
+        std::os::unix::fs::symlink("gone.yaml", d.join("dangling.yaml")).unwrap();
+        let (_, problem, message, _) = path_problem(&d.join("dangling.yaml"));
+        assert_eq!(problem, PathProblem::DanglingLink { target: d.join("gone.yaml") });
+        assert!(message.contains("is a symbolic link to") && message.contains("which does not exist"), "{message}");
+        std::os::unix::fs::symlink("loop-b.yaml", d.join("loop-a.yaml")).unwrap();
+        std::os::unix::fs::symlink("loop-a.yaml", d.join("loop-b.yaml")).unwrap();
+        assert_eq!(path_problem(&d.join("loop-a.yaml")).1, PathProblem::LinkLoop);
+
+        // A named pipe would block a plain read forever.
+        let fifo = d.join("fifo.yaml");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        assert_eq!(path_problem(&fifo).1, PathProblem::NotRegular);
+    }
+
+    #[test]
+    fn tenants_must_be_a_directory_and_its_files_files() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "matih.yaml", PLATFORM);
+        write(dir.path(), "tenants", "slug: acme\n");
+        let (path, problem, message, hint) = path_problem(&dir.path().join("matih.yaml"));
+        assert_eq!((path, problem), (dir.path().join("tenants"), PathProblem::TenantsNotDirectory));
+        assert!(message.contains("is not a directory"), "{message}");
+        assert!(hint.contains("mv "), "{hint}");
+
+        fs::remove_file(dir.path().join("tenants")).unwrap();
+        std::os::unix::fs::symlink("elsewhere", dir.path().join("tenants")).unwrap();
+        assert!(matches!(path_problem(&dir.path().join("matih.yaml")).1, PathProblem::DanglingLink { .. }));
+
+        fs::remove_file(dir.path().join("tenants")).unwrap();
+        fs::create_dir(dir.path().join("tenants")).unwrap();
+        std::os::unix::fs::symlink("../gone.yaml", dir.path().join("tenants/acme.yaml")).unwrap();
+        let (path, problem, ..) = path_problem(&dir.path().join("matih.yaml"));
+        assert_eq!(path, dir.path().join("tenants/acme.yaml"));
+        assert!(matches!(problem, PathProblem::DanglingLink { .. }));
+    }
+
+    #[test]
+    fn files_over_the_size_limit_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut big = PLATFORM.to_string();
+        big.push_str(&"# padding\n".repeat(MAX_PLATFORM_FILE as usize / 10));
+        write(dir.path(), "matih.yaml", &big);
+        write(dir.path(), "tenants/acme.yaml", &format!("slug: acme\ndisplay_name: {}\n", "A".repeat(70_000)));
+        let Err(SpecError::Invalid(d)) = load(&dir.path().join("matih.yaml")) else { panic!("expected invalid") };
+        let shown = d.to_string();
+        assert_eq!(d.len(), 2, "{shown}");
+        assert!(shown.contains("matih.yaml:1:1: the file is") && shown.contains("read up to 1048576 bytes"), "{shown}");
+        assert!(shown.contains("acme.yaml:1:1: the file is") && shown.contains("read up to 65536 bytes"), "{shown}");
     }
 
     #[test]

@@ -7,6 +7,11 @@
 //! Deliberately not supported: more than one document per file (an error), tags other than
 //! `!!str` (ignored), merge keys `<<` (the decoder reports them as unknown keys). Aliases are
 //! resolved by copying the anchored node, spans included, so errors point at the definition.
+//!
+//! Limits, so that no input can exhaust the tool: a tree holds at most [`MAX_VALUES`] values,
+//! counting every copy an alias makes (a "billion laughs" file of nested aliases stops at the
+//! alias that crosses the limit, before anything is copied), and collections nest at most
+//! [`MAX_DEPTH`] deep. A platform spec needs a few thousand values and a depth of six or so.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,6 +19,12 @@ use std::sync::Arc;
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle};
 
 use crate::diag::{Pos, Problem, Sink, SourceFile, Span};
+
+/// The most values (scalars and collections, alias copies included) one file may hold.
+pub(crate) const MAX_VALUES: usize = 100_000;
+
+/// The deepest collections may nest in one file.
+pub(crate) const MAX_DEPTH: usize = 32;
 
 /// A YAML node with its location.
 #[derive(Debug, Clone)]
@@ -114,10 +125,10 @@ fn path_steps(path: &str) -> impl Iterator<Item = Step<'_>> {
     })
 }
 
-/// A collection being built.
+/// A collection being built. `counted` is the number of values in the tree when it started.
 enum Frame {
-    Seq { start: Span, anchor: usize, items: Vec<Node> },
-    Map { start: Span, anchor: usize, entries: Vec<(Node, Node)>, key: Option<Node> },
+    Seq { start: Span, anchor: usize, counted: usize, items: Vec<Node> },
+    Map { start: Span, anchor: usize, counted: usize, entries: Vec<(Node, Node)>, key: Option<Node> },
 }
 
 /// Parses `file` into a tree. Returns `None` after recording a syntax error. An empty file
@@ -131,9 +142,27 @@ pub(crate) fn parse(file: &Arc<SourceFile>, sink: &mut Sink) -> Option<Node> {
         Span { start, end: file.byte_of_char(e.index()) }
     };
     let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    // Each anchored node with the number of values it holds (itself included).
+    let mut anchors: HashMap<usize, (Node, usize)> = HashMap::new();
     let mut root: Option<Node> = None;
     let mut documents = 0;
+    // Values in the tree so far, alias copies included.
+    let mut counted = 0usize;
+    let too_many = |sink: &mut Sink, span: Span, alias: bool| {
+        let (message, help) = if alias {
+            (
+                format!("this alias makes the file hold more than {MAX_VALUES} values"),
+                "aliases may repeat a node, not multiply the file: write the values out, or anchor fewer \
+                 levels of aliases (nested aliases double the file at every level, a YAML \"billion laughs\")",
+            )
+        } else {
+            (
+                format!("the file holds more than {MAX_VALUES} values"),
+                "a platform spec needs a few thousand at most: check for generated or repeated content",
+            )
+        };
+        sink.error(file, span, Problem::new(message, "limit reached here").help(help));
+    };
 
     while let Some(next) = parser.next_event() {
         let (event, raw) = match next {
@@ -172,30 +201,57 @@ pub(crate) fn parse(file: &Arc<SourceFile>, sink: &mut Sink) -> Option<Node> {
                 } else {
                     Kind::Scalar { text: text.into_owned(), plain }
                 };
+                counted += 1;
+                if counted > MAX_VALUES {
+                    too_many(sink, span, false);
+                    return None;
+                }
                 let node = Node { kind, span };
                 if anchor > 0 {
-                    anchors.insert(anchor, node.clone());
+                    anchors.insert(anchor, (node.clone(), 1));
                 }
                 Some(node)
             }
-            Event::Alias(id) => anchors.get(&id).cloned(),
+            Event::Alias(id) => match anchors.get(&id) {
+                // Counted before copying: the copy is only made when it fits.
+                Some((node, values)) => {
+                    counted += values;
+                    if counted > MAX_VALUES {
+                        too_many(sink, span, true);
+                        return None;
+                    }
+                    Some(node.clone())
+                }
+                None => None, // the parser rejects an alias without its anchor
+            },
+            Event::SequenceStart(..) | Event::MappingStart(..) if stack.len() >= MAX_DEPTH => {
+                sink.error(
+                    file,
+                    span,
+                    Problem::new(format!("lists and mappings nest more than {MAX_DEPTH} deep here"), "too deep")
+                        .help("a platform spec nests six levels or so: check the brackets and indentation"),
+                );
+                return None;
+            }
             Event::SequenceStart(anchor, _) => {
-                stack.push(Frame::Seq { start: span, anchor, items: Vec::new() });
+                counted += 1;
+                stack.push(Frame::Seq { start: span, anchor, counted, items: Vec::new() });
                 None
             }
             Event::MappingStart(anchor, _) => {
-                stack.push(Frame::Map { start: span, anchor, entries: Vec::new(), key: None });
+                counted += 1;
+                stack.push(Frame::Map { start: span, anchor, counted, entries: Vec::new(), key: None });
                 None
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                let (kind, start, anchor, last_end) = match stack.pop() {
-                    Some(Frame::Seq { start, anchor, items }) => {
+                let (kind, start, anchor, at_start, last_end) = match stack.pop() {
+                    Some(Frame::Seq { start, anchor, counted, items }) => {
                         let last = items.last().map(|n| n.span.end);
-                        (Kind::Seq(items), start, anchor, last)
+                        (Kind::Seq(items), start, anchor, counted, last)
                     }
-                    Some(Frame::Map { start, anchor, entries, .. }) => {
+                    Some(Frame::Map { start, anchor, counted, entries, .. }) => {
                         let last = entries.last().map(|(_, v)| v.span.end.max(v.span.start.byte));
-                        (Kind::Map(entries), start, anchor, last)
+                        (Kind::Map(entries), start, anchor, counted, last)
                     }
                     None => continue, // the parser never emits an unbalanced end
                 };
@@ -204,7 +260,8 @@ pub(crate) fn parse(file: &Arc<SourceFile>, sink: &mut Sink) -> Option<Node> {
                 let end = if span.end > span.start.byte { span.end } else { last_end.unwrap_or(start.end) };
                 let node = Node { kind, span: Span { start: start.start, end } };
                 if anchor > 0 {
-                    anchors.insert(anchor, node.clone());
+                    // The collection itself (counted when it started) and everything inside.
+                    anchors.insert(anchor, (node.clone(), counted - at_start + 1));
                 }
                 Some(node)
             }
