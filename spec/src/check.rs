@@ -282,13 +282,14 @@ pub(crate) fn gke_names(spec: &crate::PlatformSpec, out: &mut Findings) {
 /// Region or location names: lower-case letters, digits and `-`.
 pub(crate) fn region(key: &str, v: &str, example: &str, out: &mut Findings) {
     let ok = !v.is_empty()
+        && v.len() <= 32
         && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !v.starts_with('-')
         && !v.ends_with('-');
     if !ok {
         out.at(
             key,
-            Problem::new(format!("{key} `{v}` is not a region name"), "not a region")
+            Problem::new(format!("{key} `{}` is not a region name", shorten(v)), "not a region")
                 .help(format!("use the cloud's own lower-case name, e.g. `{example}`")),
         );
     }

@@ -294,11 +294,16 @@ impl<'a> Decoder<'a> {
         match &f.value.kind {
             Kind::Scalar { text, plain: true } => match text.parse::<u64>().ok().map(T::try_from) {
                 Some(Ok(v)) => Some(v),
-                Some(Err(_)) => {
+                // Digits that overflow u64 are as out of range as those that overflow `T`.
+                Some(Err(_)) | None if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
                     self.type_error(f, "a smaller whole number", format!("`{text}` is out of range for `{key}`"));
                     None
                 }
-                None => {
+                _ if text.starts_with('-') && text[1..].bytes().all(|b| b.is_ascii_digit()) && text.len() > 1 => {
+                    self.type_error(f, "a whole number of 0 or more", format!("`{key}` cannot be negative"));
+                    None
+                }
+                _ => {
                     self.type_error(f, "a whole number", format!("write digits only, e.g. `{key}: 3`"));
                     None
                 }

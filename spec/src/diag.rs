@@ -368,8 +368,27 @@ impl Sink {
             self.unlisted += 1;
             return;
         }
-        self.items.push(SpecDiagnostic::new(file, span, p.message, p.label, p.help, p.notes));
+        let (message, label, help) = (printable(p.message), printable(p.label), p.help.map(printable));
+        self.items.push(SpecDiagnostic::new(file, span, message, label, help, p.notes));
     }
+}
+
+/// Text fit for a terminal and a log line: control characters (a value's NUL, or an escape
+/// sequence that would drive the terminal) written as escapes, and a message that quotes a huge
+/// value cut in the middle.
+fn printable(text: String) -> String {
+    const MAX: usize = 600;
+    let text = if text.chars().any(char::is_control) {
+        text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+    } else {
+        text
+    };
+    if text.len() <= MAX {
+        return text;
+    }
+    let head = text.char_indices().map(|(i, _)| i).take_while(|i| *i <= MAX / 2).last().unwrap_or(0);
+    let tail = text.char_indices().map(|(i, _)| i).find(|i| *i >= text.len() - MAX / 2).unwrap_or(text.len());
+    format!("{} … {}", &text[..head], &text[tail..])
 }
 
 /// A finding before it has a location: what is wrong, a short label for the snippet, the fix.

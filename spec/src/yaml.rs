@@ -138,7 +138,14 @@ pub(crate) fn parse(file: &Arc<SourceFile>, sink: &mut Sink) -> Option<Node> {
     // Markers carry the line (1-based) and column (0-based, in characters) already; only the
     // byte offset needs converting from the character index.
     let span_of = |m: Marker, e: Marker| {
-        let start = Pos { byte: file.byte_of_char(m.index()), line: m.line(), col: m.col() + 1 };
+        let byte = file.byte_of_char(m.index());
+        // At the very end of the input the parser's line can run one past the last line:
+        // position such a marker from its offset instead (rare, so the scan is affordable).
+        let start = if byte < file.text().len() {
+            Pos { byte, line: m.line(), col: m.col() + 1 }
+        } else {
+            file.pos_of_byte(byte)
+        };
         Span { start, end: file.byte_of_char(e.index()) }
     };
     let mut stack: Vec<Frame> = Vec::new();
@@ -168,7 +175,10 @@ pub(crate) fn parse(file: &Arc<SourceFile>, sink: &mut Sink) -> Option<Node> {
         let (event, raw) = match next {
             Ok(ev) => ev,
             Err(e) => {
-                let span = span_of(*e.marker(), *e.marker());
+                // Positioned from the byte offset: the parser's line count can run past the
+                // last line when it fails at the end of the input.
+                let byte = file.byte_of_char(e.marker().index());
+                let span = Span { start: file.pos_of_byte(byte), end: byte };
                 sink.error(
                     file,
                     span,
