@@ -1152,10 +1152,10 @@ mod tests {
             ["node_pools[0].max: node pool max is 0, so the pool can never have a node"]
         );
         // AKS is stricter than a DNS label.
-        let typed = |cloud, name: &str, t: &str| NodePool { machine_type: t.into(), ..pool(name, 1, 2, None) };
-        assert!(run(CloudKind::Aks, &[typed(CloudKind::Aks, "data-workers", "Standard_D4s_v5")])[0].contains("`-`"));
-        assert!(run(CloudKind::Aks, &[typed(CloudKind::Aks, "1pool", "Standard_D4s_v5")])[0].contains("letter"));
-        assert!(run(CloudKind::Gke, &[typed(CloudKind::Gke, "data-workers", "e2-standard-4")]).is_empty());
+        let typed = |name: &str, t: &str| NodePool { machine_type: t.into(), ..pool(name, 1, 2, None) };
+        assert!(run(CloudKind::Aks, &[typed("data-workers", "Standard_D4s_v5")])[0].contains("`-`"));
+        assert!(run(CloudKind::Aks, &[typed("1pool", "Standard_D4s_v5")])[0].contains("letter"));
+        assert!(run(CloudKind::Gke, &[typed("data-workers", "e2-standard-4")]).is_empty());
 
         // Machine types have each cloud's shape; numbers and other clouds' names are refused.
         for (cloud, good, bad) in [
@@ -1176,10 +1176,10 @@ mod tests {
             ),
         ] {
             for t in good {
-                assert!(run(cloud, &[typed(cloud, "system", t)]).is_empty(), "{cloud} {t}");
+                assert!(run(cloud, &[typed("system", t)]).is_empty(), "{cloud} {t}");
             }
             for t in bad {
-                let m = run(cloud, &[typed(cloud, "system", t)]);
+                let m = run(cloud, &[typed("system", t)]);
                 assert!(m.len() == 1 && m[0].starts_with("node_pools[0].machine_type:"), "{cloud} {t}: {m:?}");
             }
         }
