@@ -25,7 +25,9 @@ pub struct Global {
     /// The platform spec; tenants are read from `tenants/*.yaml` beside it.
     #[arg(short = 'c', long = "config", global = true, default_value = "matih.yaml", env = "MATIH_CONFIG")]
     pub config: PathBuf,
-    /// The state file [default: .matih/state/<environment>-<cloud>.json beside the spec].
+    /// Where state is: a file, or s3://<bucket>/<key>, gs://<bucket>/<key>,
+    /// azblob://<account>/<container>/<key> [default: the platform spec's `state:` section, or
+    /// .matih/state/<environment>-<cloud>.json beside the spec].
     #[arg(long, global = true, env = "MATIH_STATE")]
     pub state: Option<PathBuf>,
     /// Which cloud to work on.
@@ -186,11 +188,35 @@ pub enum StateCommand {
         /// The cloud's id of the resource (`vpc-0abc…`, a zone id).
         id: String,
     },
-    /// Release a lock left behind (local locks are released by the OS when their holder exits).
+    /// Break a lock left behind, naming it by the id `state lock status` shows. Remote locks
+    /// also run out on their own when their holder stops renewing them; local locks are released
+    /// by the OS when their holder exits, and a live holder's lock is never broken.
     Unlock {
         #[arg(long, required = true)]
         force: bool,
+        /// The lock's id, as `state lock status` shows it.
+        lock_id: String,
     },
+    /// The state lock.
+    #[command(subcommand)]
+    Lock(LockCommand),
+    /// Copy state to another store, keeping its lineage and serial: `--to s3` (or gcs, azblob)
+    /// moves the local file to the store the platform spec's `state:` section names; `--to
+    /// local` brings it back; a URL or path names any other place. Refuses to overwrite another
+    /// lineage or a newer state, and leaves the source as it was.
+    Migrate {
+        /// `local`, `s3`, `gcs`, `azblob`, a path, or s3://<bucket>/<key>, gs://<bucket>/<key>,
+        /// azblob://<account>/<container>/<key>.
+        #[arg(long)]
+        to: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LockCommand {
+    /// Who holds the state lock: id, host, pid, command, since when and, for a remote store,
+    /// until when its lease runs.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]

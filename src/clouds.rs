@@ -4,12 +4,15 @@
 
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use matih_provider_kit::Cloud;
+use matih_state::Service;
 
 /// One cloud `--cloud` knows: its name, the cargo feature that builds it, and the cloud itself
 /// when this build has it.
 struct Entry {
     name: &'static str,
     feature: &'static str,
+    /// The object storage service whose state store the cloud's crate provides.
+    state: Option<Service>,
     cloud: Option<Box<dyn Cloud>>,
 }
 
@@ -26,10 +29,15 @@ macro_rules! built {
 
 fn registry() -> Vec<Entry> {
     vec![
-        Entry { name: "eks", feature: "aws", cloud: built!("aws", matih_provider_aws::Eks) },
-        Entry { name: "gke", feature: "gcp", cloud: built!("gcp", matih_provider_gcp::Gke) },
-        Entry { name: "aks", feature: "azure", cloud: built!("azure", matih_provider_azure::Aks) },
-        Entry { name: "fake", feature: "", cloud: Some(Box::new(matih_provider_fake::Fake)) },
+        Entry { name: "eks", feature: "aws", state: Some(Service::S3), cloud: built!("aws", matih_provider_aws::Eks) },
+        Entry { name: "gke", feature: "gcp", state: Some(Service::Gcs), cloud: built!("gcp", matih_provider_gcp::Gke) },
+        Entry {
+            name: "aks",
+            feature: "azure",
+            state: Some(Service::AzBlob),
+            cloud: built!("azure", matih_provider_azure::Aks),
+        },
+        Entry { name: "fake", feature: "", state: None, cloud: Some(Box::new(matih_provider_fake::Fake)) },
     ]
 }
 
@@ -45,6 +53,8 @@ pub enum Unavailable {
     NotBuilt { name: String, feature: &'static str, built: Vec<&'static str> },
     #[error("unknown cloud `{0}`")]
     Unknown(String),
+    #[error("state in {service} is not part of this build")]
+    NoStateStore { service: Service, feature: &'static str },
 }
 
 impl Unavailable {
@@ -54,6 +64,14 @@ impl Unavailable {
                 "`validate` works for every cloud; this build has {} (the `{feature}` cargo feature adds this one once its provider exists)",
                 built.join(", ")
             ),
+            Unavailable::NoStateStore { feature: "", .. } => {
+                "keep state in a local file, or in s3, gcs or azblob".to_string()
+            }
+            Unavailable::NoStateStore { feature, .. } => {
+                format!(
+                    "build with the `{feature}` cargo feature, or keep state elsewhere (`state:` in the platform spec)"
+                )
+            }
             Unavailable::Unknown(_) => {
                 format!("choose one of {}", registry().iter().map(|e| e.name).collect::<Vec<_>>().join(", "))
             }
@@ -68,6 +86,16 @@ pub fn get(name: &str) -> Result<Box<dyn Cloud>, Unavailable> {
     let i = entries.iter().position(|e| e.name == name).ok_or_else(|| Unavailable::Unknown(name.to_string()))?;
     let e = entries.swap_remove(i);
     e.cloud.ok_or(Unavailable::NotBuilt { name: e.name.to_string(), feature: e.feature, built })
+}
+
+/// The cloud whose crate keeps state in `service`.
+pub fn for_state(service: Service) -> Result<Box<dyn Cloud>, Unavailable> {
+    let e = registry().into_iter().find(|e| e.state == Some(service));
+    match e {
+        Some(Entry { cloud: Some(c), .. }) => Ok(c),
+        Some(e) => Err(Unavailable::NoStateStore { service, feature: e.feature }),
+        None => Err(Unavailable::NoStateStore { service, feature: "" }),
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use matih_plans::{DesiredGraph, Ownership, Persist, Provider, Providers};
 use matih_provider_kit::Cloud;
 use matih_spec::LoadedSpec;
-use matih_state::{LocalStore, LockOptions, State, StateError, StateLock};
+use matih_spec::StateBackend;
+use matih_state::{
+    LocalStore, LockOptions, RemoteLocation, RemoteStore, Service, Snapshot, State, StateError, StateStore, StoreLock,
+};
 
 use crate::cli::Global;
 use crate::exit::Failure;
@@ -55,15 +58,69 @@ pub fn cloud(global: &Global, spec: &LoadedSpec) -> Result<Box<dyn Cloud>, Failu
     Ok(cloud)
 }
 
-/// Where state lives: `--state`, or `.matih/state/<environment>-<cloud>.json` beside the spec.
-pub fn state_path(global: &Global, spec: &LoadedSpec, cloud: &dyn Cloud) -> PathBuf {
-    global.state.clone().unwrap_or_else(|| {
-        spec_dir(spec).join(".matih").join("state").join(format!(
-            "{}-{}.json",
-            spec.spec.platform.environment,
-            cloud.name()
-        ))
-    })
+/// Where a command's state is: a file, or an object in a cloud's object store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateLocation {
+    Local(PathBuf),
+    Remote(RemoteLocation),
+}
+
+impl StateLocation {
+    /// A `--state` (or `state migrate --to`) value: `s3://`, `gs://` or `azblob://` URLs name an
+    /// object, anything else a file.
+    pub fn parse(s: &Path) -> Result<StateLocation, Failure> {
+        let Some(text) = s.to_str() else { return Ok(StateLocation::Local(s.to_path_buf())) };
+        match RemoteLocation::parse(text) {
+            Ok(Some(r)) => Ok(StateLocation::Remote(r)),
+            Ok(None) => Ok(StateLocation::Local(s.to_path_buf())),
+            Err(e) => Err(Failure::usage(e).hint(
+                "give a file path, or s3://<bucket>/<key>, gs://<bucket>/<key>, azblob://<account>/<container>/<key>",
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for StateLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateLocation::Local(p) => write!(f, "{}", p.display()),
+            StateLocation::Remote(r) => write!(f, "{r}"),
+        }
+    }
+}
+
+/// Where state lives: `--state`, else what the platform spec's `state:` section names for `cloud`
+/// (by default `.matih/state/<environment>-<cloud>.json` beside the spec).
+pub fn state_location(global: &Global, spec: &LoadedSpec, cloud: &dyn Cloud) -> Result<StateLocation, Failure> {
+    match &global.state {
+        Some(s) => StateLocation::parse(s),
+        None => Ok(spec_location(spec, cloud.name())),
+    }
+}
+
+/// The state of `cloud` where the platform spec's `state:` section puts it.
+pub fn spec_location(spec: &LoadedSpec, cloud: &str) -> StateLocation {
+    let key = spec.spec.state_key(cloud);
+    let remote = |service, account: Option<&String>, bucket: &String, region: Option<&String>| {
+        StateLocation::Remote(RemoteLocation {
+            service,
+            account: account.cloned(),
+            bucket: bucket.clone(),
+            key: key.clone(),
+            region: region.cloned(),
+        })
+    };
+    match &spec.spec.state.backend {
+        StateBackend::Local => StateLocation::Local(local_state_path(spec, cloud)),
+        StateBackend::S3 { bucket, region } => remote(Service::S3, None, bucket, region.as_ref()),
+        StateBackend::Gcs { bucket } => remote(Service::Gcs, None, bucket, None),
+        StateBackend::AzBlob { account, container } => remote(Service::AzBlob, Some(account), container, None),
+    }
+}
+
+/// `.matih/state/<environment>-<cloud>.json` beside the spec.
+pub fn local_state_path(spec: &LoadedSpec, cloud: &str) -> PathBuf {
+    spec_dir(spec).join(".matih").join("state").join(format!("{}-{cloud}.json", spec.spec.platform.environment))
 }
 
 /// The directory of the platform spec.
@@ -173,71 +230,181 @@ pub fn ownership(spec: &LoadedSpec) -> Ownership {
     Ownership { platform: spec.spec.platform.name.clone(), environment: spec.spec.platform.environment.clone() }
 }
 
-/// The state store at `path`: a symbolic link there is followed (and said so on stderr), and
-/// `--force-lineage` is applied.
-pub fn store(path: PathBuf, global: &Global) -> Result<LocalStore, Failure> {
-    let store = LocalStore::open(path)?.accept_other_lineage(global.force_lineage);
-    if let Some(link) = store.link()
-        && !global.quiet
-    {
-        eprintln!(
-            "note: state file `{}` is a symbolic link: reading and writing `{}`, with its backup and lock beside it",
-            link.display(),
-            store.path().display()
-        );
+/// The state store at `location`: a symbolic link to a local file is followed (and said so on
+/// stderr); a remote location is reached through the cloud whose crate serves it, with settings
+/// the location leaves out taken from `spec`. `--force-lineage` is applied to both.
+pub async fn store(
+    location: &StateLocation,
+    global: &Global,
+    spec: Option<&LoadedSpec>,
+) -> Result<Box<dyn StateStore>, Failure> {
+    let remote = match location {
+        StateLocation::Local(path) => {
+            let store = LocalStore::open(path.clone())?.accept_other_lineage(global.force_lineage);
+            if let Some(link) = store.link()
+                && !global.quiet
+            {
+                eprintln!(
+                    "note: state file `{}` is a symbolic link: reading and writing `{}`, with its backup and lock beside it",
+                    link.display(),
+                    store.path().display()
+                );
+            }
+            return Ok(Box::new(store));
+        }
+        StateLocation::Remote(r) => r,
+    };
+    let cloud = crate::clouds::for_state(remote.service).map_err(|e| {
+        let hint = e.hint();
+        Failure::user(e).hint(hint)
+    })?;
+    let objects = cloud.state_objects(spec.map(|s| &s.spec), remote).await.map_err(|e| {
+        Failure::user(StateError::Remote { op: "reach", url: remote.to_string(), source: e })
+            .hint("check the store's settings (`state:` in the platform spec, or --state) and the cloud's credentials")
+    })?;
+    // A state the store refuses (another writer won, the lock was broken) is kept beside the
+    // spec, or in the working directory.
+    let rescue = spec.map(spec_dir).unwrap_or_default().join(".matih").join("state").join("unsaved");
+    let mut store = RemoteStore::new(objects, remote.key.clone())
+        .accept_other_lineage(global.force_lineage)
+        .with_rescue_dir(rescue);
+    if let Some(lease) = lease_from_env()? {
+        store = store.with_lease(lease, (lease / 4).min(matih_state::remote::CLOCK_SKEW));
     }
-    Ok(store)
+    Ok(Box::new(store))
+}
+
+/// `MATIH_STATE_LEASE`: how long a remote lock's lease lasts unless renewed (default 60s).
+fn lease_from_env() -> Result<Option<std::time::Duration>, Failure> {
+    match std::env::var("MATIH_STATE_LEASE") {
+        Err(_) => Ok(None),
+        Ok(v) => match humantime::parse_duration(&v) {
+            Ok(d) if d >= std::time::Duration::from_secs(1) => Ok(Some(d)),
+            _ => Err(Failure::usage(format!("MATIH_STATE_LEASE=`{v}` is not a duration of 1s or more"))
+                .hint("write e.g. MATIH_STATE_LEASE=60s, or unset it for the default (60s)")),
+        },
+    }
 }
 
 /// The recorded state, or a new empty one; what the load fixed or let pass is printed as a
 /// warning.
-fn load(store: &LocalStore, quiet: bool) -> Result<State, Failure> {
-    let state = store.load_noting(|n| {
-        if !quiet {
-            eprintln!("warning: {n}");
-        }
-    })?;
+async fn load(store: &dyn StateStore, quiet: bool) -> Result<State, Failure> {
+    let state = store
+        .load(&|n| {
+            if !quiet {
+                eprintln!("warning: {n}");
+            }
+        })
+        .await?;
     Ok(state.unwrap_or_default())
 }
 
 /// The state store, locked for the whole command.
+/// Released when dropped, whatever way the command ends: a local lock by the OS, a remote lease
+/// by deleting its lock object (a lease that cannot be deleted runs out on its own).
 pub struct Locked {
-    pub store: LocalStore,
-    pub lock: StateLock,
+    pub store: Box<dyn StateStore>,
+    lock: Option<Box<dyn StoreLock>>,
     quiet: bool,
+    writes: std::sync::atomic::AtomicU64,
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        let Some(lock) = self.lock.take() else { return };
+        // The CLI's runtime has worker threads, so this thread may block on the release.
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                let store = &self.store;
+                if let Err(e) = tokio::task::block_in_place(|| h.block_on(store.unlock(lock)))
+                    && !self.quiet
+                {
+                    eprintln!("warning: could not release the state lock (its lease runs out on its own): {e}");
+                }
+            }
+            _ => drop(lock),
+        }
+    }
 }
 
 impl Locked {
-    /// The recorded state without taking the lock (writes are atomic renames, so a reader sees
-    /// the previous or the next state whole). Empty if there is none.
-    pub fn read_only(path: PathBuf, global: &Global) -> Result<State, Failure> {
-        load(&store(path, global)?, global.quiet)
+    /// The recorded state without taking the lock (a store replaces state whole, so a reader
+    /// sees the previous or the next state). Empty if there is none.
+    pub async fn read_only(
+        location: &StateLocation,
+        global: &Global,
+        spec: Option<&LoadedSpec>,
+    ) -> Result<State, Failure> {
+        load(store(location, global, spec).await?.as_ref(), global.quiet).await
     }
 
-    pub fn open(path: PathBuf, global: &Global, command: &str) -> Result<Self, Failure> {
-        let store = store(path, global)?;
+    pub async fn open(
+        location: &StateLocation,
+        global: &Global,
+        spec: Option<&LoadedSpec>,
+        command: &str,
+    ) -> Result<Self, Failure> {
+        let store = store(location, global, spec).await?;
         let opts = LockOptions { timeout: global.lock_timeout, command: command.to_string() };
         let quiet = global.quiet;
-        let lock = store.lock_with(&opts, |holder| {
-            if quiet {
-                return;
-            }
-            let who = holder
-                .map(|h| format!(" held by `{}` (pid {} on {}, since {})", h.command, h.pid, h.host, h.started_at))
-                .unwrap_or_default();
-            eprintln!("waiting up to {} for the state lock{who}", humantime::format_duration(opts.timeout));
-        })?;
-        Ok(Self { store, lock, quiet })
+        let timeout = opts.timeout;
+        let lock = store
+            .lock(&opts, &|holder| {
+                if quiet {
+                    return;
+                }
+                let who = holder
+                    .map(|h| format!(" held by `{}` (pid {} on {}, since {})", h.command, h.pid, h.host, h.started_at))
+                    .unwrap_or_default();
+                eprintln!("waiting up to {} for the state lock{who}", humantime::format_duration(timeout));
+            })
+            .await?;
+        if let Some(before) = lock.took_over()
+            && !quiet
+        {
+            eprintln!(
+                "warning: took over the state lock of `{}` (pid {} on {}, since {}), whose lease ran out at {}; \
+                 its unfinished creates are resolved from the intent journal",
+                before.command,
+                before.pid,
+                before.host,
+                before.started_at,
+                before.expires_at.as_deref().unwrap_or("?")
+            );
+        }
+        Ok(Self { store, lock: Some(lock), quiet, writes: Default::default() })
     }
 
     /// The recorded state, or a new empty one (serial 0, never written).
-    pub fn load(&self) -> Result<State, Failure> {
-        load(&self.store, self.quiet)
+    pub async fn load(&self) -> Result<State, Failure> {
+        load(self.store.as_ref(), self.quiet).await
+    }
+
+    /// The lock, held until `self` is dropped.
+    pub fn lock(&self) -> &dyn StoreLock {
+        self.lock.as_deref().expect("held until dropped")
+    }
+
+    /// State writes so far.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Writes `state` now, outside an apply.
+    pub async fn save(&self, state: &mut State) -> Result<(), StateError> {
+        let snapshot = self.store.snapshot(state);
+        self.store.write(snapshot, self.lock()).await
     }
 }
 
+#[async_trait::async_trait]
 impl Persist for Locked {
-    fn persist(&self, state: &mut State) -> Result<(), StateError> {
-        self.store.save(state, &self.lock)
+    fn snapshot(&self, state: &mut State) -> Snapshot {
+        self.store.snapshot(state)
+    }
+
+    async fn write(&self, snapshot: Snapshot) -> Result<(), StateError> {
+        self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.store.write(snapshot, self.lock()).await
     }
 }

@@ -1,6 +1,7 @@
 //! A test hook: `MATIH_TEST_HANG_AFTER_CREATE=ADDR=MARKER` wraps every provider so that right
 //! after the cloud confirms the create of ADDR (and before the engine records it) the process
-//! writes MARKER and hangs, for a test to SIGKILL it there. It is announced on stderr whenever it
+//! writes MARKER and hangs until MARKER is removed, for a test to SIGKILL it there or to change
+//! something under it. It is announced on stderr whenever it
 //! is in effect, and does nothing else.
 
 use std::path::PathBuf;
@@ -35,7 +36,9 @@ impl HangAfterCreate {
     async fn maybe_hang(&self, addr: &ResourceAddr, created: bool) {
         if created && *addr == self.addr {
             std::fs::write(&self.marker, addr.to_string()).expect("write the hang marker");
-            std::future::pending::<()>().await;
+            while self.marker.exists() {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
         }
     }
 }

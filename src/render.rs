@@ -326,6 +326,8 @@ pub struct ApplyStatistics {
     /// How each provider retries.
     pub retry_budget: Vec<String>,
     pub warnings: Vec<String>,
+    /// State writes this apply made (work finishing together shares one).
+    pub state_writes: u64,
 }
 
 /// The apply result document.

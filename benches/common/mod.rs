@@ -17,7 +17,7 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_matih-infra");
 
-fn copy(from: &Path, to: &Path) {
+pub fn copy(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     std::fs::copy(from.join("matih.yaml"), to.join("matih.yaml")).unwrap();
     std::fs::create_dir_all(to.join("tenants")).unwrap();
@@ -41,7 +41,13 @@ pub struct Cloud {
     pub kube: fn() -> Options,
 }
 
-fn run(dir: &Path, cloud: &Cloud, env: &[(String, String)], kube: &KubeEmulator, args: &[&str]) -> (Duration, Value) {
+pub fn run(
+    dir: &Path,
+    cloud: &Cloud,
+    env: &[(String, String)],
+    kube: &KubeEmulator,
+    args: &[&str],
+) -> (Duration, Value) {
     let start = Instant::now();
     let out = Command::new(BIN)
         .current_dir(dir)
@@ -69,8 +75,20 @@ fn kubernetes(calls: &Value) -> u64 {
         .unwrap_or(0)
 }
 
+/// `examples/matih.yaml` and `n` tenants (every tenth with a dedicated ingress) in `dir`.
+pub fn platform(dir: &Path, n: usize) {
+    copy(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"), dir);
+    for i in 0..n {
+        let dedicated = i % 10 == 0;
+        std::fs::write(
+            dir.join(format!("tenants/t{i:04}.yaml")),
+            format!("slug: t{i:04}\ndisplay_name: Tenant {i}\ndedicated_ingress: {dedicated}\n"),
+        )
+        .unwrap();
+    }
+}
+
 pub fn main_for(cloud: Cloud, emulator: &str) {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     println!("no-op plan against {emulator} (release binary, wall time includes process start):");
     println!(
         "{:>8} {:>10} | {:>14} {:>10} | {:>14} {:>10} | {:>9} {:>8} | {:>17}",
@@ -93,15 +111,7 @@ pub fn main_for(cloud: Cloud, emulator: &str) {
         let (env, _guard) = (cloud.start)();
         let kube = KubeEmulator::start((cloud.kube)());
         let dir = tempfile::tempdir().unwrap();
-        copy(&examples, dir.path());
-        for i in 0..n {
-            let dedicated = i % 10 == 0;
-            std::fs::write(
-                dir.path().join(format!("tenants/t{i:04}.yaml")),
-                format!("slug: t{i:04}\ndisplay_name: Tenant {i}\ndedicated_ingress: {dedicated}\n"),
-            )
-            .unwrap();
-        }
+        platform(dir.path(), n);
         let (apply_wall, applied) =
             run(dir.path(), &cloud, &env, &kube, &["apply", "--auto-approve", "--parallelism", "20"]);
         assert_eq!(applied["outcome"], "complete", "{applied:#}");

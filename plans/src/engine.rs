@@ -5,13 +5,13 @@
 //! [`Provider`]. The engine decides order, diffs, guards and bookkeeping, nothing else.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
 use matih_addrs::{ResourceAddr, ResourceType};
-use matih_state::{Deposed, Intent, Output, ResourceState, State, StateError};
+use matih_state::{Deposed, Intent, Output, ResourceState, Snapshot, State, StateError};
 
 use crate::diff::diff_attrs;
 use crate::graph::{Dag, Outcome, walk_batched};
@@ -100,9 +100,98 @@ impl Ownership {
     }
 }
 
-/// Writes state durably. Called after every finished resource and before every create.
+/// Writes state durably: after every finished resource and before every create.
+///
+/// A write is two steps so that work finishing together shares one write: `snapshot` (numbering
+/// and encoding, no I/O) runs with the engine's state lock held, `write` (the I/O) without it.
+/// The engine writes one snapshot at a time, each newer than the last.
+#[async_trait::async_trait]
 pub trait Persist: Send + Sync {
-    fn persist(&self, state: &mut State) -> Result<(), StateError>;
+    fn snapshot(&self, state: &mut State) -> Snapshot;
+    async fn write(&self, snapshot: Snapshot) -> Result<(), StateError>;
+}
+
+/// Takes a snapshot of `state` and writes it: for the places that write alone.
+async fn persist_now(persist: &dyn Persist, state: &mut State) -> Result<(), StateError> {
+    let snapshot = persist.snapshot(state);
+    persist.write(snapshot).await
+}
+
+/// Group commit for the apply walk. Units of work change the shared state under its lock, take
+/// a ticket, and wait until a write that includes their change is stored. One write runs at a
+/// time; every change made while it runs rides on the next, so ten units finishing together
+/// cost two writes, not ten, and a slow store does not make the walk serial.
+struct Committer<'a> {
+    persist: &'a dyn Persist,
+    /// Changes made to the shared state so far (each ticket is one), and how many are stored.
+    made: AtomicU64,
+    stored: AtomicU64,
+    /// Held by the unit writing.
+    writing: tokio::sync::Mutex<()>,
+    /// Why a write failed; once set nothing new starts and nothing more is written.
+    failed: Mutex<Option<String>>,
+}
+
+/// Why a unit's change was not stored.
+enum CommitError {
+    /// This unit's write failed.
+    Write(StateError),
+    /// An earlier write failed, and nothing more is written.
+    Earlier(String),
+}
+
+impl<'a> Committer<'a> {
+    fn new(persist: &'a dyn Persist) -> Self {
+        Committer {
+            persist,
+            made: AtomicU64::new(0),
+            stored: AtomicU64::new(0),
+            writing: tokio::sync::Mutex::new(()),
+            failed: Mutex::new(None),
+        }
+    }
+
+    /// Records a change to the shared state; call with its lock held. Returns the ticket to
+    /// wait for.
+    fn changed(&self) -> u64 {
+        self.made.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    fn has_failed(&self) -> bool {
+        self.failed.lock().unwrap().is_some()
+    }
+
+    /// Waits until the change with `ticket` is stored, writing it (and every change made
+    /// since) when no write is running.
+    async fn commit(&self, shared: &Mutex<State>, ticket: u64) -> Result<(), CommitError> {
+        loop {
+            if self.stored.load(Ordering::SeqCst) >= ticket {
+                return Ok(());
+            }
+            let _writing = self.writing.lock().await;
+            if let Some(cause) = self.failed.lock().unwrap().clone() {
+                return Err(CommitError::Earlier(cause));
+            }
+            if self.stored.load(Ordering::SeqCst) >= ticket {
+                return Ok(());
+            }
+            // Every change with a ticket up to `upto` was made under the lock held here, so
+            // the snapshot holds it.
+            let (snapshot, upto) = {
+                let mut st = shared.lock().unwrap();
+                (self.persist.snapshot(&mut st), self.made.load(Ordering::SeqCst))
+            };
+            match self.persist.write(snapshot).await {
+                Ok(()) => {
+                    self.stored.fetch_max(upto, Ordering::SeqCst);
+                }
+                Err(e) => {
+                    *self.failed.lock().unwrap() = Some(e.to_string());
+                    return Err(CommitError::Write(e));
+                }
+            }
+        }
+    }
 }
 
 /// Which half of a change a graph node performs.
@@ -317,7 +406,7 @@ pub async fn resolve_intents(
         } else {
             report.forgotten.push(addr.clone());
         }
-        persist.persist(state)?;
+        persist_now(persist, state).await?;
         obs.event(Event::IntentResolved { addr: &addr, adopted });
     }
     Ok(report)
@@ -1037,6 +1126,7 @@ pub async fn apply(
     check_plan(plan, &state)?;
     let dag = apply_graph(plan, &state)?;
     let shared = Mutex::new(state);
+    let committer = &Committer::new(persist);
     let warned = &Mutex::new(Vec::new());
     let batch_of = |i: usize| {
         let n = dag.node(i);
@@ -1047,7 +1137,9 @@ pub async fn apply(
     let dag_ref = &dag;
     let (status_tx, mut status_rx) = tokio::sync::mpsc::unbounded_channel::<(ResourceAddr, String)>();
     let status_tx = &status_tx;
-    let walking = walk_batched(&dag, opts.parallelism, &opts.stop, batch_of, |unit: Vec<usize>| {
+    // Nothing new starts after Ctrl-C, or once a write of state has failed.
+    let stop = || opts.stop.load(Ordering::SeqCst) || committer.has_failed();
+    let walking = walk_batched(&dag, opts.parallelism, &stop, batch_of, |unit: Vec<usize>| {
         let (shared, dag) = (&shared, dag_ref);
         async move {
             let started = Instant::now();
@@ -1059,9 +1151,9 @@ pub async fn apply(
             }
             let results = match phase {
                 Phase::Apply => {
-                    apply_unit(&changes, shared, warned, providers, persist, &opts.ownership, status_tx).await
+                    apply_unit(&changes, shared, warned, providers, committer, &opts.ownership, status_tx).await
                 }
-                Phase::Destroy => destroy_unit(&changes, shared, providers, persist, status_tx).await,
+                Phase::Destroy => destroy_unit(&changes, shared, providers, committer, status_tx).await,
             };
             for (c, r) in changes.iter().zip(&results) {
                 let (addr, action) = (&c.address, c.action);
@@ -1126,7 +1218,7 @@ pub async fn apply(
         }
     }
     if outputs_changed {
-        persist.persist(&mut state)?;
+        persist_now(persist, &mut state).await?;
     }
     Ok(ApplyReport { state, nodes, warnings: std::mem::take(&mut *warned.lock().unwrap()) })
 }
@@ -1205,9 +1297,17 @@ fn prepare_apply(
     })
 }
 
-fn not_recorded(changes: &[&Change], e: StateError) -> Vec<Result<(), EngineError>> {
-    let cause = e.to_string();
-    let mut out = vec![Err(EngineError::State(e))];
+fn not_recorded(changes: &[&Change], e: CommitError) -> Vec<Result<(), EngineError>> {
+    let (first, cause) = match e {
+        CommitError::Write(e) => {
+            let cause = e.to_string();
+            (EngineError::State(e), cause)
+        }
+        CommitError::Earlier(cause) => {
+            (EngineError::NotRecorded { addr: changes[0].address.clone(), cause: cause.clone() }, cause)
+        }
+    };
+    let mut out = vec![Err(first)];
     out.extend(
         changes[1..].iter().map(|c| Err(EngineError::NotRecorded { addr: c.address.clone(), cause: cause.clone() })),
     );
@@ -1221,7 +1321,7 @@ async fn apply_unit(
     shared: &Mutex<State>,
     warned: &Mutex<Vec<String>>,
     providers: &Providers,
-    persist: &dyn Persist,
+    committer: &Committer<'_>,
     ownership: &Ownership,
     status: &tokio::sync::mpsc::UnboundedSender<(ResourceAddr, String)>,
 ) -> Vec<Result<(), EngineError>> {
@@ -1236,7 +1336,7 @@ async fn apply_unit(
     };
     let mut results: Vec<Result<(), EngineError>> = Vec::with_capacity(changes.len());
     let mut requests = Vec::with_capacity(changes.len());
-    {
+    let intents_ticket = {
         let mut st = shared.lock().unwrap();
         for c in changes {
             match prepare_apply(c, &mut st, provider.as_ref(), ownership, status) {
@@ -1247,11 +1347,13 @@ async fn apply_unit(
                 Err(e) => results.push(Err(e)),
             }
         }
-        if requests.iter().any(|(_, r)| r.prior.is_none())
-            && let Err(e) = persist.persist(&mut st)
-        {
-            return not_recorded(changes, e);
-        }
+        requests.iter().any(|(_, r)| r.prior.is_none()).then(|| committer.changed())
+    };
+    // Every intent is stored before its create starts.
+    if let Some(ticket) = intents_ticket
+        && let Err(e) = committer.commit(shared, ticket).await
+    {
+        return not_recorded(changes, e);
     }
     let (slots, reqs): (Vec<usize>, Vec<ApplyRequest>) = requests.into_iter().unzip();
     let updating: Vec<bool> = reqs.iter().map(|r| r.prior.is_some()).collect();
@@ -1265,15 +1367,48 @@ async fn apply_unit(
         }
         out
     };
-    let mut st = shared.lock().unwrap();
-    let mut warnings = warned.lock().unwrap();
+    let ticket = {
+        let mut st = shared.lock().unwrap();
+        let mut warnings = warned.lock().unwrap();
+        record_applied(
+            changes,
+            &mut results,
+            &mut st,
+            &mut warnings,
+            providers,
+            slots,
+            responses,
+            identities,
+            updating,
+        );
+        committer.changed()
+    };
+    if let Err(e) = committer.commit(shared, ticket).await {
+        return not_recorded(changes, e);
+    }
+    results
+}
+
+/// Records the outcome of a unit's creates and updates in state.
+#[allow(clippy::too_many_arguments)]
+fn record_applied(
+    changes: &[&Change],
+    results: &mut [Result<(), EngineError>],
+    st: &mut State,
+    warnings: &mut Vec<String>,
+    providers: &Providers,
+    slots: Vec<usize>,
+    responses: Vec<Result<ApplyResponse, ProviderError>>,
+    identities: Vec<Identity>,
+    updating: Vec<bool>,
+) {
     for (((slot, resp), identity), updating) in slots.into_iter().zip(responses).zip(identities).zip(updating) {
         let c = changes[slot];
         match resp {
-            Ok(resp) if holder_of(&st, &c.rtype, &resp.id, &c.address).is_some() => {
+            Ok(resp) if holder_of(st, &c.rtype, &resp.id, &c.address).is_some() => {
                 // Nothing new exists for this address: its intent is settled.
                 st.intents.remove(&c.address);
-                let other = holder_of(&st, &c.rtype, &resp.id, &c.address).expect("checked above");
+                let other = holder_of(st, &c.rtype, &resp.id, &c.address).expect("checked above");
                 results[slot] =
                     Err(EngineError::SharedId { addr: c.address.clone(), other, rtype: c.rtype.clone(), id: resp.id });
             }
@@ -1282,7 +1417,7 @@ async fn apply_unit(
                 // resolves it by the owner tags.
                 st.intents.remove(&c.address);
                 warnings.extend(resp.warnings.into_iter().map(|w| format!("{}: {w}", c.address)));
-                note_version(&mut st, providers, &c.rtype);
+                note_version(st, providers, &c.rtype);
                 st.resources.insert(
                     c.address.clone(),
                     ResourceState {
@@ -1301,10 +1436,6 @@ async fn apply_unit(
             }
         }
     }
-    if let Err(e) = persist.persist(&mut st) {
-        return not_recorded(changes, e);
-    }
-    results
 }
 
 /// Deletes a unit of resources (the old instance, for replacements).
@@ -1312,7 +1443,7 @@ async fn destroy_unit(
     changes: &[&Change],
     shared: &Mutex<State>,
     providers: &Providers,
-    persist: &dyn Persist,
+    committer: &Committer<'_>,
     status: &tokio::sync::mpsc::UnboundedSender<(ResourceAddr, String)>,
 ) -> Vec<Result<(), EngineError>> {
     let deposed = |c: &Change| c.deposed || c.action == Action::CreateBeforeDestroy;
@@ -1365,26 +1496,29 @@ async fn destroy_unit(
         }
         out
     };
-    let mut st = shared.lock().unwrap();
-    for (slot, resp) in slots.into_iter().zip(responses) {
-        let c = changes[slot];
-        match resp {
-            Ok(()) => {
-                let id = &targets[slot].as_ref().expect("slot has a target").id;
-                if deposed(c) {
-                    if let Some(i) = st.deposed.iter().position(|d| d.addr == c.address && &d.resource.id == id) {
-                        st.deposed.remove(i);
+    let ticket = {
+        let mut st = shared.lock().unwrap();
+        for (slot, resp) in slots.into_iter().zip(responses) {
+            let c = changes[slot];
+            match resp {
+                Ok(()) => {
+                    let id = &targets[slot].as_ref().expect("slot has a target").id;
+                    if deposed(c) {
+                        if let Some(i) = st.deposed.iter().position(|d| d.addr == c.address && &d.resource.id == id) {
+                            st.deposed.remove(i);
+                        }
+                    } else {
+                        st.resources.remove(&c.address);
                     }
-                } else {
-                    st.resources.remove(&c.address);
+                }
+                Err(source) => {
+                    results[slot] = Err(EngineError::Provider { addr: c.address.clone(), op: "deleting", source })
                 }
             }
-            Err(source) => {
-                results[slot] = Err(EngineError::Provider { addr: c.address.clone(), op: "deleting", source })
-            }
         }
-    }
-    if let Err(e) = persist.persist(&mut st) {
+        committer.changed()
+    };
+    if let Err(e) = committer.commit(shared, ticket).await {
         return not_recorded(changes, e);
     }
     results

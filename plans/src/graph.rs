@@ -145,7 +145,7 @@ where
     walk_batched(
         dag,
         parallelism,
-        stop,
+        &|| stop.load(Ordering::SeqCst),
         |_| None::<()>,
         |nodes: Vec<usize>| {
             let i = nodes[0];
@@ -156,7 +156,7 @@ where
     .await
 }
 
-/// Like [`walk`], but nodes for which `batch_of` answers the same key run together, as one unit
+/// Like [`walk`] (with `stop` asked before each start), but nodes for which `batch_of` answers the same key run together, as one unit
 /// of work counted once against `parallelism`. A batch waits until everything its members depend
 /// on outside the batch has finished, so it is as large as the graph allows (e.g. every DNS record
 /// of an apply in one cloud call). `work` receives the unit's node indices and answers a result
@@ -164,7 +164,7 @@ where
 pub async fn walk_batched<K, E, B, F, Fut>(
     dag: &Dag<K>,
     parallelism: usize,
-    stop: &AtomicBool,
+    stop: &dyn Fn() -> bool,
     batch_of: impl Fn(usize) -> Option<B>,
     work: F,
 ) -> Vec<Outcome<E>>
@@ -233,7 +233,7 @@ where
 
     let mut running = FuturesUnordered::new();
     loop {
-        while running.len() < parallelism && !stop.load(Ordering::SeqCst) {
+        while running.len() < parallelism && !stop() {
             let Some(unit) = ready.pop_front() else { break };
             running.push(work(unit));
         }
@@ -386,7 +386,7 @@ mod tests {
         let out = walk_batched(
             &d,
             2,
-            &stop,
+            &|| stop.load(Ordering::SeqCst),
             |i| (i >= 4).then_some("record"),
             |nodes: Vec<usize>| {
                 let units = &units;

@@ -9,19 +9,43 @@ use std::time::Duration;
 
 use matih_plans::*;
 use matih_provider_fake::{FailOn, FakeCloud, FakeOptions};
-use matih_state::{State, StateError};
+use matih_state::{Snapshot, State, StateError};
 use serde_json::json;
 
-/// Keeps every persisted state, as a store would write them.
+/// Keeps every persisted state, decoded from the bytes a store would write. A write can be made
+/// to take time (a remote store) and to fail from the n-th on.
 #[derive(Default)]
 struct Mem {
     writes: Mutex<Vec<State>>,
+    latency: Duration,
+    fail_from: Option<usize>,
+    /// Writes running at once (must never exceed one).
+    in_flight: std::sync::atomic::AtomicUsize,
 }
 
+#[async_trait::async_trait]
 impl Persist for Mem {
-    fn persist(&self, state: &mut State) -> Result<(), StateError> {
-        state.serial += 1;
-        self.writes.lock().unwrap().push(state.clone());
+    fn snapshot(&self, state: &mut State) -> Snapshot {
+        Snapshot::take(state)
+    }
+
+    async fn write(&self, snapshot: Snapshot) -> Result<(), StateError> {
+        use std::sync::atomic::Ordering;
+        assert_eq!(self.in_flight.fetch_add(1, Ordering::SeqCst), 0, "one write at a time");
+        tokio::time::sleep(self.latency).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let mut writes = self.writes.lock().unwrap();
+        if self.fail_from.is_some_and(|n| writes.len() >= n) {
+            return Err(StateError::Io {
+                op: "write",
+                path: "mem".into(),
+                source: std::io::Error::other("the store went away"),
+            });
+        }
+        let state = matih_state::format::decode(&snapshot.to_bytes(), std::path::Path::new("mem")).unwrap();
+        assert_eq!(state.serial, snapshot.serial());
+        assert!(writes.last().is_none_or(|w| w.serial < state.serial), "each write newer than the last");
+        writes.push(state);
         Ok(())
     }
 }
@@ -175,10 +199,16 @@ async fn state_is_persisted_before_each_create_and_after_each_resource() {
     let g = graph("1.32", "10.0.0.0/16", "m6i.large");
     converge(&w, &g, State::new()).await;
     let writes = w.mem.writes.lock().unwrap();
-    // 8 creates: an intent write and a result write each, plus one for outputs.
-    assert_eq!(writes.len(), 17);
-    let with_intent = writes.iter().filter(|s| !s.intents.is_empty()).count();
-    assert!(with_intent >= 8);
+    // 8 creates: an intent write and a result write each, plus one for outputs, where creates
+    // that finish together share a write.
+    assert!(writes.len() <= 17 && writes.len() >= 8, "{}", writes.len());
+    // Every resource's intent was stored before it was: in a write earlier than the first that
+    // records the resource.
+    let last = writes.last().unwrap();
+    for addr in last.resources.keys() {
+        let recorded = writes.iter().position(|s| s.resources.contains_key(addr)).unwrap();
+        assert!(writes[..recorded].iter().any(|s| s.intents.contains_key(addr)), "{addr}: no intent stored first");
+    }
     // Resource counts never go down across writes during a create-only apply.
     let counts: Vec<usize> = writes.iter().map(|s| s.resources.len()).collect();
     assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
@@ -199,6 +229,65 @@ async fn parallelism_bound_is_reached_and_never_exceeded() {
     let p = make_plan(&w, &g, &empty, Operation::Apply, &[]).await;
     apply(&p, empty, &w.providers, &w.mem, &opts(5), &Silent).await.unwrap();
     assert_eq!(w.cloud.max_in_flight(), 5);
+}
+
+fn addresses(n: usize) -> DesiredGraph {
+    let mut g = DesiredGraph::default();
+    for i in 0..n {
+        g.add(
+            Desired::new(a(&format!("fake.address.ingress[{i}]")), format!("ip{i}"))
+                .set("name", Value::str(format!("ip{i}")))
+                .set("purpose", Value::str("x")),
+        );
+    }
+    g
+}
+
+#[tokio::test]
+async fn work_finishing_together_shares_a_write_and_a_slow_store_keeps_the_walk_parallel() {
+    let w = World {
+        mem: Mem { latency: Duration::from_millis(40), ..Mem::default() },
+        ..world(FakeOptions { latency: Duration::from_millis(30), ..Default::default() })
+    };
+    let g = addresses(40);
+    let empty = State::new();
+    let p = make_plan(&w, &g, &empty, Operation::Apply, &[]).await;
+    let r = apply(&p, empty, &w.providers, &w.mem, &opts(10), &Silent).await.unwrap();
+    assert!(r.is_complete());
+    // Writes one at a time, each 40 ms, would let one or two 30 ms creates run at once.
+    assert!(w.cloud.max_in_flight() >= 8, "the store's latency serialized the creates: {}", w.cloud.max_in_flight());
+    // One write per intent and per result would be 80; writes in flight gather the rest.
+    let writes = w.mem.writes.lock().unwrap();
+    assert!(writes.len() < 40, "{} writes for 40 creates at parallelism 10", writes.len());
+    assert_eq!(writes.last().unwrap().resources.len(), 40);
+    for addr in writes.last().unwrap().resources.keys() {
+        let recorded = writes.iter().position(|s| s.resources.contains_key(addr)).unwrap();
+        assert!(writes[..recorded].iter().any(|s| s.intents.contains_key(addr)), "{addr}: no intent stored first");
+    }
+}
+
+#[tokio::test]
+async fn nothing_new_starts_after_a_failed_write() {
+    let w = World {
+        mem: Mem { fail_from: Some(3), ..Mem::default() },
+        ..world(FakeOptions { latency: Duration::from_millis(5), ..Default::default() })
+    };
+    let g = addresses(30);
+    let empty = State::new();
+    let p = make_plan(&w, &g, &empty, Operation::Apply, &[]).await;
+    let r = apply(&p, empty, &w.providers, &w.mem, &opts(2), &Silent).await.unwrap();
+    let count = |f: fn(&NodeResult) -> bool| r.nodes.iter().filter(|n| f(&n.result)).count();
+    assert!(count(|r| matches!(r, NodeResult::Failed(EngineError::State(_)))) >= 1);
+    assert!(count(|r| matches!(r, NodeResult::NotStarted)) >= 20, "new work stopped");
+    // Nothing was created that the stored state cannot find again: every object in the cloud
+    // has its intent (or itself) in the last write that succeeded.
+    let writes = w.mem.writes.lock().unwrap();
+    let stored = writes.last().unwrap();
+    assert_eq!(writes.len(), 3);
+    for obj in w.cloud.objects() {
+        let addr = a(&obj.tags["matih:address"]);
+        assert!(stored.intents.contains_key(&addr) || stored.resources.contains_key(&addr), "{addr} unrecorded");
+    }
 }
 
 #[tokio::test]
@@ -374,7 +463,8 @@ async fn stale_plans_are_refused() {
     let g = graph("1.32", "10.0.0.0/16", "m6i.large");
     let mut state = State::new();
     let p = make_plan(&w, &g, &state, Operation::Apply, &[]).await;
-    w.mem.persist(&mut state).unwrap();
+    let snapshot = w.mem.snapshot(&mut state);
+    w.mem.write(snapshot).await.unwrap();
     let err = apply(&p, state.clone(), &w.providers, &w.mem, &opts(10), &Silent).await.unwrap_err();
     assert!(matches!(err, EngineError::StalePlan { .. }), "{err}");
     assert!(err.to_string().contains("serial 0") && err.to_string().contains("serial 1"), "{err}");

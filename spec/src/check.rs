@@ -12,7 +12,7 @@ use ipnet::Ipv4Net;
 use crate::diag::Problem;
 use crate::model::{
     Addons, AksEntraId, AksNetwork, AksSpec, CloudKind, EksEndpoint, EksNetwork, GkeNetwork, GkeSpec, NetworkPolicies,
-    NodePool, Platform, TenantSpec, subnet_bits, tenth_address,
+    NodePool, Platform, StateBackend, StateSpec, TenantSpec, subnet_bits, tenth_address,
 };
 use crate::naming::{DATA_PLANE, PLATFORM_NAMESPACES, SERVICE_NAMESPACES};
 
@@ -113,6 +113,121 @@ fn label_suggestion(s: &str, max: usize) -> String {
     }
     let trimmed: String = out.trim_matches('-').chars().take(max).collect();
     trimmed.trim_end_matches('-').to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// State
+
+/// Why `s` breaks a bucket's naming rules (S3 and Cloud Storage share the core of them:
+/// 3–63 characters, lower-case letters, digits, `.` and `-`, a letter or digit at each end;
+/// Cloud Storage also allows `_`), or `None`.
+fn bucket_problem(s: &str, underscore: bool) -> Option<String> {
+    let len = s.chars().count();
+    if !(3..=63).contains(&len) {
+        return Some(format!("is {len} characters long; a bucket name has 3 to 63"));
+    }
+    if let Some(c) = s.chars().find(|c| {
+        !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '.' || *c == '-' || (underscore && *c == '_'))
+    }) {
+        let allowed = if underscore { "a-z, 0-9, `.`, `-` and `_`" } else { "a-z, 0-9, `.` and `-`" };
+        return Some(format!("contains `{c}`; only {allowed} are allowed"));
+    }
+    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !alnum(s.chars().next()) || !alnum(s.chars().last()) {
+        return Some("must start and end with a letter or digit".into());
+    }
+    if s.contains("..") {
+        return Some("contains `..`".into());
+    }
+    if s.parse::<Ipv4Addr>().is_ok() {
+        return Some("is an IP address".into());
+    }
+    None
+}
+
+pub(crate) fn state(s: &StateSpec, out: &mut Findings) {
+    match &s.backend {
+        StateBackend::Local => {}
+        StateBackend::S3 { bucket, region } => {
+            if let Some(why) = bucket_problem(bucket, false) {
+                out.at(
+                    "bucket",
+                    Problem::new(format!("S3 bucket name `{bucket}` {why}"), "not a bucket name")
+                        .help("name the bucket holding state, e.g. `acme-matih-state`"),
+                );
+            }
+            if let Some(r) = region
+                && let Some(why) = dns_label_problem(r, 32)
+            {
+                out.at(
+                    "region",
+                    Problem::new(format!("region `{r}` {why}"), "not a region")
+                        .help("the bucket's AWS region, e.g. `us-east-1`; omit it to use the AWS configuration's"),
+                );
+            }
+        }
+        StateBackend::Gcs { bucket } => {
+            if let Some(why) = bucket_problem(bucket, true) {
+                out.at(
+                    "bucket",
+                    Problem::new(format!("Cloud Storage bucket name `{bucket}` {why}"), "not a bucket name")
+                        .help("name the bucket holding state, e.g. `acme-matih-state`"),
+                );
+            } else if bucket.starts_with("goog") {
+                out.at(
+                    "bucket",
+                    Problem::new(format!("Cloud Storage bucket name `{bucket}` starts with `goog`"), "reserved")
+                        .help("Cloud Storage reserves names starting with `goog`; choose another"),
+                );
+            }
+        }
+        StateBackend::AzBlob { account, container } => {
+            let len = account.chars().count();
+            if !(3..=24).contains(&len) || !account.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) {
+                out.at(
+                    "account",
+                    Problem::new(
+                        format!("storage account name `{account}` is not 3 to 24 lower-case letters and digits"),
+                        "not a storage account name",
+                    )
+                    .help("the storage account's name as the portal shows it, e.g. `acmematihstate`"),
+                );
+            }
+            let why = match dns_label_problem(container, 63) {
+                Some(why) => Some(why),
+                None if container.chars().count() < 3 => Some("is shorter than 3 characters".to_string()),
+                None if container.contains("--") => Some("contains `--`".to_string()),
+                None => None,
+            };
+            if let Some(why) = why {
+                out.at(
+                    "container",
+                    Problem::new(format!("container name `{container}` {why}"), "not a container name")
+                        .help("3 to 63 lower-case letters, digits and single `-`, e.g. `matih-state`"),
+                );
+            }
+        }
+    }
+    if let Some(p) = &s.prefix {
+        let why = if p.is_empty() || p.chars().count() > 256 {
+            Some(format!("is {} characters long; a prefix has 1 to 256", p.chars().count()))
+        } else if p.starts_with('/') || p.ends_with('/') {
+            Some("starts or ends with `/`".to_string())
+        } else if let Some(c) = p.chars().find(|c| !(c.is_ascii_alphanumeric() || "-_./".contains(*c))) {
+            Some(format!("contains `{}`; only letters, digits, `-`, `_`, `.` and `/` are allowed", c.escape_default()))
+        } else if p.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+            Some("has an empty, `.` or `..` segment".to_string())
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            out.at(
+                "prefix",
+                Problem::new(format!("state prefix `{}` {why}", p.escape_default()), "not a key prefix")
+                    .help("a path inside the bucket without slashes at either end, e.g. `platform/matih`"),
+            );
+        }
+    }
 }
 
 /// Why `s` is not a lower-case DNS name of at least two labels, or `None`.

@@ -25,11 +25,12 @@ use crate::diag::{Note, Problem, Sink, SourceFile, Span};
 use crate::model::{
     Addon, Addons, AksEntraId, AksNetwork, AksSpec, Certificates, CloudKind, Clouds, CoreDns, EksEndpoint, EksNetwork,
     EksSpec, GkeDataplane, GkeNetwork, GkeSpec, NatGateways, NetworkPolicies, NodePool, Platform, PlatformSpec,
-    TenantSpec,
+    StateBackend, StateSpec, TenantSpec,
 };
 use crate::yaml::{Kind, Node};
 
-const ROOT_KEYS: &[&str] = &["platform", "clouds", "addons"];
+const ROOT_KEYS: &[&str] = &["platform", "clouds", "addons", "state"];
+const STATE_KEYS: &[&str] = &["backend", "bucket", "region", "account", "container", "prefix"];
 const PLATFORM_KEYS: &[&str] = &["name", "domain", "environment", "acme_email"];
 const CLOUDS_KEYS: &[&str] = &["eks", "gke", "aks"];
 const EKS_KEYS: &[&str] = &["region", "kubernetes_version", "network", "endpoint", "node_pools"];
@@ -435,12 +436,76 @@ impl<'a> Decoder<'a> {
             Ok(None) => Some(Addons::default()),
             Err(()) => None,
         };
-        let spec = PlatformSpec { platform: platform?, clouds: clouds?, addons: addons?, tenants: Vec::new() };
+        let state = match self.opt(&m, "state") {
+            Ok(Some(s)) => self.state(&s),
+            Ok(None) => Some(StateSpec::default()),
+            Err(()) => None,
+        };
+        let spec =
+            PlatformSpec { platform: platform?, clouds: clouds?, addons: addons?, state: state?, tenants: Vec::new() };
         let mut out = Findings::default();
         check::version_floors(&spec, &mut out);
         check::gke_names(&spec, &mut out);
         self.apply(f.value, out);
         Some(spec)
+    }
+
+    fn state(&mut self, f: &Field<'_>) -> Option<StateSpec> {
+        #[derive(Clone, Copy)]
+        enum B {
+            Local,
+            S3,
+            Gcs,
+            AzBlob,
+        }
+        let m = self.mapping(f, STATE_KEYS)?;
+        let backend = self.req_as(&m, "backend", "s3", |d, f| {
+            d.choice(f, &[("local", B::Local), ("s3", B::S3), ("gcs", B::Gcs), ("azblob", B::AzBlob)])
+        })?;
+        let (name, wants): (&str, &[&str]) = match backend {
+            B::Local => ("local", &[]),
+            B::S3 => ("s3", &["bucket", "region", "prefix"]),
+            B::Gcs => ("gcs", &["bucket", "prefix"]),
+            B::AzBlob => ("azblob", &["account", "container", "prefix"]),
+        };
+        let mut stray = false;
+        for (key, k, _) in &m.entries {
+            if *key != "backend" && !wants.contains(key) {
+                stray = true;
+                let takes = if wants.is_empty() { "no other keys".to_string() } else { wants.join(", ") };
+                self.error(
+                    k.span,
+                    Problem::new(
+                        format!("`{}` is not a setting of the {name} backend", m.field.child(key)),
+                        "not used",
+                    )
+                    .help(format!("the {name} backend takes {takes}; remove `{key}` or choose another backend")),
+                );
+            }
+        }
+        let prefix = self.opt_as(&m, "prefix", Self::string);
+        let spec = match backend {
+            B::Local => StateBackend::Local,
+            B::S3 => {
+                let bucket = self.req_as(&m, "bucket", "acme-matih-state", Self::string);
+                let region = self.opt_as(&m, "region", Self::string);
+                StateBackend::S3 { bucket: bucket?, region: region.ok()? }
+            }
+            B::Gcs => StateBackend::Gcs { bucket: self.req_as(&m, "bucket", "acme-matih-state", Self::string)? },
+            B::AzBlob => {
+                let account = self.req_as(&m, "account", "acmematihstate", Self::string);
+                let container = self.req_as(&m, "container", "matih-state", Self::string);
+                StateBackend::AzBlob { account: account?, container: container? }
+            }
+        };
+        let s = StateSpec { backend: spec, prefix: prefix.ok()? };
+        if stray {
+            return None;
+        }
+        let mut out = Findings::default();
+        check::state(&s, &mut out);
+        self.apply(f.value, out);
+        Some(s)
     }
 
     fn platform(&mut self, f: &Field<'_>) -> Option<Platform> {
@@ -882,6 +947,46 @@ clouds:
 ";
 
     #[test]
+    fn state_is_local_unless_a_store_is_named_and_each_store_takes_its_own_settings() {
+        let (spec, errs) = problems(GOOD);
+        assert!(errs.is_empty());
+        let spec = spec.unwrap();
+        assert_eq!(spec.state, StateSpec::default());
+        assert_eq!(spec.state_key("eks"), "matih/prod-eks.json");
+
+        let (spec, errs) =
+            problems(&format!("{GOOD}state: {{ backend: s3, bucket: acme-state, region: eu-west-1, prefix: a/b }}\n"));
+        assert_eq!(errs, Vec::<String>::new());
+        let spec = spec.unwrap();
+        assert_eq!(
+            spec.state.backend,
+            StateBackend::S3 { bucket: "acme-state".into(), region: Some("eu-west-1".into()) }
+        );
+        assert_eq!(spec.state_key("gke"), "a/b/prod-gke.json");
+        let (spec, errs) = problems(&format!("{GOOD}state: {{ backend: azblob, account: acme1, container: st-1 }}\n"));
+        assert_eq!(errs, Vec::<String>::new());
+        assert_eq!(
+            spec.unwrap().state.backend,
+            StateBackend::AzBlob { account: "acme1".into(), container: "st-1".into() }
+        );
+
+        let (_, errs) = problems(&format!("{GOOD}state: {{ backend: s3, container: x }}\n"));
+        assert_eq!(
+            errs,
+            ["9:1: missing key `state.bucket`", "9:23: `state.container` is not a setting of the s3 backend",]
+        );
+        let (_, errs) = problems(&format!("{GOOD}state: {{ backend: gcs, bucket: Goog_X }}\n"));
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].contains("contains `G`"), "{errs:?}");
+        let (_, errs) = problems(&format!("{GOOD}state: {{ backend: s3, bucket: ok-bucket, prefix: /a/../b }}\n"));
+        assert!(errs.len() == 1 && errs[0].contains("starts or ends with `/`"), "{errs:?}");
+        let (_, errs) = problems(&format!("{GOOD}state: {{ backend: azblob, account: Acme, container: a--b }}\n"));
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        let (_, errs) = problems(&format!("{GOOD}state: {{ backend: ftp }}\n"));
+        assert!(errs.len() == 1 && errs[0].contains("one of local, s3, gcs, azblob"), "{errs:?}");
+    }
+
+    #[test]
     fn certificates_are_wildcard_unless_per_tenant_is_asked_for() {
         let (spec, errs) = problems(GOOD);
         assert!(errs.is_empty());
@@ -963,7 +1068,7 @@ clouds:
         assert_eq!(sink.items[0].message(), "the file must be a mapping, found nothing (null)");
         assert_eq!(
             sink.items[0].help(),
-            Some("the file is a mapping with the top-level keys platform, clouds, addons")
+            Some("the file is a mapping with the top-level keys platform, clouds, addons, state")
         );
     }
 

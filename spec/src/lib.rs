@@ -133,7 +133,7 @@ pub use diag::{Diagnostics, MAX_LISTED, SpecDiagnostic, SummaryReport};
 pub use model::{
     Addon, Addons, AksEntraId, AksNetwork, AksSpec, Certificates, CloudKind, Clouds, ClusterView, CoreDns, EksEndpoint,
     EksNetwork, EksSpec, EksSubnets, GkeDataplane, GkeNetwork, GkeSpec, NatGateways, NetworkPolicies, NodePool,
-    Platform, PlatformSpec, TenantSpec, UnknownCloud,
+    Platform, PlatformSpec, StateBackend, StateSpec, TenantSpec, UnknownCloud,
 };
 
 use crate::decode::Decoder;

@@ -68,6 +68,8 @@ pub struct PlatformSpec {
     /// At least one cloud is configured.
     pub clouds: Clouds,
     pub addons: Addons,
+    /// Where state is kept (a local file unless the spec says otherwise).
+    pub state: StateSpec,
     /// Sorted by slug; slugs are unique.
     pub tenants: Vec<TenantSpec>,
 }
@@ -414,6 +416,50 @@ impl AksNetwork {
     /// range.
     pub fn dns_ip(&self) -> Ipv4Addr {
         self.dns_service_ip.unwrap_or_else(|| tenth_address(self.service_cidr))
+    }
+}
+
+/// Where the state of each cloud of this environment is kept: `state:` in the platform spec.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StateSpec {
+    pub backend: StateBackend,
+    /// Key prefix inside the bucket or container, without slashes at either end (default: the
+    /// platform name). Unused by the local backend.
+    pub prefix: Option<String>,
+}
+
+/// A place for state. Names are checked against each service's naming rules.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StateBackend {
+    /// `.matih/state/<environment>-<cloud>.json` beside the platform spec.
+    #[default]
+    Local,
+    /// An S3 bucket; `region` defaults to the AWS configuration chain's, then `clouds.eks.region`.
+    S3 { bucket: String, region: Option<String> },
+    /// A Cloud Storage bucket.
+    Gcs { bucket: String },
+    /// A blob container in an Azure storage account.
+    AzBlob { account: String, container: String },
+}
+
+impl StateBackend {
+    /// The name `backend:` takes.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StateBackend::Local => "local",
+            StateBackend::S3 { .. } => "s3",
+            StateBackend::Gcs { .. } => "gcs",
+            StateBackend::AzBlob { .. } => "azblob",
+        }
+    }
+}
+
+impl PlatformSpec {
+    /// The object key of `cloud`'s state in a remote backend: one per environment and cloud,
+    /// `<prefix>/<environment>-<cloud>.json`.
+    pub fn state_key(&self, cloud: &str) -> String {
+        let prefix = self.state.prefix.as_deref().unwrap_or(&self.platform.name);
+        format!("{prefix}/{}-{cloud}.json", self.platform.environment)
     }
 }
 

@@ -37,8 +37,8 @@ pub fn policy(_g: &Global, _cmd: &PolicyCommand) -> Result<i32, Failure> {
 pub async fn kubeconfig(g: &Global) -> Result<i32, Failure> {
     let spec = context::load_spec(g)?;
     let cloud = context::cloud(g, &spec)?;
-    let path = context::state_path(g, &spec, cloud.as_ref());
-    let state = Locked::read_only(path.clone(), g)?;
+    let location = context::state_location(g, &spec, cloud.as_ref())?;
+    let state = Locked::read_only(&location, g, Some(&spec)).await?;
     let Some(binding) = cloud.bootstrap_binding(&spec.spec) else {
         return Err(Failure::usage(format!(
             "kubeconfig is not available for --cloud {}: it has no cluster",
@@ -47,11 +47,8 @@ pub async fn kubeconfig(g: &Global) -> Result<i32, Failure> {
     };
     let addr = binding.cluster_addr.clone();
     if !state.resources.contains_key(&addr) {
-        return Err(Failure::user(anyhow::anyhow!(
-            "no cluster recorded in {} ({addr} is not in state)",
-            path.display()
-        ))
-        .hint("run `matih-infra apply` first; the kubeconfig is made from the cluster the tool created"));
+        return Err(Failure::user(anyhow::anyhow!("no cluster recorded in {location} ({addr} is not in state)"))
+            .hint("run `matih-infra apply` first; the kubeconfig is made from the cluster the tool created"));
     }
     // The binding names the cluster resource's attributes; state holds their values.
     let recorded = |v: &Value| -> String {

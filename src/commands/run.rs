@@ -48,13 +48,14 @@ pub(crate) async fn open_with(
 ) -> Result<Session, Failure> {
     let mut spec = context::load_spec(g)?;
     let cloud = context::cloud(g, &spec)?;
-    let locked = Locked::open(context::state_path(g, &spec, cloud.as_ref()), g, command)?;
+    let location = context::state_location(g, &spec, cloud.as_ref())?;
+    let locked = Locked::open(&location, g, Some(&spec), command).await?;
     if let Some(edit) = edit {
         edit(&spec)?;
         spec = context::load_spec(g)?;
     }
     let (providers, desired) = context::providers(&spec, cloud.as_ref()).await?;
-    let mut state = locked.load()?;
+    let mut state = locked.load().await?;
     // Attributes recorded by an older provider are brought up to date in memory; the next write
     // records them (and their versions).
     let upgraded = upgrade_state(&mut state, &providers)?;
@@ -415,7 +416,7 @@ pub async fn import(g: &Global, address: &str, id: &str, env: &Env) -> Result<i3
             protected: desired.protected.unwrap_or(schema.protected_by_default),
         },
     );
-    s.locked.persist(&mut state)?;
+    s.locked.save(&mut state).await?;
     match g.format {
         Format::Json => {
             print_json(&serde_json::json!({"imported": addr, "id": found.id, "state_serial": state.serial}))?
@@ -513,7 +514,9 @@ async fn execute_with(
         }
     }
     let before = s.providers.stats();
+    let writes_before = s.locked.writes();
     let report = matih_plans::apply(&plan, s.state, &s.providers, &s.locked, &opts, &env.progress).await?;
+    let state_writes = s.locked.writes() - writes_before;
     let stats = s.providers.stats().since(&before);
     let budget = s.providers.retry_budgets();
     for w in &report.warnings {
@@ -562,6 +565,7 @@ async fn execute_with(
         reconciled: stats.reconciled,
         retry_budget: budget,
         warnings: report.warnings.clone(),
+        state_writes,
     };
     d.tenant = tenant;
     match g.format {
@@ -598,7 +602,7 @@ pub async fn refresh(g: &Global, env: &Env) -> Result<i32, Failure> {
     for w in &refreshed.warnings {
         eprintln!("warning: {w}");
     }
-    s.locked.persist(&mut refreshed.state)?;
+    s.locked.save(&mut refreshed.state).await?;
     match g.format {
         Format::Json => print_json(&serde_json::json!({
             "state_serial": refreshed.state.serial,

@@ -126,12 +126,12 @@ pub enum StateError {
     UnexpectedSymlink { path: PathBuf },
 
     /// Another process holds the state lock.
-    #[error("{}", locked_message(path, holder.as_ref(), *waited))]
+    #[error("{}", locked_message(path, holder.as_deref(), *waited))]
     Locked {
         /// The lock file.
         path: PathBuf,
         /// Who holds it, as recorded in the lock file (absent if it could not be read).
-        holder: Option<LockInfo>,
+        holder: Option<Box<LockInfo>>,
         /// How long this process waited before giving up.
         waited: Duration,
     },
@@ -152,6 +152,50 @@ pub enum StateError {
         address: Box<ResourceAddr>,
         rtype: String,
     },
+
+    /// A call to a remote store failed.
+    #[error("could not {op} `{url}`")]
+    Remote {
+        op: &'static str,
+        url: String,
+        #[source]
+        source: crate::remote::ObjectError,
+    },
+
+    /// The remote state changed since this process read it: another writer (with the lock
+    /// broken or bypassed) got there first. Nothing was written.
+    #[error(
+        "the state at `{url}` changed since this command read it (expected serial {expected_serial}, found {}): another writer saved it; nothing was written",
+        match (found_serial, found_lineage) {
+            (Some(s), Some(l)) => format!("serial {s} of lineage {l}"),
+            (Some(s), None) => format!("serial {s}"),
+            _ => "no state".to_string(),
+        }
+    )]
+    WriteConflict {
+        url: String,
+        expected_serial: u64,
+        found_serial: Option<u64>,
+        found_lineage: Option<String>,
+        /// Where the state this command could not write was saved instead.
+        saved: Option<PathBuf>,
+    },
+
+    /// This process's lease on the lock ran out or was taken over; it must not write.
+    #[error(
+        "the state lock `{url}` is no longer held by this command (its lease could not be renewed in time{})",
+        holder.as_ref().map(|h| format!("; now held by `{}` (pid {} on host {})", h.command, h.pid, h.host)).unwrap_or_default()
+    )]
+    LockLost {
+        url: String,
+        holder: Option<Box<LockInfo>>,
+        /// Where the state this command could not write was saved instead.
+        saved: Option<PathBuf>,
+    },
+
+    /// `state unlock --force` was given an id that is not the current holder's.
+    #[error("the lock `{url}` is held under id {}, not {given}", holder.id)]
+    LockIdMismatch { url: String, given: String, holder: Box<LockInfo> },
 
     /// `save` was given the lock of another store. A bug in the caller, not in the files.
     #[error("the lock `{}` does not guard state file `{}`", lock.display(), path.display())]
@@ -261,7 +305,40 @@ impl StateError {
                 "correct the `type` of `{address}` in `{}`, or restore the file from its backup",
                 path.display()
             )),
+            StateError::Remote { source, .. } => Some(match source {
+                crate::remote::ObjectError::Conflict => "run the command again: it reads the store afresh".to_string(),
+                crate::remote::ObjectError::Api { .. } => {
+                    "check the credentials and the bucket named in the platform spec's `state` section; the state was not changed by this failure"
+                        .to_string()
+                }
+            }),
+            StateError::WriteConflict { saved, .. } => Some(format!(
+                "someone wrote the state without holding the lock (or broke it): find that run, then plan again here{}",
+                saved_hint(saved)
+            )),
+            StateError::LockLost { saved, .. } => Some(format!(
+                "the network or the store was unreachable for longer than the lease, or the lock was broken: run the command again{}",
+                saved_hint(saved)
+            )),
+            StateError::LockIdMismatch { holder, .. } => Some(format!(
+                "`matih-infra state lock status` shows the current holder; to break its lock, pass its id: `state unlock --force {}`",
+                holder.id
+            )),
             StateError::WrongLock { .. } => None,
         }
+    }
+}
+
+/// The end of a hint for a state that could not be written to its store.
+fn saved_hint(saved: &Option<PathBuf>) -> String {
+    match saved {
+        Some(p) => format!(
+            "; this command's state, with everything it created, is saved in `{}` (`state list --state {}` reads \
+             it); what the store's state lacks, the next plan reports as orphans found by their owner tags, to \
+             `state import`",
+            p.display(),
+            p.display()
+        ),
+        None => "; what the store's state lacks, the next plan reports as orphans found by their owner tags, to `state import`".to_string(),
     }
 }

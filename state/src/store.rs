@@ -61,6 +61,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::backend::Snapshot;
 use crate::error::StateError;
 use crate::format;
 use crate::model::State;
@@ -84,21 +85,35 @@ pub struct LockOptions {
 /// Who holds the lock, as recorded in the lock file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockInfo {
+    /// Names this holding of the lock, for `state unlock --force <id>`. Absent in lock files of
+    /// older releases.
+    #[serde(default)]
+    pub id: String,
     pub host: String,
     pub pid: u32,
     pub command: String,
     /// RFC 3339, seconds precision, UTC.
     pub started_at: String,
+    /// When the lease runs out unless renewed (remote stores only), RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 impl LockInfo {
     /// The info for this process, starting now.
     pub fn current(command: &str) -> Self {
         LockInfo {
-            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            id: uuid::Uuid::new_v4().to_string(),
+            // Containers and CI runners often share one host name: MATIH_LOCK_HOST names the
+            // machine in lock records instead.
+            host: std::env::var("MATIH_LOCK_HOST")
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned()),
             pid: std::process::id(),
             command: command.to_string(),
             started_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            expires_at: None,
         }
     }
 }
@@ -225,10 +240,10 @@ pub struct LocalStore {
     lock: PathBuf,
     tmp: PathBuf,
     backup_tmp: PathBuf,
-    /// The buffers of the last save, reused by the next: saves come after every finished
-    /// resource, and a fresh file-sized buffer each time costs more than rendering into it.
-    /// Locked for the duration of a save.
+    /// The buffers of the last snapshot, reused by the next (see `spare_buffers`).
     buffers: Mutex<Vec<Vec<u8>>>,
+    /// Held while a write is under way.
+    writing: Mutex<()>,
 }
 
 impl Clone for LocalStore {
@@ -254,6 +269,7 @@ impl LocalStore {
             tmp: with_suffix(&path, ".tmp"),
             backup_tmp: with_suffix(&path, ".backup.tmp"),
             buffers: Mutex::new(Vec::new()),
+            writing: Mutex::new(()),
             path,
         }
     }
@@ -352,7 +368,7 @@ impl LocalStore {
             if waited >= opts.timeout {
                 return Err(StateError::Locked {
                     path: self.lock.clone(),
-                    holder,
+                    holder: holder.map(Box::new),
                     waited: if opts.timeout.is_zero() { Duration::ZERO } else { waited },
                 });
             }
@@ -398,7 +414,7 @@ impl LocalStore {
             Err(TryLockError::WouldBlock) => {
                 return Err(StateError::Locked {
                     path: self.lock.clone(),
-                    holder: read_info(&self.lock),
+                    holder: read_info(&self.lock).map(Box::new),
                     waited: Duration::ZERO,
                 });
             }
@@ -501,14 +517,12 @@ impl LocalStore {
     /// directory), the new state is already the state file, so the serial stays incremented to
     /// match it, and the error is still returned.
     pub fn save(&self, state: &mut State, lock: &StateLock) -> Result<(), StateError> {
-        if lock.path != self.lock {
-            return Err(StateError::WrongLock { path: self.path.clone(), lock: lock.path.clone() });
-        }
-        // Sorting keys here, once per changed resource, spares every later save from doing it.
-        format::sort_objects(state);
+        self.check_lock(lock)?;
         let previous = state.serial;
-        state.serial = previous + 1;
-        match self.write(state) {
+        let snapshot = Snapshot::take_into(state, self.spare_buffers());
+        let written = self.write_parts(&snapshot.parts);
+        self.keep_buffers(snapshot.parts);
+        match written {
             Ok(()) => Ok(()),
             Err((committed, e)) => {
                 if !committed {
@@ -519,15 +533,47 @@ impl LocalStore {
         }
     }
 
-    /// The write half of `save`. The flag in the error says whether the new file was already
-    /// renamed into place.
+    /// Writes a snapshot taken by [`StateStore::snapshot`](crate::StateStore::snapshot), as
+    /// [`save`](Self::save) does.
+    pub(crate) fn write_snapshot(&self, snapshot: Snapshot, lock: &StateLock) -> Result<(), StateError> {
+        self.check_lock(lock)?;
+        let written = self.write_parts(&snapshot.parts).map_err(|(_, e)| e);
+        self.keep_buffers(snapshot.parts);
+        written
+    }
+
+    /// The lock `lock` as this store's own, or [`StateError::WrongLock`].
+    pub(crate) fn own_lock<'l>(&self, lock: &'l dyn crate::StoreLock) -> Result<&'l StateLock, StateError> {
+        match lock.as_any().downcast_ref::<StateLock>() {
+            Some(l) => self.check_lock(l).map(|()| l),
+            None => Err(StateError::WrongLock { path: self.path.clone(), lock: PathBuf::from(lock.info().id.clone()) }),
+        }
+    }
+
+    fn check_lock(&self, lock: &StateLock) -> Result<(), StateError> {
+        if lock.path != self.lock {
+            return Err(StateError::WrongLock { path: self.path.clone(), lock: lock.path.clone() });
+        }
+        Ok(())
+    }
+
+    /// The buffers of the last snapshot, to encode the next one into: saves come after every
+    /// finished resource, and a fresh file-sized buffer each time costs more than rendering
+    /// into it.
+    pub(crate) fn spare_buffers(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *self.buffers.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn keep_buffers(&self, parts: Vec<Vec<u8>>) {
+        *self.buffers.lock().unwrap_or_else(|p| p.into_inner()) = parts;
+    }
+
+    /// Writes the encoded state, one write at a time (two would share the scratch file). The
+    /// flag in the error says whether the new file was already renamed into place.
     #[allow(clippy::result_large_err)] // private, and the size is only paid on failure
-    fn write(&self, state: &State) -> Result<(), (bool, StateError)> {
-        // Held for the whole save: it also keeps two threads saving through one store from
-        // writing the same scratch file at once.
-        let mut pieces = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
-        format::encode_into(state, format::parallelism(state.resources.len()), &mut pieces);
-        self.write_pieces(&pieces)
+    fn write_parts(&self, parts: &[Vec<u8>]) -> Result<(), (bool, StateError)> {
+        let _one_at_a_time = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        self.write_pieces(parts)
     }
 
     #[allow(clippy::result_large_err)] // as `write`

@@ -469,10 +469,12 @@ fn force_unlock_clears_a_stale_record_but_not_a_live_lock() {
 
     // A record left by a holder that died (the OS lock went with it).
     let stale = LockInfo {
+        id: "stale".into(),
         host: "elsewhere".into(),
         pid: 999_999,
         command: "matih-infra apply".into(),
         started_at: "2026-01-01T00:00:00Z".into(),
+        expires_at: None,
     };
     fs::write(store.lock_path(), serde_json::to_vec(&stale).unwrap()).unwrap();
     assert_eq!(store.read_lock_info(), Some(stale.clone()));

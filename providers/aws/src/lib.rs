@@ -18,6 +18,7 @@ mod graph;
 mod iam;
 mod kind;
 mod route53;
+mod state_store;
 
 use std::sync::Arc;
 
@@ -26,11 +27,13 @@ use matih_plans::{DesiredGraph, Ownership, ProviderError};
 use matih_provider_kit::owner::AwsTags;
 use matih_provider_kit::{Cloud, ClusterBinding, Connected, ExecCredential, KitProvider, Recorder, RetryPolicy};
 use matih_spec::{CloudKind, PlatformSpec};
+use matih_state::{ObjectError, ObjectStore, RemoteLocation};
 
 pub use access::{EksAccess, presigned_token};
 pub use clients::Clients;
 pub use graph::{CERT_MANAGER_SUBJECT, IAM_PATH};
 pub use kind::Ctx;
+pub use state_store::S3Objects;
 
 /// The AWS provider: the kit's registry over the AWS kinds.
 pub type AwsProvider = KitProvider<Ctx>;
@@ -85,5 +88,14 @@ impl Cloud for Eks {
     ) -> Result<Connected, ProviderError> {
         let (provider, clients) = Self::provider(&eks_spec(spec).region, ownership).await;
         Ok(Connected { providers: vec![Arc::new(provider)], access: Some(Arc::new(EksAccess::new(clients))) })
+    }
+
+    async fn state_objects(
+        &self,
+        spec: Option<&PlatformSpec>,
+        location: &RemoteLocation,
+    ) -> Result<Arc<dyn ObjectStore>, ObjectError> {
+        let fallback = spec.and_then(|s| s.clouds.eks.as_ref()).map(|e| e.region.as_str());
+        Ok(Arc::new(S3Objects::for_location(location, fallback).await?))
     }
 }

@@ -26,6 +26,7 @@ mod identity;
 mod kind;
 pub mod models;
 mod network;
+mod state_store;
 
 use std::sync::Arc;
 
@@ -34,10 +35,12 @@ use matih_plans::{DesiredGraph, Ownership, ProviderError};
 use matih_provider_kit::owner::AzureTags;
 use matih_provider_kit::{Cloud, ClusterBinding, Connected, ExecCredential, KitProvider, Recorder, RetryPolicy};
 use matih_spec::{CloudKind, PlatformSpec};
+use matih_state::{ObjectError, ObjectStore, RemoteLocation};
 
 pub use access::AksAccess;
 pub use graph::CERT_MANAGER_SUBJECT;
 pub use kind::Ctx;
+pub use state_store::BlobObjects;
 
 /// The Azure provider: the kit's registry over the Azure kinds.
 pub type AzureProvider = KitProvider<Ctx>;
@@ -101,5 +104,13 @@ impl Cloud for Aks {
     ) -> Result<Connected, ProviderError> {
         let (provider, access) = Self::provider(spec, ownership)?;
         Ok(Connected { providers: vec![Arc::new(provider)], access: Some(Arc::new(access)) })
+    }
+
+    async fn state_objects(
+        &self,
+        _spec: Option<&PlatformSpec>,
+        location: &RemoteLocation,
+    ) -> Result<Arc<dyn ObjectStore>, ObjectError> {
+        Ok(Arc::new(BlobObjects::connect(location)?))
     }
 }

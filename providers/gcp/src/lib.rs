@@ -25,6 +25,7 @@ mod graph;
 mod identity;
 mod kind;
 mod network;
+mod state_store;
 
 use std::sync::Arc;
 
@@ -33,10 +34,12 @@ use matih_plans::{DesiredGraph, Ownership, ProviderError};
 use matih_provider_kit::owner::GcpLabels;
 use matih_provider_kit::{Cloud, ClusterBinding, Connected, ExecCredential, KitProvider, Recorder, RetryPolicy};
 use matih_spec::{CloudKind, PlatformSpec};
+use matih_state::{ObjectError, ObjectStore, RemoteLocation};
 
 pub use access::GkeAccess;
 pub use graph::CERT_MANAGER_KSA;
 pub use kind::Ctx;
+pub use state_store::{EMULATOR_ENV as STORAGE_EMULATOR_ENV, GcsObjects};
 
 /// The GCP provider: the kit's registry over the GKE kinds.
 pub type GcpProvider = KitProvider<Ctx>;
@@ -93,5 +96,13 @@ impl Cloud for Gke {
     ) -> Result<Connected, ProviderError> {
         let (provider, access) = Self::provider(spec, ownership).await?;
         Ok(Connected { providers: vec![Arc::new(provider)], access: Some(Arc::new(access)) })
+    }
+
+    async fn state_objects(
+        &self,
+        _spec: Option<&PlatformSpec>,
+        location: &RemoteLocation,
+    ) -> Result<Arc<dyn ObjectStore>, ObjectError> {
+        Ok(Arc::new(GcsObjects::connect(location).await?))
     }
 }

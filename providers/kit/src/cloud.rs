@@ -16,6 +16,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use matih_plans::{DesiredGraph, Ownership, Provider, ProviderError, ResourceAddr, Value};
 use matih_spec::{CloudKind, PlatformSpec};
+use matih_state::{ObjectError, ObjectStore, RemoteLocation};
 use serde::{Deserialize, Serialize};
 
 /// One cloud: how the platform spec becomes its resources, and how to reach it.
@@ -49,6 +50,22 @@ pub trait Cloud: Send + Sync {
         spec_dir: &std::path::Path,
         ownership: &Ownership,
     ) -> Result<Connected, ProviderError>;
+
+    /// The object store holding state at `location`, for the cloud whose crate serves that
+    /// location's service (the CLI's registry says which); its clients take credentials from the
+    /// cloud's standard chain, as its provider does, and settings the location leaves out (a
+    /// region) from the cloud's section of `spec` when there is one.
+    async fn state_objects(
+        &self,
+        spec: Option<&PlatformSpec>,
+        location: &RemoteLocation,
+    ) -> Result<Arc<dyn ObjectStore>, ObjectError> {
+        let _ = spec;
+        Err(ObjectError::Api {
+            message: format!("the {} cloud keeps no state in {}", self.name(), location.service),
+            source: None,
+        })
+    }
 }
 
 /// A connected cloud.

@@ -18,6 +18,8 @@ pub mod cloud;
 pub mod create;
 pub mod dns;
 pub mod kind;
+#[cfg(feature = "objects")]
+pub mod objects;
 pub mod owner;
 pub mod retry;
 pub mod schema;

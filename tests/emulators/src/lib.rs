@@ -54,6 +54,95 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind a loopback port").local_addr().unwrap().port()
 }
 
+/// A running Azurite blob service (npm `azurite`, installed by `scripts/test`), in memory.
+pub struct Azurite {
+    child: Child,
+    port: u16,
+}
+
+/// Azurite's well-known development account and key (public, in Azure's documentation).
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+fn find_azurite() -> PathBuf {
+    if let Some(p) = std::env::var_os("AZURITE_BLOB") {
+        return PathBuf::from(p);
+    }
+    let dir = match std::env::var_os("MATIH_AZURITE_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => default_venv().parent().map(|p| p.join("azurite")).unwrap_or_default(),
+    };
+    let bin = dir.join("node_modules").join(".bin").join("azurite-blob");
+    if bin.is_file() {
+        return bin;
+    }
+    panic!(
+        "azurite-blob not found (AZURITE_BLOB, {}): run `scripts/test`, which installs the pinned Azurite there, \
+         or `npm install --prefix {} azurite@3.37.0`",
+        bin.display(),
+        dir.display()
+    )
+}
+
+impl Azurite {
+    /// Starts the blob service on a free loopback port, in memory, and waits until it answers.
+    pub fn start() -> Azurite {
+        let bin = find_azurite();
+        let port = free_port();
+        let child = Command::new(&bin)
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .args(["--inMemoryPersistence", "--silent", "--disableTelemetry"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+        let mut azurite = Azurite { child, port };
+        let start = Instant::now();
+        loop {
+            // Any answer (an unsigned request gets 403) means it is serving.
+            if let Ok((code, _)) = http(port, "GET", "/", "")
+                && code != 0
+            {
+                return azurite;
+            }
+            if let Some(status) = azurite.child.try_wait().unwrap() {
+                panic!("azurite-blob exited with {status} before it answered on port {port}");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "azurite-blob did not answer on port {port} within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The account's blob endpoint, path-style: `http://127.0.0.1:<port>/devstoreaccount1`.
+    pub fn blob_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}/{AZURITE_ACCOUNT}", self.port)
+    }
+
+    /// `AZURE_STORAGE_CONNECTION_STRING` for this Azurite through `endpoint` (a proxy in front of
+    /// it, or [`Azurite::blob_endpoint`]).
+    pub fn connection_string(&self, endpoint: &str) -> String {
+        format!(
+            "DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};BlobEndpoint={endpoint};"
+        )
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A minimal HTTP/1.1 request to 127.0.0.1; returns the status code and body.
 pub fn http(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;

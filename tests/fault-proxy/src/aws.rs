@@ -30,6 +30,10 @@ pub fn options(upstream: SocketAddr, rules: Vec<Rule>) -> Options {
 
 /// The action an AWS SDK request performs, `None` if it is none this module knows.
 pub fn classify(req: &Request<'_>) -> Option<Action> {
+    if signed_for(req) == Some("s3") {
+        let name = s3_action(req)?;
+        return Some(Action { mutating: is_mutating(name), name: name.to_owned() });
+    }
     let name = match protocol(req) {
         Protocol::Ec2Query | Protocol::AwsQuery => query_param(req, "Action")?,
         Protocol::RestXml => route(ROUTE53, req.method, path(req))?.to_owned(),
@@ -67,6 +71,13 @@ pub fn error_body(req: &Request<'_>, status: u16) -> (String, Vec<u8>) {
     } else {
         "We encountered an internal error. Please try again. (injected by the fault proxy)"
     };
+    if signed_for(req) == Some("s3") {
+        let code = if throttled { "SlowDown" } else { "InternalError" };
+        let body = format!(
+            "{XML_DECLARATION}<Error><Code>{code}</Code><Message>{message}</Message><RequestId>{REQUEST_ID}</RequestId></Error>"
+        );
+        return ("application/xml".to_owned(), body.into_bytes());
+    }
     let protocol = protocol(req);
     let (fault_type, code) = match (&protocol, throttled) {
         (Protocol::Ec2Query, true) => ("", "RequestLimitExceeded"),
@@ -97,6 +108,33 @@ pub fn error_body(req: &Request<'_>, status: u16) -> (String, Vec<u8>) {
         Protocol::RestJson => ("application/json", format!(r#"{{"__type":"{code}","message":"{message}"}}"#)),
     };
     (kind.to_owned(), body.into_bytes())
+}
+
+/// The service a SigV4 request is signed for: the third part of the credential scope
+/// (`Credential=AKID/20260101/us-east-1/s3/aws4_request`).
+fn signed_for<'a>(req: &Request<'a>) -> Option<&'a str> {
+    let auth = req.headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let scope = auth.split("Credential=").nth(1)?.split(',').next()?;
+    scope.split('/').nth(3)
+}
+
+/// The S3 object and bucket calls the state store makes, addressed by path
+/// (`/bucket/key`, `/bucket?versioning`).
+fn s3_action(req: &Request<'_>) -> Option<&'static str> {
+    let (path, query) = req.path_and_query.split_once('?').unwrap_or((req.path_and_query, ""));
+    let has_key = path.trim_start_matches('/').split_once('/').is_some_and(|(_, k)| !k.is_empty());
+    let sub = |name: &str| query.split('&').any(|p| p.split('=').next() == Some(name));
+    Some(match (req.method, has_key) {
+        ("GET", false) if sub("versioning") => "GetBucketVersioning",
+        ("PUT", false) if sub("versioning") => "PutBucketVersioning",
+        ("PUT", false) => "CreateBucket",
+        ("GET", false) => "ListObjects",
+        ("GET", true) => "GetObject",
+        ("HEAD", true) => "HeadObject",
+        ("PUT", true) => "PutObject",
+        ("DELETE", true) => "DeleteObject",
+        _ => return None,
+    })
 }
 
 /// The request id of synthetic errors, so they are easy to tell apart in the tool's logs.

@@ -9,8 +9,10 @@
 //! are `GET operations`. GETs and `list*` POST actions are reads; PUT, PATCH, DELETE and other
 //! POSTs mutate.
 //!
-//! What it deliberately does not do: data-plane calls (storage, key vault) and Entra ID token
-//! requests come back unclassified (`None`).
+//! Blob Storage data-plane calls (signed with `x-ms-version`, no `api-version` query) are named by
+//! their REST operation (`PutBlob`, `GetBlob`, `DeleteBlob`) and answered with Blob Storage's XML
+//! errors. What it deliberately does not do: other data-plane calls (queues, key vault) and Entra
+//! ID token requests come back unclassified (`None`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,6 +50,9 @@ pub fn resource_type(path: &str) -> Option<String> {
 
 /// The action an ARM request performs, `None` if it is none this module knows.
 pub fn classify(req: &Request<'_>) -> Option<Action> {
+    if let Some(op) = blob_operation(req) {
+        return Some(Action { name: op.into(), mutating: !op.starts_with("Get") });
+    }
     // ARM names are case-insensitive (DNS answers `dnszones` for `dnsZones`): one action per type.
     let rtype = resource_type(req.path_and_query)?.to_ascii_lowercase();
     let name = format!("{} {rtype}", req.method);
@@ -61,8 +66,33 @@ pub fn classify(req: &Request<'_>) -> Option<Action> {
     Some(Action { name, mutating })
 }
 
-/// An ARM error answer: `TooManyRequests` for 429, `InternalServerError` otherwise.
-pub fn error_body(_req: &Request<'_>, status: u16) -> (String, Vec<u8>) {
+/// A Blob Storage call: it carries `x-ms-version` and, unlike ARM, no `api-version`.
+fn blob_operation(req: &Request<'_>) -> Option<&'static str> {
+    if !req.headers.contains_key("x-ms-version") || req.path_and_query.contains("api-version=") {
+        return None;
+    }
+    let container = req.path_and_query.contains("restype=container");
+    Some(match (req.method, container) {
+        ("PUT", true) => "CreateContainer",
+        ("GET" | "HEAD", true) => "GetContainerProperties",
+        ("PUT", false) => "PutBlob",
+        ("GET", false) => "GetBlob",
+        ("HEAD", false) => "GetBlobProperties",
+        ("DELETE", false) => "DeleteBlob",
+        _ => return None,
+    })
+}
+
+/// An ARM error answer: `TooManyRequests` for 429, `InternalServerError` otherwise (Blob Storage:
+/// `ServerBusy` and `InternalError` in its XML shape).
+pub fn error_body(req: &Request<'_>, status: u16) -> (String, Vec<u8>) {
+    if blob_operation(req).is_some() {
+        let code = if status == 429 { "ServerBusy" } else { "InternalError" };
+        let body = format!(
+            r#"<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code><Message>injected by the fault proxy</Message></Error>"#
+        );
+        return ("application/xml".into(), body.into_bytes());
+    }
     let (code, message) = if status == 429 {
         ("TooManyRequests", "Too many requests (injected by the fault proxy)")
     } else {

@@ -84,6 +84,14 @@ pub fn kind(path_and_query: &str) -> Option<String> {
     })
 }
 
+/// A Cloud Storage JSON API call (`storage.objects`, `storage.buckets`): uploads under
+/// `/upload/storage/v1/`, the rest under `/storage/v1/`.
+fn storage(req: &Request<'_>) -> Option<&'static str> {
+    let path = req.path_and_query.split('?').next().unwrap_or(req.path_and_query);
+    let rest = path.strip_prefix("/upload/storage/v1/b/").or_else(|| path.strip_prefix("/storage/v1/b"))?;
+    Some(if rest.contains("/o") { "storage.objects" } else { "storage.buckets" })
+}
+
 fn split_verb(seg: &str) -> (&str, Option<&str>) {
     match seg.split_once(':') {
         Some((s, v)) => (s, Some(v)),
@@ -93,6 +101,9 @@ fn split_verb(seg: &str) -> (&str, Option<&str>) {
 
 /// The action a Google Cloud request performs, `None` if it is none this module knows.
 pub fn classify(req: &Request<'_>) -> Option<Action> {
+    if let Some(op) = storage(req) {
+        return Some(Action { name: format!("{} {op}", req.method), mutating: !matches!(req.method, "GET" | "HEAD") });
+    }
     let kind = kind(req.path_and_query)?;
     let verb = kind.split_once(':').map(|(_, v)| v);
     let read_verb = verb.is_some_and(|v| {

@@ -89,6 +89,9 @@ mod net;
 mod route;
 mod server;
 mod state;
+mod storage;
+
+pub use storage::{StorageEmulator, StorageOptions};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
