@@ -12,17 +12,11 @@ use matih_emulators::Moto;
 
 fn main() {
     common::main_for(
-        common::Cloud {
-            name: "eks",
-            state_file: "prod-eks.json",
-            dns_change: |k| k.ends_with(":ChangeResourceRecordSets"),
-            start: || {
-                let moto = Moto::start();
-                let env = moto.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-                (env, Box::new(moto))
-            },
-            kube: matih_kube_emulator::Options::default,
-        },
+        common::eks(|| {
+            let moto = Moto::start();
+            let env = moto.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            (env, Box::new(moto))
+        }),
         "moto",
     );
 }

@@ -38,18 +38,12 @@ fn create_bucket(moto: &Moto) {
 }
 
 fn eks() -> common::Cloud {
-    common::Cloud {
-        name: "eks",
-        state_file: "prod-eks.json",
-        dns_change: |k| k.ends_with(":ChangeResourceRecordSets"),
-        start: || {
-            let moto = Moto::start();
-            create_bucket(&moto);
-            let env = moto.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-            (env, Box::new(moto))
-        },
-        kube: matih_kube_emulator::Options::default,
-    }
+    common::eks(|| {
+        let moto = Moto::start();
+        create_bucket(&moto);
+        let env = moto.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        (env, Box::new(moto))
+    })
 }
 
 struct Figures {

@@ -75,6 +75,17 @@ fn kubernetes(calls: &Value) -> u64 {
         .unwrap_or(0)
 }
 
+/// EKS on the emulator `start` starts (moto).
+pub fn eks(start: fn() -> Started) -> Cloud {
+    Cloud {
+        name: "eks",
+        state_file: "prod-eks.json",
+        dns_change: |k| k.ends_with(":ChangeResourceRecordSets"),
+        start,
+        kube: Options::default,
+    }
+}
+
 /// `examples/matih.yaml` and `n` tenants (every tenth with a dedicated ingress) in `dir`.
 pub fn platform(dir: &Path, n: usize) {
     copy(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"), dir);

@@ -103,6 +103,34 @@ where
     ObjectError::Api { message, source: Some(Box::new(e)) }
 }
 
+/// The condition of a PutObject.
+enum Condition<'a> {
+    None,
+    /// `If-None-Match: *`.
+    Absent,
+    /// `If-Match: <etag>`.
+    At(&'a Version),
+}
+
+impl S3Objects {
+    async fn put_object(&self, key: &str, bytes: Vec<u8>, condition: Condition<'_>) -> Result<Stored, ObjectError> {
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(ByteStream::from(bytes));
+        req = match condition {
+            Condition::None => req,
+            Condition::Absent => req.if_none_match("*"),
+            Condition::At(v) => req.if_match(&v.0),
+        };
+        let out = req.send().await.map_err(|e| s3_error("PutObject", e))?;
+        stored(out, "PutObject")
+    }
+}
+
 #[async_trait]
 impl ObjectStore for S3Objects {
     fn url(&self, key: &str) -> String {
@@ -125,47 +153,15 @@ impl ObjectStore for S3Objects {
     }
 
     async fn create(&self, key: &str, bytes: Vec<u8>) -> Result<Stored, ObjectError> {
-        let out = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .if_none_match("*")
-            .content_type("application/json")
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(|e| s3_error("PutObject", e))?;
-        stored(out, "PutObject")
+        self.put_object(key, bytes, Condition::Absent).await
     }
 
     async fn replace(&self, key: &str, bytes: Vec<u8>, expected: &Version) -> Result<Stored, ObjectError> {
-        let out = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .if_match(&expected.0)
-            .content_type("application/json")
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(|e| s3_error("PutObject", e))?;
-        stored(out, "PutObject")
+        self.put_object(key, bytes, Condition::At(expected)).await
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<Stored, ObjectError> {
-        let out = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type("application/json")
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(|e| s3_error("PutObject", e))?;
-        stored(out, "PutObject")
+        self.put_object(key, bytes, Condition::None).await
     }
 
     async fn delete(&self, key: &str, expected: &Version) -> Result<(), ObjectError> {

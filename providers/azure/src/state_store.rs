@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use matih_provider_kit::Secret;
-use matih_provider_kit::objects::{HttpObjects, code_of, status_of};
+use matih_provider_kit::objects::{HttpObjects, code_of, encode_name, status_of};
 use matih_state::{Object, ObjectError, ObjectStore, RemoteLocation, Stored, Version};
 use reqwest::header::HeaderMap;
 use sha2::Sha256;
@@ -76,17 +76,9 @@ fn connection_field<'a>(s: &'a str, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.trim())
 }
 
-/// Percent-encodes a blob name for the URL path, keeping its `/`.
+/// A blob name for the URL path, its `/` kept.
 fn path(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    encode_name(name, true)
 }
 
 fn unusable(what: &str) -> ObjectError {

@@ -10,7 +10,7 @@
 //! (see [`matih_provider_kit::objects`]).
 
 use async_trait::async_trait;
-use matih_provider_kit::objects::{HttpObjects, status_of};
+use matih_provider_kit::objects::{HttpObjects, encode_name, status_of};
 use matih_state::{Object, ObjectError, ObjectStore, RemoteLocation, Stored, Version};
 use reqwest::header::HeaderMap;
 
@@ -59,17 +59,9 @@ fn error_of(status: u16, _headers: &HeaderMap, body: &[u8]) -> (String, String) 
     )
 }
 
-/// Percent-encodes an object name for one path segment (its `/` included).
+/// An object or bucket name as one path segment.
 fn segment(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    encode_name(name, false)
 }
 
 impl GcsObjects {

@@ -132,6 +132,20 @@ fn to_object_error(service: &str, operation: &str, e: ProviderError) -> ObjectEr
     ObjectError::Api { message: format!("{service} {operation}: {e}"), source: Some(Box::new(e)) }
 }
 
+/// Percent-encodes an object name for a URL path: everything but unreserved characters, and `/`
+/// too unless `keep_slash` (Cloud Storage names are one path segment; blob names are paths).
+pub fn encode_name(name: &str, keep_slash: bool) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || (keep_slash && b == b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// The status of a failed call, when an answer came back.
 pub fn status_of(e: &ObjectError) -> Option<u16> {
     match e {
