@@ -51,6 +51,8 @@ impl std::fmt::Debug for Auth {
 #[derive(Debug)]
 pub struct BlobObjects {
     http: HttpObjects,
+    /// The storage account, for messages.
+    account: String,
     /// `https://<account>.blob.core.windows.net`, or the connection string's `BlobEndpoint`.
     endpoint: String,
     container: String,
@@ -120,13 +122,15 @@ impl BlobObjects {
                 crate::auth::from_env().map_err(|e| unusable(&format!("Azure credentials for Blob Storage: {e}")))?;
             (default_endpoint, Auth::Token(tokens))
         };
-        Ok(BlobObjects { http, endpoint, container: location.bucket.clone(), auth })
+        let account = location.account.clone().unwrap_or_default();
+        Ok(BlobObjects { http, account, endpoint, container: location.bucket.clone(), auth })
     }
 
     /// A client signing with `account`'s `key` against `endpoint` (Azurite, or a proxy before it).
     pub fn with_shared_key(endpoint: &str, account: &str, key: &str, container: &str) -> Result<Self, ObjectError> {
         Ok(BlobObjects {
             http: HttpObjects::new("blob", error_of)?,
+            account: account.to_string(),
             endpoint: endpoint.trim_end_matches('/').to_string(),
             container: container.to_string(),
             auth: Auth::SharedKey { account: account.to_string(), key: Secret::new(key) },
@@ -264,11 +268,7 @@ fn sign(
 #[async_trait]
 impl ObjectStore for BlobObjects {
     fn url(&self, key: &str) -> String {
-        let account = match &self.auth {
-            Auth::SharedKey { account, .. } => account.clone(),
-            Auth::Token(_) => self.endpoint.trim_start_matches("https://").split('.').next().unwrap_or("").to_string(),
-        };
-        format!("azblob://{account}/{}/{key}", self.container)
+        format!("azblob://{}/{}/{key}", self.account, self.container)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Object>, ObjectError> {
