@@ -5,9 +5,17 @@
 //! file's size. The cluster bootstrap runs against the Kubernetes API emulator (in this process);
 //! its calls are counted with the cloud's and also shown on their own.
 //!
-//! `MATIH_BENCH_TENANTS=10,100` picks sizes, `MATIH_BENCH_KEEP_STATE=DIR` keeps each state file.
+//! Per size it also prints: state bytes per resource; the apply's Kubernetes API calls per
+//! Kubernetes object it applied (objects counted from the add-ons' inventories in state); the
+//! time to the first byte `plan` writes (text output, as a person runs it); and the no-op plan's
+//! peak resident memory (from `wait4`, measured through a fresh copy of the bench, see
+//! [`measure`]).
+//!
+//! `MATIH_BENCH_TENANTS=10,100,10000` picks sizes (above 1,000 the per-resource plan, minutes
+//! long, is left out), `MATIH_BENCH_KEEP_STATE=DIR` keeps each state file and apply report.
 #![allow(dead_code)] // each bench uses its part
 
+use std::io::Read as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,6 +49,20 @@ pub struct Cloud {
     pub kube: fn() -> Options,
 }
 
+/// The tool with `args`, pointed at the emulators.
+fn tool(dir: &Path, cloud: &Cloud, env: &[(String, String)], kube: &KubeEmulator, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(dir)
+        .args(args)
+        .args(["--cloud", cloud.name])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("MATIH_KUBE_API_SERVER", kube.url())
+        .env("MATIH_ADDONS_DIR", matih_emulators::addons_dir())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    c
+}
+
 pub fn run(
     dir: &Path,
     cloud: &Cloud,
@@ -48,20 +70,106 @@ pub fn run(
     kube: &KubeEmulator,
     args: &[&str],
 ) -> (Duration, Value) {
-    let start = Instant::now();
-    let out = Command::new(BIN)
+    let (wall, _, v) = run_measured(dir, cloud, env, kube, args);
+    (wall, v)
+}
+
+/// [`run`], with the peak resident memory of the tool (KiB).
+pub fn run_measured(
+    dir: &Path,
+    cloud: &Cloud,
+    env: &[(String, String)],
+    kube: &KubeEmulator,
+    args: &[&str],
+) -> (Duration, i64, Value) {
+    let figures = tempfile::NamedTempFile::new().unwrap();
+    let mut c = tool(dir, cloud, env, kube, args);
+    c.args(["-o", "json", "-q"]);
+    let helper = Command::new(std::env::current_exe().unwrap())
+        .env(MEASURE, figures.path())
+        .arg(c.get_program())
+        .args(c.get_args())
+        .envs(c.get_envs().filter_map(|(k, v)| Some((k, v?))))
         .current_dir(dir)
-        .args(args)
-        .args(["--cloud", cloud.name, "-o", "json", "-q"])
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("MATIH_KUBE_API_SERVER", kube.url())
-        .env("MATIH_ADDONS_DIR", matih_emulators::addons_dir())
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    let wall = start.elapsed();
-    assert!(out.status.success() || out.status.code() == Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    (wall, serde_json::from_slice(&out.stdout).unwrap())
+    let report = std::fs::read_to_string(figures.path()).unwrap();
+    let f: Vec<i64> = report.split_whitespace().map(|n| n.parse().unwrap()).collect();
+    let [code, wall_us, max_rss_kib] = f[..] else { panic!("measuring {args:?}: {report}") };
+    assert!(code == 0 || code == 2, "{args:?}: exit {code}: {}", String::from_utf8_lossy(&helper.stderr));
+    (Duration::from_micros(wall_us as u64), max_rss_kib, serde_json::from_slice(&helper.stdout).unwrap())
+}
+
+/// Set (to a file to write the figures to) for the copy of the bench that runs one command.
+const MEASURE: &str = "MATIH_BENCH_MEASURE";
+
+/// In the copy of the bench started by [`run_measured`]: runs the command, passing its output
+/// through, and writes its exit code, wall time (µs) and peak resident memory (KiB). Through a
+/// fresh copy because a child's peak as the kernel reports it starts from its parent's size at
+/// the fork, and the bench holds the emulators; the fresh copy is a few MiB, below the tool's
+/// own floor.
+// The child is reaped by `wait4`, which Child::wait cannot stand in for (it drops the rusage).
+#[allow(clippy::zombie_processes)]
+fn measure(figures: &std::ffi::OsStr) {
+    let cmd: Vec<String> = std::env::args().skip(1).collect();
+    let started = Instant::now();
+    let child = Command::new(&cmd[0]).args(&cmd[1..]).spawn().unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
+    let wall = started.elapsed();
+    let line = format!("{} {} {}", libc::WEXITSTATUS(status), wall.as_micros(), usage.ru_maxrss);
+    std::fs::write(figures, line).unwrap();
+}
+
+/// Time from starting `plan` (text output, as a person runs it) to the first byte it writes on
+/// either stream.
+pub fn first_output(dir: &Path, cloud: &Cloud, env: &[(String, String)], kube: &KubeEmulator) -> Duration {
+    let start = Instant::now();
+    let mut child =
+        tool(dir, cloud, env, kube, &["plan"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let readers: Vec<_> = [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ]
+    .into_iter()
+    .map(|mut r| {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let mut first = true;
+            while let Ok(n) = r.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if std::mem::take(&mut first) {
+                    let _ = tx.send(start.elapsed());
+                }
+            }
+        })
+    })
+    .collect();
+    drop(tx);
+    let first = rx.recv().expect("plan writes something");
+    child.wait().unwrap();
+    readers.into_iter().for_each(|r| r.join().unwrap());
+    first
+}
+
+/// Kubernetes objects the add-ons in the state file at `path` applied (their inventories).
+pub fn kubernetes_objects(path: &Path) -> u64 {
+    let state = matih_state::format::decode(&std::fs::read(path).unwrap(), path).unwrap();
+    state
+        .resources
+        .values()
+        .filter_map(|r| r.attrs.get("inventory")?.as_array())
+        .flatten()
+        .filter_map(|run| Some(run.as_array()?.len().saturating_sub(1) as u64))
+        .sum()
 }
 
 fn total(calls: &Value) -> u64 {
@@ -100,6 +208,9 @@ pub fn platform(dir: &Path, n: usize) {
 }
 
 pub fn main_for(cloud: Cloud, emulator: &str) {
+    if let Some(figures) = std::env::var_os(MEASURE) {
+        return measure(&figures);
+    }
     println!("no-op plan against {emulator} (release binary, wall time includes process start):");
     println!(
         "{:>8} {:>10} | {:>14} {:>10} | {:>14} {:>10} | {:>9} {:>8} | {:>17}",
@@ -136,13 +247,17 @@ pub fn main_for(cloud: Cloud, emulator: &str) {
         let resources = applied["summary"]["create"].as_u64().unwrap();
         let state_file = dir.path().join(".matih/state").join(cloud.state_file);
         let state_bytes = std::fs::metadata(&state_file).map(|m| m.len()).unwrap_or(0);
+        let kube_objects = kubernetes_objects(&state_file);
+        let kube_apply = kubernetes(&applied["api_calls"]);
         if let Some(keep) = std::env::var_os("MATIH_BENCH_KEEP_STATE") {
             std::fs::create_dir_all(&keep).unwrap();
             std::fs::copy(&state_file, Path::new(&keep).join(format!("state-{n}.json"))).unwrap();
+            std::fs::write(Path::new(&keep).join(format!("apply-{n}.json")), applied.to_string()).unwrap();
         }
         // Warm-up, then the median of three batched runs and one per-resource run.
         run(dir.path(), &cloud, &env, &kube, &["plan", "--detailed-exitcode"]);
         let measure = |extra: &[&str], runs: usize| {
+            let mut peak_rss = 0;
             let mut walls = Vec::new();
             let mut calls = 0;
             let mut kube_calls = 0;
@@ -150,7 +265,8 @@ pub fn main_for(cloud: Cloud, emulator: &str) {
             for _ in 0..runs {
                 let mut a = vec!["plan", "--detailed-exitcode"];
                 a.extend_from_slice(extra);
-                let (wall, plan) = run(dir.path(), &cloud, &env, &kube, &a);
+                let (wall, rss, plan) = run_measured(dir.path(), &cloud, &env, &kube, &a);
+                peak_rss = peak_rss.max(rss);
                 assert_eq!(plan["summary"]["create"], 0, "converged");
                 calls = total(&plan["statistics"]["api_calls"]);
                 kube_calls = kubernetes(&plan["statistics"]["api_calls"]);
@@ -159,29 +275,55 @@ pub fn main_for(cloud: Cloud, emulator: &str) {
                 walls.push(wall);
             }
             walls.sort();
-            (calls, walls[walls.len() / 2], tool, kube_calls)
+            (calls, walls[walls.len() / 2], tool, kube_calls, peak_rss)
         };
-        let (b_calls, b_wall, (b_refresh, b_plan), b_kube) = measure(&[], 3);
-        // One run: at 1,000 tenants this mode alone keeps the emulator busy for minutes.
-        let (p_calls, p_wall, _, p_kube) = measure(&["--refresh", "per-resource"], 1);
-        println!(
-            "{:>8} {:>10} | {:>14} {:>8.0}ms | {:>14} {:>8.0}ms | {:>8.1}× {:>7.1}× | {:>17}",
-            n,
-            resources,
-            b_calls,
-            b_wall.as_secs_f64() * 1e3,
-            p_calls,
-            p_wall.as_secs_f64() * 1e3,
-            p_calls as f64 / b_calls as f64,
-            p_wall.as_secs_f64() / b_wall.as_secs_f64(),
-            dns_changes
-        );
+        let (b_calls, b_wall, (b_refresh, b_plan), b_kube, batched_rss) = measure(&[], 3);
+        if n <= 1000 {
+            // One run: at 1,000 tenants this mode alone keeps the emulator busy for minutes.
+            let (p_calls, p_wall, _, p_kube, _) = measure(&["--refresh", "per-resource"], 1);
+            println!(
+                "{:>8} {:>10} | {:>14} {:>8.0}ms | {:>14} {:>8.0}ms | {:>8.1}× {:>7.1}× | {:>17}",
+                n,
+                resources,
+                b_calls,
+                b_wall.as_secs_f64() * 1e3,
+                p_calls,
+                p_wall.as_secs_f64() * 1e3,
+                p_calls as f64 / b_calls as f64,
+                p_wall.as_secs_f64() / b_wall.as_secs_f64(),
+                dns_changes
+            );
+            println!("{:>8}   Kubernetes calls in the plan: {b_kube} batched vs {p_kube} per-resource", "");
+        } else {
+            println!(
+                "{:>8} {:>10} | {:>14} {:>8.0}ms | {:>14} {:>10} | {:>9} {:>8} | {:>17}",
+                n,
+                resources,
+                b_calls,
+                b_wall.as_secs_f64() * 1e3,
+                "(not run)",
+                "",
+                "",
+                "",
+                dns_changes
+            );
+        }
+        let first = first_output(dir.path(), &cloud, &env, &kube);
         println!(
             "{:>8}   batched plan, last run: refresh {b_refresh} ms (waiting on the cloud), planning {b_plan} ms; \
-             Kubernetes calls {b_kube} batched vs {p_kube} per-resource; the apply took {:.1} s; state {:.0} KiB",
+             peak RSS {:.0} MiB; first output after {:.0} ms",
+            "",
+            batched_rss as f64 / 1024.0,
+            first.as_secs_f64() * 1e3
+        );
+        println!(
+            "{:>8}   apply: {:.1} s; {kube_apply} Kubernetes calls for {kube_objects} objects ({:.2} per object); \
+             state {:.0} KiB, {:.0} bytes per resource",
             "",
             apply_wall.as_secs_f64(),
-            state_bytes as f64 / 1024.0
+            kube_apply as f64 / kube_objects.max(1) as f64,
+            state_bytes as f64 / 1024.0,
+            state_bytes as f64 / resources.max(1) as f64
         );
     }
 }

@@ -39,7 +39,7 @@ impl Snapshot {
     pub(crate) fn take_into(state: &mut State, mut parts: Vec<Vec<u8>>) -> Snapshot {
         format::sort_objects(state);
         state.serial += 1;
-        format::encode_into(state, format::parallelism(state.resources.len()), &mut parts);
+        format::encode_into(state, &mut parts);
         Snapshot { serial: state.serial, lineage: state.lineage.clone(), parts }
     }
 
@@ -48,7 +48,7 @@ impl Snapshot {
     pub fn exact(state: &mut State) -> Snapshot {
         format::sort_objects(state);
         let mut parts = Vec::new();
-        format::encode_into(state, format::parallelism(state.resources.len()), &mut parts);
+        format::encode_into(state, &mut parts);
         Snapshot { serial: state.serial, lineage: state.lineage.clone(), parts }
     }
 
@@ -199,6 +199,13 @@ impl StateStore for LocalStore {
 
     async fn write(&self, snapshot: Snapshot, lock: &dyn StoreLock) -> Result<(), StateError> {
         let lock = self.own_lock(lock)?;
-        self.write_snapshot(snapshot, lock)
+        // The write and its fsyncs block; on a multi-threaded runtime the worker is handed over
+        // meanwhile, so work finishing during the write goes on (and rides on the next write).
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                tokio::task::block_in_place(|| self.write_snapshot(snapshot, lock))
+            }
+            _ => self.write_snapshot(snapshot, lock),
+        }
     }
 }

@@ -453,7 +453,7 @@ impl LocalStore {
         // moves the backup, so at every moment the backup is no newer than the state file, and
         // reading the backup before the state file can never see it newer by accident.
         let backup_header = read_header_of(&self.backup);
-        let mut bytes = match fs::read(&self.path) {
+        let bytes = match fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return if exists(&self.backup)? {
@@ -464,7 +464,7 @@ impl LocalStore {
             }
             Err(e) => return Err(io_err("read", &self.path, e)),
         };
-        let state = match format::decode_mut(&mut bytes, &self.path) {
+        let state = match format::decode(&bytes, &self.path) {
             Ok(s) => s,
             Err(StateError::Corrupt { path, kind, line, column, source, .. }) => {
                 let backup = exists(&self.backup)?.then(|| self.backup.clone());

@@ -38,16 +38,45 @@ fn round_trips_a_large_state() {
     assert_eq!(format::encode(&back), bytes);
 }
 
+/// The version 3 file the previous release wrote for `common::sample_state()` (plus one attribute
+/// that looks like a reference to a shared value), byte for byte.
+fn v3_fixture() -> Vec<u8> {
+    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v3.json")).unwrap()
+}
+
 #[test]
-fn layout_is_the_documented_pretty_json() {
-    let state = common::sample_state();
+fn layout_is_one_resource_per_line_with_repeated_values_shared() {
+    let mut state = common::sample_state();
+    // Three resources with the same long value, the same owner tags (but their own address
+    // tag) and the same dependencies.
+    let conn = json!({"endpoint": "https://cluster.example", "ca_data": "x".repeat(200)});
+    for name in ["a", "b", "c"] {
+        let addr = ResourceAddr::must(&format!("k8s.addon.{name}"));
+        state.resources.insert(
+            addr.clone(),
+            matih_state::ResourceState {
+                rtype: addr.rtype.clone(),
+                id: name.into(),
+                attrs: json!({"connection": conn, "short": "same"}).as_object().unwrap().clone(),
+                dependencies: vec![
+                    ResourceAddr::must("eks.vpc.main"),
+                    ResourceAddr::must("eks.cluster.main"),
+                    ResourceAddr::must("eks.node_group.system"),
+                ],
+                owner_tags: [
+                    ("matih:address".to_string(), addr.to_string()),
+                    ("matih:environment".to_string(), "production".to_string()),
+                    ("matih:platform".to_string(), "matih-platform".to_string()),
+                ]
+                .into(),
+                protected: false,
+            },
+        );
+    }
     let bytes = format::encode(&state);
     let text = std::str::from_utf8(&bytes).unwrap();
-    // Re-printing the document with serde_json's own pretty printer changes nothing: two-space
-    // indentation, a newline at the end, keys in the order written.
+    assert_eq!(decode(&bytes).unwrap(), state);
     let doc: Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(format!("{}\n", serde_json::to_string_pretty(&doc).unwrap()), text);
-
     let top: Vec<&str> = doc.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
         top,
@@ -56,6 +85,7 @@ fn layout_is_the_documented_pretty_json() {
             "tool_version",
             "serial",
             "lineage",
+            "shared",
             "resources",
             "intents",
             "deposed",
@@ -65,20 +95,31 @@ fn layout_is_the_documented_pretty_json() {
     );
     assert_eq!(doc["format_version"], json!(FORMAT_VERSION));
     assert_eq!(doc["tool_version"], json!(TOOL_VERSION));
+    assert!(text.starts_with("{\n  \"format_version\": 4,\n  \"tool_version\": "), "{text}");
+    assert!(text.ends_with("\n}\n"));
 
-    let r = &doc["resources"][0];
-    let keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["address", "type", "id", "attrs", "dependencies", "owner_tags", "protected"]);
-    // Sorted by address; addresses and types as strings.
-    assert_eq!(doc["resources"][0]["address"], json!(r#"eks.subnet.private["us-east-1a"]"#));
-    assert_eq!(doc["resources"][1]["address"], json!("eks.vpc.main"));
-    assert_eq!(doc["resources"][1]["type"], json!("eks.vpc"));
-    // Attribute keys sorted, at every depth.
-    let attrs: Vec<&str> = doc["resources"][1]["attrs"].as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(attrs, ["cidr", "nested", "z_last"]);
-    let inner: Vec<&str> =
-        doc["resources"][1]["attrs"]["z_last"][2].as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(inner, ["a", "b"]);
+    // The connection, the owner tags without the address, and the dependencies, once each.
+    assert_eq!(
+        doc["shared"],
+        json!([conn, ["eks.vpc.main", "eks.cluster.main", "eks.node_group.system"],
+        {"matih:environment": "production", "matih:platform": "matih-platform"}])
+    );
+    // Each resource on a line of its own, compact, sorted by address, defaults left out.
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("    {\"address\":")).collect();
+    assert_eq!(lines.len(), 6, "5 resources and 1 deposed: {text}");
+    assert_eq!(
+        lines[0].trim_end_matches(','),
+        r#"    {"address":"eks.subnet.private[\"us-east-1a\"]","id":"subnet-1","attrs":{"name":"quote \" backslash \\ newline \n unicode ü"},"dependencies":["eks.vpc.main"]}"#
+    );
+    assert_eq!(
+        lines[2].trim_end_matches(','),
+        r#"    {"address":"k8s.addon.a","id":"a","attrs":{"connection":{"$shared":0},"short":"same"},"dependencies":{"$shared":1},"owner_tags":{"$shared":2},"address_tag":"matih:address"}"#
+    );
+    // Attribute keys sorted, at every depth; `protected` only when true.
+    assert_eq!(
+        lines[1].trim_end_matches(','),
+        r#"    {"address":"eks.vpc.main","id":"vpc-0abc","attrs":{"cidr":"10.0.0.0/16","nested":{"x":true,"y":1},"z_last":[1,2,{"a":"x","b":null}]},"owner_tags":{"matih:platform":"prod"},"protected":true}"#
+    );
 
     let i = &doc["intents"][0];
     let keys: Vec<&str> = i.as_object().unwrap().keys().map(String::as_str).collect();
@@ -87,6 +128,70 @@ fn layout_is_the_documented_pretty_json() {
         ["address", "type", "name", "client_token", "owner_tags", "dependencies", "protected", "recorded_at"]
     );
     assert_eq!(doc["outputs"]["token"], json!({"value": "s3cr3t", "sensitive": true}));
+}
+
+#[test]
+fn upgrades_version_3() {
+    let bytes = v3_fixture();
+    let mut expected = common::sample_state();
+    let state = decode(&bytes).unwrap();
+    expected.lineage = state.lineage.clone();
+    expected.resources.values_mut().next().unwrap().attrs.insert("odd".into(), json!({"$shared": 0}));
+    assert_eq!(state, expected, "a value shaped like a reference is only a reference from version 4 on");
+    let now = format::encode(&state);
+    assert_eq!(decode(&now).unwrap(), state);
+    assert!(now.len() < bytes.len(), "{} bytes now, {} before", now.len(), bytes.len());
+}
+
+#[test]
+fn refuses_bad_references_at_their_line() {
+    let bytes = format::encode(&common::sample_state());
+    let text = String::from_utf8(bytes).unwrap();
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let line = line_of(r#""address":"eks.vpc.main""#);
+    let cases = [
+        (r#""cidr":"10.0.0.0/16""#, r#""cidr":{"$shared":7}"#, "refers to shared value 7, but `shared` has 0"),
+        (r#""cidr":"10.0.0.0/16""#, r#""cidr":{"$shared":"a"}"#, "a reference is"),
+        (r#""owner_tags":{"matih:platform":"prod"}"#, r#""owner_tags":{"matih:platform":7}"#, "owner_tags"),
+        (r#""protected":true"#, r#""protected":true,"address_tag":"matih:platform""#, "both in owner_tags"),
+    ];
+    for (from, to, says) in cases {
+        let bad = text.replacen(from, to, 1);
+        assert_ne!(bad, text);
+        match decode(bad.as_bytes()) {
+            Err(e @ StateError::Corrupt { kind: CorruptKind::Invalid, .. }) => {
+                let StateError::Corrupt { line: l, .. } = &e else { unreachable!() };
+                assert_eq!(*l, line, "{to}: {e}");
+                let msg = format!("{e} {:?}", std::error::Error::source(&e));
+                assert!(msg.contains(says) && msg.contains("eks.vpc.main"), "{to}: {msg}");
+            }
+            other => panic!("{to}: {other:?}"),
+        }
+    }
+    // The table must come before the lists that refer to it.
+    let mut doc: Value = serde_json::from_str(&text).unwrap();
+    doc["resources"][1]["attrs"]["cidr"] = json!({"$shared": 0});
+    doc["shared"] = json!(["10.0.0.0/16"]);
+    let ordered = serde_json::to_vec(&doc).unwrap();
+    assert_eq!(decode(&ordered).unwrap(), decode(text.as_bytes()).unwrap());
+    let mut reordered = serde_json::Map::new();
+    for key in [
+        "format_version",
+        "tool_version",
+        "serial",
+        "lineage",
+        "resources",
+        "shared",
+        "intents",
+        "deposed",
+        "outputs",
+        "schema_versions",
+    ] {
+        reordered.insert(key.into(), doc[key].clone());
+    }
+    let e = decode(&serde_json::to_vec(&Value::Object(reordered)).unwrap()).unwrap_err();
+    let msg = format!("{e} {:?}", std::error::Error::source(&e));
+    assert!(msg.contains("no `shared` list comes before `resources`"), "{msg}");
 }
 
 #[test]
@@ -206,31 +311,31 @@ fn refuses_a_file_that_is_json_but_not_state() {
 
 #[test]
 fn refuses_a_newer_format_naming_the_version_that_wrote_it() {
-    let bytes = br#"{"format_version": 4, "tool_version": "0.9.0", "serial": 1, "lineage": "x", "something_new": []}"#;
+    let bytes = br#"{"format_version": 5, "tool_version": "0.9.0", "serial": 1, "lineage": "x", "something_new": []}"#;
     match decode(bytes) {
-        Err(e @ StateError::NewerFormat { found: 4, supported: FORMAT_VERSION, .. }) => {
+        Err(e @ StateError::NewerFormat { found: 5, supported: FORMAT_VERSION, .. }) => {
             let msg = e.to_string();
             assert!(
                 msg.contains(&format!(
-                    "format version 4; this matih-infra ({}) reads format versions up to {FORMAT_VERSION}",
+                    "format version 5; this matih-infra ({}) reads format versions up to {FORMAT_VERSION}",
                     matih_state::format::TOOL_VERSION
                 )),
                 "{msg}"
             );
             assert!(msg.contains("matih-infra 0.9.0 wrote it"), "{msg}");
             let hint = e.hint().unwrap();
-            assert!(hint.contains("0.9.0 or later") && hint.contains("format version 4"), "{hint}");
+            assert!(hint.contains("0.9.0 or later") && hint.contains("format version 5"), "{hint}");
         }
         other => panic!("{other:?}"),
     }
     // A file that claims this very release wrote a format it does not write: say that, not
     // "upgrade to the version you have".
     let this = matih_state::format::TOOL_VERSION;
-    let same = format!(r#"{{"format_version": 4, "tool_version": "{this}", "serial": 1, "lineage": "x"}}"#);
+    let same = format!(r#"{{"format_version": 5, "tool_version": "{this}", "serial": 1, "lineage": "x"}}"#);
     let e = decode(same.as_bytes()).unwrap_err();
     let hint = e.hint().unwrap();
     assert!(
-        !hint.contains("or later") && hint.contains(&format!("writes format version {FORMAT_VERSION}, not 4")),
+        !hint.contains("or later") && hint.contains(&format!("writes format version {FORMAT_VERSION}, not 5")),
         "{hint}"
     );
     assert_eq!(e.to_string().matches(this).count(), 2, "this release, and the file's claim: {e}");
@@ -276,7 +381,8 @@ fn refuses_duplicate_addresses() {
 
 #[test]
 fn refuses_a_type_that_contradicts_the_address() {
-    let mut doc: Value = serde_json::from_slice(&format::encode(&common::sample_state())).unwrap();
+    // Version 3 recorded the type beside the address (version 4 reads it from the address).
+    let mut doc: Value = serde_json::from_slice(&v3_fixture()).unwrap();
     doc["resources"][1]["type"] = json!("eks.subnet");
     match decode(&serde_json::to_vec_pretty(&doc).unwrap()) {
         Err(StateError::TypeMismatch { address, rtype, .. }) => {
@@ -294,7 +400,19 @@ fn accepts_any_key_order_and_layout() {
     let state = common::big_state(3_000, 1);
     let doc: Value = serde_json::from_slice(&format::encode(&state)).unwrap();
     let mut reordered = serde_json::Map::new();
-    for key in ["outputs", "resources", "lineage", "deposed", "intents", "serial", "tool_version", "format_version"] {
+    // Any order, as long as the table of shared values comes before the lists referring to it.
+    for key in [
+        "outputs",
+        "shared",
+        "schema_versions",
+        "resources",
+        "lineage",
+        "deposed",
+        "intents",
+        "serial",
+        "tool_version",
+        "format_version",
+    ] {
         reordered.insert(key.into(), doc[key].clone());
     }
     let compact = serde_json::to_vec(&Value::Object(reordered)).unwrap();
@@ -323,13 +441,13 @@ fn reads_version_2_with_every_schema_at_version_0_and_keeps_recorded_versions() 
     assert_eq!(doc["schema_versions"], json!({"eks.vpc": 2}));
     assert_eq!(decode(&now).unwrap(), state);
 
-    // The same file as version 2 wrote it: no `schema_versions`.
-    let mut v2 = doc.clone();
+    // A file as version 2 wrote it: version 3's layout without `schema_versions`.
+    let mut v2: Value = serde_json::from_slice(&v3_fixture()).unwrap();
     v2["format_version"] = json!(2);
     v2.as_object_mut().unwrap().remove("schema_versions");
     let back = decode(&serde_json::to_vec_pretty(&v2).unwrap()).unwrap();
     assert!(back.schema_versions.is_empty());
-    assert_eq!(back.resources, state.resources);
+    assert_eq!(back.resources.len(), state.resources.len());
 
     // A key that is no resource type is refused, not dropped.
     let mut bad = doc;

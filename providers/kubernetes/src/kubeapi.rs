@@ -7,7 +7,7 @@
 //! or a lost answer is followed by the same request, with back-off, within the retry budget.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersion};
@@ -19,6 +19,7 @@ use matih_provider_kit::{Call, Recorder, RetryPolicy};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
 
 /// The field manager of every write the tool makes.
 pub const FIELD_MANAGER: &str = "matih-infra";
@@ -60,11 +61,99 @@ impl Applied {
     }
 }
 
+/// An add-on's inventory as state records it (schema version 2): runs of objects of one
+/// resource, in the order they were applied, each run a list whose first item names the resource
+/// (`apiVersion plural Kind`) and whose other items are its objects
+/// (`[namespace/]name owned-digest[ adopted][ entry=<key in objects>]`, the owned digest `-` when
+/// the tool owns no field; the entry only where it is not the object's own key):
+///
+/// ```json
+/// [["v1 namespaces Namespace", "matih-tenant-acme d6513e2bee7502d1"],
+///  ["networking.k8s.io/v1 networkpolicies NetworkPolicy", "matih-tenant-acme/default-deny c5a7ccd36ee9b83d"]]
+/// ```
+///
+/// Kubernetes names hold no spaces and no `/`, API versions, plurals and kinds no spaces.
+pub fn inventory_to_json(applied: &[Applied]) -> Json {
+    let mut runs: Vec<Vec<Json>> = Vec::new();
+    let mut last: Option<(&str, &str, &str)> = None;
+    for a in applied {
+        let resource = (a.api_version.as_str(), a.plural.as_str(), a.kind.as_str());
+        if last != Some(resource) {
+            runs.push(vec![Json::String(format!("{} {} {}", a.api_version, a.plural, a.kind))]);
+            last = Some(resource);
+        }
+        let mut item = match &a.namespace {
+            Some(ns) => format!("{ns}/{}", a.name),
+            None => a.name.clone(),
+        };
+        item.push(' ');
+        item.push_str(if a.owned.is_empty() { "-" } else { &a.owned });
+        if a.adopted {
+            item.push_str(" adopted");
+        }
+        if a.entry != a.key() {
+            item.push_str(" entry=");
+            item.push_str(&a.entry);
+        }
+        runs.last_mut().expect("a run was started above").push(Json::String(item));
+    }
+    Json::Array(runs.into_iter().map(Json::Array).collect())
+}
+
+/// [`inventory_to_json`] read back; `None` if `v` is not in that shape.
+pub fn inventory_from_json(v: &Json) -> Option<Vec<Applied>> {
+    let mut out = Vec::new();
+    for run in v.as_array()? {
+        let run = run.as_array()?;
+        let (head, items) = run.split_first()?;
+        let mut head = head.as_str()?.split(' ');
+        let (api_version, plural, kind) = (head.next()?, head.next()?, head.next()?);
+        if head.next().is_some() {
+            return None;
+        }
+        for item in items {
+            let mut words = item.as_str()?.split(' ');
+            let first = words.next()?;
+            let (namespace, name) = match first.split_once('/') {
+                Some((ns, name)) => (Some(ns.to_string()), name.to_string()),
+                None => (None, first.to_string()),
+            };
+            let owned = match words.next()? {
+                "-" => String::new(),
+                d => d.to_string(),
+            };
+            let (mut adopted, mut entry) = (false, None);
+            for w in words {
+                match w {
+                    "adopted" => adopted = true,
+                    _ => entry = Some(w.strip_prefix("entry=")?.to_string()),
+                }
+            }
+            let mut a = Applied {
+                api_version: api_version.to_string(),
+                kind: kind.to_string(),
+                plural: plural.to_string(),
+                namespaced: namespace.is_some(),
+                namespace,
+                name,
+                entry: String::new(),
+                owned,
+                adopted,
+            };
+            a.entry = entry.unwrap_or_else(|| a.key());
+            out.push(a);
+        }
+    }
+    Some(out)
+}
+
 /// The service name calls are counted under (`kubernetes:<verb>`).
 const SVC: &str = "kubernetes";
 
-/// What discovery said about one cluster's API groups, shared by every session on it in a run.
-pub type Discovered = std::sync::Arc<Mutex<HashMap<String, std::sync::Arc<ApiGroup>>>>;
+/// What discovery said about one cluster's API groups (`None`: not served), shared by every
+/// session on it in a run. Each group version is asked once: sessions that need it at the same
+/// time wait for the first answer.
+pub type Discovered = Arc<Mutex<HashMap<String, Arc<OnceCell<Option<Arc<ApiGroup>>>>>>>;
 
 /// One cluster's client with its discovery cache.
 pub struct Session<'a> {
@@ -137,31 +226,29 @@ impl<'a> Session<'a> {
     /// The API resource (plural, scope) of `apiVersion`/`kind`, from discovery. A kind the
     /// cluster does not serve yet (a CRD just created) is looked up again once.
     pub async fn resource(&self, api_version: &str, kind: &str) -> Result<(ApiResource, bool), ProviderError> {
+        let gv: GroupVersion =
+            api_version.parse().map_err(|e| crate::cluster::other(format!("apiVersion {api_version:?}: {e}")))?;
+        let mut used: Option<Arc<OnceCell<_>>> = None;
         for fresh in [false, true] {
-            if fresh {
-                self.groups.lock().unwrap().remove(api_version);
-            }
-            let cached = self.groups.lock().unwrap().get(api_version).cloned();
-            let group = match cached {
-                Some(g) => g,
-                None => {
-                    let gv: GroupVersion = api_version
-                        .parse()
-                        .map_err(|e| crate::cluster::other(format!("apiVersion {api_version:?}: {e}")))?;
+            let cell = {
+                let mut groups = self.groups.lock().unwrap();
+                // Asked again only if nobody has asked since this session's answer.
+                if fresh && used.as_ref().is_some_and(|u| groups.get(api_version).is_some_and(|c| Arc::ptr_eq(c, u))) {
+                    groups.remove(api_version);
+                }
+                groups.entry(api_version.to_string()).or_default().clone()
+            };
+            used = Some(cell.clone());
+            let group = cell
+                .get_or_try_init(|| async {
                     let what = format!("discovery of {api_version}");
                     let found = self
                         .call("discovery", &what, Call::Read, || kube::discovery::pinned_group(&self.client, &gv))
                         .await;
-                    match matih_provider_kit::not_found_none(found)? {
-                        Some(g) => {
-                            let g = std::sync::Arc::new(g);
-                            self.groups.lock().unwrap().insert(api_version.to_string(), g.clone());
-                            g
-                        }
-                        None => continue,
-                    }
-                }
-            };
+                    Ok::<_, ProviderError>(matih_provider_kit::not_found_none(found)?.map(Arc::new))
+                })
+                .await?;
+            let Some(group) = group else { continue };
             let (_, version) = api_version.split_once('/').unwrap_or(("", api_version));
             if let Some((ar, caps)) = group.versioned_resources(version).into_iter().find(|(ar, _)| ar.kind == kind) {
                 return Ok((ar, caps.scope == Scope::Namespaced));
@@ -376,6 +463,54 @@ mod tests {
         d["status"]["conditions"][0]["reason"] = json!("MinimumReplicasUnavailable");
         let WaitStep::Pending(s) = readiness("Deployment", &d) else { panic!() };
         assert_eq!(s, "Available=False (MinimumReplicasUnavailable)");
+    }
+
+    #[test]
+    fn inventory_round_trips_in_apply_order() {
+        let a = |api: &str, plural: &str, kind: &str, ns: Option<&str>, name: &str| Applied {
+            api_version: api.into(),
+            kind: kind.into(),
+            plural: plural.into(),
+            namespaced: ns.is_some(),
+            namespace: ns.map(Into::into),
+            name: name.into(),
+            entry: crate::provider::key(kind, ns, name),
+            owned: "0123456789abcdef".into(),
+            adopted: false,
+        };
+        let mut list = vec![
+            a("v1", "namespaces", "Namespace", None, "matih-tenant-acme"),
+            a("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy", Some("matih-tenant-acme"), "default-deny"),
+            a("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy", Some("matih-tenant-acme"), "allow-dns"),
+            a("v1", "configmaps", "ConfigMap", Some("kube-system"), "coredns"),
+            a("v1", "namespaces", "Namespace", None, "other"),
+        ];
+        list[3].adopted = true;
+        list[3].owned = String::new();
+        list[4].entry = "cert-manager/v1.21.1/cert-manager.yaml".into();
+        let v = inventory_to_json(&list);
+        assert_eq!(
+            v,
+            serde_json::json!([
+                ["v1 namespaces Namespace", "matih-tenant-acme 0123456789abcdef"],
+                [
+                    "networking.k8s.io/v1 networkpolicies NetworkPolicy",
+                    "matih-tenant-acme/default-deny 0123456789abcdef",
+                    "matih-tenant-acme/allow-dns 0123456789abcdef"
+                ],
+                ["v1 configmaps ConfigMap", "kube-system/coredns - adopted"],
+                ["v1 namespaces Namespace", "other 0123456789abcdef entry=cert-manager/v1.21.1/cert-manager.yaml"]
+            ])
+        );
+        assert_eq!(inventory_from_json(&v).unwrap(), list);
+        for bad in [
+            json!({}),
+            json!([["v1 namespaces"]]),
+            json!([["v1 namespaces Namespace", "x"]]),
+            json!([["v1 namespaces Namespace", "x d what"]]),
+        ] {
+            assert!(inventory_from_json(&bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

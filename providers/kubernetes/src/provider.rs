@@ -44,6 +44,9 @@ pub struct KubernetesProvider {
     wait_cap: Option<Duration>,
     /// Discovery per cluster, shared by the add-ons applied to it in this run.
     discovered: std::sync::Mutex<HashMap<Endpoint, crate::kubeapi::Discovered>>,
+    /// Each cluster's UID once it has admitted this principal: asked once per run, not per
+    /// add-on (the add-ons applied at once wait for the first to find out).
+    identities: std::sync::Mutex<HashMap<Endpoint, Arc<tokio::sync::OnceCell<String>>>>,
 }
 
 /// A setting of the provider that cannot be used.
@@ -78,6 +81,7 @@ impl KubernetesProvider {
             retry: RetryPolicy::default(),
             wait_cap,
             discovered: Default::default(),
+            identities: Default::default(),
         })
     }
 
@@ -91,6 +95,18 @@ impl KubernetesProvider {
     /// ([`ClusterAccess::grant_delay`]; never longer than the add-on's deadline), then reported
     /// with the cloud's hint.
     async fn admitted(
+        &self,
+        ep: &Endpoint,
+        policy: Option<WaitPolicy>,
+        status: &StatusSink,
+    ) -> Result<(Session<'_>, String), ProviderError> {
+        let cell = self.identities.lock().unwrap().entry(ep.clone()).or_default().clone();
+        let uid = cell.get_or_try_init(|| async { self.admit(ep, policy, status).await.map(|(_, uid)| uid) }).await?;
+        Ok((self.session(ep).await?, uid.clone()))
+    }
+
+    /// [`admitted`](Self::admitted), asking the cluster.
+    async fn admit(
         &self,
         ep: &Endpoint,
         policy: Option<WaitPolicy>,
@@ -351,7 +367,7 @@ fn endpoint(attrs: &Attrs) -> Endpoint {
 }
 
 fn inventory(attrs: &Attrs) -> Vec<Applied> {
-    attrs.get("inventory").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default()
+    attrs.get("inventory").and_then(crate::kubeapi::inventory_from_json).unwrap_or_default()
 }
 
 fn same_object(a: &Applied, b: &Applied) -> bool {
@@ -491,6 +507,16 @@ fn upgrade_objects_from_digests(attrs: &mut Attrs) {
     attrs.insert("objects".into(), Json::Object(objects));
 }
 
+/// Version 1 recorded the inventory as one JSON object per applied object; version 2 as runs of
+/// compact lines (see [`crate::kubeapi::inventory_to_json`]), a third of the size.
+fn upgrade_inventory_to_runs(attrs: &mut Attrs) {
+    if let Some(old) = attrs.get("inventory")
+        && let Ok(list) = serde_json::from_value::<Vec<Applied>>(old.clone())
+    {
+        attrs.insert("inventory".into(), crate::kubeapi::inventory_to_json(&list));
+    }
+}
+
 /// Records in an add-on's `objects` how one object it applied is found now, so that drift and
 /// the next plan show what changed: a missing object is gone from the map; an object of the
 /// tool's own that someone changed (a field the tool owns, or it is being deleted) is recorded as
@@ -621,7 +647,8 @@ impl Provider for KubernetesProvider {
                 .parts("objects")
                 // 1: `objects` holds the tool's own objects as written and upstream objects one
                 // by one (0: digests, and one entry per upstream file).
-                .version(1)
+                // 2: `inventory` is runs of compact lines (1: one object per applied object).
+                .version(2)
                 .build(),
         ]
     }
@@ -630,6 +657,9 @@ impl Provider for KubernetesProvider {
         let mut attrs = req.attrs;
         if req.from < 1 {
             upgrade_objects_from_digests(&mut attrs);
+        }
+        if req.from < 2 {
+            upgrade_inventory_to_runs(&mut attrs);
         }
         Ok(attrs)
     }
@@ -744,7 +774,7 @@ impl Provider for KubernetesProvider {
 
         let mut attrs = req.config.clone();
         attrs.insert("cluster_uid".into(), Json::String(uid.clone()));
-        attrs.insert("inventory".into(), serde_json::to_value(&applied).expect("inventory serializes"));
+        attrs.insert("inventory".into(), crate::kubeapi::inventory_to_json(&applied));
         Ok(ApplyResponse::new(format!("{}/{}", ep.cluster, instance_label(&req.addr)), attrs))
     }
 
@@ -834,5 +864,11 @@ mod tests {
         );
         assert_eq!(attrs["inventory"][0]["entry"], "Deployment/matih-ingress/ingress-nginx-controller");
         assert_eq!(objects["ConfigMap/kube-system/coredns"], "a53630a4e1f2b3c4", "the tool's own stay digests");
+
+        // Then version 2's runs, the same objects in the same order.
+        let before: Vec<Applied> = serde_json::from_value(attrs["inventory"].clone()).unwrap();
+        upgrade_inventory_to_runs(&mut attrs);
+        assert_eq!(attrs["inventory"][0][0], "v1 x Deployment");
+        assert_eq!(inventory(&attrs), before);
     }
 }

@@ -1,0 +1,417 @@
+//! Version 4: one resource per line, repeated values stored once (see the module docs of
+//! [`format`](super) for the layout). Writing and reading.
+//!
+//! A value is shared when its compact JSON text is at least [`MIN_SHARED_LEN`] bytes long and
+//! occurs at least twice among the shareable positions: a resource's top-level attribute
+//! values, its `dependencies` list and its `owner_tags` (after the address tag is taken out).
+//! The reference `{"$shared":N}` cannot be mistaken for a real value there: a dependency list is
+//! an array, owner tags have only string values, and an attribute value that is an object with a
+//! `$shared` key is always written to the table (so every such object in `attrs` is a
+//! reference).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::io::Write as _;
+use std::ops::Range;
+
+use matih_addrs::ResourceAddr;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Addr, AttrsIn, IntentV2, IntentsOut, OutputV2, OutputsOut, SortedValue, pretty};
+use crate::model::{ResourceState, State};
+
+/// Values shorter than this are written where they are: a reference is about 15 bytes.
+pub(super) const MIN_SHARED_LEN: usize = 24;
+
+/// The key of a reference object.
+const SHARED_KEY: &str = "$shared";
+
+const ENCODE: &str = "serializing to memory cannot fail: every map key is a string and JSON values are finite";
+
+/// One resource, with its shareable values rendered into the arena.
+struct Rendered<'a> {
+    address: String,
+    r: &'a ResourceState,
+    attrs: Vec<(&'a str, Range<usize>)>,
+    dependencies: Option<Range<usize>>,
+    owner_tags: Option<Range<usize>>,
+    address_tag: Option<&'a str>,
+}
+
+/// Writes `state` as version 4 into `out` (cleared first).
+pub(super) fn encode(state: &State, out: &mut Vec<u8>) {
+    out.clear();
+    let mut arena: Vec<u8> = Vec::with_capacity(512 * (state.resources.len() + state.deposed.len()));
+    let mut forced: Vec<Range<usize>> = Vec::new();
+    let mut rendered: Vec<Rendered<'_>> = Vec::with_capacity(state.resources.len() + state.deposed.len());
+    let items = state.resources.iter().chain(state.deposed.iter().map(|d| (&d.addr, &d.resource)));
+    for (address, r) in items {
+        let address = address.to_string();
+        let mut attrs = Vec::with_capacity(r.attrs.len());
+        let mut entries: Vec<(&String, &Value)> = r.attrs.iter().collect();
+        if !r.attrs.keys().is_sorted() {
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        }
+        for (k, v) in entries {
+            let start = arena.len();
+            serde_json::to_writer(&mut arena, &SortedValue(v)).expect(ENCODE);
+            if v.as_object().is_some_and(|o| o.contains_key(SHARED_KEY)) {
+                forced.push(start..arena.len());
+            }
+            attrs.push((k.as_str(), start..arena.len()));
+        }
+        let dependencies = (!r.dependencies.is_empty()).then(|| {
+            let start = arena.len();
+            serde_json::to_writer(&mut arena, &super::AddrsOut(&r.dependencies)).expect(ENCODE);
+            start..arena.len()
+        });
+        let address_tag = r.owner_tags.iter().find(|(_, v)| **v == address).map(|(k, _)| k.as_str());
+        let rest = r.owner_tags.iter().filter(|(k, _)| Some(k.as_str()) != address_tag);
+        let owner_tags = (r.owner_tags.len() > usize::from(address_tag.is_some())).then(|| {
+            let start = arena.len();
+            let map: BTreeMap<&String, &String> = rest.collect();
+            serde_json::to_writer(&mut arena, &map).expect(ENCODE);
+            start..arena.len()
+        });
+        rendered.push(Rendered { address, r, attrs, dependencies, owner_tags, address_tag });
+    }
+
+    // Which values go to the table, numbered in the order they first occur.
+    let mut seen: HashMap<&[u8], (u32, bool)> = HashMap::new();
+    let mut order: Vec<&[u8]> = Vec::new();
+    for item in &rendered {
+        let spans = item.attrs.iter().map(|(_, s)| s).chain(&item.dependencies).chain(&item.owner_tags);
+        for s in spans {
+            let text = &arena[s.clone()];
+            if text.len() < MIN_SHARED_LEN {
+                continue;
+            }
+            let e = seen.entry(text).or_insert_with(|| {
+                order.push(text);
+                (0, false)
+            });
+            e.0 += 1;
+        }
+    }
+    for s in &forced {
+        let text = &arena[s.clone()];
+        seen.entry(text)
+            .or_insert_with(|| {
+                order.push(text);
+                (0, false)
+            })
+            .1 = true;
+    }
+    order.sort_by_key(|t| t.as_ptr() as usize);
+    let mut index: HashMap<&[u8], usize> = HashMap::new();
+    let mut table: Vec<&[u8]> = Vec::new();
+    for text in order {
+        let (count, forced) = seen[text];
+        if count >= 2 || forced {
+            index.insert(text, table.len());
+            table.push(text);
+        }
+    }
+
+    out.reserve(arena.len() / 2 + 1024);
+    write!(out, "{{\n  \"format_version\": {},\n  \"tool_version\": ", super::FORMAT_VERSION).expect(ENCODE);
+    serde_json::to_writer(&mut *out, super::TOOL_VERSION).expect(ENCODE);
+    write!(out, ",\n  \"serial\": {},\n  \"lineage\": ", state.serial).expect(ENCODE);
+    serde_json::to_writer(&mut *out, &state.lineage).expect(ENCODE);
+    out.extend_from_slice(b",\n  \"shared\": [");
+    for (i, text) in table.iter().enumerate() {
+        pretty::line(&mut *out, i == 0, 2).expect(ENCODE);
+        out.extend_from_slice(text);
+    }
+    close_list(out, !table.is_empty());
+
+    let value = |out: &mut Vec<u8>, span: &Range<usize>| {
+        let text = &arena[span.clone()];
+        match index.get(text) {
+            Some(i) => write!(out, "{{\"{SHARED_KEY}\":{i}}}").expect(ENCODE),
+            None => out.extend_from_slice(text),
+        }
+    };
+    let line = |out: &mut Vec<u8>, item: &Rendered<'_>, first: bool| {
+        pretty::line(&mut *out, first, 2).expect(ENCODE);
+        out.extend_from_slice(b"{\"address\":");
+        serde_json::to_writer(&mut *out, &item.address).expect(ENCODE);
+        out.extend_from_slice(b",\"id\":");
+        serde_json::to_writer(&mut *out, &item.r.id).expect(ENCODE);
+        out.extend_from_slice(b",\"attrs\":{");
+        for (i, (k, span)) in item.attrs.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, k).expect(ENCODE);
+            out.push(b':');
+            value(out, span);
+        }
+        out.push(b'}');
+        if let Some(span) = &item.dependencies {
+            out.extend_from_slice(b",\"dependencies\":");
+            value(out, span);
+        }
+        if let Some(span) = &item.owner_tags {
+            out.extend_from_slice(b",\"owner_tags\":");
+            value(out, span);
+        }
+        if let Some(tag) = item.address_tag {
+            out.extend_from_slice(b",\"address_tag\":");
+            serde_json::to_writer(&mut *out, tag).expect(ENCODE);
+        }
+        if item.r.protected {
+            out.extend_from_slice(b",\"protected\":true");
+        }
+        out.push(b'}');
+    };
+    let (resources, deposed) = rendered.split_at(state.resources.len());
+    out.extend_from_slice(b",\n  \"resources\": [");
+    for (i, item) in resources.iter().enumerate() {
+        line(out, item, i == 0);
+    }
+    close_list(out, !resources.is_empty());
+    out.extend_from_slice(b",\n  \"intents\": ");
+    IntentsOut(&state.intents).serialize(&mut level1(out)).expect(ENCODE);
+    out.extend_from_slice(b",\n  \"deposed\": [");
+    for (i, item) in deposed.iter().enumerate() {
+        line(out, item, i == 0);
+    }
+    close_list(out, !deposed.is_empty());
+    out.extend_from_slice(b",\n  \"outputs\": ");
+    OutputsOut(&state.outputs).serialize(&mut level1(out)).expect(ENCODE);
+    out.extend_from_slice(b",\n  \"schema_versions\": ");
+    let versions: BTreeMap<String, u32> = state.schema_versions.iter().map(|(t, v)| (t.to_string(), *v)).collect();
+    versions.serialize(&mut level1(out)).expect(ENCODE);
+    out.extend_from_slice(b"\n}\n");
+}
+
+fn close_list(out: &mut Vec<u8>, any: bool) {
+    if any {
+        pretty::line(&mut *out, true, 1).expect(ENCODE);
+    }
+    out.push(b']');
+}
+
+fn level1(out: &mut Vec<u8>) -> serde_json::Serializer<&mut Vec<u8>, pretty::Pretty> {
+    serde_json::Serializer::with_formatter(out, pretty::Pretty::at(1))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading.
+
+/// A version 4 file, read in the order it is written: the table of shared values comes before
+/// the lists that refer to it.
+pub(super) struct FileV4<'a> {
+    pub serial: u64,
+    pub lineage: String,
+    pub resources: Vec<(ResourceAddr, ResourceState)>,
+    pub intents: Vec<IntentV2<'a>>,
+    pub deposed: Vec<(ResourceAddr, ResourceState)>,
+    pub outputs: BTreeMap<String, OutputV2>,
+    pub schema_versions: BTreeMap<String, u32>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum Key {
+    FormatVersion,
+    ToolVersion,
+    Serial,
+    Lineage,
+    Shared,
+    Resources,
+    Intents,
+    Deposed,
+    Outputs,
+    SchemaVersions,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for FileV4<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = FileV4<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a state file")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FileV4<'a>, A::Error> {
+                let mut seen = [false; 10];
+                let (mut serial, mut lineage, mut shared) = (None, None, None::<Vec<Value>>);
+                let (mut resources, mut intents, mut deposed, mut outputs, mut versions) =
+                    (None, None, None, None, None);
+                while let Some(key) = map.next_key::<Key>()? {
+                    let slot = &mut seen[key as usize];
+                    if std::mem::replace(slot, true) {
+                        return Err(de::Error::custom(format_args!("`{}` appears twice", name(key))));
+                    }
+                    let table = shared.as_deref().ok_or(key);
+                    match key {
+                        Key::FormatVersion => {
+                            map.next_value::<u32>()?;
+                        }
+                        Key::ToolVersion => {
+                            map.next_value::<String>()?;
+                        }
+                        Key::Serial => serial = Some(map.next_value()?),
+                        Key::Lineage => lineage = Some(map.next_value()?),
+                        Key::Shared => shared = Some(map.next_value()?),
+                        Key::Resources => resources = Some(map.next_value_seed(ListSeed { table })?),
+                        Key::Intents => intents = Some(map.next_value()?),
+                        Key::Deposed => deposed = Some(map.next_value_seed(ListSeed { table })?),
+                        Key::Outputs => outputs = Some(map.next_value()?),
+                        Key::SchemaVersions => versions = Some(map.next_value()?),
+                    }
+                }
+                let missing = |k: Key| de::Error::missing_field(name(k));
+                Ok(FileV4 {
+                    serial: serial.ok_or_else(|| missing(Key::Serial))?,
+                    lineage: lineage.ok_or_else(|| missing(Key::Lineage))?,
+                    resources: resources.ok_or_else(|| missing(Key::Resources))?,
+                    intents: intents.ok_or_else(|| missing(Key::Intents))?,
+                    deposed: deposed.ok_or_else(|| missing(Key::Deposed))?,
+                    outputs: outputs.ok_or_else(|| missing(Key::Outputs))?,
+                    schema_versions: versions.ok_or_else(|| missing(Key::SchemaVersions))?,
+                })
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+fn name(k: Key) -> &'static str {
+    match k {
+        Key::FormatVersion => "format_version",
+        Key::ToolVersion => "tool_version",
+        Key::Serial => "serial",
+        Key::Lineage => "lineage",
+        Key::Shared => "shared",
+        Key::Resources => "resources",
+        Key::Intents => "intents",
+        Key::Deposed => "deposed",
+        Key::Outputs => "outputs",
+        Key::SchemaVersions => "schema_versions",
+    }
+}
+
+/// One element of `resources` or `deposed` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResourceV4 {
+    address: Addr,
+    id: String,
+    attrs: AttrsIn,
+    #[serde(default)]
+    dependencies: Option<Value>,
+    #[serde(default)]
+    owner_tags: Option<Value>,
+    #[serde(default)]
+    address_tag: Option<String>,
+    #[serde(default)]
+    protected: bool,
+}
+
+/// Reads a list of resources, resolving references into `table` (`Err`: the key that came
+/// before the table, or the table is missing) as each element is read, so that a bad reference
+/// is reported at its line.
+#[derive(Clone, Copy)]
+struct ListSeed<'t> {
+    table: Result<&'t [Value], Key>,
+}
+
+impl<'de> DeserializeSeed<'de> for ListSeed<'_> {
+    type Value = Vec<(ResourceAddr, ResourceState)>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ListSeed<'_> {
+    type Value = Vec<(ResourceAddr, ResourceState)>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of resources")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(r) = seq.next_element_seed(Element(self))? {
+            out.push(r);
+        }
+        Ok(out)
+    }
+}
+
+/// One element, resolved as soon as it is read: an error is then placed at its end, on its line.
+struct Element<'t>(ListSeed<'t>);
+
+impl<'de> DeserializeSeed<'de> for Element<'_> {
+    type Value = (ResourceAddr, ResourceState);
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Element<'_> {
+    type Value = (ResourceAddr, ResourceState);
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a resource")
+    }
+    // Failing inside the element's own map places the error at the element's end, not at
+    // whatever follows it.
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        let r = ResourceV4::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        self.0.resolve(r).map_err(de::Error::custom)
+    }
+}
+
+impl ListSeed<'_> {
+    /// The value `v` stands for: itself, or the shared value it refers to.
+    fn value(&self, v: Value, at: &dyn fmt::Display) -> Result<Value, String> {
+        let Value::Object(o) = &v else { return Ok(v) };
+        let Some(r) = o.get(SHARED_KEY) else { return Ok(v) };
+        let table = self.table.map_err(|key| {
+            format!("{at} refers to a shared value, but no `shared` list comes before `{}`", name(key))
+        })?;
+        let i = match (o.len(), r.as_u64()) {
+            (1, Some(i)) => i,
+            _ => return Err(format!("{at}: a reference is `{{\"{SHARED_KEY}\": N}}` with N a number, not {v}")),
+        };
+        usize::try_from(i).ok().and_then(|i| table.get(i)).cloned().ok_or_else(|| {
+            format!("{at} refers to shared value {i}, but `shared` has {} (numbered from 0)", table.len())
+        })
+    }
+
+    fn resolve(&self, r: ResourceV4) -> Result<(ResourceAddr, ResourceState), String> {
+        let address = r.address.0;
+        let mut attrs = r.attrs.0;
+        for (k, v) in attrs.iter_mut() {
+            if v.as_object().is_some_and(|o| o.contains_key(SHARED_KEY)) {
+                *v = self.value(std::mem::take(v), &format_args!("{address} attrs.{k}"))?;
+            }
+        }
+        let dependencies = match r.dependencies {
+            None => Vec::new(),
+            Some(v) => {
+                let at = format_args!("{address} dependencies");
+                let v = self.value(v, &at)?;
+                Vec::<Addr>::deserialize(&v).map_err(|e| format!("{at}: {e}"))?.into_iter().map(|a| a.0).collect()
+            }
+        };
+        let mut owner_tags = match r.owner_tags {
+            None => BTreeMap::new(),
+            Some(v) => {
+                let at = format_args!("{address} owner_tags");
+                let v = self.value(v, &at)?;
+                BTreeMap::<String, String>::deserialize(&v).map_err(|e| format!("{at}: {e}"))?
+            }
+        };
+        if let Some(tag) = r.address_tag
+            && owner_tags.insert(tag.clone(), address.to_string()).is_some()
+        {
+            return Err(format!("{address}: owner tag `{tag}` is both in owner_tags and the address_tag"));
+        }
+        let rtype = address.rtype.clone();
+        Ok((address, ResourceState { rtype, id: r.id, attrs, dependencies, owner_tags, protected: r.protected }))
+    }
+}
