@@ -138,10 +138,8 @@ pub fn desired(spec: &LoadedSpec, cloud: &dyn Cloud) -> Result<DesiredGraph, Fai
     }
 }
 
-/// The providers for a cloud (its own and, for a cloud with clusters, the bootstrap's) and the
-/// desired graph they make of the platform spec.
-pub async fn providers(spec: &LoadedSpec, cloud: &dyn Cloud) -> Result<(Providers, DesiredGraph), Failure> {
-    let graph = desired(spec, cloud)?;
+/// The providers for a cloud: its own and, for a cloud with clusters, the bootstrap's.
+pub async fn providers(spec: &LoadedSpec, cloud: &dyn Cloud) -> Result<Providers, Failure> {
     let connected = cloud.connect(&spec.spec, &spec_dir(spec), &ownership(spec)).await.map_err(Failure::user)?;
     let mut list = connected.providers;
     if cloud.bootstrap_binding(&spec.spec).is_some() {
@@ -153,7 +151,7 @@ pub async fn providers(spec: &LoadedSpec, cloud: &dyn Cloud) -> Result<(Provider
         })?;
         list.push(bootstrap::provider(access)?);
     }
-    Ok((with_hooks(list)?, graph))
+    with_hooks(list)
 }
 
 /// The cluster bootstrap, or (in a build without it, where no cloud with clusters exists either)

@@ -281,9 +281,13 @@ fn a_second_process_waits_for_the_lock_with_lock_timeout() {
     wait_for(&marker, &mut child);
     let mut waiter =
         w.cmd(&args(&["plan", "--lock-timeout", "60s"])).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    // The waiter says it is waiting, naming the holder; then the holder dies and the waiter goes ahead.
+    // The waiter says what it plans, then that it is waiting, naming the holder; then the holder
+    // dies and the waiter goes ahead.
     let mut stderr = std::io::BufReader::new(waiter.stderr.take().unwrap());
     let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    assert!(line.starts_with("plan: matih prod on fake, ") && line.contains("state "), "{line}");
+    line.clear();
     std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
     assert!(
         line.contains("waiting up to 1m for the state lock") && line.contains(&format!("pid {}", child.id())),

@@ -467,6 +467,8 @@ pub struct Refreshed {
     /// The calls refresh made.
     pub stats: CallStats,
     pub elapsed: Duration,
+    /// Each type's read (its slowest, reading per resource), in milliseconds.
+    pub by_type_ms: BTreeMap<ResourceType, u64>,
 }
 
 /// How [`refresh_with`] reads.
@@ -538,19 +540,26 @@ pub async fn refresh_with(
             _ => reads.push((provider.clone(), ReadRequest { rtype, items })),
         }
     }
-    let results: Vec<(ResourceType, Result<ReadResponse, ProviderError>)> = stream::iter(reads)
+    let results: Vec<(ResourceType, Duration, Result<ReadResponse, ProviderError>)> = stream::iter(reads)
         .map(|(p, req)| async move {
             let rtype = req.rtype.clone();
-            (rtype, p.read(req).await)
+            let started = Instant::now();
+            let read = p.read(req).await;
+            (rtype, started.elapsed(), read)
         })
         .buffer_unordered(parallelism.max(1))
         .collect()
         .await;
+    let mut by_type_ms: BTreeMap<ResourceType, u64> = BTreeMap::new();
+    for (rtype, took, _) in &results {
+        let ms = by_type_ms.entry(rtype.clone()).or_default();
+        *ms = (*ms).max(took.as_millis() as u64);
+    }
 
     let mut found: BTreeMap<ResourceAddr, ReadResource> = BTreeMap::new();
     let mut orphans: BTreeMap<(ResourceType, String), Orphan> = BTreeMap::new();
     let mut warnings = Vec::new();
-    for (rtype, result) in results {
+    for (rtype, _, result) in results {
         let resp = result.map_err(|source| EngineError::Refresh { rtype: rtype.clone(), source })?;
         found.extend(resp.found);
         warnings.extend(resp.warnings);
@@ -611,6 +620,7 @@ pub async fn refresh_with(
         warnings,
         stats: providers.stats().since(&before),
         elapsed: start.elapsed(),
+        by_type_ms,
     })
 }
 

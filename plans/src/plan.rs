@@ -218,6 +218,11 @@ pub struct Statistics {
     /// How the providers retry, one line each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retry_budget: Vec<String>,
+    /// How long refresh waited on each resource type's read (its slowest, with
+    /// `--refresh per-resource`), by type: which reads a refresh waits for. Types are read at
+    /// the same time, so these overlap.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub refresh_ms_by_type: BTreeMap<String, u64>,
 }
 
 /// The plan document.

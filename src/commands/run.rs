@@ -49,13 +49,34 @@ pub(crate) async fn open_with(
     let mut spec = context::load_spec(g)?;
     let cloud = context::cloud(g, &spec)?;
     let location = context::state_location(g, &spec, cloud.as_ref())?;
+    // Said at once, before the seconds of work a large platform takes: what is about to be
+    // planned or changed, and where its state is.
+    let p = &spec.spec.platform;
+    // (An edit changes the tenants: their count is left out.)
+    let tenants = if edit.is_none() { format!(", {} tenant(s)", spec.spec.tenants.len()) } else { String::new() };
+    env.progress.line(&format!(
+        "{command}: {} {} on {}{tenants}; state {location}",
+        p.name,
+        p.environment,
+        cloud.name()
+    ));
     let locked = Locked::open(&location, g, Some(&spec), command).await?;
     if let Some(edit) = edit {
         edit(&spec)?;
         spec = context::load_spec(g)?;
     }
-    let (providers, desired) = context::providers(&spec, cloud.as_ref()).await?;
-    let mut state = locked.load().await?;
+    // The desired graph is CPU work (every add-on instance's objects rendered and digested, a
+    // few hundred milliseconds at ten thousand tenants): it is built on a thread of its own while
+    // the cloud's clients are set up and the state is read.
+    let (desired, providers, state) = tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let desired = scope.spawn(|| context::desired(&spec, cloud.as_ref()));
+            let (providers, state) = tokio::runtime::Handle::current()
+                .block_on(async { tokio::join!(context::providers(&spec, cloud.as_ref()), locked.load()) });
+            (desired.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), providers, state)
+        })
+    });
+    let (desired, providers, mut state) = (desired?, providers?, state?);
     // Attributes recorded by an older provider are brought up to date in memory; the next write
     // records them (and their versions).
     let upgraded = upgrade_state(&mut state, &providers)?;
@@ -123,6 +144,7 @@ async fn make_plan(
                 api_calls: refreshed.stats.calls,
                 retries: refreshed.stats.retries,
                 retry_budget: s.providers.retry_budgets(),
+                refresh_ms_by_type: refreshed.by_type_ms.iter().map(|(t, ms)| (t.to_string(), *ms)).collect(),
                 ..Statistics::default()
             },
         },

@@ -14,10 +14,10 @@
 //!   "lineage": "3f0c…",
 //!   "shared": [
 //!     {"ca_data": "LS0t…", "endpoint": "https://…", "name": "matih-prod"},
-//!     {"matih:environment": "prod", "matih:platform": "matih"}
+//!     {"matih:address": true, "matih:environment": "prod", "matih:platform": "matih"}
 //!   ],
 //!   "resources": [
-//!     {"address":"eks.vpc.main","id":"vpc-0abc","attrs":{"cidr":"10.0.0.0/16"},"owner_tags":{"$shared":1},"address_tag":"matih:address","protected":true},
+//!     {"address":"eks.vpc.main","id":"vpc-0abc","attrs":{"cidr":"10.0.0.0/16"},"owner_tags":{"$shared":1},"protected":true},
 //!     {"address":"k8s.addon.tenant[\"acme\"]","id":"matih-prod/tenant.acme","attrs":{"connection":{"$shared":0},…},"dependencies":["eks.cluster.main"]}
 //!   ],
 //!   "intents": [ …as in version 3… ],
@@ -30,10 +30,11 @@
 //! - Each resource is one compact line, its attribute keys sorted at every depth. The type is
 //!   the address's (`eks.vpc.main` is an `eks.vpc`), so it is not written again.
 //! - `dependencies` and `owner_tags` are left out when empty, `protected` when false.
-//! - The owner tag whose value is the resource's own address is written as `address_tag`
-//!   (its key) rather than repeated in `owner_tags`.
+//! - An owner tag whose value is the resource's own address is written as `true`, so that the
+//!   owner tags of every resource of a platform are one value; `id` is left out when the `id`
+//!   attribute holds the same text.
 //! - A value written more than once — a top-level attribute value, a dependency list, the owner
-//!   tags left after the address tag — is stored once in `shared` and written where it occurs
+//!   tags — is stored once in `shared` and written where it occurs
 //!   as `{"$shared": N}` (numbered from 0, in the order of first use), when its compact text is
 //!   at least 24 bytes. `shared` must come before `resources` and `deposed`. An attribute value
 //!   that is itself an object with a `$shared` key always goes to the table, so every such

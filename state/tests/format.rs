@@ -57,7 +57,7 @@ fn layout_is_one_resource_per_line_with_repeated_values_shared() {
             matih_state::ResourceState {
                 rtype: addr.rtype.clone(),
                 id: name.into(),
-                attrs: json!({"connection": conn, "short": "same"}).as_object().unwrap().clone(),
+                attrs: json!({"connection": conn, "id": name, "short": "same"}).as_object().unwrap().clone(),
                 dependencies: vec![
                     ResourceAddr::must("eks.vpc.main"),
                     ResourceAddr::must("eks.cluster.main"),
@@ -102,7 +102,7 @@ fn layout_is_one_resource_per_line_with_repeated_values_shared() {
     assert_eq!(
         doc["shared"],
         json!([conn, ["eks.vpc.main", "eks.cluster.main", "eks.node_group.system"],
-        {"matih:environment": "production", "matih:platform": "matih-platform"}])
+        {"matih:address": true, "matih:environment": "production", "matih:platform": "matih-platform"}])
     );
     // Each resource on a line of its own, compact, sorted by address, defaults left out.
     let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("    {\"address\":")).collect();
@@ -113,7 +113,7 @@ fn layout_is_one_resource_per_line_with_repeated_values_shared() {
     );
     assert_eq!(
         lines[2].trim_end_matches(','),
-        r#"    {"address":"k8s.addon.a","id":"a","attrs":{"connection":{"$shared":0},"short":"same"},"dependencies":{"$shared":1},"owner_tags":{"$shared":2},"address_tag":"matih:address"}"#
+        r#"    {"address":"k8s.addon.a","attrs":{"connection":{"$shared":0},"id":"a","short":"same"},"dependencies":{"$shared":1},"owner_tags":{"$shared":2}}"#
     );
     // Attribute keys sorted, at every depth; `protected` only when true.
     assert_eq!(
@@ -152,8 +152,13 @@ fn refuses_bad_references_at_their_line() {
     let cases = [
         (r#""cidr":"10.0.0.0/16""#, r#""cidr":{"$shared":7}"#, "refers to shared value 7, but `shared` has 0"),
         (r#""cidr":"10.0.0.0/16""#, r#""cidr":{"$shared":"a"}"#, "a reference is"),
-        (r#""owner_tags":{"matih:platform":"prod"}"#, r#""owner_tags":{"matih:platform":7}"#, "owner_tags"),
-        (r#""protected":true"#, r#""protected":true,"address_tag":"matih:platform""#, "both in owner_tags"),
+        (r#""owner_tags":{"matih:platform":"prod"}"#, r#""owner_tags":{"matih:platform":7}"#, "a tag is text"),
+        (
+            r#""owner_tags":{"matih:platform":"prod"}"#,
+            r#""owner_tags":{"matih:platform":false}"#,
+            "or `true` for the address",
+        ),
+        (r#""id":"vpc-0abc","#, "", "no `id`, and no `id` attribute"),
     ];
     for (from, to, says) in cases {
         let bad = text.replacen(from, to, 1);

@@ -62,30 +62,34 @@ impl Applied {
 }
 
 /// An add-on's inventory as state records it (schema version 2): runs of objects of one
-/// resource, in the order they were applied, each run a list whose first item names the resource
-/// (`apiVersion plural Kind`) and whose other items are its objects
-/// (`[namespace/]name owned-digest[ adopted][ entry=<key in objects>]`, the owned digest `-` when
-/// the tool owns no field; the entry only where it is not the object's own key):
+/// resource in one namespace, in the order they were applied, each run a list whose first item
+/// names the resource and namespace (`apiVersion plural Kind[ namespace]`) and whose other items
+/// are its objects (`name owned-digest[ adopted][ entry=<key in objects>]`, the owned digest `-`
+/// when the tool owns no field; the entry only where it is not the object's own key):
 ///
 /// ```json
 /// [["v1 namespaces Namespace", "matih-tenant-acme d6513e2bee7502d1"],
-///  ["networking.k8s.io/v1 networkpolicies NetworkPolicy", "matih-tenant-acme/default-deny c5a7ccd36ee9b83d"]]
+///  ["networking.k8s.io/v1 networkpolicies NetworkPolicy matih-tenant-acme",
+///   "default-deny c5a7ccd36ee9b83d", "allow-dns 74d1c2acd0d28dd7"]]
 /// ```
 ///
-/// Kubernetes names hold no spaces and no `/`, API versions, plurals and kinds no spaces.
+/// Kubernetes names and namespaces hold no spaces and no `/`; API versions, plurals and kinds no
+/// spaces.
 pub fn inventory_to_json(applied: &[Applied]) -> Json {
     let mut runs: Vec<Vec<Json>> = Vec::new();
-    let mut last: Option<(&str, &str, &str)> = None;
+    let mut last: Option<(&str, &str, &str, Option<&str>)> = None;
     for a in applied {
-        let resource = (a.api_version.as_str(), a.plural.as_str(), a.kind.as_str());
+        let resource = (a.api_version.as_str(), a.plural.as_str(), a.kind.as_str(), a.namespace.as_deref());
         if last != Some(resource) {
-            runs.push(vec![Json::String(format!("{} {} {}", a.api_version, a.plural, a.kind))]);
+            let mut head = format!("{} {} {}", a.api_version, a.plural, a.kind);
+            if let Some(ns) = &a.namespace {
+                head.push(' ');
+                head.push_str(ns);
+            }
+            runs.push(vec![Json::String(head)]);
             last = Some(resource);
         }
-        let mut item = match &a.namespace {
-            Some(ns) => format!("{ns}/{}", a.name),
-            None => a.name.clone(),
-        };
+        let mut item = a.name.clone();
         item.push(' ');
         item.push_str(if a.owned.is_empty() { "-" } else { &a.owned });
         if a.adopted {
@@ -108,16 +112,14 @@ pub fn inventory_from_json(v: &Json) -> Option<Vec<Applied>> {
         let (head, items) = run.split_first()?;
         let mut head = head.as_str()?.split(' ');
         let (api_version, plural, kind) = (head.next()?, head.next()?, head.next()?);
-        if head.next().is_some() {
+        let namespace = head.next().map(str::to_string);
+        if head.next().is_some() || namespace.as_deref().is_some_and(|ns| ns.is_empty() || ns.contains('/')) {
             return None;
         }
         for item in items {
             let mut words = item.as_str()?.split(' ');
-            let first = words.next()?;
-            let (namespace, name) = match first.split_once('/') {
-                Some((ns, name)) => (Some(ns.to_string()), name.to_string()),
-                None => (None, first.to_string()),
-            };
+            let name = words.next().filter(|n| !n.is_empty() && !n.contains('/'))?.to_string();
+            let namespace = namespace.clone();
             let owned = match words.next()? {
                 "-" => String::new(),
                 d => d.to_string(),
@@ -329,11 +331,20 @@ impl<'a> Session<'a> {
         Ok(o.map(|o| serde_json::to_value(o).expect("a DynamicObject serializes")))
     }
 
-    /// Every object of one resource carrying the add-on label, keyed by (namespace, name). A
-    /// resource the cluster no longer serves (its CRD deleted) has none.
-    pub async fn list_labelled(&self, a: &Applied) -> Result<HashMap<(Option<String>, String), Json>, ProviderError> {
+    /// Every object of one resource carrying the add-on label, keyed by (namespace, name): of the
+    /// add-on instances named in `only`, or of every instance. A resource the cluster no longer
+    /// serves (its CRD deleted) has none.
+    pub async fn list_labelled(
+        &self,
+        a: &Applied,
+        only: Option<&[String]>,
+    ) -> Result<HashMap<(Option<String>, String), Json>, ProviderError> {
         let api = Api::<DynamicObject>::all_with(self.client.clone(), &Self::ar_of(a));
-        let params = ListParams::default().labels(ADDON_LABEL);
+        let selector = match only {
+            Some(labels) => format!("{ADDON_LABEL} in ({})", labels.join(",")),
+            None => ADDON_LABEL.to_string(),
+        };
+        let params = ListParams::default().labels(&selector);
         let what = format!("list {} ({})", a.plural, a.api_version);
         let Some(list) =
             matih_provider_kit::not_found_none(self.call("list", &what, Call::Read, || api.list(&params)).await)?
@@ -494,11 +505,11 @@ mod tests {
             serde_json::json!([
                 ["v1 namespaces Namespace", "matih-tenant-acme 0123456789abcdef"],
                 [
-                    "networking.k8s.io/v1 networkpolicies NetworkPolicy",
-                    "matih-tenant-acme/default-deny 0123456789abcdef",
-                    "matih-tenant-acme/allow-dns 0123456789abcdef"
+                    "networking.k8s.io/v1 networkpolicies NetworkPolicy matih-tenant-acme",
+                    "default-deny 0123456789abcdef",
+                    "allow-dns 0123456789abcdef"
                 ],
-                ["v1 configmaps ConfigMap", "kube-system/coredns - adopted"],
+                ["v1 configmaps ConfigMap kube-system", "coredns - adopted"],
                 ["v1 namespaces Namespace", "other 0123456789abcdef entry=cert-manager/v1.21.1/cert-manager.yaml"]
             ])
         );
@@ -506,6 +517,7 @@ mod tests {
         for bad in [
             json!({}),
             json!([["v1 namespaces"]]),
+            json!([["v1 pods Pod", "ns/x 0123456789abcdef"]]),
             json!([["v1 namespaces Namespace", "x"]]),
             json!([["v1 namespaces Namespace", "x d what"]]),
         ] {

@@ -33,6 +33,10 @@ pub fn addon_type() -> ResourceType {
 /// How many LISTs one refresh has in flight at once.
 const LIST_CONCURRENCY: usize = 8;
 
+/// Up to this many add-on instances are read with a label selector naming them; more, with one
+/// that matches every instance's objects.
+const FEW_INSTANCES: usize = 16;
+
 /// Caps every readiness deadline (e.g. `30s`): for tests and impatient operators.
 pub const WAIT_TIMEOUT_ENV: &str = "MATIH_ADDON_WAIT_TIMEOUT";
 
@@ -687,9 +691,13 @@ impl Provider for KubernetesProvider {
                     kinds.entry((a.api_version.clone(), a.plural.clone())).or_insert(a);
                 }
             }
-            let s = &s;
+            // A few instances (a per-resource refresh reads one at a time): only theirs, so that
+            // reading each of a thousand tenants does not list every tenant's objects.
+            let only: Option<Vec<String>> =
+                (live.len() <= FEW_INSTANCES).then(|| live.iter().map(|i| instance_label(&i.addr)).collect());
+            let (s, only) = (&s, only.as_deref());
             let lists: HashMap<(String, String), HashMap<(Option<String>, String), Json>> = futures::stream::iter(
-                kinds.into_iter().map(|(k, a)| async move { s.list_labelled(&a).await.map(|m| (k, m)) }),
+                kinds.into_iter().map(|(k, a)| async move { s.list_labelled(&a, only).await.map(|m| (k, m)) }),
             )
             .buffer_unordered(LIST_CONCURRENCY)
             .try_collect()
@@ -868,7 +876,7 @@ mod tests {
         // Then version 2's runs, the same objects in the same order.
         let before: Vec<Applied> = serde_json::from_value(attrs["inventory"].clone()).unwrap();
         upgrade_inventory_to_runs(&mut attrs);
-        assert_eq!(attrs["inventory"][0][0], "v1 x Deployment");
+        assert_eq!(attrs["inventory"][0][0], "v1 x Deployment matih-ingress");
         assert_eq!(inventory(&attrs), before);
     }
 }

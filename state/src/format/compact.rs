@@ -3,7 +3,7 @@
 //!
 //! A value is shared when its compact JSON text is at least [`MIN_SHARED_LEN`] bytes long and
 //! occurs at least twice among the shareable positions: a resource's top-level attribute
-//! values, its `dependencies` list and its `owner_tags` (after the address tag is taken out).
+//! values, its `dependencies` list and its `owner_tags` (with its own address written as `true`).
 //! The reference `{"$shared":N}` cannot be mistaken for a real value there: a dependency list is
 //! an array, owner tags have only string values, and an attribute value that is an object with a
 //! `$shared` key is always written to the table (so every such object in `attrs` is a
@@ -37,7 +37,8 @@ struct Rendered<'a> {
     attrs: Vec<(&'a str, Range<usize>)>,
     dependencies: Option<Range<usize>>,
     owner_tags: Option<Range<usize>>,
-    address_tag: Option<&'a str>,
+    /// The id is the `id` attribute's, so not written again.
+    id_in_attrs: bool,
 }
 
 /// Writes `state` as version 4 into `out` (cleared first).
@@ -67,15 +68,20 @@ pub(super) fn encode(state: &State, out: &mut Vec<u8>) {
             serde_json::to_writer(&mut arena, &super::AddrsOut(&r.dependencies)).expect(ENCODE);
             start..arena.len()
         });
-        let address_tag = r.owner_tags.iter().find(|(_, v)| **v == address).map(|(k, _)| k.as_str());
-        let rest = r.owner_tags.iter().filter(|(k, _)| Some(k.as_str()) != address_tag);
-        let owner_tags = (r.owner_tags.len() > usize::from(address_tag.is_some())).then(|| {
+        let owner_tags = (!r.owner_tags.is_empty()).then(|| {
             let start = arena.len();
-            let map: BTreeMap<&String, &String> = rest.collect();
+            // A tag holding the resource's own address is written as `true`, so that the owner
+            // tags of every resource of a platform are the same text, stored once.
+            let map: BTreeMap<&String, TagOut<'_>> = r
+                .owner_tags
+                .iter()
+                .map(|(k, v)| (k, if *v == address { TagOut::Address } else { TagOut::Text(v) }))
+                .collect();
             serde_json::to_writer(&mut arena, &map).expect(ENCODE);
             start..arena.len()
         });
-        rendered.push(Rendered { address, r, attrs, dependencies, owner_tags, address_tag });
+        let id_in_attrs = r.attrs.get("id").and_then(Value::as_str) == Some(r.id.as_str());
+        rendered.push(Rendered { address, r, attrs, dependencies, owner_tags, id_in_attrs });
     }
 
     // Which values go to the table, numbered in the order they first occur.
@@ -138,8 +144,10 @@ pub(super) fn encode(state: &State, out: &mut Vec<u8>) {
         pretty::line(&mut *out, first, 2).expect(ENCODE);
         out.extend_from_slice(b"{\"address\":");
         serde_json::to_writer(&mut *out, &item.address).expect(ENCODE);
-        out.extend_from_slice(b",\"id\":");
-        serde_json::to_writer(&mut *out, &item.r.id).expect(ENCODE);
+        if !item.id_in_attrs {
+            out.extend_from_slice(b",\"id\":");
+            serde_json::to_writer(&mut *out, &item.r.id).expect(ENCODE);
+        }
         out.extend_from_slice(b",\"attrs\":{");
         for (i, (k, span)) in item.attrs.iter().enumerate() {
             if i > 0 {
@@ -157,10 +165,6 @@ pub(super) fn encode(state: &State, out: &mut Vec<u8>) {
         if let Some(span) = &item.owner_tags {
             out.extend_from_slice(b",\"owner_tags\":");
             value(out, span);
-        }
-        if let Some(tag) = item.address_tag {
-            out.extend_from_slice(b",\"address_tag\":");
-            serde_json::to_writer(&mut *out, tag).expect(ENCODE);
         }
         if item.r.protected {
             out.extend_from_slice(b",\"protected\":true");
@@ -186,6 +190,21 @@ pub(super) fn encode(state: &State, out: &mut Vec<u8>) {
     let versions: BTreeMap<String, u32> = state.schema_versions.iter().map(|(t, v)| (t.to_string(), *v)).collect();
     versions.serialize(&mut level1(out)).expect(ENCODE);
     out.extend_from_slice(b"\n}\n");
+}
+
+/// An owner tag's value as written: the resource's address as `true`, anything else as text.
+enum TagOut<'a> {
+    Address,
+    Text(&'a str),
+}
+
+impl Serialize for TagOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            TagOut::Address => s.serialize_bool(true),
+            TagOut::Text(t) => s.serialize_str(t),
+        }
+    }
 }
 
 fn close_list(out: &mut Vec<u8>, any: bool) {
@@ -301,14 +320,13 @@ fn name(k: Key) -> &'static str {
 #[serde(deny_unknown_fields)]
 struct ResourceV4 {
     address: Addr,
-    id: String,
+    #[serde(default)]
+    id: Option<String>,
     attrs: AttrsIn,
     #[serde(default)]
     dependencies: Option<Value>,
     #[serde(default)]
     owner_tags: Option<Value>,
-    #[serde(default)]
-    address_tag: Option<String>,
     #[serde(default)]
     protected: bool,
 }
@@ -398,20 +416,30 @@ impl ListSeed<'_> {
                 Vec::<Addr>::deserialize(&v).map_err(|e| format!("{at}: {e}"))?.into_iter().map(|a| a.0).collect()
             }
         };
-        let mut owner_tags = match r.owner_tags {
+        let owner_tags = match r.owner_tags {
             None => BTreeMap::new(),
             Some(v) => {
                 let at = format_args!("{address} owner_tags");
-                let v = self.value(v, &at)?;
-                BTreeMap::<String, String>::deserialize(&v).map_err(|e| format!("{at}: {e}"))?
+                let Value::Object(tags) = self.value(v, &at)? else {
+                    return Err(format!("{at}: expected an object of tags"));
+                };
+                tags.into_iter()
+                    .map(|(k, v)| match v {
+                        Value::String(s) => Ok((k, s)),
+                        Value::Bool(true) => Ok((k, address.to_string())),
+                        other => Err(format!("{at}.{k}: a tag is text, or `true` for the address; not {other}")),
+                    })
+                    .collect::<Result<_, _>>()?
             }
         };
-        if let Some(tag) = r.address_tag
-            && owner_tags.insert(tag.clone(), address.to_string()).is_some()
-        {
-            return Err(format!("{address}: owner tag `{tag}` is both in owner_tags and the address_tag"));
-        }
+        let id = match r.id {
+            Some(id) => id,
+            None => match attrs.get("id") {
+                Some(Value::String(id)) => id.clone(),
+                _ => return Err(format!("{address}: no `id`, and no `id` attribute to take it from")),
+            },
+        };
         let rtype = address.rtype.clone();
-        Ok((address, ResourceState { rtype, id: r.id, attrs, dependencies, owner_tags, protected: r.protected }))
+        Ok((address, ResourceState { rtype, id, attrs, dependencies, owner_tags, protected: r.protected }))
     }
 }
