@@ -8,10 +8,12 @@
 
 #[path = "../spec/tests/hostile/mod.rs"]
 mod hostile;
+#[path = "common/wait.rs"]
+mod wait;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 struct Run {
     name: String,
@@ -54,19 +56,9 @@ fn validate(name: &str, dir: &Path) -> Run {
 /// (µs) and peak resident memory (KiB) on stdout.
 const MEASURE: &str = "MATIH_BENCH_MEASURE";
 
-// The child is reaped by `wait4`, which Child::wait cannot stand in for (it drops the rusage).
-#[allow(clippy::zombie_processes)]
 fn measure(cmd: &[String]) {
-    let started = Instant::now();
-    let child = Command::new(&cmd[0]).args(&cmd[1..]).stdout(Stdio::null()).spawn().unwrap();
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // wait4 rather than Child::wait: it also reports the child's own peak memory.
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
-    let wall = started.elapsed();
-    println!("{} {} {}", libc::WEXITSTATUS(status), wall.as_micros(), usage.ru_maxrss);
+    let (code, wall, max_rss_kib) = wait::run(cmd, Stdio::null());
+    println!("{code} {} {max_rss_kib}", wall.as_micros());
 }
 
 /// This process's resident memory, in KiB: a child starts from it (its peak can be no lower).

@@ -16,6 +16,8 @@
 //! keeps each state file and apply report.
 #![allow(dead_code)] // each bench uses its part
 
+pub mod wait;
+
 use std::io::Read as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -110,20 +112,10 @@ const MEASURE: &str = "MATIH_BENCH_MEASURE";
 /// fresh copy because a child's peak as the kernel reports it starts from its parent's size at
 /// the fork, and the bench holds the emulators; the fresh copy is a few MiB, below the tool's
 /// own floor.
-// The child is reaped by `wait4`, which Child::wait cannot stand in for (it drops the rusage).
-#[allow(clippy::zombie_processes)]
 fn measure(figures: &std::ffi::OsStr) {
     let cmd: Vec<String> = std::env::args().skip(1).collect();
-    let started = Instant::now();
-    let child = Command::new(&cmd[0]).args(&cmd[1..]).spawn().unwrap();
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
-    let wall = started.elapsed();
-    let line = format!("{} {} {}", libc::WEXITSTATUS(status), wall.as_micros(), usage.ru_maxrss);
-    std::fs::write(figures, line).unwrap();
+    let (code, wall, max_rss_kib) = wait::run(&cmd, Stdio::inherit());
+    std::fs::write(figures, format!("{code} {} {max_rss_kib}", wall.as_micros())).unwrap();
 }
 
 /// Time from starting `plan` (text output, as a person runs it) to the first byte it writes on
