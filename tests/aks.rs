@@ -71,6 +71,7 @@ fn inventory(arm: &AzureEmulator) -> BTreeMap<&'static str, usize> {
         ("Microsoft.Authorization/roleAssignments", "role_assignment"),
         ("Microsoft.Network/dnsZones", "zone"),
         ("Microsoft.Network/dnsZones/A", "a_record"),
+        ("Microsoft.Network/dnsZones/CNAME", "cname_record"),
     ]
     .into_iter()
     .map(|(t, k)| (k, in_group(arm, t).len()))
@@ -87,7 +88,8 @@ fn in_group(arm: &AzureEmulator, rtype: &str) -> Vec<Value> {
 }
 
 /// The example platform: two subnets, two pools (system in the cluster, one user pool), public
-/// IPs for the platform and acme's dedicated controller, A records for api and two tenants.
+/// IPs for the platform and acme's dedicated controller, A records for api, ingress and acme, and
+/// bigcorp's CNAME.
 fn expected_inventory() -> BTreeMap<&'static str, usize> {
     [
         ("vnet", 1),
@@ -101,25 +103,28 @@ fn expected_inventory() -> BTreeMap<&'static str, usize> {
         ("role_assignment", 2),
         ("zone", 1),
         ("a_record", 3),
+        ("cname_record", 1),
     ]
     .into()
 }
 
 /// A records of the platform zone: relative name → sorted addresses.
 fn records(arm: &AzureEmulator) -> BTreeMap<String, Vec<String>> {
-    arm.resources("Microsoft.Network/dnsZones/A")
-        .iter()
-        .map(|r| {
-            let mut v: Vec<String> = r["properties"]["ARecords"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|a| a["ipv4Address"].as_str().unwrap().to_string())
-                .collect();
-            v.sort();
-            (r["name"].as_str().unwrap().to_string(), v)
-        })
-        .collect()
+    let a = arm.resources("Microsoft.Network/dnsZones/A").into_iter().map(|r| {
+        let mut v: Vec<String> = r["properties"]["ARecords"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["ipv4Address"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        (r["name"].as_str().unwrap().to_string(), v)
+    });
+    let cname = arm.resources("Microsoft.Network/dnsZones/CNAME").into_iter().map(|r| {
+        let target = r["properties"]["CNAMERecord"]["cname"].as_str().unwrap().to_string();
+        (r["name"].as_str().unwrap().to_string(), vec![target])
+    });
+    a.chain(cname).collect()
 }
 
 /// A resource group someone made before the platform: the tool adopts it and never deletes it.
@@ -161,7 +166,8 @@ fn apply_converges_then_destroy_leaves_only_the_adopted_group() {
     assert_eq!(cluster["properties"]["oidcIssuerProfile"]["enabled"], true);
     assert_eq!(cluster["properties"]["securityProfile"]["workloadIdentity"]["enabled"], true);
 
-    // DNS points at the reserved public IPs: api and bigcorp at the platform's, acme at its own.
+    // DNS points at the reserved public IPs: api and ingress at the platform's, acme at its own;
+    // bigcorp, on the shared controller, is a CNAME to ingress.
     let ip = |ctrl: &str| {
         arm.get(&format!("{GROUP}/providers/Microsoft.Network/publicIPAddresses/matih-prod-ingress-{ctrl}")).unwrap()
             ["properties"]["ipAddress"]
@@ -171,7 +177,8 @@ fn apply_converges_then_destroy_leaves_only_the_adopted_group() {
     };
     let recs = records(&arm);
     assert_eq!(recs["api"], vec![ip("platform")]);
-    assert_eq!(recs["bigcorp"], vec![ip("platform")]);
+    assert_eq!(recs["ingress"], vec![ip("platform")]);
+    assert_eq!(recs["bigcorp"], ["ingress.matih.ai"]);
     assert_eq!(recs["acme"], vec![ip("acme")]);
     assert_eq!(v["outputs"]["ingress_addresses"]["acme"], json!([ip("acme")]));
 

@@ -78,7 +78,7 @@ fn apply_converges_and_exit_codes_follow_the_plan() {
     let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
     assert_eq!(c, 0, "{v}");
     assert_eq!(v["outcome"], "complete");
-    assert_eq!(v["summary"]["create"], 12);
+    assert_eq!(v["summary"]["create"], 13);
     assert!(v["outputs"]["cluster_endpoint"].as_str().unwrap().starts_with("https://"));
     assert_eq!(v["outputs"]["cluster_ca"], "(sensitive)");
 
@@ -117,7 +117,7 @@ fn apply_converges_and_exit_codes_follow_the_plan() {
     let addrs: Vec<String> =
         fake_objects(&w).iter().map(|o| o["tags"]["matih:address"].as_str().unwrap().to_string()).collect();
     assert!(!addrs.iter().any(|a| a.contains("acme")), "{addrs:?}");
-    assert_eq!(addrs.len(), 10);
+    assert_eq!(addrs.len(), 11);
 }
 
 #[test]
@@ -152,7 +152,7 @@ fn saved_plans_apply_exactly_or_are_refused_when_stale() {
     assert_eq!(code(&out), 0);
     let out = w.run(&args(&["apply", "p1.json", "-q"]));
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
-    assert_eq!(fake_objects(&w).len(), 12);
+    assert_eq!(fake_objects(&w).len(), 13);
     // Applying the same plan again: state has moved on.
     let out = w.run(&args(&["apply", "p1.json"]));
     assert_eq!(code(&out), 1);
@@ -166,7 +166,7 @@ fn saved_plans_apply_exactly_or_are_refused_when_stale() {
     let out = w.run(&args(&["apply", "p2.json"]));
     assert_eq!(code(&out), 1);
     assert!(text(&out.stderr).contains("platform spec or a tenant file changed"), "{}", text(&out.stderr));
-    assert_eq!(fake_objects(&w).len(), 12, "a refused plan changes nothing");
+    assert_eq!(fake_objects(&w).len(), 13, "a refused plan changes nothing");
 }
 
 #[test]
@@ -184,12 +184,12 @@ fn failures_skip_dependents_and_keep_finished_work_in_state() {
     assert_eq!(by(r#"fake.node_pool.pool["system"]"#)["because"], "fake.cluster.main");
     assert_eq!(by("dns.record.api")["result"], "done");
     let (_, st) = w.json(&args(&["state", "list", "-o", "json"]));
-    assert_eq!(st["resources"].as_array().unwrap().len(), 9);
+    assert_eq!(st["resources"].as_array().unwrap().len(), 10);
     // The next apply does only what is left.
     let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
     assert_eq!(c, 0);
     assert_eq!(v["summary"]["create"], 3);
-    assert_eq!(fake_objects(&w).len(), 12);
+    assert_eq!(fake_objects(&w).len(), 13);
 }
 
 #[test]
@@ -264,7 +264,7 @@ fn sigkill_mid_apply_then_rerun_adopts_instead_of_recreating() {
     assert!(text(&out.stderr).contains("fake.cluster.main: adopted"), "{}", text(&out.stderr));
     let clusters = fake_objects(&w).into_iter().filter(|o| o["type"] == "fake.cluster").count();
     assert_eq!(clusters, 1, "the cluster was created once");
-    assert_eq!(fake_objects(&w).len(), 12);
+    assert_eq!(fake_objects(&w).len(), 13);
     let out = w.run(&args(&["plan", "--detailed-exitcode"]));
     assert_eq!(code(&out), 0);
 }
@@ -321,7 +321,7 @@ fn a_corrupt_state_file_is_refused_and_left_alone() {
     }
     assert_eq!(std::fs::read(&state).unwrap(), before, "a refused state file is not overwritten");
     assert_eq!(std::fs::read(w.path(".matih/state/prod-fake.json.backup")).unwrap(), backup);
-    assert_eq!(fake_objects(&w).len(), 12, "nothing was created again");
+    assert_eq!(fake_objects(&w).len(), 13, "nothing was created again");
 }
 
 #[test]
@@ -430,7 +430,7 @@ fn first_ctrl_c_finishes_in_flight_work_records_it_and_exits_130() {
     assert_eq!(fake_objects(&w).len(), 1);
     let out = w.run(&args(&["apply", "--auto-approve", "-q"]));
     assert_eq!(code(&out), 0);
-    assert_eq!(fake_objects(&w).len(), 12);
+    assert_eq!(fake_objects(&w).len(), 13);
 }
 
 #[test]

@@ -172,7 +172,8 @@ impl Aws {
         })
     }
 
-    /// A records of the platform zone: name → sorted values.
+    /// A and CNAME records of the platform zone: name → sorted values (a CNAME's target without
+    /// its trailing dot).
     fn records(&self) -> BTreeMap<String, Vec<String>> {
         self.rt.block_on(async {
             let zones = self.r53.list_hosted_zones_by_name().dns_name("matih.ai").send().await.unwrap();
@@ -182,9 +183,10 @@ impl Aws {
             let sets = self.r53.list_resource_record_sets().hosted_zone_id(zone.id()).send().await.unwrap();
             sets.resource_record_sets()
                 .iter()
-                .filter(|r| r.r#type().as_str() == "A")
+                .filter(|r| matches!(r.r#type().as_str(), "A" | "CNAME"))
                 .map(|r| {
-                    let mut v: Vec<String> = r.resource_records().iter().map(|x| x.value().to_string()).collect();
+                    let mut v: Vec<String> =
+                        r.resource_records().iter().map(|x| x.value().trim_end_matches('.').to_string()).collect();
                     v.sort();
                     (r.name().trim_end_matches('.').to_string(), v)
                 })
@@ -227,11 +229,12 @@ fn apply_converges_then_destroy_leaves_nothing_tagged() {
     let (c, v) = w.json(&args(&["apply", "plan.json", "-o", "json"]));
     assert_eq!(c, 0, "{v:#}");
     assert_eq!(v["outcome"], "complete");
-    assert_eq!(v["summary"]["create"], 46, "{:#}", v["summary"]);
+    assert_eq!(v["summary"]["create"], 47, "{:#}", v["summary"]);
     let expected = expected_inventory();
     assert_eq!(aws.inventory(), expected);
 
-    // DNS points at the reserved addresses: api and bigcorp at the platform's, acme at its own.
+    // DNS points at the reserved addresses: api and ingress at the platform's, acme at its own;
+    // bigcorp, on the shared controller, is a CNAME to ingress.
     let out = &v["outputs"];
     let ips = |ctrl: &str| {
         let mut v: Vec<String> = out["ingress_addresses"][ctrl]
@@ -245,7 +248,8 @@ fn apply_converges_then_destroy_leaves_nothing_tagged() {
     };
     let records = aws.records();
     assert_eq!(records["api.matih.ai"], ips("platform"));
-    assert_eq!(records["bigcorp.matih.ai"], ips("platform"));
+    assert_eq!(records["ingress.matih.ai"], ips("platform"));
+    assert_eq!(records["bigcorp.matih.ai"], ["ingress.matih.ai"]);
     assert_eq!(records["acme.matih.ai"], ips("acme"));
     assert_eq!(out["zone_name_servers"].as_array().unwrap().len(), 4);
     assert!(out["cluster_endpoint"].as_str().unwrap().starts_with("https://"));
@@ -538,7 +542,8 @@ fn drift_is_reported_and_repaired() {
     .map(|(a, b)| (a.to_string(), b.to_string()))
     .collect();
     assert_eq!(changed(&p), want);
-    assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
+    let out = w.run(&args(&["apply", "--auto-approve", "-q"]));
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     assert_eq!(aws.records(), before);
     let cm = kube.get("v1", "ConfigMap", Some("kube-system"), "coredns").unwrap();
     assert!(cm["data"]["Corefile"].as_str().unwrap().contains("forward . 1.1.1.1 8.8.8.8"), "the hand edit is undone");
@@ -551,7 +556,7 @@ fn drift_is_reported_and_repaired() {
 }
 
 #[test]
-fn a_tenant_added_plans_only_its_addresses_and_record_and_removal_tears_them_down() {
+fn a_tenant_added_plans_only_its_addresses_and_record_moves_between_controllers_and_removal_tears_them_down() {
     let moto = Moto::start();
     let aws = Aws::new(&moto);
     let (w, kube) = work(&moto);
@@ -577,14 +582,39 @@ fn a_tenant_added_plans_only_its_addresses_and_record_and_removal_tears_them_dow
     assert_eq!(aws.inventory()["eip"], 12);
     assert_eq!(aws.records()["globex.matih.ai"].len(), 3);
 
+    // Onto the shared controller: its A record becomes a CNAME to ingress (replaced, the A first,
+    // since Route 53 keeps no CNAME beside another set), its addresses go once allowed.
+    let eips: Vec<&'static str> = ["a", "b", "c"]
+        .iter()
+        .map(|az| &*Box::leak(format!(r#"eks.eip.ingress["globex/us-east-1{az}"]"#).into_boxed_str()))
+        .collect();
+    let allowing = |a: &mut Vec<&'static str>| {
+        for e in &eips {
+            a.extend(["--allow-replace", e]);
+        }
+    };
+    std::fs::write(w.path("tenants/globex.yaml"), "slug: globex\ndisplay_name: Globex\n").unwrap();
+    let (_, p) = w.json(&args(&["plan", "-o", "json"]));
+    assert!(changed(&p).contains(&(r#"dns.record.tenant["globex"]"#.to_string(), "replace".to_string())), "{p:#}");
+    let mut a = args(&["apply", "--auto-approve", "-q"]);
+    allowing(&mut a);
+    let out = w.run(&a);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(aws.records()["globex.matih.ai"], ["ingress.matih.ai"]);
+    assert_eq!(aws.inventory()["eip"], 9);
+    // And back: a CNAME replaced by an A record of its own addresses again.
+    std::fs::write(w.path("tenants/globex.yaml"), "slug: globex\ndisplay_name: Globex\ndedicated_ingress: true\n")
+        .unwrap();
+    let out = w.run(&args(&["apply", "--auto-approve", "-q"]));
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(aws.records()["globex.matih.ai"].len(), 3);
+    assert_eq!(aws.inventory()["eip"], 12);
+
     std::fs::remove_file(w.path("tenants/globex.yaml")).unwrap();
     // Its addresses are protected: removing them is said explicitly.
     assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 3);
     let mut a = args(&["apply", "--auto-approve", "-q"]);
-    for az in ["a", "b", "c"] {
-        a.push("--allow-replace");
-        a.push(Box::leak(format!(r#"eks.eip.ingress["globex/us-east-1{az}"]"#).into_boxed_str()));
-    }
+    allowing(&mut a);
     let out = w.run(&a);
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     assert_eq!(aws.inventory()["eip"], 9);
@@ -669,7 +699,7 @@ fn an_api_error_names_the_resource_and_code_and_state_keeps_earlier_work() {
     aws.rt.block_on(async { aws.iam.delete_role().role_name("matih-prod-cluster").send().await.unwrap() });
     let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
     assert_eq!(c, 0, "{v:#}");
-    assert!(v["summary"]["create"].as_u64().unwrap() < 46);
+    assert!(v["summary"]["create"].as_u64().unwrap() < 47);
     assert_eq!(aws.inventory()["vpc"], 1);
 }
 
@@ -842,7 +872,7 @@ fn tenant_onboarding_is_one_command_and_two_at_once_wait_for_each_other() {
     assert_eq!(aws.inventory()["eip"], 12, "only the dedicated tenant reserves addresses");
     let records = aws.records();
     assert_eq!(records["globex.matih.ai"].len(), 3);
-    assert_eq!(records["initech.matih.ai"], records["api.matih.ai"], "a shared tenant answers on the platform's");
+    assert_eq!(records["initech.matih.ai"], ["ingress.matih.ai"], "a shared tenant answers on the platform's");
 
     // Idempotent: the same add again changes nothing; different settings are refused.
     let (c, v) = w.json(&args(&["tenant", "add", "globex", "--dedicated-ingress", "--apply", "-o", "json"]));

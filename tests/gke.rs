@@ -69,13 +69,13 @@ fn inventory(gcp: &GcpEmulator) -> BTreeMap<&'static str, usize> {
     ]
     .into_iter()
     .map(|(k, n)| (n, gcp.resources(k).len()))
-    .chain([("a_record", a_records(gcp).len())])
+    .chain([("record", records(gcp).len())])
     .collect()
 }
 
 /// The example platform: one subnet, three firewall rules, one NAT router, addresses for the
 /// platform and acme's dedicated controller, two pools (the first in the cluster), A records
-/// for api and two tenants.
+/// for api, ingress and acme, and bigcorp's CNAME.
 fn expected_inventory() -> BTreeMap<&'static str, usize> {
     [
         ("network", 1),
@@ -87,16 +87,17 @@ fn expected_inventory() -> BTreeMap<&'static str, usize> {
         ("node_pool", 2),
         ("service_account", 1),
         ("zone", 1),
-        ("a_record", 3),
+        ("record", 4),
     ]
     .into()
 }
 
 /// A record sets: name → sorted data.
-fn a_records(gcp: &GcpEmulator) -> BTreeMap<String, Vec<String>> {
+/// A and CNAME record sets: name → sorted data.
+fn records(gcp: &GcpEmulator) -> BTreeMap<String, Vec<String>> {
     gcp.resources("dns.rrsets")
         .iter()
-        .filter(|r| r["type"] == "A")
+        .filter(|r| r["type"] == "A" || r["type"] == "CNAME")
         .map(|r| {
             let mut v: Vec<String> =
                 r["rrdatas"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
@@ -172,10 +173,12 @@ fn apply_converges_then_destroy_leaves_only_the_adopted_zone() {
     let router = gcp.get(&format!("{REGION}/routers/matih-prod-router")).unwrap();
     assert_eq!(router["nats"][0]["sourceSubnetworkIpRangesToNat"], "ALL_SUBNETWORKS_ALL_IP_RANGES");
 
-    // DNS points at the static IPs: api and bigcorp at the platform's, acme at its own.
-    let recs = a_records(&gcp);
+    // DNS points at the static IPs: api and ingress at the platform's, acme at its own; bigcorp,
+    // on the shared controller, is a CNAME to ingress.
+    let recs = records(&gcp);
     assert_eq!(recs["api.matih.ai."], vec![address(&gcp, "platform")]);
-    assert_eq!(recs["bigcorp.matih.ai."], vec![address(&gcp, "platform")]);
+    assert_eq!(recs["ingress.matih.ai."], vec![address(&gcp, "platform")]);
+    assert_eq!(recs["bigcorp.matih.ai."], ["ingress.matih.ai."]);
     assert_eq!(recs["acme.matih.ai."], vec![address(&gcp, "acme")]);
     assert_eq!(v["outputs"]["ingress_addresses"]["acme"], json!([address(&gcp, "acme")]));
 
@@ -343,7 +346,7 @@ fn a_dedicated_tenant_gets_its_address_and_record_and_removal_takes_them_away() 
     assert_eq!(changed(&p), want);
     assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
     assert_eq!(inventory(&gcp)["address"], 3);
-    assert_eq!(a_records(&gcp)["globex.matih.ai."], vec![address(&gcp, "globex")]);
+    assert_eq!(records(&gcp)["globex.matih.ai."], vec![address(&gcp, "globex")]);
     let svc = kube
         .list("v1", "Service")
         .into_iter()
@@ -357,7 +360,7 @@ fn a_dedicated_tenant_gets_its_address_and_record_and_removal_takes_them_away() 
     let out = w.run(&args(&["apply", "--auto-approve", "-q", "--allow-replace", r#"gke.address.ingress["globex"]"#]));
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     assert_eq!(inventory(&gcp)["address"], 2);
-    assert!(!a_records(&gcp).contains_key("globex.matih.ai."));
+    assert!(!records(&gcp).contains_key("globex.matih.ai."));
     assert!(kube.get("v1", "Namespace", None, "matih-tenant-globex").is_none());
 }
 
@@ -578,7 +581,7 @@ fn a_record_deletion_whose_answer_is_lost_is_not_an_error() {
     let out = w.run(&args(&["apply", "--auto-approve"]));
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     assert!(!proxy.injected().is_empty());
-    assert!(!a_records(&gcp).contains_key("bigcorp.matih.ai."));
+    assert!(!records(&gcp).contains_key("bigcorp.matih.ai."));
     proxy.set_rules(vec![]);
     assert_settled(&w, GKE, "after the lost deletion");
 }

@@ -345,7 +345,7 @@ fn take_over(kind: Kind) {
     );
     assert!(err.contains("fake.cluster.main: adopted"), "the journal was resolved: {err}");
     assert_eq!(count(&cloud, "fake.cluster"), 1, "the cluster was created once");
-    assert_eq!(fake_objects(&cloud).len(), 12);
+    assert_eq!(fake_objects(&cloud).len(), 13);
     // Without versioning, the previous state is kept beside it.
     assert!(store.object(&format!("{KEY}.backup")).is_some());
     assert_eq!(store.object(&format!("{KEY}.lock")), None, "released at the end");
@@ -479,9 +479,9 @@ fn lying_network(kind: Kind) {
     let injected = proxy.injected();
     assert!(injected.iter().filter(|i| i.action == write).count() >= 3, "{injected:?}");
     assert!(injected.iter().any(|i| i.action == delete) && injected.iter().any(|i| i.action == read), "{injected:?}");
-    assert_eq!(fake_objects(&cloud).len(), 12, "nothing created twice");
+    assert_eq!(fake_objects(&cloud).len(), 13, "nothing created twice");
     let (_, st) = a.json(&args(&["state", "list", "-o", "json"]));
-    assert_eq!(st["resources"].as_array().unwrap().len(), 12, "nothing lost: {st:#}");
+    assert_eq!(st["resources"].as_array().unwrap().len(), 13, "nothing lost: {st:#}");
     assert_eq!(st["pending_intents"].as_array().unwrap().len(), 0);
     assert_eq!(store.object(&format!("{KEY}.lock")), None, "the lock was released despite the lost answer");
     let out = a.run(&args(&["plan", "--detailed-exitcode"]));

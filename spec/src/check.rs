@@ -24,7 +24,8 @@ pub(crate) const MAX_SLUG_LEN: usize = 32;
 const MAX_DISPLAY_NAME: usize = 200;
 
 /// Names under the platform zone that are platform records, not tenants.
-pub(crate) const RESERVED_SLUGS: &[&str] = &["api", "www", "prod", "staging", "dev", "test"];
+/// (`ingress` is the name shared tenants' CNAMEs point at.)
+pub(crate) const RESERVED_SLUGS: &[&str] = &["api", "ingress", "www", "prod", "staging", "dev", "test"];
 
 /// Ranges AKS reserves for itself; the service CIDR must not overlap them.
 const AKS_RESERVED: &[&str] = &["169.254.0.0/16", "172.30.0.0/16", "172.31.0.0/16", "192.0.2.0/24"];
@@ -290,7 +291,7 @@ pub(crate) fn platform(p: &Platform, out: &mut Findings) {
             )
             .help("write `prod` for the production environment: it serves the platform domain itself"),
         );
-    } else if matches!(p.environment.as_str(), "api" | "www") {
+    } else if matches!(p.environment.as_str(), "api" | "ingress" | "www") {
         out.at(
             "environment",
             Problem::new(

@@ -59,7 +59,7 @@ fn converges_in_one_apply(l: &Lying, what: &str) -> (usize, Vec<String>, Value) 
     assert_eq!(aws.inventory(), expected_inventory(), "{what}: duplicates or missing resources");
     let records = aws.records();
     let names: Vec<&str> = records.keys().map(String::as_str).collect();
-    assert_eq!(names, ["acme.matih.ai", "api.matih.ai", "bigcorp.matih.ai"], "{what}");
+    assert_eq!(names, ["acme.matih.ai", "api.matih.ai", "bigcorp.matih.ai", "ingress.matih.ai"], "{what}");
     let node_groups = aws.rt.block_on(async {
         aws.eks.list_nodegroups().cluster_name("matih-prod").send().await.unwrap().nodegroups().len()
     });

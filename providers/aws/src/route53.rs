@@ -1,9 +1,13 @@
-//! Route 53: the platform's public hosted zone, the A records that point names at the ingress
-//! controllers' addresses, and the NS delegation of an environment's zone in its parent zone.
+//! Route 53: the platform's public hosted zone, the A and CNAME records that point names at the
+//! ingress controllers, and the NS delegation of an environment's zone in its parent zone.
 //!
 //! Records are batched: the record changes of one apply reach `ChangeResourceRecordSets`
 //! together, grouped by zone and cut into requests within Route 53's limits, and a refresh lists
-//! each zone's record sets once. Route 53 speaks in fully qualified names (`api.matih.ai.`) and
+//! each zone's record sets once. A record the tool has no record of is sent as a CREATE (Route 53
+//! counts its values once against the per-request limit, an UPSERT's twice); one it has is changed
+//! with an UPSERT. A CREATE refused because the set exists, or whose answer was lost, is settled
+//! from a fresh listing of the zone: what is there as wanted is done, what is there otherwise is
+//! taken over with an UPSERT, what is missing is created again. Route 53 speaks in fully qualified names (`api.matih.ai.`) and
 //! prefixed ids (`/hostedzone/Z…`, `/change/C…`); attributes always hold the bare forms.
 //!
 //! Not here: private zones, alias/weighted/latency record sets (they are left alone, never
@@ -399,13 +403,13 @@ fn chunks(costs: &[Cost]) -> Vec<Range<usize>> {
 /// do, `Err` was refused before anything was sent.
 type Slots = Vec<Result<Option<usize>, ProviderError>>;
 
-/// UPSERTs: create or overwrite, so a retry or a record that already exists is not an error.
-/// Requests for the same name and type share one change; conflicting ones are refused.
-fn plan_upserts(specs: &[(&ResourceAddr, &RecordSpec)]) -> (Vec<Change>, Slots) {
+/// CREATEs and UPSERTs. Requests for the same name and type share one change (the first's
+/// action); conflicting ones are refused.
+fn plan_writes(specs: &[(&ResourceAddr, &ChangeAction, &RecordSpec)]) -> (Vec<Change>, Slots) {
     let mut changes = Vec::new();
     let mut seen: HashMap<(String, String), (usize, &ResourceAddr, &RecordSpec)> = HashMap::new();
     let mut slots = Slots::with_capacity(specs.len());
-    for &(addr, spec) in specs {
+    for &(addr, action, spec) in specs {
         if let Some(&(i, first, same)) = seen.get(&spec.key.matcher()) {
             slots.push(if same == spec {
                 Ok(Some(i))
@@ -417,9 +421,9 @@ fn plan_upserts(specs: &[(&ResourceAddr, &RecordSpec)]) -> (Vec<Change>, Slots) 
             });
             continue;
         }
-        let change = spec.rrset().and_then(|s| {
-            Change::builder().action(ChangeAction::Upsert).resource_record_set(s).build().map_err(build_error)
-        });
+        let change = spec
+            .rrset()
+            .and_then(|s| Change::builder().action(action.clone()).resource_record_set(s).build().map_err(build_error));
         slots.push(change.map(|c| {
             seen.insert(spec.key.matcher(), (changes.len(), addr, spec));
             changes.push(c);
@@ -458,8 +462,8 @@ fn plan_deletes(keys: &[&RecordKey], current: &[ResourceRecordSet]) -> (Vec<Chan
 }
 
 /// Sends one request and waits until it is INSYNC. A request of UPSERTs is idempotent and sent
-/// again after a lost answer; one with DELETEs is not (a second DELETE of a gone record set is
-/// refused), so its caller reads the zone again instead.
+/// again after a lost answer; one with CREATEs or DELETEs is not (a second CREATE of a set, or
+/// DELETE of a gone one, is refused), so its caller reads the zone again instead.
 async fn send_changes(ctx: &Ctx, zone_id: &str, changes: Vec<Change>) -> Result<(), ProviderError> {
     let upserts_only = changes.iter().all(|c| *c.action() == ChangeAction::Upsert);
     let batch = ChangeBatch::builder().set_changes(Some(changes)).build().map_err(build_error)?;
@@ -496,27 +500,144 @@ async fn execute(ctx: &Ctx, zone_id: &str, changes: Vec<Change>, slots: Slots) -
         .collect()
 }
 
-/// UPSERTs record sets of any zones; one result per spec, in order.
-async fn upsert(
+/// Writes record sets of any zones, each with its action (CREATE or UPSERT); one result per
+/// spec, in order.
+async fn write(
     ctx: &Ctx,
-    specs: Vec<(&ResourceAddr, Result<RecordSpec, ProviderError>)>,
+    specs: Vec<(&ResourceAddr, ChangeAction, Result<RecordSpec, ProviderError>)>,
 ) -> Vec<Result<RecordSpec, ProviderError>> {
     let mut zones: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, (_, s)) in specs.iter().enumerate() {
+    for (i, (_, _, s)) in specs.iter().enumerate() {
         if let Ok(s) = s {
             zones.entry(s.key.zone_id.clone()).or_default().push(i);
         }
     }
     let mut sent: Vec<Result<(), ProviderError>> = specs.iter().map(|_| Ok(())).collect();
     for (zone, idx) in zones {
-        let group: Vec<(&ResourceAddr, &RecordSpec)> =
-            idx.iter().filter_map(|&i| Some((specs[i].0, specs[i].1.as_ref().ok()?))).collect();
-        let (changes, slots) = plan_upserts(&group);
-        for (i, r) in idx.into_iter().zip(execute(ctx, &zone, changes, slots).await) {
+        let group: Vec<(&ResourceAddr, ChangeAction, &RecordSpec)> =
+            idx.iter().filter_map(|&i| Some((specs[i].0, specs[i].1.clone(), specs[i].2.as_ref().ok()?))).collect();
+        for (i, r) in idx.into_iter().zip(write_zone(ctx, &zone, group).await) {
             sent[i] = r;
         }
     }
-    specs.into_iter().zip(sent).map(|((_, spec), sent)| sent.and(spec)).collect()
+    specs.into_iter().zip(sent).map(|((_, _, spec), sent)| sent.and(spec)).collect()
+}
+
+/// How many times a zone's writes are sent, each time after reading what the zone holds.
+const WRITE_ROUNDS: usize = 3;
+
+/// Writes one zone's record sets. A request refused as a whole (a CREATE of a set that exists)
+/// or whose outcome is unknown (a lost answer) is settled from a fresh listing ([`settle`]) and
+/// what is still to do is sent again, a few times.
+async fn write_zone(
+    ctx: &Ctx,
+    zone: &str,
+    group: Vec<(&ResourceAddr, ChangeAction, &RecordSpec)>,
+) -> Vec<Result<(), ProviderError>> {
+    // `Some(action)` while a spec still has to be written.
+    let mut todo: Vec<Option<ChangeAction>> = group.iter().map(|g| Some(g.1.clone())).collect();
+    let mut out: Vec<Result<(), ProviderError>> = group.iter().map(|_| Ok(())).collect();
+    for round in 1..=WRITE_ROUNDS {
+        let open: Vec<usize> = (0..group.len()).filter(|&i| todo[i].is_some()).collect();
+        if open.is_empty() {
+            break;
+        }
+        let batch: Vec<(&ResourceAddr, &ChangeAction, &RecordSpec)> =
+            open.iter().map(|&i| (group[i].0, todo[i].as_ref().expect("open"), group[i].2)).collect();
+        let (changes, slots) = plan_writes(&batch);
+        let mut unsettled = Vec::new();
+        for (&i, r) in open.iter().zip(execute(ctx, zone, changes, slots).await) {
+            match r {
+                Err(e) if round < WRITE_ROUNDS && (e.kind().transient() || e.kind() == ErrorKind::Conflict) => {
+                    out[i] = Err(e);
+                    unsettled.push(i);
+                }
+                r => {
+                    out[i] = r;
+                    todo[i] = None;
+                }
+            }
+        }
+        if unsettled.is_empty() {
+            break;
+        }
+        let current = match list_sets(ctx, zone).await {
+            Ok(Some(current)) => current,
+            Ok(None) => {
+                for &i in &unsettled {
+                    out[i] = Err(ProviderError::other(format!(
+                        "{}: hosted zone {zone} is gone; apply again to create it",
+                        group[i].0
+                    )));
+                    todo[i] = None;
+                }
+                break;
+            }
+            Err(e) => {
+                for &i in &unsettled {
+                    out[i] = Err(e.clone());
+                    todo[i] = None;
+                }
+                break;
+            }
+        };
+        let now = index(&current);
+        for i in unsettled {
+            match settle(group[i].0, group[i].2, &current, &now) {
+                Ok(next) => {
+                    if next.is_none() {
+                        out[i] = Ok(());
+                    }
+                    todo[i] = next;
+                }
+                Err(e) => {
+                    out[i] = Err(e);
+                    todo[i] = None;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What a record set still needs, given what the zone holds: nothing if it is there as wanted
+/// (a CREATE whose answer was lost did happen), an UPSERT if the set is there otherwise (the tool
+/// takes over a set of its name and type, as a repeated create must), a CREATE if it is missing.
+/// A CNAME cannot share its name with a set of another type, nor any set with a CNAME: that is
+/// an error naming what is in the way, so the rest of the request can go on without it.
+fn settle(
+    addr: &ResourceAddr,
+    spec: &RecordSpec,
+    current: &[ResourceRecordSet],
+    now: &HashMap<(String, String), &ResourceRecordSet>,
+) -> Result<Option<ChangeAction>, ProviderError> {
+    let (name, rtype) = spec.key.matcher();
+    if let Some(set) = now.get(&(name.clone(), rtype.clone())) {
+        let found = RecordSpec::found(&spec.key.zone_id, set, None);
+        let mut wanted = spec.values.clone();
+        wanted.sort();
+        return Ok((found.ttl != spec.ttl || found.values != wanted).then_some(ChangeAction::Upsert));
+    }
+    let clash = current.iter().find(|s| {
+        let (n, t) = match_key(s.name(), s.r#type().as_str());
+        n == name && t != rtype && (t == "CNAME" || rtype == "CNAME")
+    });
+    match clash {
+        Some(s) => Err(ApiError::new(
+            SVC,
+            "ChangeResourceRecordSets",
+            ErrorKind::Conflict,
+            "InvalidChangeBatch",
+            format!(
+                "{addr}: {} already holds a record set of type {}, and a CNAME cannot share its name with another \
+                 record set; delete that record set or pick another name",
+                spec.key.name,
+                s.r#type().as_str()
+            ),
+        )
+        .into()),
+        None => Ok(Some(ChangeAction::Create)),
+    }
 }
 
 /// DELETEs record sets of any zones, from their current contents; one result per key, in order.
@@ -885,10 +1006,17 @@ impl Record {
     }
 }
 
-/// Creates or updates `dns.record`s together: one UPSERT request per zone (per 1,000 records).
+/// Creates or updates `dns.record`s together: one request per zone (per 1,000 records), a CREATE
+/// for each record the tool has not recorded and an UPSERT for each it changes.
 async fn apply_records(ctx: &Ctx, reqs: &[ApplyRequest]) -> Vec<Result<ApplyResponse, ProviderError>> {
-    let specs = reqs.iter().map(|r| (&r.addr, Record::spec(r))).collect();
-    upsert(ctx, specs).await.into_iter().map(|r| r.map(|s| ApplyResponse::new(s.key.id(), Record::attrs(&s)))).collect()
+    let specs = reqs
+        .iter()
+        .map(|r| {
+            let action = if r.prior.is_some() { ChangeAction::Upsert } else { ChangeAction::Create };
+            (&r.addr, action, Record::spec(r))
+        })
+        .collect();
+    write(ctx, specs).await.into_iter().map(|r| r.map(|s| ApplyResponse::new(s.key.id(), Record::attrs(&s)))).collect()
 }
 
 /// Deletes `dns.record`s together: one listing and one DELETE request per zone.
@@ -938,13 +1066,13 @@ impl Kind<Ctx> for Record {
         only(delete_records(ctx, std::slice::from_ref(req)).await)
     }
 
-    /// Nothing to find: Route 53 holds at most one simple record set per name and type, and
-    /// create is an UPSERT that takes over whatever is there, so a repeated create is harmless.
+    /// Nothing to find: Route 53 holds at most one simple record set per name and type, and a
+    /// create that meets the set takes it over (see [`settle`]), so a repeated create is harmless.
     async fn find(&self, _ctx: &Ctx, _req: &FindRequest) -> Result<Vec<Found>, ProviderError> {
         Ok(Vec::new())
     }
 
-    /// UPSERTs: the record changes of one apply go out together.
+    /// The record changes of one apply go out together.
     async fn apply_batch(&self, ctx: &Ctx, reqs: &[ApplyRequest]) -> Option<Vec<Result<ApplyResponse, ProviderError>>> {
         Some(apply_records(ctx, reqs).await)
     }
@@ -992,7 +1120,7 @@ impl Delegation {
     async fn put(ctx: &Ctx, req: &ApplyRequest, zone_id: &str) -> Result<ApplyResponse, ProviderError> {
         let cfg = Cfg::of(req);
         let spec = RecordSpec::from_cfg(&cfg, zone_id, cfg.str("name")?, "NS", "name_servers");
-        let s = only(upsert(ctx, vec![(&req.addr, spec)]).await)?;
+        let s = only(write(ctx, vec![(&req.addr, ChangeAction::Upsert, spec)]).await)?;
         Ok(ApplyResponse::new(s.key.id(), Self::attrs(&s, cfg.get("parent_zone_name"))))
     }
 }
@@ -1143,8 +1271,10 @@ mod tests {
     fn upserts_cost_double() {
         let s = spec("api.matih.ai", &["1.1.1.1", "2.2.2.2"]);
         let addr = ResourceAddr::must("dns.record.api");
-        let (changes, _) = plan_upserts(&[(&addr, &s)]);
+        let (changes, _) = plan_writes(&[(&addr, &ChangeAction::Upsert, &s)]);
         assert_eq!(cost(&changes[0]), Cost { records: 4, chars: 28 });
+        let (creates, _) = plan_writes(&[(&addr, &ChangeAction::Create, &s)]);
+        assert_eq!(cost(&creates[0]), Cost { records: 2, chars: 14 });
         let (deletes, _) = plan_deletes(&[&s.key], &[s.rrset().unwrap()]);
         assert_eq!(cost(&deletes[0]), Cost { records: 2, chars: 14 });
     }
@@ -1159,9 +1289,12 @@ mod tests {
         let api = spec("api.matih.ai", &["1.1.1.1"]);
         let clash = spec("api.matih.ai", &["9.9.9.9"]);
         let t1 = spec("t1.matih.ai", &["2.2.2.2"]);
-        let (changes, slots) = plan_upserts(&[(&a, &api), (&b, &t1), (&c, &clash)]);
+        let up = ChangeAction::Upsert;
+        let create = ChangeAction::Create;
+        let (changes, slots) = plan_writes(&[(&a, &up, &api), (&b, &create, &t1), (&c, &up, &clash)]);
         assert_eq!(changes.len(), 2);
         assert_eq!(*changes[0].action(), ChangeAction::Upsert);
+        assert_eq!(*changes[1].action(), ChangeAction::Create);
         assert_eq!(changes[0].resource_record_set().unwrap().name(), "api.matih.ai.");
         assert!(matches!(slots[0], Ok(Some(0))));
         assert!(matches!(slots[1], Ok(Some(1))));
@@ -1169,9 +1302,37 @@ mod tests {
         assert_eq!(addr, &c);
         assert!(message.contains("dns.record.a"), "{message}");
         // Two addresses asking for the very same record set: one change serves both.
-        let (changes, slots) = plan_upserts(&[(&a, &api), (&b, &api.clone())]);
+        let (changes, slots) = plan_writes(&[(&a, &up, &api), (&b, &up, &api.clone())]);
         assert_eq!(changes.len(), 1);
         assert!(matches!(slots[1], Ok(Some(0))));
+    }
+
+    #[test]
+    fn unsettled_writes_follow_what_the_zone_holds() {
+        let current = vec![
+            set("api.matih.ai.", RrType::A, 300, &["2.2.2.2", "1.1.1.1"]),
+            set("old.matih.ai.", RrType::A, 300, &["3.3.3.3"]),
+            set("acme.matih.ai.", RrType::Cname, 300, &["ingress.matih.ai."]),
+            set("mail.matih.ai.", RrType::Txt, 300, &["\"v=spf1\""]),
+        ];
+        let now = index(&current);
+        let addr = ResourceAddr::must("dns.record.x");
+        let settle = |s: &RecordSpec| settle(&addr, s, &current, &now);
+        // There as wanted (values in any order): the lost CREATE happened.
+        assert_eq!(settle(&spec("api.matih.ai", &["1.1.1.1", "2.2.2.2"])).unwrap(), None);
+        let cname =
+            |n: &str| RecordSpec { key: key(n, "CNAME"), ttl: Some(300), values: vec!["ingress.matih.ai".into()] };
+        assert_eq!(settle(&cname("acme.matih.ai")).unwrap(), None, "a CNAME's trailing dot is no difference");
+        // There otherwise: taken over.
+        assert_eq!(settle(&spec("old.matih.ai", &["4.4.4.4"])).unwrap(), Some(ChangeAction::Upsert));
+        // Missing: created again.
+        assert_eq!(settle(&spec("new.matih.ai", &["4.4.4.4"])).unwrap(), Some(ChangeAction::Create));
+        // In the way of a CNAME, or held by one: an error naming the other set.
+        let e = settle(&cname("old.matih.ai")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Conflict);
+        assert!(e.to_string().contains("already holds a record set of type A"), "{e}");
+        assert!(settle(&cname("mail.matih.ai")).unwrap_err().to_string().contains("TXT"));
+        assert!(settle(&spec("acme.matih.ai", &["1.1.1.1"])).unwrap_err().to_string().contains("CNAME"));
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Azure DNS: the platform's public zone (created, or adopted when it exists), the A records of
-//! `api.` and the tenants, and the NS delegation of a child environment's zone in its parent.
+//! `api.`, `ingress.` and dedicated tenants, the CNAMEs of shared tenants, and the NS delegation of
+//! a child environment's zone in its parent.
 //!
 //! Record sets carry the owner marks in their `metadata` (they have no tags), are created with
 //! `If-None-Match: *` and changed with `If-Match` on their etag, as the Azure DNS API documents:
 //! a record set someone else wrote in the meantime is never overwritten silently. Azure DNS has
-//! no batch API, so each record set is one PUT; refresh lists each zone's A record sets once.
+//! no batch API, so each record set is one PUT; refresh lists each zone's record sets of each type
+//! once.
 //!
 //! Not here: private zones, alias record sets, DNSSEC.
 
@@ -93,8 +95,27 @@ impl ArmType for Zone {
 
 // ---------------------------------------------------------------------------------------------
 
-/// An A record set of the platform's zone (its name is the fully qualified name).
+/// An A or CNAME record set of the platform's zone (its name is the fully qualified name). The
+/// type is part of the record set's id (`…/dnsZones/<zone>/CNAME/<name>`).
 pub struct Record;
+
+/// The record types `dns.record` writes.
+const RECORD_TYPES: [&str; 2] = ["A", "CNAME"];
+
+impl Record {
+    fn typed_id(ctx: &Ctx, rtype: &str, name: &str) -> String {
+        ctx.id(&[NETWORK, "dnsZones", rtype], &format!("{}/{}", ctx.zone, relative(name, &ctx.zone)))
+    }
+
+    /// `A` or `CNAME`, from the configuration.
+    fn rtype<'a>(cfg: &Cfg<'a>) -> Result<&'a str, ProviderError> {
+        let t = cfg.str("type")?;
+        RECORD_TYPES.contains(&t).then_some(t).ok_or_else(|| ProviderError::Config {
+            addr: cfg.addr.clone(),
+            message: format!("record type `{t}` is not one Azure DNS records are written as here (A, CNAME)"),
+        })
+    }
+}
 
 #[async_trait]
 impl ArmType for Record {
@@ -111,30 +132,50 @@ impl ArmType for Record {
     fn ops(&self) -> (&'static str, &'static str) {
         (NETWORK, "RecordSets")
     }
+    /// The A record set of the name (what `find` looks at first).
     fn id(&self, ctx: &Ctx, name: &str) -> String {
-        ctx.id(&[NETWORK, "dnsZones", "A"], &format!("{}/{}", ctx.zone, relative(name, &ctx.zone)))
+        Self::typed_id(ctx, "A", name)
+    }
+    fn create_id(&self, ctx: &Ctx, req: &ApplyRequest) -> Result<String, ProviderError> {
+        Ok(Self::typed_id(ctx, Self::rtype(&Cfg::of(req))?, &req.identity.name))
+    }
+    fn find_ids(&self, ctx: &Ctx, name: &str) -> Vec<String> {
+        RECORD_TYPES.iter().map(|t| Self::typed_id(ctx, t, name)).collect()
     }
     fn body(&self, _ctx: &Ctx, cfg: &Cfg<'_>) -> Result<Json, ProviderError> {
-        let records = cfg.strs("values")?.into_iter().map(|ip| models::ARecord { ipv4_address: ip }).collect();
-        Ok(models::body(&models::RecordSet {
-            properties: models::RecordSetProperties {
-                ttl: cfg.u64("ttl")?,
-                a_records: Some(records),
-                ..Default::default()
-            },
-        }))
+        let values = cfg.strs("values")?;
+        let mut properties = models::RecordSetProperties { ttl: cfg.u64("ttl")?, ..Default::default() };
+        match Self::rtype(cfg)? {
+            "CNAME" => {
+                let [target] = values.as_slice() else {
+                    return Err(ProviderError::Config {
+                        addr: cfg.addr.clone(),
+                        message: format!("a CNAME holds one name, not {}", values.len()),
+                    });
+                };
+                properties.cname_record = Some(models::CnameRecord { cname: bare(target).to_string() });
+            }
+            _ => {
+                properties.a_records = Some(values.into_iter().map(|ip| models::ARecord { ipv4_address: ip }).collect())
+            }
+        }
+        Ok(models::body(&models::RecordSet { properties }))
     }
     fn attrs(&self, j: &Json) -> Result<Attrs, ProviderError> {
         let id = j["id"].as_str().unwrap_or_default();
         let r: models::RecordSet = parse(j)?;
-        let mut values: Vec<String> =
-            r.properties.a_records.unwrap_or_default().into_iter().map(|a| a.ipv4_address).collect();
+        // `…/dnszones/<zone>/<type>/<name>`: the type is the collection's last segment.
+        let rtype = collection_of(id).rsplit('/').next().unwrap_or_default().to_ascii_uppercase();
+        let mut values: Vec<String> = match &r.properties.cname_record {
+            Some(c) => vec![bare(&c.cname).to_string()],
+            None => r.properties.a_records.unwrap_or_default().into_iter().map(|a| a.ipv4_address).collect(),
+        };
         values.sort();
         Ok(attrs([
             ("id", json!(id)),
             ("zone_id", json!(collection_of(collection_of(id)))),
             ("name", json!(bare(&r.properties.fqdn))),
-            ("type", json!("A")),
+            ("type", json!(rtype)),
             ("ttl", json!(r.properties.ttl)),
             ("values", json!(values)),
         ]))

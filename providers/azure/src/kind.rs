@@ -134,6 +134,12 @@ pub trait ArmType: Send + Sync + 'static {
     fn create_id(&self, ctx: &Ctx, req: &ApplyRequest) -> Result<String, ProviderError> {
         Ok(self.id(ctx, &req.identity.name))
     }
+    /// Where a create of this deterministic name may have landed, looked at in order by `find`
+    /// (which has the name, not the configuration): by default [`ArmType::id`] alone; a record
+    /// set may be of any type the tool writes.
+    fn find_ids(&self, ctx: &Ctx, name: &str) -> Vec<String> {
+        vec![self.id(ctx, name)]
+    }
     /// The managed body as an update sends it (a cluster leaves its pools to the pool API).
     fn for_update(&self, _body: &mut Json) {}
     /// The resource as ARM returned it, made fit to send back (read-only fields a type's
@@ -535,13 +541,15 @@ impl<T: ArmType> Kind<Ctx> for ArmKind<T> {
     /// one of this platform's own resources, or named by a GUID derived from its address: what
     /// is at that id is this address's, and is reported with its owner tags.
     async fn find(&self, ctx: &Ctx, req: &FindRequest) -> Result<Vec<Found>, ProviderError> {
-        let id = self.0.id(ctx, &req.name);
-        let Some(j) = self.current(ctx, &id).await? else { return Ok(vec![]) };
-        let mut f = self.found(ctx, &j).await?;
-        if !self.has_marks() {
-            f.tags = req.owner_tags.clone();
+        for id in self.0.find_ids(ctx, &req.name) {
+            let Some(j) = self.current(ctx, &id).await? else { continue };
+            let mut f = self.found(ctx, &j).await?;
+            if !self.has_marks() {
+                f.tags = req.owner_tags.clone();
+            }
+            return Ok(vec![f]);
         }
-        Ok(vec![f])
+        Ok(vec![])
     }
 }
 

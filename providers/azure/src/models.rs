@@ -159,6 +159,8 @@ pub struct RecordSetProperties {
     pub a_records: Option<Vec<ARecord>>,
     #[serde(rename = "NSRecords", default, skip_serializing_if = "Option::is_none")]
     pub ns_records: Option<Vec<NsRecord>>,
+    #[serde(rename = "CNAMERecord", default, skip_serializing_if = "Option::is_none")]
+    pub cname_record: Option<CnameRecord>,
     /// The owner tags (record sets have no tags).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
@@ -171,6 +173,11 @@ pub struct RecordSetProperties {
 #[serde(rename_all = "camelCase")]
 pub struct ARecord {
     pub ipv4_address: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CnameRecord {
+    pub cname: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

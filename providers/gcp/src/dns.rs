@@ -287,6 +287,12 @@ impl Kind<Ctx> for Zone {
 // ---------------------------------------------------------------------------------------------
 // Record sets
 
+/// Whether a type's data are domain names, which Cloud DNS takes fully qualified (`ingress.matih.ai.`)
+/// and attributes hold bare.
+fn names_data(rtype: &str) -> bool {
+    matches!(rtype, "NS" | "CNAME")
+}
+
 /// One record set: `(zone, fqdn, type)`, its TTL and data.
 #[derive(Debug, Clone, PartialEq)]
 struct Set {
@@ -322,7 +328,7 @@ impl Set {
     /// The set as the graph configures it.
     fn from_cfg(cfg: &Cfg<'_>, zone: &str, name: &str, rtype: &str, data_key: &str) -> Result<Set, ProviderError> {
         let mut data = cfg.strs(data_key)?;
-        if rtype == "NS" {
+        if names_data(rtype) {
             data = data.iter().map(|d| fqdn(d)).collect();
         }
         data.sort();
@@ -466,7 +472,7 @@ fn record_attrs(s: &Set, data_key: &str, zone_key: &str) -> Attrs {
             json!(
                 s.data
                     .iter()
-                    .map(|d| if s.rtype == "NS" { bare(d).to_string() } else { d.clone() })
+                    .map(|d| if names_data(&s.rtype) { bare(d).to_string() } else { d.clone() })
                     .collect::<Vec<_>>()
             ),
         ),

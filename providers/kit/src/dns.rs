@@ -1,8 +1,14 @@
 //! The DNS part of the desired graph and the list of ingress controllers, computed once for
-//! every cloud: the platform's zone (`dns.zone.platform`), `api.<zone>` → the platform
-//! controller's addresses (`dns.record.api`), `<tenant>.<zone>` → the tenant's dedicated
-//! controller's addresses or the platform's (`dns.record.tenant["<slug>"]`), and for a non-prod
+//! every cloud: the platform's zone (`dns.zone.platform`), `api.<zone>` and `ingress.<zone>` → the
+//! platform controller's addresses (`dns.record.api`, `dns.record.ingress`), `<tenant>.<zone>` →
+//! the tenant's dedicated controller's addresses (an A record) or, for a tenant on the shared
+//! controller, a CNAME to `ingress.<zone>` (`dns.record.tenant["<slug>"]`), and for a non-prod
 //! environment the NS delegation in the parent environment's zone (`dns.delegation.parent`).
+//!
+//! The CNAMEs make the platform's load balancer one record: when its addresses change, only
+//! `ingress.<zone>` and `api.<zone>` are rewritten, not every shared tenant's record. They are also
+//! cheap to create in bulk (Route 53 counts a CNAME as one record of its 1,000 per request, an A
+//! record of three addresses as three, and an UPSERT twice).
 //!
 //! Each cloud implements the `dns.zone`, `dns.record` and `dns.delegation` types with these
 //! attributes (Route 53, Cloud DNS, Azure DNS) and supplies only the addresses each controller's
@@ -17,7 +23,11 @@ use serde_json::json;
 /// The controller every tenant without a dedicated ingress shares.
 pub const PLATFORM_CONTROLLER: &str = "platform";
 
-/// Time to live of the `api.` and tenant records.
+/// The label of the name every shared tenant's CNAME points at (`ingress.<zone>`); a reserved
+/// slug and environment name.
+pub const INGRESS_LABEL: &str = "ingress";
+
+/// Time to live of the `api.`, `ingress.` and tenant records.
 pub const RECORD_TTL: u64 = 300;
 /// Time to live of the delegation's NS record (two days, as registries use).
 pub const DELEGATION_TTL: u64 = 172_800;
@@ -44,6 +54,11 @@ pub fn api_record_addr() -> ResourceAddr {
     single("record", "api")
 }
 
+/// `dns.record.ingress`.
+pub fn ingress_record_addr() -> ResourceAddr {
+    single("record", INGRESS_LABEL)
+}
+
 /// `dns.record.tenant["<slug>"]`.
 pub fn tenant_record_addr(slug: &str) -> ResourceAddr {
     ResourceAddr::keyed(&ResourceType::new("dns", "record").expect("static type"), "tenant", slug)
@@ -59,6 +74,11 @@ pub fn delegation_addr() -> ResourceAddr {
 /// controller (see [`ingress_controllers`]), the values its A records hold (references to the
 /// cloud's reserved addresses); `zone_extra` adds the cloud's own zone attributes. Adds the
 /// outputs `zone_id` and `zone_name_servers`.
+///
+/// A record's `type` is `A` (values are addresses) or `CNAME` (one value, a name without its
+/// trailing dot); each cloud writes the name in its own form. A tenant moving between a dedicated
+/// and the shared controller changes its record's type, which replaces the record (delete first:
+/// a name cannot hold a CNAME beside another record).
 pub fn add_dns(
     g: &mut DesiredGraph,
     spec: &PlatformSpec,
@@ -75,20 +95,25 @@ pub fn add_dns(
     ));
     let platform =
         addresses.get(PLATFORM_CONTROLLER).cloned().expect("the cloud gives the platform controller's addresses");
-    let record = |g: &mut DesiredGraph, a: ResourceAddr, fqdn: String, values: Vec<Value>| {
+    let record = |g: &mut DesiredGraph, a: ResourceAddr, fqdn: String, rtype: &str, values: Vec<Value>| {
         g.add(
             Desired::new(a, fqdn.clone())
                 .set("zone_id", Value::reference(&zone, "id"))
                 .set("name", Value::str(fqdn))
-                .set("type", Value::str("A"))
+                .set("type", Value::str(rtype))
                 .set("ttl", Value::Known(json!(RECORD_TTL)))
                 .set("values", Value::list(values)),
         );
     };
-    record(g, api_record_addr(), format!("api.{zone_name}"), platform.clone());
+    let ingress = format!("{INGRESS_LABEL}.{zone_name}");
+    record(g, api_record_addr(), format!("api.{zone_name}"), "A", platform.clone());
+    record(g, ingress_record_addr(), ingress.clone(), "A", platform);
     for tenant in &spec.tenants {
-        let values = addresses.get(&tenant.slug).cloned().unwrap_or_else(|| platform.clone());
-        record(g, tenant_record_addr(&tenant.slug), format!("{}.{zone_name}", tenant.slug), values);
+        let fqdn = format!("{}.{zone_name}", tenant.slug);
+        match addresses.get(&tenant.slug) {
+            Some(values) => record(g, tenant_record_addr(&tenant.slug), fqdn, "A", values.clone()),
+            None => record(g, tenant_record_addr(&tenant.slug), fqdn, "CNAME", vec![Value::str(ingress.clone())]),
+        }
     }
     if let Some(parent) = spec.parent_zone() {
         g.add(

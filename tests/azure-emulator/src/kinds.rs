@@ -234,6 +234,7 @@ impl State {
                 Ok(Reply::json(if created { 201 } else { 200 }, self.present(&key(&it.id)).expect("just stored")))
             }
             Kind::RecordSet => {
+                self.check_record_set(it, &props)?;
                 let zone = self.entries[&key(&it.parent)].value["id"].as_str().unwrap_or_default().to_string();
                 let d = self.record_doc(
                     it.ty,
@@ -459,6 +460,51 @@ impl State {
             (Instant::now() < *until)
                 .then(|| format!("{pool}/serviceAssociationLinks/AzureKubernetesService (being removed)"))
         })
+    }
+
+    /// A CNAME record set holds one name, not at the zone apex, and no record set shares its name
+    /// with a CNAME (RFC 1034 §3.6.2): Azure DNS answers 409 `Conflict` when either comes second.
+    fn check_record_set(&self, it: &Item, props: &Map<String, Value>) -> Result<(), ArmError> {
+        let rtype = it.ty.name.rsplit('/').next().unwrap_or_default();
+        if rtype == "CNAME" {
+            let cname = props.get("CNAMERecord").and_then(|c| c["cname"].as_str()).unwrap_or_default();
+            if cname.is_empty() {
+                return Err(invalid("A CNAME record set needs properties.CNAMERecord.cname."));
+            }
+            if it.name == "@" {
+                return Err(ArmError::bad_request(
+                    "BadRequest",
+                    "A CNAME record set cannot be created at the zone apex.",
+                ));
+            }
+        }
+        let parent = key(&it.parent);
+        let clash = self.entries.values().find(|e| {
+            let other = e.ty.name.rsplit('/').next().unwrap_or_default();
+            e.ty.kind == Kind::RecordSet
+                && e.parent == parent
+                && other != rtype
+                && (other == "CNAME" || rtype == "CNAME")
+                && e.value["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(&it.name))
+        });
+        match clash {
+            Some(e) if rtype == "CNAME" => Err(ArmError::new(
+                409,
+                "Conflict",
+                format!(
+                    "The CNAME record could not be created because another record with the same name ({}) already exists in this zone.",
+                    e.ty.name.rsplit('/').next().unwrap_or_default()
+                ),
+            )),
+            Some(_) => Err(ArmError::new(
+                409,
+                "CannotCreateRecordDueToCNameNamingRestriction",
+                format!(
+                    "The {rtype} record could not be created because a CNAME record with the same name already exists in this zone."
+                ),
+            )),
+            None => Ok(()),
+        }
     }
 
     fn record_doc(&self, ty: &'static Ty, id: &str, name: &str, zone_id: &str, props: Value) -> Value {

@@ -37,7 +37,8 @@
 //!   or default rules; IPv4 only. Immutable fields are not enforced: a PUT may change a resource's
 //!   location (a zone's need not be `global`), a cluster's DNS prefix or service CIDR, an in-use
 //!   subnet's prefix. Record set
-//!   contents are not checked (CNAME at the apex, CNAME beside other records). A pool's cluster does
+//!   contents are checked only for CNAMEs (one name, not at the apex, no other record set of the
+//!   name). A pool's cluster does
 //!   not show `Updating` while the pool changes; the last System pool can be deleted.
 //! - Subscription-wide lists only for top-level tracked types (`/subscriptions/{s}/providers/<ns>/<type>`);
 //!   no PATCH, no tag-only updates, no resource moves, no locks, no deployments, no subscription or

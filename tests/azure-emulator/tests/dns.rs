@@ -76,6 +76,29 @@ fn record_set_writes_honour_if_match_and_if_none_match() {
 }
 
 #[test]
+fn a_cname_holds_one_name_and_shares_it_with_no_other_record_set() {
+    let em = AzureEmulator::start(Options::default());
+    let arm = setup(&em);
+    let cname = |target: &str| json!({"properties": {"TTL": 300, "CNAMERecord": {"cname": target}}});
+    let a = json!({"properties": {"TTL": 300, "ARecords": [{"ipv4Address": "20.0.0.7"}]}});
+    let r = arm.put(&format!("{}/CNAME/acme", zone()), DNS, cname("ingress.matih.ai")).expect(201);
+    assert_eq!(r.body["type"], "Microsoft.Network/dnszones/CNAME");
+    assert_eq!(r.body["properties"]["CNAMERecord"]["cname"], "ingress.matih.ai");
+    // A second type under the CNAME's name, in any case, is refused; so is a CNAME beside an A.
+    let e = arm.put(&format!("{}/A/ACME", zone()), DNS, a.clone()).expect(409);
+    assert_eq!(e.code(), "CannotCreateRecordDueToCNameNamingRestriction");
+    arm.put(&format!("{}/A/api", zone()), DNS, a.clone()).expect(201);
+    assert_eq!(arm.put(&format!("{}/CNAME/api", zone()), DNS, cname("x.matih.ai")).expect(409).code(), "Conflict");
+    // Rewriting the CNAME itself is fine; an empty one, or one at the apex, is not.
+    arm.put(&format!("{}/CNAME/acme", zone()), DNS, cname("other.matih.ai")).expect(200);
+    arm.put(&format!("{}/CNAME/empty", zone()), DNS, json!({"properties": {"TTL": 300}})).expect(400);
+    arm.put(&format!("{}/CNAME/@", zone()), DNS, cname("x.matih.ai")).expect(400);
+    // Once the CNAME is gone, the name takes an A record.
+    arm.delete(&format!("{}/CNAME/acme", zone()), DNS).expect(200);
+    arm.put(&format!("{}/A/acme", zone()), DNS, a).expect(201);
+}
+
+#[test]
 fn record_set_lists_page_by_top() {
     let em = AzureEmulator::start(Options::default());
     let arm = setup(&em);

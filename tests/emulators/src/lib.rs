@@ -2,9 +2,12 @@
 //! add-on manifest directory the bootstrap tests read.
 //!
 //! [`Moto`] runs the moto server (PyPI `moto[server]`, installed by `scripts/test`). It finds
-//! `moto_server` through `MOTO_SERVER`, then `PATH`, then the virtualenv `scripts/test` makes. It
-//! never talks to anything but loopback and never falls back to a real cloud: if moto is missing
-//! the test fails, saying how to install it.
+//! `moto_server` through `MOTO_SERVER`, then `PATH`, then the virtualenv `scripts/test` makes, and
+//! runs it with the Python interpreter its script names, through `moto_strict.py`: Route 53 change
+//! batches are checked as Route 53 documents them (all or nothing, CREATE of an existing set and
+//! DELETE of a missing one refused, no CNAME beside another set), where moto is kinder. It never
+//! talks to anything but loopback and never falls back to a real cloud: if moto is missing the
+//! test fails, saying how to install it.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -49,6 +52,24 @@ pub fn default_venv() -> PathBuf {
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache").join("matih-infra").join("venv")
 }
+
+/// The interpreter a pip-installed `moto_server` script runs with (its `#!` line); `python3` if
+/// it has none.
+fn interpreter_of(script: &std::path::Path) -> PathBuf {
+    let mut head = [0u8; 512];
+    let n = std::fs::File::open(script).and_then(|mut f| f.read(&mut head)).unwrap_or(0);
+    let head = String::from_utf8_lossy(&head[..n]);
+    head.lines()
+        .next()
+        .and_then(|l| l.strip_prefix("#!"))
+        .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
+        .filter(|l| !l.is_empty() && !l.ends_with("/env") && !l.ends_with("/sh"))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("python3"))
+}
+
+/// moto's server with Route 53's documented change-batch checks (see the module's doc).
+const MOTO_STRICT: &str = include_str!("moto_strict.py");
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind a loopback port").local_addr().unwrap().port()
@@ -164,16 +185,17 @@ impl Moto {
     /// Starts moto on a free loopback port and waits until it answers.
     pub fn start() -> Moto {
         let bin = find_moto();
+        let python = interpreter_of(&bin);
         let port = free_port();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let child = Command::new(&python)
+            .args(["-c", MOTO_STRICT, "-H", "127.0.0.1", "-p", &port.to_string()])
             // EKS roles attach AWS managed policies, which moto loads only when asked.
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+            .unwrap_or_else(|e| panic!("starting {} for {}: {e}", python.display(), bin.display()));
         let mut moto = Moto { child, port };
         let start = Instant::now();
         loop {

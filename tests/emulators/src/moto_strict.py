@@ -1,0 +1,83 @@
+# Runs moto_server with its Route 53 change batches checked as Route 53 documents them
+# (ChangeResourceRecordSets, API reference 2013-04-01), where moto 5.2.5 is kinder:
+#
+# - A batch is all or nothing: every change is checked against the zone as the earlier changes of
+#   the same batch leave it, before any is made. moto makes them one by one.
+# - CREATE of a simple record set whose name and type exist is refused ("Tried to create resource
+#   record set ... but it already exists"), and only then. moto checks its change journal instead:
+#   it adds a second set of the same name and type when the values differ, and refuses a CREATE
+#   identical to one it journaled before even after that set was deleted. Once checked here, a
+#   CREATE reaches moto as the UPSERT it is equivalent to, so moto's own check never runs.
+# - DELETE of a set that is not there is refused ("... but it was not found").
+# - A CNAME cannot share its name with a set of another type (RFC 1034 3.6.2): neither a CNAME
+#   beside other sets nor a set beside a CNAME, whichever comes first.
+#
+# Refusals are moto's own InvalidChangeBatch errors (HTTP 400, code InvalidChangeBatch), as Route
+# 53 answers them. Sets with a SetIdentifier (weighted, latency, ...) are left to moto.
+import sys
+
+from moto.route53.exceptions import Route53ClientError
+from moto.route53.models import Route53Backend
+
+
+class StrictChangeBatch(Route53ClientError):
+    def __init__(self, message):
+        super().__init__("InvalidChangeBatch", message)
+
+
+def fqdn(name):
+    return name.lower() if name.endswith(".") else name.lower() + "."
+
+
+def check(zone, changes):
+    # (name, type) of every simple set, as the batch goes.
+    held = {(fqdn(s.name), (s.type or "").upper()) for s in zone.rrsets if not s.set_identifier}
+    zone_name = fqdn(zone.name)
+    for change in changes:
+        rs = change["ResourceRecordSet"]
+        if rs.get("SetIdentifier"):
+            continue
+        action = change["Action"]
+        name, rtype = fqdn(rs["Name"]), (rs.get("Type") or "").upper()
+        key = (name, rtype)
+        if action == "DELETE":
+            if key not in held:
+                raise StrictChangeBatch(
+                    f"Tried to delete resource record set [name='{name}', type='{rtype}'] but it was not found"
+                )
+            held.discard(key)
+            continue
+        if action == "CREATE" and key in held:
+            raise StrictChangeBatch(
+                f"Tried to create resource record set [name='{name}', type='{rtype}'] but it already exists"
+            )
+        others = {t for (n, t) in held if n == name and t != rtype}
+        if rtype == "CNAME" and others:
+            raise StrictChangeBatch(
+                f"RRSet of type CNAME with DNS name {name} is not permitted as it conflicts with other records "
+                f"with the same DNS name in zone {zone_name}"
+            )
+        if "CNAME" in others:
+            raise StrictChangeBatch(
+                f"RRSet with DNS name {name} is not permitted because a conflicting RRSet of type CNAME with "
+                f"the same DNS name already exists in zone {zone_name}"
+            )
+        held.add(key)
+
+
+original = Route53Backend.change_resource_record_sets
+
+
+def change_resource_record_sets(self, zoneid, change_list):
+    check(self.get_hosted_zone(zoneid), change_list)
+    for change in change_list:
+        if change["Action"] == "CREATE" and not change["ResourceRecordSet"].get("SetIdentifier"):
+            change["Action"] = "UPSERT"
+    return original(self, zoneid, change_list)
+
+
+Route53Backend.change_resource_record_sets = change_resource_record_sets
+
+from moto.server import main  # noqa: E402
+
+main(sys.argv[1:])
