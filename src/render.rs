@@ -312,6 +312,12 @@ pub struct ResourceResult {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub because: Option<String>,
+    /// When its work started, in milliseconds from the start of the apply's walk, and how long it
+    /// took (resources written in one batch share both); absent for what never ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elapsed_ms: Option<u64>,
 }
 
 /// What an apply's calls cost beyond the calls themselves.

@@ -11,9 +11,15 @@
 //! peak resident memory (from `wait4`, measured through a fresh copy of the bench, see
 //! [`measure`]).
 //!
+//! Then one apply with 100 ms added to every cloud call (a latency proxy in front of each loopback
+//! endpoint the cloud's environment names; the Kubernetes emulator is not delayed), set against
+//! the critical path of its graph: the longest chain of resources that depend on each other, each
+//! costing the time it took in that apply (see [`latency`]).
+//!
 //! `MATIH_BENCH_TENANTS=10,100,10000` picks sizes; above 100 tenants the per-resource plan (many
 //! minutes at 1,000) is left out unless `MATIH_BENCH_PER_RESOURCE=1`. `MATIH_BENCH_KEEP_STATE=DIR`
-//! keeps each state file and apply report.
+//! keeps each state file and apply report. `MATIH_BENCH_LATENCY_TENANTS` sizes the latency apply
+//! (10 by default; 0 leaves it out).
 #![allow(dead_code)] // each bench uses its part
 
 pub mod wait;
@@ -335,4 +341,119 @@ pub fn main_for(cloud: Cloud, emulator: &str) {
             state_bytes as f64 / resources.max(1) as f64
         );
     }
+    let n = std::env::var("MATIH_BENCH_LATENCY_TENANTS")
+        .map(|v| v.parse().expect("MATIH_BENCH_LATENCY_TENANTS: a number"))
+        .unwrap_or(10);
+    if n > 0 {
+        latency(&cloud, n, Duration::from_millis(100));
+    }
+}
+
+/// Every `http://127.0.0.1:<port>` in `env` pointed at a proxy that delays each request by `delay`
+/// before passing it on; the proxies, to keep running.
+fn delayed(env: &[(String, String)], delay: Duration) -> (Vec<(String, String)>, Vec<matih_fault_proxy::FaultProxy>) {
+    use matih_fault_proxy::{Fault, FaultProxy, Options as ProxyOptions, Rule};
+    const LOOPBACK: &str = "http://127.0.0.1:";
+    let mut proxies: Vec<(u16, FaultProxy)> = Vec::new();
+    let env = env
+        .iter()
+        .map(|(k, v)| {
+            let Some(rest) = v.strip_prefix(LOOPBACK) else { return (k.clone(), v.clone()) };
+            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let port: u16 = rest[..digits].parse().expect("a port");
+            if !proxies.iter().any(|(p, _)| *p == port) {
+                let proxy = FaultProxy::start(ProxyOptions {
+                    upstream: ([127, 0, 0, 1], port).into(),
+                    classify: std::sync::Arc::new(|_| None),
+                    error_body: std::sync::Arc::new(|_, _| ("text/plain".into(), Vec::new())),
+                    rules: vec![Rule::Random {
+                        seed: 1,
+                        probability: 1.0,
+                        faults: vec![Fault::Latency(delay)],
+                        mutating_only: false,
+                    }],
+                });
+                proxies.push((port, proxy));
+            }
+            let proxy = &proxies.iter().find(|(p, _)| *p == port).unwrap().1;
+            (k.clone(), format!("{LOOPBACK}{}{}", proxy.port(), &rest[digits..]))
+        })
+        .collect();
+    (env, proxies.into_iter().map(|(_, p)| p).collect())
+}
+
+/// The longest chain of `resources` (address, elapsed ms) along `depends_on`: its cost and its
+/// addresses, first to last.
+fn critical_path(resources: &[(String, u64)], depends_on: &dyn Fn(&str) -> Vec<String>) -> (u64, Vec<String>) {
+    use std::collections::HashMap;
+    let elapsed: HashMap<&str, u64> = resources.iter().map(|(a, e)| (a.as_str(), *e)).collect();
+    let mut best: HashMap<String, (u64, Vec<String>)> = HashMap::new();
+    fn longest(
+        a: &str,
+        elapsed: &HashMap<&str, u64>,
+        depends_on: &dyn Fn(&str) -> Vec<String>,
+        best: &mut HashMap<String, (u64, Vec<String>)>,
+    ) -> (u64, Vec<String>) {
+        if let Some(b) = best.get(a) {
+            return b.clone();
+        }
+        let mut chain = (0, Vec::new());
+        for d in depends_on(a).iter().filter(|d| elapsed.contains_key(d.as_str())) {
+            let c = longest(d, elapsed, depends_on, best);
+            if c.0 > chain.0 {
+                chain = c;
+            }
+        }
+        chain.0 += elapsed[a];
+        chain.1.push(a.to_string());
+        best.insert(a.to_string(), chain.clone());
+        chain
+    }
+    resources.iter().map(|(a, _)| longest(a, &elapsed, depends_on, &mut best)).max_by_key(|c| c.0).unwrap_or_default()
+}
+
+/// A fresh platform of `n` tenants applied with `delay` added to every cloud call: the apply's
+/// wall time and the span of its walk, against the critical path of its graph.
+pub fn latency(cloud: &Cloud, n: usize, delay: Duration) {
+    let (env, _guard) = (cloud.start)();
+    let (env, _proxies) = delayed(&env, delay);
+    let kube = KubeEmulator::start((cloud.kube)());
+    let dir = tempfile::tempdir().unwrap();
+    platform(dir.path(), n);
+    let (_, plan) = run(dir.path(), cloud, &env, &kube, &["plan", "--out", "plan.json"]);
+    let (wall, applied) = run(dir.path(), cloud, &env, &kube, &["apply", "plan.json", "--parallelism", "20"]);
+    assert_eq!(applied["outcome"], "complete", "{applied:#}");
+    let deps: std::collections::HashMap<String, Vec<String>> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let d = c["depends_on"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string);
+            (c["address"].as_str().unwrap().to_string(), d.collect())
+        })
+        .collect();
+    let ran: Vec<(String, u64, u64)> = applied["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["phase"] == "apply")
+        .filter_map(|r| {
+            Some((r["address"].as_str()?.to_string(), r["started_ms"].as_u64()?, r["elapsed_ms"].as_u64()?))
+        })
+        .collect();
+    let span = ran.iter().map(|r| r.1 + r.2).max().unwrap_or(0) - ran.iter().map(|r| r.1).min().unwrap_or(0);
+    let elapsed: Vec<(String, u64)> = ran.iter().map(|r| (r.0.clone(), r.2)).collect();
+    let (critical, chain) = critical_path(&elapsed, &|a| deps.get(a).cloned().unwrap_or_default());
+    let calls = total(&applied["api_calls"]) - kubernetes(&applied["api_calls"]);
+    println!(
+        "apply of {n} tenants with {} ms added to each of its {calls} cloud calls: wall {:.1} s (with process start, \
+         refresh and plan), walk {:.1} s; critical path {:.1} s over {} resources; walk / critical path {:.2}×",
+        delay.as_millis(),
+        wall.as_secs_f64(),
+        span as f64 / 1e3,
+        critical as f64 / 1e3,
+        chain.len(),
+        span as f64 / critical.max(1) as f64
+    );
+    println!("    critical path: {}", chain.join(" → "));
 }

@@ -1006,6 +1006,9 @@ pub struct NodeReport {
     pub phase: Phase,
     pub deposed: bool,
     pub result: NodeResult,
+    /// When its unit of work started, from the start of the walk, and how long it took (a
+    /// batched unit's members share both); `None` if it never ran.
+    pub timing: Option<(Duration, Duration)>,
 }
 
 /// The result of an apply: final state and what happened to every node.
@@ -1149,6 +1152,8 @@ pub async fn apply(
     let status_tx = &status_tx;
     // Nothing new starts after Ctrl-C, or once a write of state has failed.
     let stop = || opts.stop.load(Ordering::SeqCst) || committer.has_failed();
+    let walk_started = Instant::now();
+    let timings: &Mutex<Vec<Option<(Duration, Duration)>>> = &Mutex::new(vec![None; dag.len()]);
     let walking = walk_batched(&dag, opts.parallelism, &stop, batch_of, |unit: Vec<usize>| {
         let (shared, dag) = (&shared, dag_ref);
         async move {
@@ -1172,6 +1177,12 @@ pub async fn apply(
                     Err(error) => obs.event(Event::Failed { addr, action, phase, error }),
                 }
             }
+            let timing = (started.duration_since(walk_started), started.elapsed());
+            let mut t = timings.lock().unwrap();
+            for &i in &unit {
+                t[i] = Some(timing);
+            }
+            drop(t);
             unit.into_iter().zip(results).collect::<Vec<_>>()
         }
     });
@@ -1187,6 +1198,7 @@ pub async fn apply(
     };
 
     let mut state = shared.into_inner().expect("no panics while holding the state lock");
+    let timings = std::mem::take(&mut *timings.lock().unwrap());
     let mut nodes = Vec::with_capacity(outcomes.len());
     for (i, outcome) in outcomes.into_iter().enumerate() {
         let n = *dag.node(i);
@@ -1207,6 +1219,7 @@ pub async fn apply(
             phase: n.phase,
             deposed: c.deposed,
             result,
+            timing: timings[i],
         });
     }
 

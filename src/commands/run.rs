@@ -370,6 +370,8 @@ async fn prune(mut s: Session, g: &Global, a: &DestroyArgs, env: &Env) -> Result
             result: if r.is_ok() { "done" } else { "failed" },
             error: r.err().map(|e| crate::exit::one_line(&e)),
             because: None,
+            started_ms: None,
+            elapsed_ms: None,
         });
     }
     d.outcome = if failed > 0 { "failed" } else { "complete" };
@@ -570,6 +572,8 @@ async fn execute_with(
             result,
             error,
             because,
+            started_ms: n.timing.map(|(s, _)| s.as_millis() as u64),
+            elapsed_ms: n.timing.map(|(_, e)| e.as_millis() as u64),
         });
     }
     let failed = report.failed().count();
