@@ -474,7 +474,9 @@ pub struct Refreshed {
 /// How [`refresh_with`] reads.
 #[derive(Debug, Clone, Default)]
 pub struct RefreshOptions {
-    /// Reads in flight at once.
+    /// Reads in flight at once when reading per resource. A batched refresh makes one read per
+    /// type (a few dozen at most) and sends them all at once: a slow type (a zone of thousands of
+    /// records, a cluster's add-ons) never holds back the start of another.
     pub parallelism: usize,
     pub mode: RefreshMode,
     /// Types to list even when state records none of them, so orphans of those types show too
@@ -540,6 +542,10 @@ pub async fn refresh_with(
             _ => reads.push((provider.clone(), ReadRequest { rtype, items })),
         }
     }
+    let in_flight = match mode {
+        RefreshMode::Batched => reads.len(),
+        RefreshMode::PerResource => parallelism,
+    };
     let results: Vec<(ResourceType, Duration, Result<ReadResponse, ProviderError>)> = stream::iter(reads)
         .map(|(p, req)| async move {
             let rtype = req.rtype.clone();
@@ -547,7 +553,7 @@ pub async fn refresh_with(
             let read = p.read(req).await;
             (rtype, started.elapsed(), read)
         })
-        .buffer_unordered(parallelism.max(1))
+        .buffer_unordered(in_flight.max(1))
         .collect()
         .await;
     let mut by_type_ms: BTreeMap<ResourceType, u64> = BTreeMap::new();
