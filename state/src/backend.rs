@@ -199,14 +199,8 @@ impl StateStore for LocalStore {
 
     async fn write(&self, snapshot: Snapshot, lock: &dyn StoreLock) -> Result<(), StateError> {
         let lock = self.own_lock(lock)?;
-        // The write and its fsyncs block; on a multi-threaded runtime the worker is handed over
-        // meanwhile, so other tasks (connections, timers) go on. The task that awaits this write
-        // waits for it: an apply's walk is one task, so its units stand still until it is done.
-        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
-                tokio::task::block_in_place(|| self.write_snapshot(snapshot, lock))
-            }
-            _ => self.write_snapshot(snapshot, lock),
-        }
+        // The write and its fsyncs block: they run on the blocking pool, so an apply's walk (one
+        // task) goes on while they do.
+        self.write_snapshot(snapshot, lock).await
     }
 }

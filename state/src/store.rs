@@ -56,7 +56,7 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -242,8 +242,8 @@ pub struct LocalStore {
     backup_tmp: PathBuf,
     /// The buffers of the last snapshot, reused by the next (see `spare_buffers`).
     buffers: Mutex<Vec<Vec<u8>>>,
-    /// Held while a write is under way.
-    writing: Mutex<()>,
+    /// Held while a write is under way; shared by clones, which write the same files.
+    writing: Arc<Mutex<()>>,
 }
 
 impl Clone for LocalStore {
@@ -251,6 +251,7 @@ impl Clone for LocalStore {
         let mut s = LocalStore::new(self.path.clone());
         s.link = self.link.clone();
         s.accept_other_lineage = self.accept_other_lineage;
+        s.writing = self.writing.clone();
         s
     }
 }
@@ -269,7 +270,7 @@ impl LocalStore {
             tmp: with_suffix(&path, ".tmp"),
             backup_tmp: with_suffix(&path, ".backup.tmp"),
             buffers: Mutex::new(Vec::new()),
-            writing: Mutex::new(()),
+            writing: Arc::new(Mutex::new(())),
             path,
         }
     }
@@ -534,11 +535,19 @@ impl LocalStore {
     }
 
     /// Writes a snapshot taken by [`StateStore::snapshot`](crate::StateStore::snapshot), as
-    /// [`save`](Self::save) does.
-    pub(crate) fn write_snapshot(&self, snapshot: Snapshot, lock: &StateLock) -> Result<(), StateError> {
+    /// [`save`](Self::save) does, on the blocking pool: the task awaiting it (an apply's walk,
+    /// which is one task) goes on meanwhile, and what finishes then rides on the next write.
+    pub(crate) async fn write_snapshot(&self, snapshot: Snapshot, lock: &StateLock) -> Result<(), StateError> {
         self.check_lock(lock)?;
-        let written = self.write_parts(&snapshot.parts).map_err(|(_, e)| e);
-        self.keep_buffers(snapshot.parts);
+        let store = self.clone();
+        let parts = snapshot.parts;
+        let (written, parts) = tokio::task::spawn_blocking(move || {
+            let written = store.write_parts(&parts).map_err(|(_, e)| e);
+            (written, parts)
+        })
+        .await
+        .map_err(|e| io_err("write", &self.path, io::Error::other(e.to_string())))?;
+        self.keep_buffers(parts);
         written
     }
 
