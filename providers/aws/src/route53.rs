@@ -7,8 +7,10 @@
 //! counts its values once against the per-request limit, an UPSERT's twice); one it has is changed
 //! with an UPSERT. A CREATE refused because the set exists, or whose answer was lost, is settled
 //! from a fresh listing of the zone: what is there as wanted is done, what is there otherwise is
-//! taken over with an UPSERT, what is missing is created again. Route 53 speaks in fully qualified names (`api.matih.ai.`) and
-//! prefixed ids (`/hostedzone/Z…`, `/change/C…`); attributes always hold the bare forms.
+//! taken over with an UPSERT, what is missing is created again.
+//!
+//! Route 53 speaks in fully qualified names (`api.matih.ai.`) and prefixed ids (`/hostedzone/Z…`,
+//! `/change/C…`); attributes always hold the bare forms.
 //!
 //! Not here: private zones, alias/weighted/latency record sets (they are left alone, never
 //! matched), DNSSEC and health checks.
