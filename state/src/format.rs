@@ -220,6 +220,18 @@ pub(crate) fn encode_into(state: &State, parts: &mut Vec<Vec<u8>>) {
     compact::encode(state, &mut parts[0]);
 }
 
+pub(crate) use compact::Line;
+
+/// [`encode`], with the resources given as their rendered lines (in address order) rather than
+/// taken from `state`.
+pub(crate) fn encode_lines<'a>(
+    state: &State,
+    lines: impl ExactSizeIterator<Item = &'a Line> + Clone,
+    out: &mut Vec<u8>,
+) {
+    compact::encode_lines(state, lines, out);
+}
+
 /// Parses a state file, upgrading older format versions in memory.
 ///
 /// `path` is only used to name the file in errors.

@@ -19,7 +19,7 @@ pub mod model;
 pub mod remote;
 pub mod store;
 
-pub use backend::{OnNotice, OnWait, Snapshot, StateStore, StoreLock};
+pub use backend::{OnNotice, OnWait, Snapshot, StateCopy, StateStore, StoreLock};
 pub use error::{CorruptKind, StateError};
 pub use format::FORMAT_VERSION;
 pub use location::{RemoteLocation, Service};

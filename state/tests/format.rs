@@ -6,7 +6,7 @@ use std::path::Path;
 
 use matih_addrs::ResourceAddr;
 use matih_state::format::{self, FORMAT_VERSION, TOOL_VERSION};
-use matih_state::{CorruptKind, State, StateError};
+use matih_state::{CorruptKind, State, StateCopy, StateError};
 use serde_json::{Value, json};
 
 const PATH: &str = "/nowhere/prod-aws.json";
@@ -36,6 +36,36 @@ fn round_trips_a_large_state() {
     assert_eq!(back, state);
     // Decoding gives the keys back sorted, so encoding again is byte-identical.
     assert_eq!(format::encode(&back), bytes);
+}
+
+#[test]
+fn a_copy_brought_up_to_date_encodes_as_the_state_it_follows() {
+    let mut live = common::big_state(50, 1);
+    live.intents = common::sample_state().intents;
+    let mut copy = StateCopy::new(&live);
+    // Changed, added and removed resources, named; intents, deposed, outputs and serial changed
+    // without naming anything.
+    let first = live.resources.keys().next().unwrap().clone();
+    let last = live.resources.keys().last().unwrap().clone();
+    live.resources.get_mut(&first).unwrap().attrs.insert("gen".into(), json!(2));
+    live.resources.remove(&last);
+    let vpc = ResourceAddr::must("eks.vpc.main");
+    live.resources.insert(vpc.clone(), common::sample_state().resources[&vpc].clone());
+    live.intents.clear();
+    live.deposed = common::sample_state().deposed;
+    live.outputs = common::sample_state().outputs;
+    live.serial += 3;
+    copy.update(&live, [&first, &last, &vpc]);
+    let encoded = copy.encode(Vec::new());
+    assert_eq!(String::from_utf8(encoded.to_bytes()).unwrap(), String::from_utf8(format::encode(&live)).unwrap());
+    assert_eq!(encoded.serial(), live.serial, "the copy does not number the state");
+    // An address named but unchanged, or named twice, is rendered again, harmlessly.
+    copy.update(&live, [&first, &first]);
+    assert_eq!(copy.encode(Vec::new()).to_bytes(), format::encode(&live));
+    // Not naming a change leaves the copy behind: the engine's debug check relies on seeing it.
+    live.resources.get_mut(&first).unwrap().attrs.insert("gen".into(), json!(3));
+    copy.update(&live, []);
+    assert_ne!(copy.encode(Vec::new()).to_bytes(), format::encode(&live));
 }
 
 /// The version 3 file the previous release wrote for `common::sample_state()` (plus one attribute

@@ -30,158 +30,188 @@ const SHARED_KEY: &str = "$shared";
 
 const ENCODE: &str = "serializing to memory cannot fail: every map key is a string and JSON values are finite";
 
-/// One resource, with its shareable values rendered into the arena.
-struct Rendered<'a> {
-    address: String,
-    r: &'a ResourceState,
-    attrs: Vec<(&'a str, Range<usize>)>,
+/// One resource's line, rendered: every piece of it as JSON text in `text`, the shareable values
+/// as spans of it, so that writing the line is copying, with a reference where a value is shared.
+/// A writer that keeps the lines of resources that did not change (see
+/// [`StateCopy`](crate::StateCopy)) renders only the changed ones.
+#[derive(Debug)]
+pub(crate) struct Line {
+    text: Vec<u8>,
+    /// The address, a JSON string.
+    address: Range<usize>,
+    /// The id, a JSON string; `None` when the `id` attribute holds the same text.
+    id: Option<Range<usize>>,
+    /// Each attribute's key (a JSON string) and value, sorted by key, and whether the value must
+    /// go to the table (an object with a `$shared` key).
+    attrs: Vec<(Range<usize>, Range<usize>, bool)>,
     dependencies: Option<Range<usize>>,
     owner_tags: Option<Range<usize>>,
-    /// The id is the `id` attribute's, so not written again.
-    id_in_attrs: bool,
+    protected: bool,
 }
 
-/// Writes `state` as version 4 into `out` (cleared first).
-pub(super) fn encode(state: &State, out: &mut Vec<u8>) {
-    out.clear();
-    let mut arena: Vec<u8> = Vec::with_capacity(512 * (state.resources.len() + state.deposed.len()));
-    let mut forced: Vec<Range<usize>> = Vec::new();
-    let mut rendered: Vec<Rendered<'_>> = Vec::with_capacity(state.resources.len() + state.deposed.len());
-    let items = state.resources.iter().chain(state.deposed.iter().map(|d| (&d.addr, &d.resource)));
-    for (address, r) in items {
-        let address = address.to_string();
-        let mut attrs = Vec::with_capacity(r.attrs.len());
+impl Line {
+    pub(crate) fn render(address: &ResourceAddr, r: &ResourceState) -> Line {
+        fn span(text: &mut Vec<u8>, value: &impl Serialize) -> Range<usize> {
+            let start = text.len();
+            serde_json::to_writer(&mut *text, value).expect(ENCODE);
+            start..text.len()
+        }
+        let mut text = Vec::with_capacity(256);
+        let address_text = address.to_string();
+        let address = span(&mut text, &address_text);
+        let id_in_attrs = r.attrs.get("id").and_then(Value::as_str) == Some(r.id.as_str());
+        let id = (!id_in_attrs).then(|| span(&mut text, &r.id));
         let mut entries: Vec<(&String, &Value)> = r.attrs.iter().collect();
         if !r.attrs.keys().is_sorted() {
             entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
         }
-        for (k, v) in entries {
-            let start = arena.len();
-            serde_json::to_writer(&mut arena, &SortedValue(v)).expect(ENCODE);
-            if v.as_object().is_some_and(|o| o.contains_key(SHARED_KEY)) {
-                forced.push(start..arena.len());
-            }
-            attrs.push((k.as_str(), start..arena.len()));
-        }
-        let dependencies = (!r.dependencies.is_empty()).then(|| {
-            let start = arena.len();
-            serde_json::to_writer(&mut arena, &super::AddrsOut(&r.dependencies)).expect(ENCODE);
-            start..arena.len()
-        });
+        let attrs = entries
+            .into_iter()
+            .map(|(k, v)| {
+                let forced = v.as_object().is_some_and(|o| o.contains_key(SHARED_KEY));
+                (span(&mut text, k), span(&mut text, &SortedValue(v)), forced)
+            })
+            .collect();
+        let dependencies = (!r.dependencies.is_empty()).then(|| span(&mut text, &super::AddrsOut(&r.dependencies)));
+        // A tag holding the resource's own address is written as `true`, so that the owner tags
+        // of every resource of a platform are the same text, stored once.
         let owner_tags = (!r.owner_tags.is_empty()).then(|| {
-            let start = arena.len();
-            // A tag holding the resource's own address is written as `true`, so that the owner
-            // tags of every resource of a platform are the same text, stored once.
             let map: BTreeMap<&String, TagOut<'_>> = r
                 .owner_tags
                 .iter()
-                .map(|(k, v)| (k, if *v == address { TagOut::Address } else { TagOut::Text(v) }))
+                .map(|(k, v)| (k, if *v == address_text { TagOut::Address } else { TagOut::Text(v) }))
                 .collect();
-            serde_json::to_writer(&mut arena, &map).expect(ENCODE);
-            start..arena.len()
+            span(&mut text, &map)
         });
-        let id_in_attrs = r.attrs.get("id").and_then(Value::as_str) == Some(r.id.as_str());
-        rendered.push(Rendered { address, r, attrs, dependencies, owner_tags, id_in_attrs });
+        text.shrink_to_fit();
+        Line { text, address, id, attrs, dependencies, owner_tags, protected: r.protected }
     }
 
-    // Which values go to the table, numbered in the order they first occur.
-    let mut seen: HashMap<&[u8], (u32, bool)> = HashMap::new();
-    let mut order: Vec<&[u8]> = Vec::new();
-    for item in &rendered {
-        let spans = item.attrs.iter().map(|(_, s)| s).chain(&item.dependencies).chain(&item.owner_tags);
-        for s in spans {
-            let text = &arena[s.clone()];
-            if text.len() < MIN_SHARED_LEN {
-                continue;
+    /// The values the table may hold, in the order they are written, each with whether it must
+    /// go to the table.
+    fn shareable(&self) -> impl Iterator<Item = (&[u8], bool)> {
+        let at = |s: &Range<usize>| &self.text[s.clone()];
+        self.attrs
+            .iter()
+            .map(move |(_, v, forced)| (at(v), *forced))
+            .chain(self.dependencies.iter().chain(&self.owner_tags).map(move |s| (at(s), false)))
+    }
+
+    fn write(&self, out: &mut Vec<u8>, table: &Table<'_>, first: bool) {
+        let at = |s: &Range<usize>| &self.text[s.clone()];
+        pretty::line(&mut *out, first, 2).expect(ENCODE);
+        out.extend_from_slice(b"{\"address\":");
+        out.extend_from_slice(at(&self.address));
+        if let Some(id) = &self.id {
+            out.extend_from_slice(b",\"id\":");
+            out.extend_from_slice(at(id));
+        }
+        out.extend_from_slice(b",\"attrs\":{");
+        for (i, (k, v, _)) in self.attrs.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
             }
-            let e = seen.entry(text).or_insert_with(|| {
-                order.push(text);
-                (0, false)
-            });
-            e.0 += 1;
+            out.extend_from_slice(at(k));
+            out.push(b':');
+            table.value(out, at(v));
         }
-    }
-    for s in &forced {
-        let text = &arena[s.clone()];
-        seen.entry(text)
-            .or_insert_with(|| {
-                order.push(text);
-                (0, false)
-            })
-            .1 = true;
-    }
-    order.sort_by_key(|t| t.as_ptr() as usize);
-    let mut index: HashMap<&[u8], usize> = HashMap::new();
-    let mut table: Vec<&[u8]> = Vec::new();
-    for text in order {
-        let (count, forced) = seen[text];
-        if count >= 2 || forced {
-            index.insert(text, table.len());
-            table.push(text);
+        out.push(b'}');
+        if let Some(span) = &self.dependencies {
+            out.extend_from_slice(b",\"dependencies\":");
+            table.value(out, at(span));
         }
+        if let Some(span) = &self.owner_tags {
+            out.extend_from_slice(b",\"owner_tags\":");
+            table.value(out, at(span));
+        }
+        if self.protected {
+            out.extend_from_slice(b",\"protected\":true");
+        }
+        out.push(b'}');
+    }
+}
+
+/// The values stored once, numbered in the order they first occur.
+struct Table<'a> {
+    values: Vec<&'a [u8]>,
+    index: HashMap<&'a [u8], usize, foldhash::fast::RandomState>,
+}
+
+impl<'a> Table<'a> {
+    fn of(lines: impl Iterator<Item = &'a Line>) -> Table<'a> {
+        // Each candidate: its place among the candidates, how often it occurs, whether it must go.
+        let mut seen: HashMap<&[u8], (usize, u32, bool), foldhash::fast::RandomState> = HashMap::default();
+        for line in lines {
+            for (text, forced) in line.shareable() {
+                if text.len() < MIN_SHARED_LEN && !forced {
+                    continue;
+                }
+                let next = seen.len();
+                let e = seen.entry(text).or_insert((next, 0, false));
+                e.1 += 1;
+                e.2 |= forced;
+            }
+        }
+        let mut chosen: Vec<(usize, &[u8])> = seen
+            .into_iter()
+            .filter(|(_, (_, count, forced))| *count >= 2 || *forced)
+            .map(|(t, (at, ..))| (at, t))
+            .collect();
+        chosen.sort_unstable_by_key(|(at, _)| *at);
+        let values: Vec<&[u8]> = chosen.into_iter().map(|(_, t)| t).collect();
+        let index = values.iter().enumerate().map(|(i, t)| (*t, i)).collect();
+        Table { values, index }
     }
 
-    out.reserve(arena.len() / 2 + 1024);
+    /// Writes `text`, or the reference that stands for it.
+    fn value(&self, out: &mut Vec<u8>, text: &[u8]) {
+        match self.index.get(text) {
+            Some(i) => write!(out, "{{\"{SHARED_KEY}\":{i}}}").expect(ENCODE),
+            None => out.extend_from_slice(text),
+        }
+    }
+}
+
+/// Writes `state` as version 4 into `out` (cleared first).
+pub(super) fn encode(state: &State, out: &mut Vec<u8>) {
+    let lines: Vec<Line> = state.resources.iter().map(|(a, r)| Line::render(a, r)).collect();
+    encode_lines(state, lines.iter(), out);
+}
+
+/// Writes `state` as version 4 into `out` (cleared first), its resources being `lines` (in
+/// address order) rather than `state.resources`.
+pub(super) fn encode_lines<'a>(
+    state: &State,
+    lines: impl ExactSizeIterator<Item = &'a Line> + Clone,
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    let deposed: Vec<Line> = state.deposed.iter().map(|d| Line::render(&d.addr, &d.resource)).collect();
+    let table = Table::of(lines.clone().map(|l| l as &Line).chain(&deposed));
+    let size: usize = lines.clone().map(|l| l.text.len()).sum();
+    out.reserve(size / 2 + 1024);
     write!(out, "{{\n  \"format_version\": {},\n  \"tool_version\": ", super::FORMAT_VERSION).expect(ENCODE);
     serde_json::to_writer(&mut *out, super::TOOL_VERSION).expect(ENCODE);
     write!(out, ",\n  \"serial\": {},\n  \"lineage\": ", state.serial).expect(ENCODE);
     serde_json::to_writer(&mut *out, &state.lineage).expect(ENCODE);
     out.extend_from_slice(b",\n  \"shared\": [");
-    for (i, text) in table.iter().enumerate() {
+    for (i, text) in table.values.iter().enumerate() {
         pretty::line(&mut *out, i == 0, 2).expect(ENCODE);
         out.extend_from_slice(text);
     }
-    close_list(out, !table.is_empty());
+    close_list(out, !table.values.is_empty());
 
-    let value = |out: &mut Vec<u8>, span: &Range<usize>| {
-        let text = &arena[span.clone()];
-        match index.get(text) {
-            Some(i) => write!(out, "{{\"{SHARED_KEY}\":{i}}}").expect(ENCODE),
-            None => out.extend_from_slice(text),
-        }
-    };
-    let line = |out: &mut Vec<u8>, item: &Rendered<'_>, first: bool| {
-        pretty::line(&mut *out, first, 2).expect(ENCODE);
-        out.extend_from_slice(b"{\"address\":");
-        serde_json::to_writer(&mut *out, &item.address).expect(ENCODE);
-        if !item.id_in_attrs {
-            out.extend_from_slice(b",\"id\":");
-            serde_json::to_writer(&mut *out, &item.r.id).expect(ENCODE);
-        }
-        out.extend_from_slice(b",\"attrs\":{");
-        for (i, (k, span)) in item.attrs.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            serde_json::to_writer(&mut *out, k).expect(ENCODE);
-            out.push(b':');
-            value(out, span);
-        }
-        out.push(b'}');
-        if let Some(span) = &item.dependencies {
-            out.extend_from_slice(b",\"dependencies\":");
-            value(out, span);
-        }
-        if let Some(span) = &item.owner_tags {
-            out.extend_from_slice(b",\"owner_tags\":");
-            value(out, span);
-        }
-        if item.r.protected {
-            out.extend_from_slice(b",\"protected\":true");
-        }
-        out.push(b'}');
-    };
-    let (resources, deposed) = rendered.split_at(state.resources.len());
     out.extend_from_slice(b",\n  \"resources\": [");
-    for (i, item) in resources.iter().enumerate() {
-        line(out, item, i == 0);
+    let any = lines.len() > 0;
+    for (i, line) in lines.enumerate() {
+        line.write(out, &table, i == 0);
     }
-    close_list(out, !resources.is_empty());
+    close_list(out, any);
     out.extend_from_slice(b",\n  \"intents\": ");
     IntentsOut(&state.intents).serialize(&mut level1(out)).expect(ENCODE);
     out.extend_from_slice(b",\n  \"deposed\": [");
-    for (i, item) in deposed.iter().enumerate() {
-        line(out, item, i == 0);
+    for (i, line) in deposed.iter().enumerate() {
+        line.write(out, &table, i == 0);
     }
     close_list(out, !deposed.is_empty());
     out.extend_from_slice(b",\n  \"outputs\": ");
