@@ -401,6 +401,10 @@ impl Persist for Locked {
         self.store.snapshot(state)
     }
 
+    fn spare_buffers(&self) -> Vec<Vec<u8>> {
+        self.store.spare_buffers()
+    }
+
     async fn write(&self, snapshot: Snapshot) -> Result<(), StateError> {
         self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.store.write(snapshot, self.lock()).await

@@ -125,7 +125,6 @@ async fn make_plan(
     for w in &refreshed.warnings {
         eprintln!("warning: {w}");
     }
-    s.current = Some(refreshed.state.clone());
     let plan = matih_plans::plan(
         PlanInput {
             operation,
@@ -151,6 +150,7 @@ async fn make_plan(
         &s.providers,
     )
     .await?;
+    s.current = Some(refreshed.state);
     for w in &plan.warnings {
         eprintln!("warning: {w}");
     }
