@@ -209,6 +209,17 @@ impl ApiError {
         Self::new(422, "Invalid", message, Some(d))
     }
 
+    /// An `Accept` header none of whose media types the server can answer with (a table, a
+    /// metadata shape it does not serve).
+    pub(crate) fn not_acceptable() -> Self {
+        Self::new(
+            406,
+            "NotAcceptable",
+            "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf",
+            None,
+        )
+    }
+
     pub(crate) fn unsupported_media_type(ct: &str) -> Self {
         Self::new(
             415,

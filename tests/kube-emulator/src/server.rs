@@ -3,9 +3,13 @@
 //! and the request log.
 //!
 //! All state changes go through [`Cluster`] under one lock; nothing here awaits while holding it.
-//! Not served: HTTP/2, protobuf, tables (`as=Table`), OpenAPI documents, pod logs/exec/port-forward,
-//! JSON patch, `/api/v1/watch/...` legacy watch paths, pagination (`limit` is accepted, everything is
-//! returned in one page).
+//! Objects and lists are served whole or, when the `Accept` header asks for it
+//! (`application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1`, or `PartialObjectMetadata`
+//! for one object), as their metadata only; an `Accept` header with nothing the server can answer
+//! with gets 406 NotAcceptable, as from a real API server.
+//! Not served: HTTP/2, protobuf, tables (`as=Table`), metadata-only watches, OpenAPI documents, pod
+//! logs/exec/port-forward, JSON patch, `/api/v1/watch/...` legacy watch paths, pagination (`limit` is
+//! accepted, everything is returned in one page).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -129,6 +133,53 @@ impl Reply {
     fn ok(body: Value) -> Self {
         Reply::Json { code: 200, body, content_type: "application/json", warnings: Vec::new() }
     }
+}
+
+const METADATA_MIME: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+const METADATA_LIST_MIME: &str = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+
+/// How an object or list is served: whole, or its metadata only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    Whole,
+    Metadata,
+}
+
+impl Shape {
+    /// The first media range of `accept` the server can answer with, as the API server picks
+    /// it: plain JSON (or a wildcard) is the whole object, `as=PartialObjectMetadata` (for a list
+    /// `as=PartialObjectMetadataList`) with `g=meta.k8s.io;v=v1` its metadata; any other `as=`
+    /// (a table, another version) is passed over. None answerable: 406.
+    fn asked(accept: &str, list: bool) -> Result<Shape, ApiError> {
+        if accept.trim().is_empty() {
+            return Ok(Shape::Whole);
+        }
+        let metadata = if list { "PartialObjectMetadataList" } else { "PartialObjectMetadata" };
+        for range in accept.split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            if !matches!(parts.next(), Some("application/json" | "application/*" | "*/*")) {
+                continue;
+            }
+            let params: HashMap<&str, &str> =
+                parts.filter_map(|p| p.split_once('=')).map(|(k, v)| (k.trim(), v.trim())).collect();
+            match params.get("as") {
+                None => return Ok(Shape::Whole),
+                Some(a)
+                    if *a == metadata && params.get("g") == Some(&"meta.k8s.io") && params.get("v") == Some(&"v1") =>
+                {
+                    return Ok(Shape::Metadata);
+                }
+                Some(_) => {}
+            }
+        }
+        Err(ApiError::not_acceptable())
+    }
+}
+
+/// An object as `PartialObjectMetadata`: its metadata, managed fields included.
+fn metadata_only(mut obj: Value) -> Value {
+    let metadata = obj.get_mut("metadata").map(Value::take).unwrap_or_else(|| json!({}));
+    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": metadata})
 }
 
 struct WatchSpec {
@@ -530,10 +581,29 @@ fn resource(shared: &Shared, group: &str, version: &str, rest: &[&str], ctx: &Ct
                 LabelSelector::parse(ctx.param("labelSelector").unwrap_or_default()).map_err(ApiError::bad_request)?;
             let fields =
                 FieldSelector::parse(ctx.param("fieldSelector").unwrap_or_default()).map_err(ApiError::bad_request)?;
+            let watch = matches!(ctx.param("watch"), Some("true" | "1"));
+            let shape = Shape::asked(&ctx.accept, true)?;
+            if watch && shape == Shape::Metadata {
+                return Err(ApiError::not_acceptable());
+            }
             let c = shared.cluster();
             let items: Vec<Value> =
                 c.list(&rt, ns).into_iter().filter(|o| labels.matches(o) && fields.matches(o)).collect();
-            if matches!(ctx.param("watch"), Some("true" | "1")) {
+            if shape == Shape::Metadata {
+                let items: Vec<Value> = items.into_iter().map(metadata_only).collect();
+                return Ok(Reply::Json {
+                    code: 200,
+                    body: json!({
+                        "kind": "PartialObjectMetadataList",
+                        "apiVersion": "meta.k8s.io/v1",
+                        "metadata": {"resourceVersion": c.resource_version().to_string()},
+                        "items": items,
+                    }),
+                    content_type: METADATA_LIST_MIME,
+                    warnings: Vec::new(),
+                });
+            }
+            if watch {
                 let rv = ctx.param("resourceVersion").filter(|v| !v.is_empty() && *v != "0");
                 let (initial, cursor) = match rv {
                     None => (items, c.resource_version()),
@@ -561,7 +631,17 @@ fn resource(shared: &Shared, group: &str, version: &str, rest: &[&str], ctx: &Ct
             })))
         }
         ("GET", Some(name)) => {
-            shared.cluster().get(&rt, ns, name).map(Reply::ok).ok_or_else(|| ApiError::not_found(&rt, name))
+            let shape = Shape::asked(&ctx.accept, false)?;
+            let obj = shared.cluster().get(&rt, ns, name).ok_or_else(|| ApiError::not_found(&rt, name))?;
+            Ok(match shape {
+                Shape::Whole => Reply::ok(obj),
+                Shape::Metadata => Reply::Json {
+                    code: 200,
+                    body: metadata_only(obj),
+                    content_type: METADATA_MIME,
+                    warnings: Vec::new(),
+                },
+            })
         }
         ("POST", None) => {
             let body = ctx.json_body()?;

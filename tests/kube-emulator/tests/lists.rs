@@ -32,6 +32,49 @@ fn names(list: &[ConfigMap]) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn metadata_only_lists_and_gets_carry_metadata_and_other_shapes_are_not_acceptable() {
+    use std::io::{Read, Write};
+    let em = KubeEmulator::start(Options { flavor: matih_kube_emulator::Flavor::Bare, ..Options::default() });
+    seed_configmaps(&em).await;
+    let all: Api<ConfigMap> = Api::all(client(&em));
+    let listed = all.list_metadata(&ListParams::default().labels("app=web")).await.unwrap();
+    let got: Vec<(String, Option<String>, bool)> = listed
+        .items
+        .iter()
+        .map(|o| (o.metadata.name.clone().unwrap(), o.metadata.namespace.clone(), o.metadata.managed_fields.is_some()))
+        .collect();
+    assert_eq!(
+        got,
+        [("a".to_string(), Some("default".to_string()), true), ("c".to_string(), Some("team".to_string()), true)]
+    );
+    let one: Api<ConfigMap> = Api::namespaced(client(&em), "default");
+    assert_eq!(one.get_metadata("b").await.unwrap().metadata.labels.unwrap()["app"], "db");
+
+    // Raw: the shape's kind and content type, no data, and 406 for a shape the server does not
+    // serve unless the client also takes plain JSON.
+    let get = |accept: &str| {
+        let addr = em.url().trim_start_matches("http://").to_string();
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(s, "GET /api/v1/configmaps HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut response = String::new();
+        s.read_to_string(&mut response).unwrap();
+        response
+    };
+    let meta = get("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1");
+    assert!(meta.starts_with("HTTP/1.1 200"), "{meta}");
+    assert!(meta.contains("as=PartialObjectMetadataList"), "content type: {meta}");
+    assert!(meta.contains(r#""kind":"PartialObjectMetadataList""#) && !meta.contains(r#""data""#), "{meta}");
+    let table = get("application/json;as=Table;g=meta.k8s.io;v=v1");
+    assert!(table.starts_with("HTTP/1.1 406"), "{table}");
+    assert!(table.contains("NotAcceptable"), "{table}");
+    let fallback = get("application/json;as=Table;g=meta.k8s.io;v=v1, application/json");
+    assert!(fallback.starts_with("HTTP/1.1 200") && fallback.contains(r#""kind":"ConfigMapList""#), "{fallback}");
+    // A metadata-only list is not served for a single object, nor the reverse.
+    assert!(get("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1").starts_with("HTTP/1.1 406"));
+}
+
+#[tokio::test]
 async fn label_and_field_selectors_filter_lists() {
     let em = KubeEmulator::start(Options { flavor: matih_kube_emulator::Flavor::Bare, ..Options::default() });
     seed_configmaps(&em).await;
