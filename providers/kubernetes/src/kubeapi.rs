@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersion};
 use kube::discovery::{ApiGroup, Scope};
@@ -195,6 +196,36 @@ fn str_of<'j>(o: &'j Json, path: &[&str]) -> Option<&'j str> {
 }
 
 /// Digest of the field set `manager` owns through Apply, or "" if it owns none.
+/// What a refresh keeps of a listed object: whether it is being deleted and the digest of the
+/// fields the tool owns (under [`LISTED_OWNED`]), all [`owned_of`] needs to tell it unchanged.
+pub fn listed(meta: &ObjectMeta) -> Json {
+    let mine = meta
+        .managed_fields
+        .iter()
+        .flatten()
+        .find(|m| m.manager.as_deref() == Some(FIELD_MANAGER) && m.operation.as_deref() == Some("Apply"));
+    let owned = match mine.and_then(|m| m.fields_v1.as_ref()) {
+        Some(f) => hex::encode(&Sha256::digest(f.0.to_string().as_bytes())[..8]),
+        None => String::new(),
+    };
+    let mut metadata = serde_json::Map::new();
+    if let Some(t) = &meta.deletion_timestamp {
+        metadata.insert("deletionTimestamp".into(), serde_json::to_value(t).expect("a time serializes"));
+    }
+    serde_json::json!({"metadata": metadata, LISTED_OWNED: owned})
+}
+
+/// The key of a [`listed`] summary holding the owned fields' digest.
+pub const LISTED_OWNED: &str = "ownedDigest";
+
+/// The digest of the fields the tool owns in `live`: a whole object, or a [`listed`] summary.
+pub fn owned_of(live: &Json) -> String {
+    match live.get(LISTED_OWNED).and_then(Json::as_str) {
+        Some(d) => d.to_string(),
+        None => owned_digest(live["metadata"].get("managedFields")),
+    }
+}
+
 pub fn owned_digest(managed_fields: Option<&Json>) -> String {
     let entry = managed_fields.and_then(Json::as_array).and_then(|v| {
         v.iter().find(|m| m["manager"] == FIELD_MANAGER && m["operation"] == "Apply").map(|m| &m["fieldsV1"])
@@ -331,9 +362,12 @@ impl<'a> Session<'a> {
         Ok(o.map(|o| serde_json::to_value(o).expect("a DynamicObject serializes")))
     }
 
-    /// Every object of one resource carrying the add-on label, keyed by (namespace, name): of the
-    /// add-on instances named in `only`, or of every instance. A resource the cluster no longer
-    /// serves (its CRD deleted) has none.
+    /// Every object of one resource carrying the add-on label, keyed by (namespace, name), as its
+    /// [`listed`] summary: of the add-on instances named in `only`, or of every instance. A
+    /// resource the cluster no longer serves (its CRD deleted) has none. Asks for metadata only
+    /// (`PartialObjectMetadataList`): whole objects are megabytes a refresh reads and parses for
+    /// nothing when the digest of the fields the tool owns tells an unchanged object, and kept
+    /// whole, 80,000 objects at 10,000 tenants took a gigabyte.
     pub async fn list_labelled(
         &self,
         a: &Applied,
@@ -346,8 +380,9 @@ impl<'a> Session<'a> {
         };
         let params = ListParams::default().labels(&selector);
         let what = format!("list {} ({})", a.plural, a.api_version);
-        let Some(list) =
-            matih_provider_kit::not_found_none(self.call("list", &what, Call::Read, || api.list(&params)).await)?
+        let Some(list) = matih_provider_kit::not_found_none(
+            self.call("list", &what, Call::Read, || api.list_metadata(&params)).await,
+        )?
         else {
             return Ok(HashMap::new());
         };
@@ -356,7 +391,7 @@ impl<'a> Session<'a> {
             .into_iter()
             .map(|o| {
                 let key = (o.metadata.namespace.clone(), o.metadata.name.clone().unwrap_or_default());
-                (key, serde_json::to_value(o).expect("a DynamicObject serializes"))
+                (key, listed(&o.metadata))
             })
             .collect())
     }

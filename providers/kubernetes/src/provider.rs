@@ -20,7 +20,7 @@ use serde_json::{Value as Json, json};
 
 use crate::addons::{self, Params, Row};
 use crate::cluster::{ApiOverride, ClusterAccess, Connector, Endpoint, other};
-use crate::kubeapi::{ADDON_LABEL, Applied, Session, has_readiness, owned_digest, readiness};
+use crate::kubeapi::{ADDON_LABEL, Applied, Session, has_readiness, readiness};
 use crate::manifests::ManifestFile as Upstream;
 use crate::manifests::Source;
 use matih_provider_kit::{Recorder, RetryPolicy};
@@ -527,6 +527,19 @@ fn upgrade_inventory_to_runs(attrs: &mut Attrs) {
 /// found, in the shape the tool wrote it (see [`project`]; `recorded` renders what it wrote);
 /// an upstream object gets a note. Another manager's additions (a field or list item the tool
 /// never owned) are not changes.
+/// An object's identity: API version, plural, namespace, name.
+type ObjectKey = (String, String, Option<String>, String);
+
+fn object_key_of(a: &Applied) -> ObjectKey {
+    (a.api_version.clone(), a.plural.clone(), a.namespace.clone(), a.name.clone())
+}
+
+/// Whether `live` (its metadata is enough) shows the object as the tool applied it: not being
+/// deleted, and the fields the tool owns as it owned them.
+fn as_applied(a: &Applied, live: &Json) -> bool {
+    live["metadata"]["deletionTimestamp"].is_null() && crate::kubeapi::owned_of(live) == a.owned
+}
+
 fn seen_as(
     objects: &mut serde_json::Map<String, Json>,
     a: &Applied,
@@ -554,10 +567,10 @@ fn seen_as(
         }
         return;
     };
-    let since = live["metadata"]["deletionTimestamp"].as_str();
-    if since.is_none() && owned_digest(live["metadata"].get("managedFields")) == a.owned {
+    if as_applied(a, live) {
         return;
     }
+    let since = live["metadata"]["deletionTimestamp"].as_str();
     let recorded = if own_entry { recorded().and_then(|mut r| r.remove(&a.entry)) } else { None };
     match recorded {
         Some(r) if own_entry => {
@@ -685,11 +698,10 @@ impl Provider for KubernetesProvider {
                 .filter(|i| i.attrs.get("cluster_uid").and_then(Json::as_str) == Some(uid.as_str()))
                 .collect();
             // One labelled LIST per resource type across every instance, a few at a time.
+            let inventories: Vec<Vec<Applied>> = live.iter().map(|i| inventory(&i.attrs)).collect();
             let mut kinds: BTreeMap<(String, String), Applied> = BTreeMap::new();
-            for item in &live {
-                for a in inventory(&item.attrs) {
-                    kinds.entry((a.api_version.clone(), a.plural.clone())).or_insert(a);
-                }
+            for a in inventories.iter().flatten() {
+                kinds.entry((a.api_version.clone(), a.plural.clone())).or_insert_with(|| a.clone());
             }
             // A few instances (a per-resource refresh reads one at a time): only theirs, so that
             // reading each of a thousand tenants does not list every tenant's objects.
@@ -702,19 +714,41 @@ impl Provider for KubernetesProvider {
             .buffer_unordered(LIST_CONCURRENCY)
             .try_collect()
             .await?;
+            let listed = |a: &Applied| {
+                lists
+                    .get(&(a.api_version.clone(), a.plural.clone()))
+                    .and_then(|m| m.get(&(a.namespace.clone(), a.name.clone())))
+            };
+            // The lists carry metadata only, which tells an object left as the tool applied it.
+            // The tool's own objects that were changed are fetched whole, to show how.
+            let mut changed: BTreeMap<ObjectKey, Applied> = BTreeMap::new();
+            for a in inventories.iter().flatten() {
+                if a.entry == a.key()
+                    && let Some(meta) = listed(a)
+                    && !as_applied(a, meta)
+                {
+                    changed.insert(object_key_of(a), a.clone());
+                }
+            }
+            let whole: HashMap<ObjectKey, Option<Json>> =
+                futures::stream::iter(changed.into_iter().map(|(k, a)| async move { s.get(&a).await.map(|o| (k, o)) }))
+                    .buffer_unordered(LIST_CONCURRENCY)
+                    .try_collect()
+                    .await?;
             // Each item's attributes are moved into what was found, not copied: at 10,000 tenants
             // they are most of the state.
-            for item in live {
+            for (item, inventory) in live.into_iter().zip(inventories) {
                 let ReadItem { addr, id, mut attrs } = item;
                 let mut objects = match attrs.remove("objects") {
                     Some(Json::Object(o)) => o,
                     _ => serde_json::Map::new(),
                 };
                 let mut recorded = None;
-                for a in inventory(&attrs) {
-                    let live = lists
-                        .get(&(a.api_version.clone(), a.plural.clone()))
-                        .and_then(|m| m.get(&(a.namespace.clone(), a.name.clone())));
+                for a in inventory {
+                    let live = match whole.get(&object_key_of(&a)) {
+                        Some(fetched) => fetched.as_ref(),
+                        None => listed(&a),
+                    };
                     seen_as(&mut objects, &a, live, || {
                         recorded.get_or_insert_with(|| rendered_objects(&addr, &attrs)).clone()
                     });
