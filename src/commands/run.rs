@@ -96,6 +96,18 @@ pub(crate) async fn open_with(
     Ok(Session { spec, cloud, providers, desired, locked, state, current: None })
 }
 
+impl Session {
+    /// Ends a command that is about to exit: the state lock is released now, and the large
+    /// in-memory parts (spec, desired graph, state as recorded and as refreshed) are left to the
+    /// process's exit, which reclaims them at once. Freed one allocation at a time, they take
+    /// about half a second at 10,000 tenants.
+    fn end(self) {
+        let Session { spec, cloud: _, providers: _, desired, locked, state, current } = self;
+        drop(locked);
+        std::mem::forget((spec, desired, state, current));
+    }
+}
+
 fn parse_allow(guard: &GuardArgs) -> Result<BTreeSet<ResourceAddr>, Failure> {
     guard
         .allow_replace
@@ -207,12 +219,18 @@ pub async fn plan(g: &Global, a: &PlanArgs, env: &Env) -> Result<i32, Failure> {
             out.display()
         ));
     }
-    if !plan.blocked.is_empty() {
+    let code = if !plan.blocked.is_empty() {
         // The plan document on stdout already lists what is blocked; say why on stderr.
         eprint!("{}", blocked_failure(&plan).render());
-        return Ok(code::BLOCKED);
-    }
-    Ok(if a.detailed_exitcode && plan.has_changes() { code::CHANGES } else { code::OK })
+        code::BLOCKED
+    } else if a.detailed_exitcode && plan.has_changes() {
+        code::CHANGES
+    } else {
+        code::OK
+    };
+    s.end();
+    std::mem::forget(plan);
+    Ok(code)
 }
 
 fn write_plan(path: &Path, plan: &Plan) -> Result<(), Failure> {
