@@ -527,6 +527,67 @@ fn upgrade_inventory_to_runs(attrs: &mut Attrs) {
 /// found, in the shape the tool wrote it (see [`project`]; `recorded` renders what it wrote);
 /// an upstream object gets a note. Another manager's additions (a field or list item the tool
 /// never owned) are not changes.
+/// What a refresh read from one cluster for the add-on instances recorded on it.
+struct Observed {
+    /// The cluster's identity (the UID of `kube-system`).
+    uid: String,
+    /// The inventory of each instance applied to this cluster (by this UID).
+    inventories: HashMap<ResourceAddr, Vec<Applied>>,
+    /// Each resource's labelled objects, as [`crate::kubeapi::listed`] summaries.
+    lists: HashMap<(String, String), HashMap<(Option<String>, String), Json>>,
+    /// The tool's own objects that the summaries show changed, whole (`None`: gone meanwhile).
+    whole: HashMap<ObjectKey, Option<Json>>,
+}
+
+impl KubernetesProvider {
+    /// Reads, from the cluster at `ep`, the objects of the instances in `items` applied to it.
+    async fn observe(&self, ep: &Endpoint, items: &[ReadItem]) -> Result<Observed, ProviderError> {
+        let (s, uid) = self.admitted(ep, None, &StatusSink::default()).await?;
+        let cluster = items[0].attrs.get("cluster");
+        let inventories: HashMap<ResourceAddr, Vec<Applied>> = items
+            .iter()
+            .filter(|i| i.attrs.get("cluster") == cluster)
+            .filter(|i| i.attrs.get("cluster_uid").and_then(Json::as_str) == Some(uid.as_str()))
+            .map(|i| (i.addr.clone(), inventory(&i.attrs)))
+            .collect();
+        // One labelled LIST per resource type across every instance, a few at a time.
+        let mut kinds: BTreeMap<(String, String), Applied> = BTreeMap::new();
+        for a in inventories.values().flatten() {
+            kinds.entry((a.api_version.clone(), a.plural.clone())).or_insert_with(|| a.clone());
+        }
+        // A few instances (a per-resource refresh reads one at a time): only theirs, so that
+        // reading each of a thousand tenants does not list every tenant's objects.
+        let only: Option<Vec<String>> =
+            (inventories.len() <= FEW_INSTANCES).then(|| inventories.keys().map(instance_label).collect());
+        let (s, only) = (&s, only.as_deref());
+        let lists: HashMap<(String, String), HashMap<(Option<String>, String), Json>> = futures::stream::iter(
+            kinds.into_iter().map(|(k, a)| async move { s.list_labelled(&a, only).await.map(|m| (k, m)) }),
+        )
+        .buffer_unordered(LIST_CONCURRENCY)
+        .try_collect()
+        .await?;
+        // The lists carry metadata only, which tells an object left as the tool applied it.
+        // The tool's own objects that were changed are fetched whole, to show how.
+        let mut changed: BTreeMap<ObjectKey, Applied> = BTreeMap::new();
+        for a in inventories.values().flatten() {
+            if a.entry == a.key()
+                && let Some(meta) = lists
+                    .get(&(a.api_version.clone(), a.plural.clone()))
+                    .and_then(|m| m.get(&(a.namespace.clone(), a.name.clone())))
+                && !as_applied(a, meta)
+            {
+                changed.insert(object_key_of(a), a.clone());
+            }
+        }
+        let whole: HashMap<ObjectKey, Option<Json>> =
+            futures::stream::iter(changed.into_iter().map(|(k, a)| async move { s.get(&a).await.map(|o| (k, o)) }))
+                .buffer_unordered(LIST_CONCURRENCY)
+                .try_collect()
+                .await?;
+        Ok(Observed { uid, inventories, lists, whole })
+    }
+}
+
 /// An object's identity: API version, plural, namespace, name.
 type ObjectKey = (String, String, Option<String>, String);
 
@@ -688,56 +749,48 @@ impl Provider for KubernetesProvider {
             by_cluster.entry(endpoint(&item.attrs).cluster).or_default().push(item);
         }
         for items in by_cluster.into_values() {
-            // The cluster as the cloud reports it now; instances of another cluster are gone.
-            let Some(ep) = self.same_cluster(&items[0].attrs).await? else { continue };
-            let (s, uid) = self.admitted(&ep, None, &StatusSink::default()).await?;
+            // The cloud's word on the cluster (which may wait behind the refresh's other reads
+            // from the cloud) and the reads from the cluster at its recorded endpoint run
+            // together. What the cluster said counts only if the cloud still names that cluster
+            // at that endpoint; instances of another cluster, or of none, are gone.
+            let recorded = endpoint(&items[0].attrs);
+            let (ep, observed) = {
+                let describe = std::pin::pin!(self.same_cluster(&items[0].attrs));
+                let early = std::pin::pin!(self.observe(&recorded, &items));
+                let (current, early) = match futures::future::select(describe, early).await {
+                    futures::future::Either::Left((current, early)) => {
+                        let current = current?;
+                        let early = match &current {
+                            Some(ep) if *ep == recorded => Some(early.await),
+                            _ => None,
+                        };
+                        (current, early)
+                    }
+                    futures::future::Either::Right((early, describe)) => (describe.await?, Some(early)),
+                };
+                let Some(ep) = current else { continue };
+                let observed = match early {
+                    Some(observed) if ep == recorded => observed?,
+                    _ => self.observe(&ep, &items).await?,
+                };
+                (ep, observed)
+            };
+            let Observed { uid, inventories, lists, whole } = observed;
             let cluster = items[0].attrs.get("cluster").cloned();
             let live: Vec<ReadItem> = items
                 .into_iter()
                 .filter(|i| i.attrs.get("cluster") == cluster.as_ref())
                 .filter(|i| i.attrs.get("cluster_uid").and_then(Json::as_str) == Some(uid.as_str()))
                 .collect();
-            // One labelled LIST per resource type across every instance, a few at a time.
-            let inventories: Vec<Vec<Applied>> = live.iter().map(|i| inventory(&i.attrs)).collect();
-            let mut kinds: BTreeMap<(String, String), Applied> = BTreeMap::new();
-            for a in inventories.iter().flatten() {
-                kinds.entry((a.api_version.clone(), a.plural.clone())).or_insert_with(|| a.clone());
-            }
-            // A few instances (a per-resource refresh reads one at a time): only theirs, so that
-            // reading each of a thousand tenants does not list every tenant's objects.
-            let only: Option<Vec<String>> =
-                (live.len() <= FEW_INSTANCES).then(|| live.iter().map(|i| instance_label(&i.addr)).collect());
-            let (s, only) = (&s, only.as_deref());
-            let lists: HashMap<(String, String), HashMap<(Option<String>, String), Json>> = futures::stream::iter(
-                kinds.into_iter().map(|(k, a)| async move { s.list_labelled(&a, only).await.map(|m| (k, m)) }),
-            )
-            .buffer_unordered(LIST_CONCURRENCY)
-            .try_collect()
-            .await?;
             let listed = |a: &Applied| {
                 lists
                     .get(&(a.api_version.clone(), a.plural.clone()))
                     .and_then(|m| m.get(&(a.namespace.clone(), a.name.clone())))
             };
-            // The lists carry metadata only, which tells an object left as the tool applied it.
-            // The tool's own objects that were changed are fetched whole, to show how.
-            let mut changed: BTreeMap<ObjectKey, Applied> = BTreeMap::new();
-            for a in inventories.iter().flatten() {
-                if a.entry == a.key()
-                    && let Some(meta) = listed(a)
-                    && !as_applied(a, meta)
-                {
-                    changed.insert(object_key_of(a), a.clone());
-                }
-            }
-            let whole: HashMap<ObjectKey, Option<Json>> =
-                futures::stream::iter(changed.into_iter().map(|(k, a)| async move { s.get(&a).await.map(|o| (k, o)) }))
-                    .buffer_unordered(LIST_CONCURRENCY)
-                    .try_collect()
-                    .await?;
             // Each item's attributes are moved into what was found, not copied: at 10,000 tenants
             // they are most of the state.
-            for (item, inventory) in live.into_iter().zip(inventories) {
+            for item in live {
+                let inventory = inventories.get(&item.addr).cloned().unwrap_or_default();
                 let ReadItem { addr, id, mut attrs } = item;
                 let mut objects = match attrs.remove("objects") {
                     Some(Json::Object(o)) => o,
