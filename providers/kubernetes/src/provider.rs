@@ -527,6 +527,9 @@ fn upgrade_inventory_to_runs(attrs: &mut Attrs) {
 /// found, in the shape the tool wrote it (see [`project`]; `recorded` renders what it wrote);
 /// an upstream object gets a note. Another manager's additions (a field or list item the tool
 /// never owned) are not changes.
+/// Summaries of listed objects: by (API version, plural), then by (namespace, name).
+type Listed = HashMap<(String, String), HashMap<(Option<String>, String), Json>>;
+
 /// What a refresh read from one cluster for the add-on instances recorded on it.
 struct Observed {
     /// The cluster's identity (the UID of `kube-system`).
@@ -534,7 +537,7 @@ struct Observed {
     /// The inventory of each instance applied to this cluster (by this UID).
     inventories: HashMap<ResourceAddr, Vec<Applied>>,
     /// Each resource's labelled objects, as [`crate::kubeapi::listed`] summaries.
-    lists: HashMap<(String, String), HashMap<(Option<String>, String), Json>>,
+    lists: Listed,
     /// The tool's own objects that the summaries show changed, whole (`None`: gone meanwhile).
     whole: HashMap<ObjectKey, Option<Json>>,
 }
@@ -560,7 +563,7 @@ impl KubernetesProvider {
         let only: Option<Vec<String>> =
             (inventories.len() <= FEW_INSTANCES).then(|| inventories.keys().map(instance_label).collect());
         let (s, only) = (&s, only.as_deref());
-        let lists: HashMap<(String, String), HashMap<(Option<String>, String), Json>> = futures::stream::iter(
+        let lists: Listed = futures::stream::iter(
             kinds.into_iter().map(|(k, a)| async move { s.list_labelled(&a, only).await.map(|m| (k, m)) }),
         )
         .buffer_unordered(LIST_CONCURRENCY)
