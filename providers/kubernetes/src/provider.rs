@@ -532,9 +532,8 @@ type Listed = HashMap<(String, String), HashMap<(Option<String>, String), Json>>
 
 /// What a refresh read from one cluster for the add-on instances recorded on it.
 struct Observed {
-    /// The cluster's identity (the UID of `kube-system`).
-    uid: String,
-    /// The inventory of each instance applied to this cluster (by this UID).
+    /// The inventory of each instance applied to this cluster (by its recorded name and the UID
+    /// of its `kube-system`).
     inventories: HashMap<ResourceAddr, Vec<Applied>>,
     /// Each resource's labelled objects, as [`crate::kubeapi::listed`] summaries.
     lists: Listed,
@@ -587,7 +586,7 @@ impl KubernetesProvider {
                 .buffer_unordered(LIST_CONCURRENCY)
                 .try_collect()
                 .await?;
-        Ok(Observed { uid, inventories, lists, whole })
+        Ok(Observed { inventories, lists, whole })
     }
 }
 
@@ -778,13 +777,7 @@ impl Provider for KubernetesProvider {
                 };
                 (ep, observed)
             };
-            let Observed { uid, inventories, lists, whole } = observed;
-            let cluster = items[0].attrs.get("cluster").cloned();
-            let live: Vec<ReadItem> = items
-                .into_iter()
-                .filter(|i| i.attrs.get("cluster") == cluster.as_ref())
-                .filter(|i| i.attrs.get("cluster_uid").and_then(Json::as_str) == Some(uid.as_str()))
-                .collect();
+            let Observed { mut inventories, lists, whole } = observed;
             let listed = |a: &Applied| {
                 lists
                     .get(&(a.api_version.clone(), a.plural.clone()))
@@ -792,8 +785,9 @@ impl Provider for KubernetesProvider {
             };
             // Each item's attributes are moved into what was found, not copied: at 10,000 tenants
             // they are most of the state.
-            for item in live {
-                let inventory = inventories.get(&item.addr).cloned().unwrap_or_default();
+            // Only the instances applied to this cluster have an inventory here.
+            for item in items {
+                let Some(inventory) = inventories.remove(&item.addr) else { continue };
                 let ReadItem { addr, id, mut attrs } = item;
                 let mut objects = match attrs.remove("objects") {
                     Some(Json::Object(o)) => o,
