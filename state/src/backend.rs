@@ -137,11 +137,7 @@ impl StateCopy {
     /// copy), into buffers kept from an earlier snapshot. The bytes are those
     /// [`Snapshot::take`] gives for the state the copy follows.
     pub fn encode(&self, mut parts: Vec<Vec<u8>>) -> Snapshot {
-        parts.truncate(1);
-        if parts.is_empty() {
-            parts.push(Vec::new());
-        }
-        format::encode_lines(&self.rest, self.lines.values(), &mut parts[0]);
+        format::encode_lines_into(&self.rest, self.lines.values(), &mut parts);
         Snapshot { serial: self.rest.serial, lineage: self.rest.lineage.clone(), parts }
     }
 }

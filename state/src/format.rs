@@ -213,23 +213,28 @@ pub fn sort_objects(state: &mut State) {
 /// one after the other). The buffers already in `parts` are reused: a store that saves after
 /// every finished resource would otherwise allocate (and fault in) a file-sized buffer each time.
 pub(crate) fn encode_into(state: &State, parts: &mut Vec<Vec<u8>>) {
-    parts.truncate(1);
-    if parts.is_empty() {
-        parts.push(Vec::new());
-    }
-    compact::encode(state, &mut parts[0]);
+    compact::encode(state, one_part(parts));
 }
 
 pub(crate) use compact::Line;
 
-/// [`encode`], with the resources given as their rendered lines (in address order) rather than
-/// taken from `state`.
-pub(crate) fn encode_lines<'a>(
+/// [`encode_into`], with the resources given as their rendered lines (in address order) rather
+/// than taken from `state`.
+pub(crate) fn encode_lines_into<'a>(
     state: &State,
     lines: impl ExactSizeIterator<Item = &'a Line> + Clone,
-    out: &mut Vec<u8>,
+    parts: &mut Vec<Vec<u8>>,
 ) {
-    compact::encode_lines(state, lines, out);
+    compact::encode_lines(state, lines, one_part(parts));
+}
+
+/// The one piece the file is written as, reusing the first buffer in `parts`.
+fn one_part(parts: &mut Vec<Vec<u8>>) -> &mut Vec<u8> {
+    parts.truncate(1);
+    if parts.is_empty() {
+        parts.push(Vec::new());
+    }
+    &mut parts[0]
 }
 
 /// Parses a state file, upgrading older format versions in memory.

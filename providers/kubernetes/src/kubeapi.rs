@@ -195,7 +195,6 @@ fn str_of<'j>(o: &'j Json, path: &[&str]) -> Option<&'j str> {
     cur.as_str()
 }
 
-/// Digest of the field set `manager` owns through Apply, or "" if it owns none.
 /// What a refresh keeps of a listed object: whether it is being deleted and the digest of the
 /// fields the tool owns (under [`LISTED_OWNED`]), all [`owned_of`] needs to tell it unchanged.
 pub fn listed(meta: &ObjectMeta) -> Json {
@@ -204,10 +203,7 @@ pub fn listed(meta: &ObjectMeta) -> Json {
         .iter()
         .flatten()
         .find(|m| m.manager.as_deref() == Some(FIELD_MANAGER) && m.operation.as_deref() == Some("Apply"));
-    let owned = match mine.and_then(|m| m.fields_v1.as_ref()) {
-        Some(f) => hex::encode(&Sha256::digest(f.0.to_string().as_bytes())[..8]),
-        None => String::new(),
-    };
+    let owned = mine.and_then(|m| m.fields_v1.as_ref()).map_or_else(String::new, |f| fields_digest(&f.0));
     let mut metadata = serde_json::Map::new();
     if let Some(t) = &meta.deletion_timestamp {
         metadata.insert("deletionTimestamp".into(), serde_json::to_value(t).expect("a time serializes"));
@@ -226,14 +222,17 @@ pub fn owned_of(live: &Json) -> String {
     }
 }
 
+/// Digest of the field set the tool owns through Apply, or "" if it owns none.
 pub fn owned_digest(managed_fields: Option<&Json>) -> String {
     let entry = managed_fields.and_then(Json::as_array).and_then(|v| {
         v.iter().find(|m| m["manager"] == FIELD_MANAGER && m["operation"] == "Apply").map(|m| &m["fieldsV1"])
     });
-    match entry {
-        Some(f) => hex::encode(&Sha256::digest(f.to_string().as_bytes())[..8]),
-        None => String::new(),
-    }
+    entry.map_or_else(String::new, fields_digest)
+}
+
+/// The digest of one managed-fields entry's `fieldsV1`, as [`Applied::owned`] records it.
+fn fields_digest(fields_v1: &Json) -> String {
+    hex::encode(&Sha256::digest(fields_v1.to_string().as_bytes())[..8])
 }
 
 impl<'a> Session<'a> {

@@ -521,14 +521,13 @@ fn upgrade_inventory_to_runs(attrs: &mut Attrs) {
     }
 }
 
-/// Records in an add-on's `objects` how one object it applied is found now, so that drift and
-/// the next plan show what changed: a missing object is gone from the map; an object of the
-/// tool's own that someone changed (a field the tool owns, or it is being deleted) is recorded as
-/// found, in the shape the tool wrote it (see [`project`]; `recorded` renders what it wrote);
-/// an upstream object gets a note. Another manager's additions (a field or list item the tool
-/// never owned) are not changes.
 /// Summaries of listed objects: by (API version, plural), then by (namespace, name).
 type Listed = HashMap<(String, String), HashMap<(Option<String>, String), Json>>;
+
+/// The listed summary of the object `a`, if the lists hold it.
+fn listed_of<'l>(lists: &'l Listed, a: &Applied) -> Option<&'l Json> {
+    lists.get(&(a.api_version.clone(), a.plural.clone())).and_then(|m| m.get(&(a.namespace.clone(), a.name.clone())))
+}
 
 /// What a refresh read from one cluster for the add-on instances recorded on it.
 struct Observed {
@@ -573,9 +572,7 @@ impl KubernetesProvider {
         let mut changed: BTreeMap<ObjectKey, Applied> = BTreeMap::new();
         for a in inventories.values().flatten() {
             if a.entry == a.key()
-                && let Some(meta) = lists
-                    .get(&(a.api_version.clone(), a.plural.clone()))
-                    .and_then(|m| m.get(&(a.namespace.clone(), a.name.clone())))
+                && let Some(meta) = listed_of(&lists, a)
                 && !as_applied(a, meta)
             {
                 changed.insert(object_key_of(a), a.clone());
@@ -603,6 +600,12 @@ fn as_applied(a: &Applied, live: &Json) -> bool {
     live["metadata"]["deletionTimestamp"].is_null() && crate::kubeapi::owned_of(live) == a.owned
 }
 
+/// Records in an add-on's `objects` how one object it applied is found now, so that drift and
+/// the next plan show what changed: a missing object is gone from the map; an object of the
+/// tool's own that someone changed (a field the tool owns, or it is being deleted) is recorded as
+/// found, in the shape the tool wrote it (see [`project`]; `recorded` renders what it wrote);
+/// an upstream object gets a note. Another manager's additions (a field or list item the tool
+/// never owned) are not changes.
 fn seen_as(
     objects: &mut serde_json::Map<String, Json>,
     a: &Applied,
@@ -778,11 +781,6 @@ impl Provider for KubernetesProvider {
                 (ep, observed)
             };
             let Observed { mut inventories, lists, whole } = observed;
-            let listed = |a: &Applied| {
-                lists
-                    .get(&(a.api_version.clone(), a.plural.clone()))
-                    .and_then(|m| m.get(&(a.namespace.clone(), a.name.clone())))
-            };
             // Each item's attributes are moved into what was found, not copied: at 10,000 tenants
             // they are most of the state.
             // Only the instances applied to this cluster have an inventory here.
@@ -797,7 +795,7 @@ impl Provider for KubernetesProvider {
                 for a in inventory {
                     let live = match whole.get(&object_key_of(&a)) {
                         Some(fetched) => fetched.as_ref(),
-                        None => listed(&a),
+                        None => listed_of(&lists, &a),
                     };
                     seen_as(&mut objects, &a, live, || {
                         recorded.get_or_insert_with(|| rendered_objects(&addr, &attrs)).clone()
