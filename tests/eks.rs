@@ -496,8 +496,19 @@ fn drift_is_reported_and_repaired() {
         o["data"]["Corefile"] = json!(".:53 {\n    forward . 9.9.9.9\n}\n");
     });
     assert!(kube.delete("v1", "Namespace", None, "matih-tenant-bigcorp"));
+    // The refresh reads its lists in pages, two objects each, and the store compacts every seven
+    // pages: the lists that outlive a compaction are read again whole, and nothing is missed.
+    kube.cap_pages(2);
+    kube.compact_every_pages(7);
+    kube.clear_requests();
     let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
     assert_eq!(c, 2);
+    let lists: Vec<_> =
+        kube.requests().into_iter().filter(|r| r.method == "GET" && r.query.contains("labelSelector")).collect();
+    let paged = lists.iter().filter(|r| r.query.contains("continue=") && r.status == 200).count();
+    let expired = lists.iter().filter(|r| r.status == 410).count();
+    let whole = lists.iter().filter(|r| !r.query.contains("limit=") && r.status == 200).count();
+    assert!(paged > 0 && expired > 0 && whole == expired, "pages {paged}, expired {expired}, whole lists {whole}");
     let drift: Vec<(&str, bool)> = p["drift"]
         .as_array()
         .unwrap()

@@ -32,7 +32,7 @@ pub(crate) const NODES: i64 = 2;
 /// `(group, plural)`: one collection whatever the version.
 pub(crate) type ResKey = (String, String);
 /// `(namespace or "", name)`.
-type ObjKey = (String, String);
+pub(crate) type ObjKey = (String, String);
 
 /// A stored change, for watches.
 #[derive(Clone, Debug)]
@@ -113,6 +113,8 @@ pub(crate) struct Cluster {
     termination: Duration,
     /// Namespaces being terminated, and when the namespace controller empties each.
     terminating: BTreeMap<String, Instant>,
+    /// The revision of the last compaction: list snapshots before it cannot be continued.
+    compacted: u64,
 }
 
 /// Now, to the second, RFC 3339 (`2025-01-02T03:04:05Z`).
@@ -342,6 +344,7 @@ impl Cluster {
             admission: Admission { default_up: webhooks == WebhookBackends::Up, ..Admission::default() },
             termination,
             terminating: BTreeMap::new(),
+            compacted: 0,
         };
         c.seed(flavor);
         c
@@ -384,13 +387,56 @@ impl Cluster {
 
     /// Objects of `rt` (in `ns`, or everywhere), in namespace/name order.
     pub(crate) fn list(&self, rt: &ResourceType, ns: Option<&str>) -> Vec<Value> {
+        self.page(rt, ns, None, 0, |_| true).0
+    }
+
+    /// One page of the objects of `rt` (in `ns`, or everywhere) that `keep` accepts, in
+    /// namespace/name order: those after the key `after`, at most `limit` of them (0: all). With
+    /// the key of the page's last object when another accepted object follows it. Only the
+    /// page's objects are copied.
+    pub(crate) fn page(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        after: Option<&ObjKey>,
+        limit: usize,
+        keep: impl Fn(&Value) -> bool,
+    ) -> (Vec<Value>, Option<ObjKey>) {
+        use std::ops::Bound;
         let ns = if rt.namespaced { ns } else { None };
-        self.objects
-            .get(&rt.key())
-            .map(|m| {
-                m.iter().filter(|((n, _), _)| ns.is_none_or(|want| n == want)).map(|(_, o)| present(o, rt)).collect()
-            })
-            .unwrap_or_default()
+        let Some(m) = self.objects.get(&rt.key()) else { return (Vec::new(), None) };
+        let from = match after {
+            Some(k) => Bound::Excluded(k.clone()),
+            None => Bound::Unbounded,
+        };
+        let mut accepted =
+            m.range((from, Bound::Unbounded)).filter(|((n, _), o)| ns.is_none_or(|want| n == want) && keep(o));
+        let mut items = Vec::new();
+        let mut last = None;
+        for (k, o) in accepted.by_ref() {
+            items.push(present(o, rt));
+            last = Some(k);
+            if items.len() == limit {
+                break;
+            }
+        }
+        let more = limit > 0 && items.len() == limit && accepted.next().is_some();
+        (items, last.filter(|_| more).cloned())
+    }
+
+    /// Whether a list's snapshot at resourceVersion `rv` can no longer be served: the store
+    /// compacted past it, or (keeping no old versions) an object of `rt` was written or deleted
+    /// after it.
+    pub(crate) fn snapshot_gone(&self, rt: &ResourceType, rv: u64) -> bool {
+        let res = rt.key();
+        rv < self.compacted || self.events_after(rv).iter().any(|e| e.res == res)
+    }
+
+    /// Compacts the store as etcd does: the revision moves on (a real cluster writes leases and
+    /// events all the time) and every snapshot before it is gone.
+    pub(crate) fn compact(&mut self) {
+        self.rv += 1;
+        self.compacted = self.rv;
     }
 
     fn store(&mut self, res: ResKey, key: ObjKey, mut obj: Value, kind: &'static str) -> Value {

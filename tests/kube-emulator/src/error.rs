@@ -211,6 +211,17 @@ impl ApiError {
 
     /// An `Accept` header none of whose media types the server can answer with (a table, a
     /// metadata shape it does not serve).
+    /// A `continue` token for a list that can no longer be served as one consistent snapshot, in
+    /// the words of a real server whose store has compacted past the token's resourceVersion.
+    pub(crate) fn expired_continue() -> Self {
+        Self::new(
+            410,
+            "Expired",
+            "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+            None,
+        )
+    }
+
     pub(crate) fn not_acceptable() -> Self {
         Self::new(
             406,

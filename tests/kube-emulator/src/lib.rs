@@ -217,6 +217,7 @@ impl KubeEmulator {
             requests: Mutex::new(Vec::new()),
             auth: opts.auth,
             authorizer: Mutex::new(None),
+            paging: server::Paging::default(),
             changed,
             addr,
         });
@@ -264,6 +265,22 @@ impl KubeEmulator {
     pub fn get(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
         let rt = self.resource(api_version, kind)?;
         self.shared.cluster().get(&rt, namespace, name)
+    }
+
+    /// From now on a page of a list holds at most `most` objects, whatever `limit` the client
+    /// asks for (a server may return fewer than asked), so that small tests page too. Lists
+    /// without `limit` stay whole. 0 lifts the cap.
+    pub fn cap_pages(&self, most: usize) {
+        self.shared.paging.cap.store(most, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// From now on the store compacts after every `pages` pages of lists it serves (0: never),
+    /// as a real server's does every few minutes: continue tokens given out before then are
+    /// answered 410 Expired. Counted in pages rather than minutes, so that a test knows where a
+    /// paged list breaks.
+    pub fn compact_every_pages(&self, pages: usize) {
+        self.shared.paging.compact_every.store(pages, std::sync::atomic::Ordering::Relaxed);
+        self.shared.paging.served.store(0, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Every object of a kind, in all namespaces (namespace/name order); empty if not served.

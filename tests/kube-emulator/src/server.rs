@@ -8,13 +8,18 @@
 //! for one object), as their metadata only; an `Accept` header with nothing the server can answer
 //! with gets 406 NotAcceptable, as from a real API server.
 //! Not served: HTTP/2, protobuf, tables (`as=Table`), metadata-only watches, OpenAPI documents, pod
-//! logs/exec/port-forward, JSON patch, `/api/v1/watch/...` legacy watch paths, pagination (`limit` is
-//! accepted, everything is returned in one page).
+//! logs/exec/port-forward, JSON patch, `/api/v1/watch/...` legacy watch paths.
+//! Lists page (`limit`, `continue`) from the store's namespace/name order. A continue token expires
+//! (410 Expired) when the store compacts, as on a real server, and also as soon as anything of its
+//! kind changes, where a real server would serve the first page's snapshot until its next
+//! compaction (every five minutes by default).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -28,13 +33,24 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::catalog::{self, ResourceType};
-use crate::cluster::{Cluster, FieldValidation, Op, Write};
+use crate::cluster::{Cluster, FieldValidation, ObjKey, Op, Write};
 use crate::error::ApiError;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::{Auth, RequestRecord, auth};
 
 /// Whether the caller may do anything yet, and the message of a refusal.
 pub(crate) type Authorizer = (std::sync::Arc<dyn Fn() -> bool + Send + Sync>, String);
+
+/// How lists page, as the test set it (all 0 at first).
+#[derive(Default)]
+pub(crate) struct Paging {
+    /// The most objects a page holds when the client asks for pages (0: as asked).
+    pub cap: AtomicUsize,
+    /// The store compacts after every this many pages served (0: never).
+    pub compact_every: AtomicUsize,
+    /// Pages served so far.
+    pub served: AtomicUsize,
+}
 
 /// State shared by the server and the test-facing handle.
 pub(crate) struct Shared {
@@ -44,6 +60,8 @@ pub(crate) struct Shared {
     /// When set, an authenticated request is refused with 403 while it says no: an authorizer
     /// that does not know the caller yet (see [`crate::KubeEmulator::authorize_when`]).
     pub authorizer: Mutex<Option<Authorizer>>,
+    /// How lists page (set by the test).
+    pub paging: Paging,
     /// The latest resourceVersion, for watches to wake up on.
     pub changed: watch::Sender<u64>,
     pub addr: SocketAddr,
@@ -253,6 +271,52 @@ impl Ctx {
                 "fieldValidation: Unsupported value: {other:?}: supported values: \"Ignore\", \"Strict\", \"Warn\""
             ))),
         }
+    }
+}
+
+/// The most objects a page of a list may hold: the `limit` asked for, lowered to the server's cap
+/// when one is set; 0 for the whole list (no `limit`, or 0).
+fn page_limit(ctx: &Ctx, cap: usize) -> Result<usize, ApiError> {
+    let asked = match ctx.param("limit").filter(|l| !l.is_empty()) {
+        None => 0,
+        Some(l) => {
+            l.parse::<i64>().map_err(|_| ApiError::bad_request(format!("limit: Invalid value: {l:?}")))?.max(0) as usize
+        }
+    };
+    Ok(if asked > 0 && cap > 0 { asked.min(cap) } else { asked })
+}
+
+/// Where the next page of a list starts: the snapshot's resourceVersion and the key of the last
+/// object already served. Sent as base64url (no padding) of JSON, opaque to clients as a real
+/// server's token is; it names the resource, so a token is refused on another resource's list.
+struct ContinueToken {
+    rv: u64,
+    after: ObjKey,
+}
+
+impl ContinueToken {
+    fn encode(&self, rt: &ResourceType) -> String {
+        use base64::Engine as _;
+        let (group, plural) = rt.key();
+        let json = json!({"rv": self.rv, "resource": [group, plural], "after": [self.after.0, self.after.1]});
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.to_string())
+    }
+
+    fn decode(token: &str, rt: &ResourceType) -> Result<ContinueToken, ApiError> {
+        use base64::Engine as _;
+        let invalid = |why: &str| ApiError::bad_request(format!("continue key is not valid: {why}"));
+        let bytes =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid("not base64url"))?;
+        let v: Value = serde_json::from_slice(&bytes).map_err(|_| invalid("not a token this server made"))?;
+        let (group, plural) = rt.key();
+        if v["resource"] != json!([group, plural]) {
+            return Err(invalid("it was made for another resource's list"));
+        }
+        let (Some(rv), Some(ns), Some(name)) = (v["rv"].as_u64(), v["after"][0].as_str(), v["after"][1].as_str())
+        else {
+            return Err(invalid("not a token this server made"));
+        };
+        Ok(ContinueToken { rv, after: (ns.to_string(), name.to_string()) })
     }
 }
 
@@ -586,9 +650,39 @@ fn resource(shared: &Shared, group: &str, version: &str, rest: &[&str], ctx: &Ct
             if watch && shape == Shape::Metadata {
                 return Err(ApiError::not_acceptable());
             }
-            let c = shared.cluster();
-            let items: Vec<Value> =
-                c.list(&rt, ns).into_iter().filter(|o| labels.matches(o) && fields.matches(o)).collect();
+            let mut c = shared.cluster();
+            // A watch starts from everything there is; pages are for lists.
+            let limit = if watch { 0 } else { page_limit(ctx, shared.paging.cap.load(Relaxed))? };
+            let resumed = match ctx.param("continue").filter(|t| !t.is_empty()) {
+                Some(_) if watch => {
+                    return Err(ApiError::bad_request("continue: Forbidden: continue is not supported for watch"));
+                }
+                Some(token) => {
+                    let resumed = ContinueToken::decode(token, &rt)?;
+                    // A real server serves the rest of the first page's snapshot until its store
+                    // compacts (about five minutes); this one keeps no old versions, so any change
+                    // to the kind since then expires the token. Clients must start over either way.
+                    if c.snapshot_gone(&rt, resumed.rv) {
+                        return Err(ApiError::expired_continue());
+                    }
+                    Some(resumed)
+                }
+                None => None,
+            };
+            let (items, last) =
+                c.page(&rt, ns, resumed.as_ref().map(|r| &r.after), limit, |o| labels.matches(o) && fields.matches(o));
+            let list_rv = resumed.map_or(c.resource_version(), |r| r.rv);
+            let mut list_meta = json!({"resourceVersion": list_rv.to_string()});
+            if let Some(after) = last {
+                list_meta["continue"] = json!(ContinueToken { rv: list_rv, after }.encode(&rt));
+            }
+            if limit > 0 {
+                let served = shared.paging.served.fetch_add(1, Relaxed) + 1;
+                let every = shared.paging.compact_every.load(Relaxed);
+                if every > 0 && served % every == 0 {
+                    c.compact();
+                }
+            }
             if shape == Shape::Metadata {
                 let items: Vec<Value> = items.into_iter().map(metadata_only).collect();
                 return Ok(Reply::Json {
@@ -596,7 +690,7 @@ fn resource(shared: &Shared, group: &str, version: &str, rest: &[&str], ctx: &Ct
                     body: json!({
                         "kind": "PartialObjectMetadataList",
                         "apiVersion": "meta.k8s.io/v1",
-                        "metadata": {"resourceVersion": c.resource_version().to_string()},
+                        "metadata": list_meta,
                         "items": items,
                     }),
                     content_type: METADATA_LIST_MIME,
@@ -626,7 +720,7 @@ fn resource(shared: &Shared, group: &str, version: &str, rest: &[&str], ctx: &Ct
             Ok(Reply::ok(json!({
                 "kind": format!("{}List", rt.kind),
                 "apiVersion": rt.api_version(),
-                "metadata": {"resourceVersion": c.resource_version().to_string()},
+                "metadata": list_meta,
                 "items": items,
             })))
         }

@@ -75,6 +75,86 @@ async fn metadata_only_lists_and_gets_carry_metadata_and_other_shapes_are_not_ac
 }
 
 #[tokio::test]
+async fn lists_page_in_order_and_a_change_between_pages_expires_the_token() {
+    let em = KubeEmulator::start(Options { flavor: matih_kube_emulator::Flavor::Bare, ..Options::default() });
+    seed_configmaps(&em).await;
+    let all: Api<ConfigMap> = Api::all(client(&em));
+    let whole = names(&all.list(&ListParams::default()).await.unwrap().items);
+    assert!(whole.len() >= 4, "{whole:?}");
+
+    // Pages of two, whole and metadata-only, hold the one list in its order; the snapshot's
+    // resourceVersion stays the first page's.
+    let mut paged = Vec::new();
+    let mut token: Option<String> = None;
+    let mut versions = Vec::new();
+    loop {
+        let mut lp = ListParams::default().limit(2);
+        if let Some(t) = &token {
+            lp = lp.continue_token(t);
+        }
+        let page = all.list_metadata(&lp).await.unwrap();
+        assert!(page.items.len() <= 2);
+        paged.extend(page.items.iter().map(|o| o.metadata.name.clone().unwrap()));
+        versions.push(page.metadata.resource_version.clone().unwrap());
+        token = page.metadata.continue_.filter(|t| !t.is_empty());
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(paged, whole);
+    assert!(versions.len() > 1 && versions.iter().all(|v| *v == versions[0]), "{versions:?}");
+
+    // Selectors apply before the limit: a page holds matching objects only.
+    let web = all.list(&ListParams::default().labels("app=web").limit(1)).await.unwrap();
+    assert_eq!(names(&web.items), ["a"]);
+    let rest = all
+        .list(
+            &ListParams::default()
+                .labels("app=web")
+                .limit(1)
+                .continue_token(web.metadata.continue_.as_deref().unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(&rest.items), ["c"]);
+    assert_eq!(rest.metadata.continue_.filter(|t| !t.is_empty()), None);
+
+    // A token is for its own resource, and made by the server.
+    let first = all.list(&ListParams::default().limit(1)).await.unwrap();
+    let token = first.metadata.continue_.unwrap();
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client(&em));
+    let e = api_error(namespaces.list(&ListParams::default().limit(1).continue_token(&token)).await);
+    assert_eq!((e.code, e.message.contains("continue key is not valid")), (400, true), "{e:?}");
+    let e = api_error(all.list(&ListParams::default().limit(1).continue_token("bm90IGEgdG9rZW4")).await);
+    assert_eq!(e.code, 400, "{e:?}");
+
+    // A change to the kind between pages: 410 Expired, as from a server past compaction.
+    let c = client(&em);
+    let api = dynamic(&c, "v1", "ConfigMap", "configmaps", Some("default"));
+    let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "e", "namespace": "default"}});
+    apply(&api, "matih", &obj).await.unwrap();
+    let e = api_error(all.list(&ListParams::default().limit(1).continue_token(&token)).await);
+    assert_eq!((e.code, e.reason.as_str()), (410, "Expired"), "{e:?}");
+
+    // The server's cap makes pages smaller than asked; lists without a limit stay whole.
+    em.cap_pages(1);
+    let capped = all.list(&ListParams::default().limit(500)).await.unwrap();
+    assert_eq!(capped.items.len(), 1);
+    assert!(capped.metadata.continue_.is_some());
+    assert_eq!(all.list(&ListParams::default()).await.unwrap().items.len(), whole.len() + 1);
+
+    // A compaction expires tokens given out before it, with nothing of the kind changed; a new
+    // list is served.
+    em.compact_every_pages(1);
+    let first = all.list(&ListParams::default().limit(1)).await.unwrap();
+    let e =
+        api_error(all.list(&ListParams::default().limit(1).continue_token(&first.metadata.continue_.unwrap())).await);
+    assert_eq!((e.code, e.reason.as_str()), (410, "Expired"), "{e:?}");
+    em.compact_every_pages(0);
+    assert_eq!(all.list(&ListParams::default()).await.unwrap().items.len(), whole.len() + 1);
+}
+
+#[tokio::test]
 async fn label_and_field_selectors_filter_lists() {
     let em = KubeEmulator::start(Options { flavor: matih_kube_emulator::Flavor::Bare, ..Options::default() });
     seed_configmaps(&em).await;
