@@ -856,7 +856,18 @@ pub async fn plan(input: PlanInput<'_>, providers: &Providers) -> Result<Plan, E
     let drifted: HashMap<&ResourceAddr, &Drift> = input.drift.iter().map(|d| (&d.address, d)).collect();
     let allowed = |a: &ResourceAddr| input.allow_all_protected || input.allow_replace.contains(a);
 
-    let mut planned: HashMap<ResourceAddr, BTreeMap<String, Value>> = HashMap::with_capacity(order.len());
+    // The attributes other resources and the outputs refer to: the only planned values kept past
+    // their own resource (at 10,000 tenants, keeping every resource's took 115 MB).
+    let mut refs = Vec::new();
+    for d in desired.resources.values() {
+        d.config.values().for_each(|v| v.refs(&mut refs));
+    }
+    desired.outputs.values().for_each(|o| o.value.refs(&mut refs));
+    let mut referenced: HashMap<ResourceAddr, BTreeSet<String>> = HashMap::new();
+    for r in refs {
+        referenced.entry(r.addr).or_default().insert(r.attr);
+    }
+    let mut planned: HashMap<ResourceAddr, BTreeMap<String, Value>> = HashMap::with_capacity(referenced.len());
     let mut actions: HashMap<ResourceAddr, Action> = HashMap::with_capacity(order.len());
     let mut changes = Vec::with_capacity(order.len() + state.resources.len());
     let mut blocked = Vec::new();
@@ -923,7 +934,11 @@ pub async fn plan(input: PlanInput<'_>, providers: &Providers) -> Result<Plan, E
             name: applies.then(|| d.name.clone()),
             depends_on: d.dependencies(),
         });
-        planned.insert(addr.clone(), resp.planned);
+        if let Some(attrs) = referenced.get(addr) {
+            let mut kept = resp.planned;
+            kept.retain(|k, _| attrs.contains(k));
+            planned.insert(addr.clone(), kept);
+        }
         actions.insert(addr.clone(), action);
     }
     for (addr, r) in &state.resources {
