@@ -116,6 +116,16 @@ fn parse_allow(guard: &GuardArgs) -> Result<BTreeSet<ResourceAddr>, Failure> {
         .collect()
 }
 
+/// What follows a plan.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Then {
+    /// It is shown (or saved) and the command ends: nothing needs the state as recorded once the
+    /// refresh has read it, as the plan is made from the refreshed state.
+    Show,
+    /// It is carried out, from the state as recorded.
+    Apply,
+}
+
 async fn make_plan(
     s: &mut Session,
     env: &Env,
@@ -123,6 +133,7 @@ async fn make_plan(
     operation: Operation,
     guard: &GuardArgs,
     include_protected: bool,
+    then: Then,
 ) -> Result<Plan, Failure> {
     let allow = parse_allow(guard)?;
     // Once the platform exists, every type it should have is listed, so that resources carrying
@@ -136,6 +147,13 @@ async fn make_plan(
     let refreshed = matih_plans::refresh_with(&s.state, &s.providers, &opts, &env.progress).await?;
     for w in &refreshed.warnings {
         eprintln!("warning: {w}");
+    }
+    if then == Then::Show {
+        // The recorded resources go while the plan is made, so that it does not hold both copies
+        // of every resource (about 130 MB each at 10,000 tenants); freed on the blocking pool,
+        // beside the planning.
+        let recorded = std::mem::take(&mut s.state.resources);
+        tokio::task::spawn_blocking(move || drop(recorded));
     }
     let plan = matih_plans::plan(
         PlanInput {
@@ -209,7 +227,7 @@ fn blocked_failure(plan: &Plan) -> Failure {
 pub async fn plan(g: &Global, a: &PlanArgs, env: &Env) -> Result<i32, Failure> {
     let mut s = open(g, env, "plan").await?;
     let op = if a.destroy { Operation::Destroy } else { Operation::Apply };
-    let plan = make_plan(&mut s, env, g, op, &a.guard, a.include_protected).await?;
+    let plan = make_plan(&mut s, env, g, op, &a.guard, a.include_protected, Then::Show).await?;
     show_plan(&plan, g, env)?;
     if let Some(out) = &a.out {
         write_plan(out, &plan)?;
@@ -298,7 +316,7 @@ pub async fn apply(g: &Global, a: &ApplyArgs, env: &Env) -> Result<i32, Failure>
             plan
         }
         None => {
-            let plan = make_plan(&mut s, env, g, Operation::Apply, &a.guard, false).await?;
+            let plan = make_plan(&mut s, env, g, Operation::Apply, &a.guard, false, Then::Apply).await?;
             if g.format == Format::Text {
                 show_plan(&plan, g, env)?;
             }
@@ -326,7 +344,7 @@ pub async fn destroy(g: &Global, a: &DestroyArgs, env: &Env) -> Result<i32, Fail
     if a.prune_orphans {
         return prune(s, g, a, env).await;
     }
-    let plan = make_plan(&mut s, env, g, Operation::Destroy, &a.guard, a.include_protected).await?;
+    let plan = make_plan(&mut s, env, g, Operation::Destroy, &a.guard, a.include_protected, Then::Apply).await?;
     if g.format == Format::Text {
         show_plan(&plan, g, env)?;
     }
@@ -349,7 +367,7 @@ pub async fn destroy(g: &Global, a: &DestroyArgs, env: &Env) -> Result<i32, Fail
 
 /// `destroy --prune-orphans`: deletes what the plan reports as orphans, and nothing in state.
 async fn prune(mut s: Session, g: &Global, a: &DestroyArgs, env: &Env) -> Result<i32, Failure> {
-    let plan = make_plan(&mut s, env, g, Operation::Apply, &a.guard, false).await?;
+    let plan = make_plan(&mut s, env, g, Operation::Apply, &a.guard, false, Then::Apply).await?;
     let orphans = plan.orphans.clone();
     if g.format == Format::Text {
         if orphans.is_empty() {
@@ -501,7 +519,7 @@ pub(crate) async fn apply_targeted(
 ) -> Result<i32, Failure> {
     let guard =
         GuardArgs { allow_replace: s.state.resources.keys().filter(|a| wanted(a)).map(ToString::to_string).collect() };
-    let mut plan = make_plan(&mut s, env, g, Operation::Apply, &guard, false).await?;
+    let mut plan = make_plan(&mut s, env, g, Operation::Apply, &guard, false, Then::Apply).await?;
     let left = plan.target(wanted);
     plan.blocked.retain(|b| wanted(&b.address));
     if g.format == Format::Text {
