@@ -19,7 +19,8 @@
 //! `MATIH_BENCH_TENANTS=10,100,10000` picks sizes; above 100 tenants the per-resource plan (many
 //! minutes at 1,000) is left out unless `MATIH_BENCH_PER_RESOURCE=1`. `MATIH_BENCH_KEEP_STATE=DIR`
 //! keeps each state file and apply report. `MATIH_BENCH_LATENCY_TENANTS` sizes the latency apply
-//! (10 by default; 0 leaves it out).
+//! (10 by default; 0 leaves it out). `MATIH_BENCH_WRAP="heaptrack -o /tmp/plan"` runs each measured
+//! `plan` under a profiler (its figures then include the profiler's).
 #![allow(dead_code)] // each bench uses its part
 
 pub mod wait;
@@ -98,8 +99,10 @@ pub fn run_measured(
     let figures = tempfile::NamedTempFile::new().unwrap();
     let mut c = tool(dir, cloud, env, kube, args);
     c.args(["-o", "json", "-q"]);
+    let wrap = std::env::var("MATIH_BENCH_WRAP").unwrap_or_default();
     let helper = Command::new(std::env::current_exe().unwrap())
         .env(MEASURE, figures.path())
+        .args(wrap.split_whitespace())
         .arg(c.get_program())
         .args(c.get_args())
         .envs(c.get_envs().filter_map(|(k, v)| Some((k, v?))))
