@@ -679,7 +679,7 @@ fn resource(shared: &Shared, group: &str, version: &str, rest: &[&str], ctx: &Ct
             if limit > 0 {
                 let served = shared.paging.served.fetch_add(1, Relaxed) + 1;
                 let every = shared.paging.compact_every.load(Relaxed);
-                if every > 0 && served % every == 0 {
+                if every > 0 && served.is_multiple_of(every) {
                     c.compact();
                 }
             }
