@@ -439,6 +439,12 @@ impl Cluster {
         self.compacted = self.rv;
     }
 
+    /// Why a watch from resourceVersion `rv` cannot start: the store compacted past it, so the
+    /// changes since then are no longer known (the API server's watch cache says the same).
+    pub(crate) fn watch_gone(&self, rv: u64) -> Option<ApiError> {
+        (rv < self.compacted).then(|| ApiError::too_old_resource_version(rv, self.compacted))
+    }
+
     fn store(&mut self, res: ResKey, key: ObjKey, mut obj: Value, kind: &'static str) -> Value {
         self.rv += 1;
         set_meta(&mut obj, "resourceVersion", Some(json!(self.rv.to_string())));

@@ -222,6 +222,12 @@ impl ApiError {
         )
     }
 
+    /// A watch from a resourceVersion the store has compacted away; `oldest` is the oldest it
+    /// still knows.
+    pub(crate) fn too_old_resource_version(rv: u64, oldest: u64) -> Self {
+        Self::new(410, "Expired", format!("too old resource version: {rv} ({oldest})"), None)
+    }
+
     pub(crate) fn not_acceptable() -> Self {
         Self::new(
             406,

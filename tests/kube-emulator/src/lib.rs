@@ -283,6 +283,12 @@ impl KubeEmulator {
         self.shared.paging.served.store(0, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Compacts the store now: list snapshots and watch starts before this moment are gone
+    /// (410), as after a real server's periodic compaction.
+    pub fn compact(&self) {
+        self.shared.cluster().compact();
+    }
+
     /// Every object of a kind, in all namespaces (namespace/name order); empty if not served.
     pub fn list(&self, api_version: &str, kind: &str) -> Vec<Value> {
         match self.resource(api_version, kind) {

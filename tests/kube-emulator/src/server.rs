@@ -208,6 +208,8 @@ struct WatchSpec {
     initial: Vec<Value>,
     cursor: u64,
     timeout: Duration,
+    /// The watch starts too far back: one ERROR event, then the stream ends.
+    gone: Option<ApiError>,
 }
 
 /// The parts of a request the router looks at.
@@ -384,6 +386,10 @@ async fn run_watch(shared: Arc<Shared>, spec: WatchSpec, tx: mpsc::Sender<Bytes>
         v.push(b'\n');
         Bytes::from(v)
     };
+    if let Some(e) = &spec.gone {
+        let _ = tx.send(line("ERROR", &e.to_status())).await;
+        return;
+    }
     let mut changed = shared.changed.subscribe();
     let deadline = tokio::time::Instant::now() + spec.timeout;
     for obj in &spec.initial {
@@ -706,6 +712,10 @@ fn resource(shared: &Shared, group: &str, version: &str, rest: &[&str], ctx: &Ct
                         v.parse().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {v:?}")))?,
                     ),
                 };
+                // As the watch cache does, a start before the last compaction is answered inside
+                // the stream (200, then an ERROR event with a 410 Status), not with an HTTP error;
+                // the client must list again and watch from the list's resourceVersion.
+                let gone = rv.and_then(|_| c.watch_gone(cursor));
                 let secs = ctx.param("timeoutSeconds").and_then(|s| s.parse().ok()).unwrap_or(1800u64);
                 return Ok(Reply::Watch(WatchSpec {
                     rt: rt.clone(),
@@ -715,6 +725,7 @@ fn resource(shared: &Shared, group: &str, version: &str, rest: &[&str], ctx: &Ct
                     initial,
                     cursor,
                     timeout: Duration::from_secs(secs),
+                    gone,
                 }));
             }
             Ok(Reply::ok(json!({

@@ -352,3 +352,40 @@ async fn watches_see_changes_in_order() {
     }
     assert_eq!(seen, ["ADDED 1", "MODIFIED 2", "DELETED 2"]);
 }
+
+#[tokio::test]
+async fn a_watch_from_before_a_compaction_is_told_410_and_a_fresh_list_starts_it_again() {
+    let em = KubeEmulator::start(Options::default());
+    let api: Api<ConfigMap> = Api::namespaced(client(&em), "default");
+    let old = api.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+    em.compact();
+
+    // As the watch cache answers: the stream opens, says 410 Expired once, and ends.
+    let mut stream = api.watch(&WatchParams::default().timeout(30), &old).await.unwrap().boxed();
+    let ev = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("an event in time");
+    match ev.expect("the stream is open").unwrap() {
+        WatchEvent::Error(e) => {
+            assert_eq!((e.code, e.reason.as_str()), (410, "Expired"));
+            assert!(e.message.starts_with(&format!("too old resource version: {old} (")), "{}", e.message);
+        }
+        other => panic!("expected a 410 ERROR event, got {other:?}"),
+    }
+    assert!(tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("the end in time").is_none());
+
+    // Listing again gives a resourceVersion to watch from.
+    let fresh = api.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+    let mut stream = api.watch(&WatchParams::default().timeout(30), &fresh).await.unwrap().boxed();
+    let dynamic_api = dynamic(&client(&em), "v1", "ConfigMap", "configmaps", Some("default"));
+    apply(
+        &dynamic_api,
+        "matih",
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "after", "namespace": "default"}}),
+    )
+    .await
+    .unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("an event in time");
+    match ev.expect("the stream is open").unwrap() {
+        WatchEvent::Added(c) => assert_eq!(c.metadata.name.as_deref(), Some("after")),
+        other => panic!("expected ADDED, got {other:?}"),
+    }
+}
