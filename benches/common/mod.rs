@@ -114,7 +114,10 @@ pub fn run_measured(
     let f: Vec<i64> = report.split_whitespace().map(|n| n.parse().unwrap()).collect();
     let [code, wall_us, max_rss_kib] = f[..] else { panic!("measuring {args:?}: {report}") };
     assert!(code == 0 || code == 2, "{args:?}: exit {code}: {}", String::from_utf8_lossy(&helper.stderr));
-    (Duration::from_micros(wall_us as u64), max_rss_kib, serde_json::from_slice(&helper.stdout).unwrap())
+    // A profiler may say where its report goes on stdout before the tool's document starts.
+    let out = &helper.stdout;
+    let doc = if wrap.is_empty() { 0 } else { out.windows(2).position(|w| w == b"\n{").map_or(0, |i| i + 1) };
+    (Duration::from_micros(wall_us as u64), max_rss_kib, serde_json::from_slice(&out[doc..]).unwrap())
 }
 
 /// Set (to a file to write the figures to) for the copy of the bench that runs one command.

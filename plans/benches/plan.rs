@@ -71,14 +71,14 @@ fn converged(g: &DesiredGraph, cloud: &FakeCloud) -> State {
             ResourceState {
                 rtype: addr.rtype.clone(),
                 id,
-                attrs,
+                attrs: attrs.into(),
                 dependencies: d.dependencies(),
                 owner_tags: Default::default(),
                 protected: false,
             },
         );
     }
-    cloud.seed(st.resources.values().map(|r| (r.rtype.to_string(), r.id.clone(), r.attrs.clone())));
+    cloud.seed(st.resources.values().map(|r| (r.rtype.to_string(), r.id.clone(), (*r.attrs).clone())));
     st
 }
 

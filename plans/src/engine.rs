@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
 use matih_addrs::{ResourceAddr, ResourceType};
-use matih_state::{Deposed, Intent, Output, ResourceState, Snapshot, State, StateCopy, StateError};
+use matih_state::{Attrs, Deposed, Intent, Output, ResourceState, Snapshot, State, StateCopy, StateError};
 
 use crate::diff::diff_attrs;
 use crate::graph::{Dag, Outcome, walk_batched};
@@ -469,7 +469,7 @@ pub async fn resolve_intents(
                 ResourceState {
                     rtype: intent.rtype.clone(),
                     id: found.id,
-                    attrs: found.attrs,
+                    attrs: Arc::new(found.attrs),
                     dependencies: intent.dependencies.clone(),
                     owner_tags: intent.owner_tags.clone(),
                     protected: intent.protected,
@@ -504,10 +504,13 @@ pub fn upgrade_state(state: &mut State, providers: &Providers) -> Result<Vec<Res
             now.insert(r.rtype.clone(), schema.version);
         }
         if from < schema.version {
-            let attrs = std::mem::take(&mut r.attrs);
+            let attrs = Arc::unwrap_or_clone(std::mem::take(&mut r.attrs));
             let req = UpgradeRequest { addr, rtype: &r.rtype, from, id: &r.id, attrs };
-            r.attrs =
-                provider.upgrade(req).map_err(|source| EngineError::Upgrade { addr: addr.clone(), from, source })?;
+            r.attrs = Arc::new(provider.upgrade(req).map_err(|source| EngineError::Upgrade {
+                addr: addr.clone(),
+                from,
+                source,
+            })?);
             changed.push(addr.clone());
         }
         Ok(())
@@ -674,11 +677,10 @@ pub async fn refresh_with(
             drift.push(Drift { address: addr.clone(), deleted: true, attributes: Vec::new(), parts: Vec::new() });
             continue;
         };
-        // The common case is "nothing moved": check that before building a diff.
+        // The common case is "nothing moved": check that before building a diff, and then keep
+        // the recorded attributes (shared, not copied) and drop what was seen.
         let same = seen.attrs.iter().all(|(k, v)| r.attrs.get(k) == Some(v));
-        let attrs = if same && seen.attrs.len() == r.attrs.len() {
-            seen.attrs
-        } else if same {
+        let attrs = if same {
             r.attrs.clone()
         } else {
             let seen_values: BTreeMap<String, Value> =
@@ -688,9 +690,9 @@ pub async fn refresh_with(
                 let (attributes, parts) = split_parts(providers, addr, changed, Some(&r.attrs), Some(&seen.attrs));
                 drift.push(Drift { address: addr.clone(), deleted: false, attributes, parts });
             }
-            let mut attrs = r.attrs.clone();
+            let mut attrs = Attrs::clone(&r.attrs);
             attrs.extend(seen.attrs);
-            attrs
+            Arc::new(attrs)
         };
         next.resources.insert(
             addr.clone(),
@@ -885,9 +887,9 @@ pub async fn plan(input: PlanInput<'_>, providers: &Providers) -> Result<Plan, E
             })
             .collect();
         let prior = state.resources.get(addr);
-        let resp = provider.plan(PlanRequest { addr, schema, prior: prior.map(|p| &p.attrs), config: &config });
+        let resp = provider.plan(PlanRequest { addr, schema, prior: prior.map(|p| &*p.attrs), config: &config });
         let protected = d.protected.unwrap_or(schema.protected_by_default);
-        let all_attributes = diff_attrs(prior.map(|p| &p.attrs), &resp.planned, &resp.requires_replace);
+        let all_attributes = diff_attrs(prior.map(|p| &*p.attrs), &resp.planned, &resp.requires_replace);
         let (action, reason) = match prior {
             None if drifted.get(addr).is_some_and(|d| d.deleted) => (Action::Create, Reason::DeletedOutside),
             None => (Action::Create, Reason::New),
@@ -917,7 +919,7 @@ pub async fn plan(input: PlanInput<'_>, providers: &Providers) -> Result<Plan, E
         let applies = action != Action::NoOp;
         let (attributes, parts) = if applies {
             let after: matih_state::Attrs = resp.planned.iter().map(|(k, v)| (k.clone(), v.display_json())).collect();
-            split_parts(providers, addr, all_attributes, prior.map(|p| &p.attrs), Some(&after))
+            split_parts(providers, addr, all_attributes, prior.map(|p| &*p.attrs), Some(&after))
         } else {
             (all_attributes, Vec::new())
         };
@@ -1392,7 +1394,9 @@ fn prepare_apply(
     let owner_tags = provider.owner_tags(ownership, addr);
     let name = change.name.clone().unwrap_or_else(|| addr.to_string());
     let prior = match change.action {
-        Action::Update => st.resources.get(addr).map(|r| ReadResource { id: r.id.clone(), attrs: r.attrs.clone() }),
+        Action::Update => {
+            st.resources.get(addr).map(|r| ReadResource { id: r.id.clone(), attrs: Attrs::clone(&r.attrs) })
+        }
         _ => None,
     };
     let mut client_token = String::new();
@@ -1560,7 +1564,7 @@ fn record_applied(
                     ResourceState {
                         rtype: c.rtype.clone(),
                         id: resp.id,
-                        attrs: resp.attrs,
+                        attrs: Arc::new(resp.attrs),
                         dependencies: c.depends_on.clone(),
                         owner_tags: identity.owner_tags,
                         protected: c.protected,
@@ -1608,7 +1612,7 @@ async fn destroy_unit(
             addr: c.address.clone(),
             rtype: t.rtype.clone(),
             id: t.id.clone(),
-            attrs: t.attrs.clone(),
+            attrs: Attrs::clone(&t.attrs),
             status: StatusSink::new(c.address.clone(), status.clone()),
         });
     }

@@ -86,7 +86,8 @@ pub struct ValidateResponse {
 pub struct ReadItem {
     pub addr: ResourceAddr,
     pub id: String,
-    pub attrs: Attrs,
+    /// As recorded, shared with the state.
+    pub attrs: std::sync::Arc<Attrs>,
 }
 
 /// Refresh every instance of one type in one call.

@@ -670,7 +670,7 @@ fn attributes_recorded_under_an_older_schema_are_upgraded_and_newer_ones_refused
         matih_state::ResourceState {
             rtype: net.rtype.clone(),
             id: "net-1".into(),
-            attrs: json!({"cidr_block": "10.0.0.0/16", "name": "net"}).as_object().unwrap().clone(),
+            attrs: json!({"cidr_block": "10.0.0.0/16", "name": "net"}).as_object().unwrap().clone().into(),
             dependencies: vec![],
             owner_tags: Default::default(),
             protected: true,

@@ -470,7 +470,7 @@ pub async fn import(g: &Global, address: &str, id: &str, env: &Env) -> Result<i3
         matih_state::ResourceState {
             rtype: addr.rtype.clone(),
             id: found.id.clone(),
-            attrs: found.attrs.clone(),
+            attrs: found.attrs.clone().into(),
             dependencies: desired.dependencies(),
             owner_tags: s.providers.owner_tags(&ownership, &addr)?,
             protected: desired.protected.unwrap_or(schema.protected_by_default),

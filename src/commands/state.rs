@@ -67,7 +67,7 @@ pub async fn run(g: &Global, cmd: &StateCommand, _env: &Env) -> Result<i32, Fail
                 Format::Json => print_json(&serde_json::json!({"address": a, "resource": r}))?,
                 Format::Text => {
                     println!("{a}  ({}, id {}{})", r.rtype, r.id, if r.protected { ", protected" } else { "" });
-                    for (k, v) in &r.attrs {
+                    for (k, v) in r.attrs.iter() {
                         println!("  {k} = {v}");
                     }
                     if !r.dependencies.is_empty() {

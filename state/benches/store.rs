@@ -42,7 +42,7 @@ fn synthetic_state(n: usize) -> State {
             ResourceState {
                 rtype: subnet.clone(),
                 id: format!("subnet-{i:017x}"),
-                attrs: attrs.as_object().unwrap().clone(),
+                attrs: std::sync::Arc::new(attrs.as_object().unwrap().clone()),
                 dependencies: vec![vpc.clone(), zone.clone()],
                 owner_tags,
                 protected: i % 10 == 0,
@@ -89,7 +89,8 @@ fn main() {
         drop((bytes, back));
 
         // A save after a resource finished, as during an apply.
-        state.resources.get_mut(&first).unwrap().attrs.insert("state".into(), json!(format!("run-{run}")));
+        std::sync::Arc::make_mut(&mut state.resources.get_mut(&first).unwrap().attrs)
+            .insert("state".into(), json!(format!("run-{run}")));
         let t = Instant::now();
         store.save(&mut state, &lock).unwrap();
         save.push(t.elapsed());

@@ -158,6 +158,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Not;
 use std::path::Path;
+use std::sync::Arc;
 
 use matih_addrs::{ResourceAddr, ResourceType};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -204,8 +205,8 @@ pub fn sort_objects(state: &mut State) {
             _ => {}
         }
     }
-    state.resources.values_mut().for_each(|r| sort_map(&mut r.attrs));
-    state.deposed.iter_mut().for_each(|d| sort_map(&mut d.resource.attrs));
+    state.resources.values_mut().for_each(|r| sort_map(Arc::make_mut(&mut r.attrs)));
+    state.deposed.iter_mut().for_each(|d| sort_map(Arc::make_mut(&mut d.resource.attrs)));
     state.outputs.values_mut().for_each(|o| sort_value(&mut o.value));
 }
 
@@ -644,7 +645,7 @@ impl ResourceV2<'_> {
         let state = ResourceState {
             rtype,
             id: self.id,
-            attrs: self.attrs.0,
+            attrs: Arc::new(self.attrs.0),
             dependencies: self.dependencies.into_iter().map(|a| a.0).collect(),
             owner_tags: self.owner_tags,
             protected: self.protected,
@@ -748,7 +749,7 @@ fn decode_v1(bytes: &[u8], path: &Path) -> Result<State, StateError> {
                 ResourceState {
                     rtype,
                     id: r.id,
-                    attrs: r.attributes,
+                    attrs: Arc::new(r.attributes),
                     dependencies: r.dependencies.into_iter().map(|a| a.0).collect(),
                     owner_tags: r.owner_tags,
                     protected: false,
@@ -922,7 +923,7 @@ mod tests {
             ResourceState {
                 rtype: t.clone(),
                 id: "id".into(),
-                attrs: attrs.as_object().unwrap().clone(),
+                attrs: Arc::new(attrs.as_object().unwrap().clone()),
                 dependencies: vec![],
                 owner_tags: BTreeMap::from([("matih:address".into(), a.to_string())]),
                 protected: false,

@@ -3,10 +3,11 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use matih_addrs::ResourceAddr;
 use matih_state::format::{self, FORMAT_VERSION, TOOL_VERSION};
-use matih_state::{CorruptKind, State, StateCopy, StateError};
+use matih_state::{Attrs, CorruptKind, State, StateCopy, StateError};
 use serde_json::{Value, json};
 
 const PATH: &str = "/nowhere/prod-aws.json";
@@ -47,7 +48,7 @@ fn a_copy_brought_up_to_date_encodes_as_the_state_it_follows() {
     // without naming anything.
     let first = live.resources.keys().next().unwrap().clone();
     let last = live.resources.keys().last().unwrap().clone();
-    live.resources.get_mut(&first).unwrap().attrs.insert("gen".into(), json!(2));
+    Arc::make_mut(&mut live.resources.get_mut(&first).unwrap().attrs).insert("gen".into(), json!(2));
     live.resources.remove(&last);
     let vpc = ResourceAddr::must("eks.vpc.main");
     live.resources.insert(vpc.clone(), common::sample_state().resources[&vpc].clone());
@@ -63,7 +64,7 @@ fn a_copy_brought_up_to_date_encodes_as_the_state_it_follows() {
     copy.update(&live, [&first, &first]);
     assert_eq!(copy.encode(Vec::new()).to_bytes(), format::encode(&live));
     // Not naming a change leaves the copy behind: the engine's debug check relies on seeing it.
-    live.resources.get_mut(&first).unwrap().attrs.insert("gen".into(), json!(3));
+    Arc::make_mut(&mut live.resources.get_mut(&first).unwrap().attrs).insert("gen".into(), json!(3));
     copy.update(&live, []);
     assert_ne!(copy.encode(Vec::new()).to_bytes(), format::encode(&live));
 }
@@ -87,7 +88,7 @@ fn layout_is_one_resource_per_line_with_repeated_values_shared() {
             matih_state::ResourceState {
                 rtype: addr.rtype.clone(),
                 id: name.into(),
-                attrs: json!({"connection": conn, "id": name, "short": "same"}).as_object().unwrap().clone(),
+                attrs: json!({"connection": conn, "id": name, "short": "same"}).as_object().unwrap().clone().into(),
                 dependencies: vec![
                     ResourceAddr::must("eks.vpc.main"),
                     ResourceAddr::must("eks.cluster.main"),
@@ -166,7 +167,8 @@ fn upgrades_version_3() {
     let mut expected = common::sample_state();
     let state = decode(&bytes).unwrap();
     expected.lineage = state.lineage.clone();
-    expected.resources.values_mut().next().unwrap().attrs.insert("odd".into(), json!({"$shared": 0}));
+    Arc::make_mut(&mut expected.resources.values_mut().next().unwrap().attrs)
+        .insert("odd".into(), json!({"$shared": 0}));
     assert_eq!(state, expected, "a value shaped like a reference is only a reference from version 4 on");
     let now = format::encode(&state);
     assert_eq!(decode(&now).unwrap(), state);
@@ -234,7 +236,7 @@ fn equal_states_give_equal_bytes_whatever_the_insertion_order() {
     let a = common::sample_state();
     let mut b = a.clone();
     let vpc = ResourceAddr::must("eks.vpc.main");
-    let attrs = &mut b.resources.get_mut(&vpc).unwrap().attrs;
+    let attrs = Arc::make_mut(&mut b.resources.get_mut(&vpc).unwrap().attrs);
     let entries: Vec<(String, Value)> = std::mem::take(attrs).into_iter().rev().collect();
     attrs.extend(entries);
     assert_ne!(
@@ -259,7 +261,7 @@ fn upgrades_version_1() {
     assert_eq!(vpc.id, "vpc-0a1b2c3d4e5f67890");
     assert_eq!(vpc.rtype.to_string(), "eks.vpc");
     assert_eq!(
-        Value::Object(vpc.attrs.clone()),
+        Value::Object(Attrs::clone(&vpc.attrs)),
         json!({"cidr_block": "10.0.0.0/16", "enable_dns_hostnames": true, "tags": {"Name": "prod"}})
     );
     assert!(!vpc.protected, "version 1 had no `protected`; it reads as false");

@@ -383,7 +383,7 @@ mod tests {
         let read = p
             .read(ReadRequest {
                 rtype: req.rtype.clone(),
-                items: vec![ReadItem { addr: req.addr.clone(), id: "t-1".into(), attrs: Attrs::new() }],
+                items: vec![ReadItem { addr: req.addr.clone(), id: "t-1".into(), attrs: Default::default() }],
             })
             .await
             .unwrap();

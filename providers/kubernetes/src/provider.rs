@@ -7,6 +7,7 @@
 //! cluster it applied to; refresh finds instances of a replaced cluster gone, so the plan
 //! bootstraps the new cluster from scratch. It never reads a kubeconfig.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -605,9 +606,9 @@ fn as_applied(a: &Applied, live: &Json) -> bool {
 /// tool's own that someone changed (a field the tool owns, or it is being deleted) is recorded as
 /// found, in the shape the tool wrote it (see [`project`]; `recorded` renders what it wrote);
 /// an upstream object gets a note. Another manager's additions (a field or list item the tool
-/// never owned) are not changes.
+/// never owned) are not changes. The map is copied on its first change only.
 fn seen_as(
-    objects: &mut serde_json::Map<String, Json>,
+    objects: &mut Cow<'_, serde_json::Map<String, Json>>,
     a: &Applied,
     live: Option<&Json>,
     recorded: impl FnOnce() -> Option<serde_json::Map<String, Json>>,
@@ -627,9 +628,11 @@ fn seen_as(
     };
     let Some(live) = live else {
         if own_entry {
-            objects.remove(&a.entry);
+            if objects.contains_key(&a.entry) {
+                objects.to_mut().remove(&a.entry);
+            }
         } else {
-            note(objects, format!("missing: {}", a.display()));
+            note(objects.to_mut(), format!("missing: {}", a.display()));
         }
         return;
     };
@@ -644,14 +647,14 @@ fn seen_as(
             if let Some(t) = since {
                 found["metadata"]["deletionTimestamp"] = Json::String(t.to_string());
             }
-            objects.insert(a.entry.clone(), found);
+            objects.to_mut().insert(a.entry.clone(), found);
         }
         _ => {
             let what = match since {
                 Some(t) => format!("being deleted since {t}"),
                 None => "changed outside matih-infra".to_string(),
             };
-            note(objects, if own_entry { what } else { format!("{what}: {}", a.display()) });
+            note(objects.to_mut(), if own_entry { what } else { format!("{what}: {}", a.display()) });
         }
     }
 }
@@ -781,16 +784,16 @@ impl Provider for KubernetesProvider {
                 (ep, observed)
             };
             let Observed { mut inventories, lists, whole } = observed;
-            // Each item's attributes are moved into what was found, not copied: at 10,000 tenants
-            // they are most of the state.
+            // What was seen is what refresh lays over the record: the connection, and the objects
+            // only if one of them moved. An instance whose objects are as recorded then keeps
+            // its recorded attributes, shared rather than copied (at 10,000 tenants they are
+            // most of the state).
             // Only the instances applied to this cluster have an inventory here.
+            let none = serde_json::Map::new();
             for item in items {
                 let Some(inventory) = inventories.remove(&item.addr) else { continue };
-                let ReadItem { addr, id, mut attrs } = item;
-                let mut objects = match attrs.remove("objects") {
-                    Some(Json::Object(o)) => o,
-                    _ => serde_json::Map::new(),
-                };
+                let ReadItem { addr, id, attrs } = item;
+                let mut objects = Cow::Borrowed(attrs.get("objects").and_then(Json::as_object).unwrap_or(&none));
                 let mut recorded = None;
                 for a in inventory {
                     let live = match whole.get(&object_key_of(&a)) {
@@ -801,12 +804,15 @@ impl Provider for KubernetesProvider {
                         recorded.get_or_insert_with(|| rendered_objects(&addr, &attrs)).clone()
                     });
                 }
-                attrs.insert("objects".into(), Json::Object(objects));
-                attrs.insert(
+                let mut seen = Attrs::new();
+                if let Cow::Owned(objects) = objects {
+                    seen.insert("objects".into(), Json::Object(objects));
+                }
+                seen.insert(
                     "connection".into(),
                     json!({"name": ep.cluster, "endpoint": ep.url, "ca_data": ep.ca_data}),
                 );
-                found.insert(addr, ReadResource { id, attrs });
+                found.insert(addr, ReadResource { id, attrs: seen });
             }
         }
         Ok(ReadResponse { found, ..ReadResponse::default() })

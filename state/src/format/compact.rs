@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io::Write as _;
 use std::ops::Range;
+use std::sync::Arc;
 
 use matih_addrs::ResourceAddr;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -470,6 +471,9 @@ impl ListSeed<'_> {
             },
         };
         let rtype = address.rtype.clone();
-        Ok((address, ResourceState { rtype, id, attrs, dependencies, owner_tags, protected: r.protected }))
+        Ok((
+            address,
+            ResourceState { rtype, id, attrs: Arc::new(attrs), dependencies, owner_tags, protected: r.protected },
+        ))
     }
 }

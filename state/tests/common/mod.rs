@@ -22,7 +22,8 @@ pub fn sample_state() -> State {
                 json!({ "z_last": [1, 2, {"b": null, "a": "x"}], "cidr": "10.0.0.0/16", "nested": {"y": 1, "x": true} })
                     .as_object()
                     .unwrap()
-                    .clone(),
+                    .clone()
+                    .into(),
             dependencies: vec![],
             owner_tags: BTreeMap::from([("matih:platform".into(), "prod".into())]),
             protected: true,
@@ -33,7 +34,7 @@ pub fn sample_state() -> State {
         ResourceState {
             rtype: subnet.rtype.clone(),
             id: "subnet-1".into(),
-            attrs: json!({ "name": "quote \" backslash \\ newline \n unicode ü" }).as_object().unwrap().clone(),
+            attrs: json!({ "name": "quote \" backslash \\ newline \n unicode ü" }).as_object().unwrap().clone().into(),
             dependencies: vec![vpc.clone()],
             owner_tags: BTreeMap::new(),
             protected: false,
@@ -57,7 +58,7 @@ pub fn sample_state() -> State {
         resource: ResourceState {
             rtype: subnet.rtype.clone(),
             id: "subnet-0-old".into(),
-            attrs: serde_json::Map::new(),
+            attrs: Default::default(),
             dependencies: vec![vpc],
             owner_tags: BTreeMap::new(),
             protected: false,
@@ -95,7 +96,7 @@ pub fn fill(state: &mut State, n: usize, generation: u64) {
             ResourceState {
                 rtype: subnet.clone(),
                 id: format!("subnet-{i:017x}"),
-                attrs: attrs.as_object().unwrap().clone(),
+                attrs: attrs.as_object().unwrap().clone().into(),
                 dependencies: vec![vpc.clone()],
                 owner_tags: BTreeMap::from([("matih:address".to_string(), addr.to_string())]),
                 protected: false,
