@@ -62,6 +62,7 @@ pub struct ResourceState {
     /// Shared, not copied, between the state as recorded and as refreshed when nothing moved
     /// (at 10,000 tenants a copy of every resource's attributes is over 100 MB); write through
     /// [`Arc::make_mut`].
+    #[serde(with = "shared")]
     pub attrs: Arc<Attrs>,
     /// Addresses this resource depended on when it was created or last updated; used to order
     /// deletes after the resource has left the platform spec.
@@ -102,4 +103,21 @@ pub struct Output {
 pub struct Deposed {
     pub addr: ResourceAddr,
     pub resource: ResourceState,
+}
+
+/// `Arc<Attrs>` as the attributes themselves.
+mod shared {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Attrs;
+
+    pub fn serialize<S: Serializer>(attrs: &Arc<Attrs>, s: S) -> Result<S::Ok, S::Error> {
+        attrs.as_ref().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<Attrs>, D::Error> {
+        Attrs::deserialize(d).map(Arc::new)
+    }
 }
