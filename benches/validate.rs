@@ -57,8 +57,8 @@ fn validate(name: &str, dir: &Path) -> Run {
 const MEASURE: &str = "MATIH_BENCH_MEASURE";
 
 fn measure(cmd: &[String]) {
-    let (code, wall, max_rss_kib) = wait::run(cmd, Stdio::null());
-    println!("{code} {} {max_rss_kib}", wall.as_micros());
+    let r = wait::run(cmd, Stdio::null());
+    println!("{} {} {}", r.code, r.wall.as_micros(), r.max_rss_kib);
 }
 
 /// This process's resident memory, in KiB: a child starts from it (its peak can be no lower).

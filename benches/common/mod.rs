@@ -87,15 +87,24 @@ pub fn run(
     (wall, serde_json::from_slice(&out.stdout).unwrap())
 }
 
-/// [`run`], with the peak resident memory of the tool (KiB), through a fresh copy of the bench
-/// (see [`measure`]): only for benches whose `main` is [`main_for`], which answers as that copy.
+/// What [`run_measured`] measured of the tool.
+pub struct Measured {
+    pub wall: Duration,
+    pub max_rss_kib: i64,
+    /// The tool's own CPU time (user and system), apart from the emulators'.
+    pub cpu: Duration,
+}
+
+/// [`run`], with the peak resident memory and CPU time of the tool, through a fresh copy of the
+/// bench (see [`measure`]): only for benches whose `main` is [`main_for`], which answers as that
+/// copy.
 pub fn run_measured(
     dir: &Path,
     cloud: &Cloud,
     env: &[(String, String)],
     kube: &KubeEmulator,
     args: &[&str],
-) -> (Duration, i64, Value) {
+) -> (Measured, Value) {
     let figures = tempfile::NamedTempFile::new().unwrap();
     let mut c = tool(dir, cloud, env, kube, args);
     c.args(["-o", "json", "-q"]);
@@ -112,12 +121,17 @@ pub fn run_measured(
         .unwrap();
     let report = std::fs::read_to_string(figures.path()).unwrap();
     let f: Vec<i64> = report.split_whitespace().map(|n| n.parse().unwrap()).collect();
-    let [code, wall_us, max_rss_kib] = f[..] else { panic!("measuring {args:?}: {report}") };
+    let [code, wall_us, max_rss_kib, cpu_us] = f[..] else { panic!("measuring {args:?}: {report}") };
     assert!(code == 0 || code == 2, "{args:?}: exit {code}: {}", String::from_utf8_lossy(&helper.stderr));
     // A profiler may say where its report goes on stdout before the tool's document starts.
     let out = &helper.stdout;
     let doc = if wrap.is_empty() { 0 } else { out.windows(2).position(|w| w == b"\n{").map_or(0, |i| i + 1) };
-    (Duration::from_micros(wall_us as u64), max_rss_kib, serde_json::from_slice(&out[doc..]).unwrap())
+    let m = Measured {
+        wall: Duration::from_micros(wall_us as u64),
+        max_rss_kib,
+        cpu: Duration::from_micros(cpu_us as u64),
+    };
+    (m, serde_json::from_slice(&out[doc..]).unwrap())
 }
 
 /// Set (to a file to write the figures to) for the copy of the bench that runs one command.
@@ -130,8 +144,9 @@ const MEASURE: &str = "MATIH_BENCH_MEASURE";
 /// own floor.
 fn measure(figures: &std::ffi::OsStr) {
     let cmd: Vec<String> = std::env::args().skip(1).collect();
-    let (code, wall, max_rss_kib) = wait::run(&cmd, Stdio::inherit());
-    std::fs::write(figures, format!("{code} {} {max_rss_kib}", wall.as_micros())).unwrap();
+    let r = wait::run(&cmd, Stdio::inherit());
+    std::fs::write(figures, format!("{} {} {} {}", r.code, r.wall.as_micros(), r.max_rss_kib, r.cpu.as_micros()))
+        .unwrap();
 }
 
 /// Time from starting `plan` (text output, as a person runs it) to the first byte it writes on
@@ -274,6 +289,7 @@ pub fn main_for(cloud: Cloud, emulator: &str) {
         let measure = |extra: &[&str], runs: usize| {
             let mut peak_rss = 0;
             let mut walls = Vec::new();
+            let mut cpus = Vec::new();
             let mut calls = 0;
             let mut kube_calls = 0;
             let mut tool = (0, 0);
@@ -281,8 +297,10 @@ pub fn main_for(cloud: Cloud, emulator: &str) {
             for _ in 0..runs {
                 let mut a = vec!["plan", "--detailed-exitcode"];
                 a.extend_from_slice(extra);
-                let (wall, rss, plan) = run_measured(dir.path(), &cloud, &env, &kube, &a);
-                peak_rss = peak_rss.max(rss);
+                let (m, plan) = run_measured(dir.path(), &cloud, &env, &kube, &a);
+                let wall = m.wall;
+                peak_rss = peak_rss.max(m.max_rss_kib);
+                cpus.push(m.cpu);
                 assert_eq!(plan["summary"]["create"], 0, "converged");
                 calls = total(&plan["statistics"]["api_calls"]);
                 kube_calls = kubernetes(&plan["statistics"]["api_calls"]);
@@ -292,16 +310,18 @@ pub fn main_for(cloud: Cloud, emulator: &str) {
                 walls.push(wall);
             }
             walls.sort();
+            cpus.sort();
             let mut slowest: Vec<(String, u64)> =
                 slowest.into_iter().map(|(t, ms)| (t, ms.as_u64().unwrap_or(0))).collect();
             slowest.sort_by_key(|s| std::cmp::Reverse(s.1));
             let slowest: Vec<String> = slowest.iter().take(4).map(|(t, ms)| format!("{t} {ms} ms")).collect();
-            (calls, walls[walls.len() / 2], tool, kube_calls, peak_rss, slowest.join(", "))
+            let cpu = cpus[cpus.len() / 2];
+            (calls, walls[walls.len() / 2], tool, kube_calls, peak_rss, slowest.join(", "), cpu)
         };
-        let (b_calls, b_wall, (b_refresh, b_plan), b_kube, batched_rss, b_slowest) = measure(&[], 3);
+        let (b_calls, b_wall, (b_refresh, b_plan), b_kube, batched_rss, b_slowest, b_cpu) = measure(&[], 3);
         if n <= 100 || std::env::var_os("MATIH_BENCH_PER_RESOURCE").is_some() {
             // One run: at 1,000 tenants this mode alone keeps the emulators busy for many minutes.
-            let (p_calls, p_wall, _, p_kube, _, _) = measure(&["--refresh", "per-resource"], 1);
+            let (p_calls, p_wall, _, p_kube, _, _, _) = measure(&["--refresh", "per-resource"], 1);
             println!(
                 "{:>8} {:>10} | {:>14} {:>8.0}ms | {:>14} {:>8.0}ms | {:>8.1}× {:>7.1}× | {:>17}",
                 n,
@@ -332,8 +352,10 @@ pub fn main_for(cloud: Cloud, emulator: &str) {
         let first = first_output(dir.path(), &cloud, &env, &kube);
         println!(
             "{:>8}   batched plan, last run: refresh {b_refresh} ms (waiting on the cloud), planning {b_plan} ms; \
-             peak RSS {:.0} MiB; first output after {:.0} ms; slowest reads: {b_slowest}",
+             the tool's own CPU {:.0} ms (median); peak RSS {:.0} MiB; first output after {:.0} ms; \
+             slowest reads: {b_slowest}",
             "",
+            b_cpu.as_secs_f64() * 1e3,
             batched_rss as f64 / 1024.0,
             first.as_secs_f64() * 1e3
         );

@@ -143,7 +143,7 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>
 /// What the router decided.
 enum Reply {
     Json { code: u16, body: Value, content_type: &'static str, warnings: Vec<String> },
-    Watch(WatchSpec),
+    Watch(Box<WatchSpec>),
     Error(ApiError),
 }
 
@@ -361,7 +361,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         Reply::Error(e) => json_response(e.code, &e.to_status(), "application/json", &[]),
         Reply::Watch(spec) => {
             let (tx, rx) = mpsc::channel(64);
-            tokio::spawn(run_watch(shared.clone(), spec, tx));
+            tokio::spawn(run_watch(shared.clone(), *spec, tx));
             Response::builder()
                 .status(200)
                 .header("content-type", "application/json")
@@ -717,7 +717,7 @@ fn resource(shared: &Shared, group: &str, version: &str, rest: &[&str], ctx: &Ct
                 // the client must list again and watch from the list's resourceVersion.
                 let gone = rv.and_then(|_| c.watch_gone(cursor));
                 let secs = ctx.param("timeoutSeconds").and_then(|s| s.parse().ok()).unwrap_or(1800u64);
-                return Ok(Reply::Watch(WatchSpec {
+                return Ok(Reply::Watch(Box::new(WatchSpec {
                     rt: rt.clone(),
                     ns: ns.map(String::from),
                     labels,
@@ -726,7 +726,7 @@ fn resource(shared: &Shared, group: &str, version: &str, rest: &[&str], ctx: &Ct
                     cursor,
                     timeout: Duration::from_secs(secs),
                     gone,
-                }));
+                })));
             }
             Ok(Reply::ok(json!({
                 "kind": format!("{}List", rt.kind),
