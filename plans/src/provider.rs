@@ -140,6 +140,8 @@ pub enum Remedy {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReadResource {
     pub id: String,
+    /// What was seen. Refresh lays it over the recorded attributes, so an attribute left out is
+    /// taken as recorded (the Kubernetes read leaves out an unchanged objects map).
     pub attrs: Attrs,
 }
 
