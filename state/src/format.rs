@@ -205,8 +205,25 @@ pub fn sort_objects(state: &mut State) {
             _ => {}
         }
     }
-    state.resources.values_mut().for_each(|r| sort_map(Arc::make_mut(&mut r.attrs)));
-    state.deposed.iter_mut().for_each(|d| sort_map(Arc::make_mut(&mut d.resource.attrs)));
+    fn map_sorted(m: &serde_json::Map<String, Value>) -> bool {
+        m.keys().is_sorted() && m.values().all(value_sorted)
+    }
+    fn value_sorted(v: &Value) -> bool {
+        match v {
+            Value::Object(m) => map_sorted(m),
+            Value::Array(a) => a.iter().all(value_sorted),
+            _ => true,
+        }
+    }
+    // Attributes may be shared with another copy of the state (recorded and refreshed): only
+    // those that need sorting are made this state's own.
+    let sort_attrs = |attrs: &mut Arc<Attrs>| {
+        if !map_sorted(attrs) {
+            sort_map(Arc::make_mut(attrs));
+        }
+    };
+    state.resources.values_mut().for_each(|r| sort_attrs(&mut r.attrs));
+    state.deposed.iter_mut().for_each(|d| sort_attrs(&mut d.resource.attrs));
     state.outputs.values_mut().for_each(|o| sort_value(&mut o.value));
 }
 

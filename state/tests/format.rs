@@ -248,6 +248,25 @@ fn equal_states_give_equal_bytes_whatever_the_insertion_order() {
 }
 
 #[test]
+fn sorting_keys_leaves_attributes_shared_with_another_copy_unless_they_need_it() {
+    let mut recorded = common::sample_state();
+    format::sort_objects(&mut recorded);
+    // The refreshed copy shares every resource's attributes with the recorded one.
+    let mut refreshed = recorded.clone();
+    let vpc = ResourceAddr::must("eks.vpc.main");
+    let subnet = ResourceAddr::must(r#"eks.subnet.private["us-east-1a"]"#);
+    let attrs = Arc::make_mut(&mut refreshed.resources.get_mut(&vpc).unwrap().attrs);
+    let entries: Vec<(String, Value)> = std::mem::take(attrs).into_iter().rev().collect();
+    attrs.extend(entries);
+    assert!(!refreshed.resources[&vpc].attrs.keys().is_sorted(), "the test needs unsorted keys");
+
+    format::sort_objects(&mut refreshed);
+    assert!(refreshed.resources[&vpc].attrs.keys().is_sorted());
+    assert!(Arc::ptr_eq(&recorded.resources[&subnet].attrs, &refreshed.resources[&subnet].attrs), "still shared");
+    assert_eq!(format::encode(&recorded), format::encode(&refreshed));
+}
+
+#[test]
 fn upgrades_version_1() {
     let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v1.json")).unwrap();
     let state = decode(&bytes).unwrap();
