@@ -371,6 +371,13 @@ impl Sink {
         let (message, label, help) = (printable(p.message), printable(p.label), p.help.map(printable));
         self.items.push(SpecDiagnostic::new(file, span, message, label, help, p.notes));
     }
+
+    /// Takes in the problems `other` recorded (on another thread), after this one's.
+    pub(crate) fn absorb(&mut self, other: Sink) {
+        let room = MAX_LISTED.saturating_sub(self.items.len()).min(other.items.len());
+        self.unlisted += other.unlisted + other.items.len() - room;
+        self.items.extend(other.items.into_iter().take(room));
+    }
 }
 
 /// Text fit for a terminal and a log line: control characters (a value's NUL, or an escape
