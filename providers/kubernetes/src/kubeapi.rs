@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersion};
 use kube::discovery::{ApiGroup, Scope};
@@ -200,18 +199,69 @@ fn str_of<'j>(o: &'j Json, path: &[&str]) -> Option<&'j str> {
     cur.as_str()
 }
 
+/// One page of a metadata-only list (`PartialObjectMetadataList`), borrowed from the answer's
+/// text: what [`listed`] needs of each object and nothing else. Every other field (labels,
+/// annotations, owner references, other managers' field sets) is skipped, not built: at 10,000
+/// tenants a refresh lists 80,000 objects.
+#[derive(Deserialize)]
+struct MetadataPage<'a> {
+    #[serde(borrow, default)]
+    metadata: Option<PageMeta<'a>>,
+    #[serde(borrow, default)]
+    items: Option<Vec<ListedObject<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct PageMeta<'a> {
+    #[serde(rename = "continue", borrow, default)]
+    continue_: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ListedObject<'a> {
+    #[serde(borrow)]
+    metadata: ListedMeta<'a>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListedMeta<'a> {
+    #[serde(borrow, default)]
+    name: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    namespace: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    deletion_timestamp: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    managed_fields: Option<Vec<ManagedEntry<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct ManagedEntry<'a> {
+    #[serde(borrow, default)]
+    manager: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    operation: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "fieldsV1", borrow, default)]
+    fields_v1: Option<&'a serde_json::value::RawValue>,
+}
+
 /// What a refresh keeps of a listed object: whether it is being deleted and the digest of the
 /// fields the tool owns (under [`LISTED_OWNED`]), all [`owned_of`] needs to tell it unchanged.
-pub fn listed(meta: &ObjectMeta) -> Json {
+/// The digest is [`owned_digest`]'s, of the same entry: only the tool's entry is parsed for it.
+fn listed(meta: &ListedMeta<'_>) -> Json {
     let mine = meta
         .managed_fields
         .iter()
         .flatten()
         .find(|m| m.manager.as_deref() == Some(FIELD_MANAGER) && m.operation.as_deref() == Some("Apply"));
-    let owned = mine.and_then(|m| m.fields_v1.as_ref()).map_or_else(String::new, |f| fields_digest(&f.0));
+    let owned = mine
+        .and_then(|m| m.fields_v1)
+        .and_then(|raw| serde_json::from_str::<Json>(raw.get()).ok())
+        .map_or_else(String::new, |f| fields_digest(&f));
     let mut metadata = serde_json::Map::new();
     if let Some(t) = &meta.deletion_timestamp {
-        metadata.insert("deletionTimestamp".into(), serde_json::to_value(t).expect("a time serializes"));
+        metadata.insert("deletionTimestamp".into(), Json::String(t.to_string()));
     }
     serde_json::json!({"metadata": metadata, LISTED_OWNED: owned})
 }
@@ -378,7 +428,7 @@ impl<'a> Session<'a> {
         a: &Applied,
         only: Option<&[String]>,
     ) -> Result<HashMap<(Option<String>, String), Json>, ProviderError> {
-        let api = Api::<DynamicObject>::all_with(self.client.clone(), &Self::ar_of(a));
+        let path = <DynamicObject as kube::Resource>::url_path(&Self::ar_of(a), None);
         let selector = match only {
             Some(labels) => format!("{ADDON_LABEL} in ({})", labels.join(",")),
             None => ADDON_LABEL.to_string(),
@@ -395,8 +445,12 @@ impl<'a> Session<'a> {
             if let Some(t) = &token {
                 params = params.continue_token(t);
             }
-            let page = match self.call("list", &what, Call::Read, || api.list_metadata(&params)).await {
-                Ok(page) => page,
+            let list = || {
+                let request = kube::core::Request::new(&path).list_metadata(&params);
+                async move { self.client.request_text(request.map_err(kube::Error::BuildRequest)?).await }
+            };
+            let text = match self.call("list", &what, Call::Read, list).await {
+                Ok(text) => text,
                 // The snapshot the pages came from is gone (the server compacted past it): one
                 // whole list instead, as client-go's pager does, rather than pages of two
                 // snapshots joined or a restart that a busy kind expires again.
@@ -411,12 +465,19 @@ impl<'a> Session<'a> {
                 Err(e) if token.is_none() && e.kind() == ErrorKind::NotFound => return Ok(HashMap::new()),
                 Err(e) => return Err(e),
             };
-            found.extend(page.items.into_iter().map(|o| {
-                let key = (o.metadata.namespace.clone(), o.metadata.name.clone().unwrap_or_default());
-                (key, listed(&o.metadata))
+            let page: MetadataPage = serde_json::from_str(&text).map_err(|e| {
+                crate::cluster::other(format!(
+                    "{what}: the answer is not a metadata list ({e}); is this a Kubernetes API server?"
+                ))
+            })?;
+            found.extend(page.items.into_iter().flatten().map(|o| {
+                let m = &o.metadata;
+                let key =
+                    (m.namespace.as_deref().map(str::to_string), m.name.as_deref().unwrap_or_default().to_string());
+                (key, listed(m))
             }));
-            match page.metadata.continue_.filter(|t| !t.is_empty()) {
-                Some(next) => token = Some(next),
+            match page.metadata.and_then(|m| m.continue_).filter(|t| !t.is_empty()) {
+                Some(next) => token = Some(next.into_owned()),
                 None => return Ok(found),
             }
         }
@@ -584,6 +645,36 @@ mod tests {
         ] {
             assert!(inventory_from_json(&bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_listed_objects_owned_digest_is_the_whole_objects() {
+        let object = json!({"metadata": {
+        "name": "coredns", "namespace": "kube-system", "labels": {"matih.ai/addon": "coredns"},
+        "deletionTimestamp": "2026-12-02T10:00:00Z",
+        "managedFields": [
+            {"manager": "kube-controller-manager", "operation": "Update", "fieldsV1": {"f:status": {}}},
+            {"manager": "matih-infra", "operation": "Apply",
+             "fieldsV1": {"f:data": {"f:z": {}, "f:a": {}}, "f:metadata": {"f:labels": {"f:matih.ai/addon": {}}}}}
+        ]}});
+        // Laid out as a server may lay it out: the digest is of the field set, not of the text.
+        let text = serde_json::to_string_pretty(&json!({
+            "kind": "PartialObjectMetadataList", "metadata": {"continue": "next"}, "items": [object]
+        }))
+        .unwrap();
+        let page: MetadataPage = serde_json::from_str(&text).unwrap();
+        assert_eq!(page.metadata.and_then(|m| m.continue_).as_deref(), Some("next"));
+        let items = page.items.unwrap();
+        assert_eq!(items[0].metadata.name.as_deref(), Some("coredns"));
+        let summary = listed(&items[0].metadata);
+        assert_eq!(owned_of(&summary), owned_of(&object));
+        assert_ne!(owned_of(&summary), "");
+        assert_eq!(summary["metadata"]["deletionTimestamp"], "2026-12-02T10:00:00Z");
+
+        let page: MetadataPage =
+            serde_json::from_str(r#"{"metadata": {}, "items": [{"metadata": {"name": "x", "managedFields": null}}]}"#)
+                .unwrap();
+        assert_eq!(owned_of(&listed(&page.items.unwrap()[0].metadata)), "");
     }
 
     #[test]
