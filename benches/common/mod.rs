@@ -20,7 +20,9 @@
 //! minutes at 1,000) is left out unless `MATIH_BENCH_PER_RESOURCE=1`. `MATIH_BENCH_KEEP_STATE=DIR`
 //! keeps each state file and apply report. `MATIH_BENCH_LATENCY_TENANTS` sizes the latency apply
 //! (10 by default; 0 leaves it out). `MATIH_BENCH_WRAP="heaptrack -o /tmp/plan"` runs each measured
-//! `plan` under a profiler (its figures then include the profiler's).
+//! `plan` under a profiler (its figures then include the profiler's). `MATIH_BENCH_HOLD=FILE`
+//! stops after each size's apply with a script at FILE that runs `plan` against it (see
+//! [`hold_for_profiling`]).
 #![allow(dead_code)] // each bench uses its part
 
 pub mod wait;
@@ -85,6 +87,27 @@ pub fn run(
     let wall = start.elapsed();
     assert!(out.status.success() || out.status.code() == Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     (wall, serde_json::from_slice(&out.stdout).unwrap())
+}
+
+/// With `MATIH_BENCH_HOLD=FILE`: after the apply and the warm-up plan, writes FILE, a shell
+/// script that runs `plan` (its arguments appended) against the applied platform and the running
+/// emulators, and waits until FILE is removed. For profiling one size by hand, again and again,
+/// without applying it again (`bash FILE -o json -q`, or with `MATIH_WRAP="perf record …"`).
+fn hold_for_profiling(file: &Path, plan: &Command) {
+    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
+    let mut script = format!("cd {}\n", quote(plan.get_current_dir().unwrap().as_os_str()));
+    for (k, v) in plan.get_envs() {
+        if let Some(v) = v {
+            script.push_str(&format!("export {}={}\n", k.to_string_lossy(), quote(v)));
+        }
+    }
+    let args: Vec<String> = plan.get_args().map(quote).collect();
+    script.push_str(&format!("exec $MATIH_WRAP {} {} \"$@\"\n", quote(plan.get_program()), args.join(" ")));
+    std::fs::write(file, script).unwrap();
+    eprintln!("holding: `bash {}` runs plan; remove it to go on", file.display());
+    while file.exists() {
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }
 
 /// What [`run_measured`] measured of the tool.
@@ -286,6 +309,9 @@ pub fn main_for(cloud: Cloud, emulator: &str) {
         }
         // Warm-up, then the median of three batched runs and one per-resource run.
         run(dir.path(), &cloud, &env, &kube, &["plan", "--detailed-exitcode"]);
+        if let Some(hold) = std::env::var_os("MATIH_BENCH_HOLD") {
+            hold_for_profiling(Path::new(&hold), &tool(dir.path(), &cloud, &env, &kube, &["plan"]));
+        }
         let measure = |extra: &[&str], runs: usize| {
             let mut peak_rss = 0;
             let mut walls = Vec::new();
