@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use anyhow::Context as _;
@@ -12,17 +13,17 @@ use matih_state::State;
 
 use super::{Env, print_json};
 use crate::cli::{ApplyArgs, DestroyArgs, Format, Global, GuardArgs, PlanArgs};
-use crate::context::{self, Locked};
+use crate::context::{self, Locked, PendingDesired};
 use crate::exit::{Class, Failure, code};
 use crate::render::{self, ApplyDoc, ResourceResult};
 use matih_provider_kit::Cloud;
 
 /// Everything a provider-facing command holds while it runs.
 pub(crate) struct Session {
-    spec: LoadedSpec,
+    spec: Arc<LoadedSpec>,
     cloud: Box<dyn Cloud>,
     providers: Providers,
-    desired: DesiredGraph,
+    desired: PendingDesired,
     locked: Locked,
     state: State,
     /// The cloud's view of `state` from the last refresh (same serial and lineage): what apply
@@ -65,12 +66,13 @@ pub(crate) async fn open_with(
         edit(&spec)?;
         spec = context::load_spec(g)?;
     }
-    // The desired graph is CPU work (every add-on instance's objects rendered and digested, some
-    // 150 ms at a thousand tenants, growing with them): it is built on a thread of its own while
-    // the cloud's clients are set up and the state is read.
+    // The desired graph is CPU work: the cloud's part is built on a thread of its own while the
+    // cloud's clients are set up and the state is read, and the bootstrap's part goes on past
+    // that, beside the refresh (see `PendingDesired`).
+    let spec = Arc::new(spec);
     let (desired, providers, state) = tokio::task::block_in_place(|| {
         std::thread::scope(|scope| {
-            let desired = scope.spawn(|| context::desired(&spec, cloud.as_ref()));
+            let desired = scope.spawn(|| PendingDesired::start(&spec, cloud.as_ref()));
             let (providers, state) = tokio::runtime::Handle::current()
                 .block_on(async { tokio::join!(context::providers(&spec, cloud.as_ref()), locked.load()) });
             (desired.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), providers, state)
@@ -138,11 +140,7 @@ async fn make_plan(
     let allow = parse_allow(guard)?;
     // Once the platform exists, every type it should have is listed, so that resources carrying
     // its owner tags that state does not know (orphans) show even where state has none of a type.
-    let list_types = if s.state.resources.is_empty() {
-        BTreeSet::new()
-    } else {
-        s.desired.resources.keys().map(|a| a.rtype.clone()).collect()
-    };
+    let list_types = if s.state.resources.is_empty() { BTreeSet::new() } else { s.desired.types().clone() };
     let opts = RefreshOptions { parallelism: 10, mode: g.refresh.into(), list_types };
     let refreshed = matih_plans::refresh_with(&s.state, &s.providers, &opts, &env.progress).await?;
     for w in &refreshed.warnings {
@@ -155,10 +153,11 @@ async fn make_plan(
         let recorded = std::mem::take(&mut s.state.resources);
         tokio::task::spawn_blocking(move || drop(recorded));
     }
+    let desired = s.desired.graph()?;
     let plan = matih_plans::plan(
         PlanInput {
             operation,
-            desired: &s.desired,
+            desired,
             state: &refreshed.state,
             recorded_serial: s.state.serial,
             drift: refreshed.drift,
@@ -426,8 +425,8 @@ async fn prune(mut s: Session, g: &Global, a: &DestroyArgs, env: &Env) -> Result
 /// reports) at an address the platform spec wants and state does not have.
 pub async fn import(g: &Global, address: &str, id: &str, env: &Env) -> Result<i32, Failure> {
     let addr: ResourceAddr = address.parse().map_err(Failure::usage)?;
-    let s = open(g, env, "state import").await?;
-    let Some(desired) = s.desired.resources.get(&addr) else {
+    let mut s = open(g, env, "state import").await?;
+    let Some(desired) = s.desired.graph()?.resources.get(&addr) else {
         return Err(Failure::usage(format!("{addr} is not an address of this platform"))
             .hint("the plan's orphan section names the address to import each orphan at"));
     };
