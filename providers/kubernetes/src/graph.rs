@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use matih_plans::{Desired, DesiredGraph, ResourceAddr, Value};
 use matih_provider_kit::cloud::to_value;
-use matih_spec::{Certificates, PlatformSpec};
+use matih_spec::{Certificates, PlatformSpec, TenantSpec};
 use serde_json::{Value as Json, json};
 
 use crate::addons::{self, Instances, Params, Phase, TABLE, Variant};
@@ -58,28 +58,30 @@ pub fn add_bootstrap(g: &mut DesiredGraph, spec: &PlatformSpec, b: &ClusterBindi
     // A tenant's policies need only Kafka's namespace: changing who reaches the internet does
     // not touch every tenant.
     let tenant_policy = json!({ "kafka_namespace": np.kafka_namespace });
+    // Every instance refers to the same cluster.
+    let (cluster, connection) = (Value::map(b.identity.clone()), to_value(&b.connection));
 
     for row in TABLE {
         let variant = row.variant(b.cloud);
         if matches!(variant, Variant::Managed(_)) {
             continue;
         }
-        let keys: Vec<Option<&str>> = match row.instances {
+        // Each instance with its tenant (none for a platform-wide row).
+        let instances: Vec<Option<&TenantSpec>> = match row.instances {
             Instances::One => vec![None],
-            Instances::EachTenant => spec.tenants.iter().map(|t| Some(t.slug.as_str())).collect(),
-            Instances::DedicatedIngressTenants => {
-                spec.tenants.iter().filter(|t| t.dedicated_ingress).map(|t| Some(t.slug.as_str())).collect()
-            }
+            Instances::EachTenant => spec.tenants.iter().map(Some).collect(),
+            Instances::DedicatedIngressTenants => spec.tenants.iter().filter(|t| t.dedicated_ingress).map(Some).collect(),
             Instances::TenantCertificates if a.certificates == Certificates::PerTenant => {
-                spec.tenants.iter().map(|t| Some(t.slug.as_str())).collect()
+                spec.tenants.iter().map(Some).collect()
             }
             Instances::TenantCertificates => vec![],
         };
-        for key in keys {
+        for tenant in instances {
+            let key = tenant.map(|t| t.slug.as_str());
             let mut p: BTreeMap<String, Value> = BTreeMap::new();
             p.insert("cloud".into(), Value::str(cloud.clone()));
             let this_tenant = || {
-                let t = spec.tenants.iter().find(|t| Some(t.slug.as_str()) == key).expect("instance of a tenant");
+                let t = tenant.expect("instance of a tenant");
                 Value::Known(json!([{"slug": t.slug, "dedicated_ingress": t.dedicated_ingress}]))
             };
             match row.name {
@@ -160,8 +162,8 @@ pub fn add_bootstrap(g: &mut DesiredGraph, spec: &PlatformSpec, b: &ClusterBindi
 
             let at = addr(row.name, key);
             let mut d = Desired::new(at.clone(), instance_label(&at))
-                .set("cluster", Value::map(b.identity.clone()))
-                .set("connection", to_value(&b.connection))
+                .set("cluster", cluster.clone())
+                .set("connection", connection.clone())
                 .set("params", params)
                 .set("objects", Value::Known(Json::Object(objects)));
             for grant in &b.access_grants {

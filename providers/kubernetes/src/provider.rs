@@ -21,7 +21,7 @@ use serde_json::{Value as Json, json};
 
 use crate::addons::{self, Params, Row};
 use crate::cluster::{ApiOverride, ClusterAccess, Connector, Endpoint, other};
-use crate::kubeapi::{ADDON_LABEL, Applied, Session, has_readiness, readiness};
+use crate::kubeapi::{ADDON_LABEL, Applied, ObjectSeen, Session, has_readiness, readiness};
 use crate::manifests::ManifestFile as Upstream;
 use crate::manifests::Source;
 use matih_provider_kit::{Recorder, RetryPolicy};
@@ -536,11 +536,37 @@ fn upgrade_inventory_to_runs(attrs: &mut Attrs) {
 }
 
 /// Summaries of listed objects: by (API version, plural), then by (namespace, name).
-type Listed = HashMap<(String, String), HashMap<(Option<String>, String), Json>>;
+type Listed = HashMap<(String, String), HashMap<(Option<String>, String), ObjectSeen>>;
 
 /// The listed summary of the object `a`, if the lists hold it.
-fn listed_of<'l>(lists: &'l Listed, a: &Applied) -> Option<&'l Json> {
-    lists.get(&(a.api_version.clone(), a.plural.clone())).and_then(|m| m.get(&(a.namespace.clone(), a.name.clone())))
+fn listed_of<'l>(lists: &'l Listed, a: &Applied) -> Option<Live<'l>> {
+    lists
+        .get(&(a.api_version.clone(), a.plural.clone()))
+        .and_then(|m| m.get(&(a.namespace.clone(), a.name.clone())))
+        .map(Live::Listed)
+}
+
+/// An object as a refresh found it: fetched whole, or as a metadata list showed it.
+#[derive(Clone, Copy)]
+enum Live<'a> {
+    Whole(&'a Json),
+    Listed(&'a ObjectSeen),
+}
+
+impl Live<'_> {
+    fn deletion_timestamp(&self) -> Option<&str> {
+        match self {
+            Live::Whole(o) => o["metadata"]["deletionTimestamp"].as_str(),
+            Live::Listed(l) => l.deletion_timestamp.as_deref(),
+        }
+    }
+
+    fn owned(&self) -> Cow<'_, str> {
+        match self {
+            Live::Whole(o) => Cow::Owned(crate::kubeapi::owned_of(o)),
+            Live::Listed(l) => Cow::Borrowed(&l.owned),
+        }
+    }
 }
 
 /// What a refresh read from one cluster for the add-on instances recorded on it.
@@ -548,7 +574,7 @@ struct Observed {
     /// The inventory of each instance applied to this cluster (by its recorded name and the UID
     /// of its `kube-system`).
     inventories: HashMap<ResourceAddr, Vec<Applied>>,
-    /// Each resource's labelled objects, as [`crate::kubeapi::listed`] summaries.
+    /// Each resource's labelled objects, as their lists showed them.
     lists: Listed,
     /// The tool's own objects that the summaries show changed, whole (`None`: gone meanwhile).
     whole: HashMap<ObjectKey, Option<Json>>,
@@ -610,8 +636,8 @@ fn object_key_of(a: &Applied) -> ObjectKey {
 
 /// Whether `live` (its metadata is enough) shows the object as the tool applied it: not being
 /// deleted, and the fields the tool owns as it owned them.
-fn as_applied(a: &Applied, live: &Json) -> bool {
-    live["metadata"]["deletionTimestamp"].is_null() && crate::kubeapi::owned_of(live) == a.owned
+fn as_applied(a: &Applied, live: Live<'_>) -> bool {
+    live.deletion_timestamp().is_none() && live.owned() == a.owned
 }
 
 /// Records in an add-on's `objects` how one object it applied is found now, so that drift and
@@ -623,7 +649,7 @@ fn as_applied(a: &Applied, live: &Json) -> bool {
 fn seen_as(
     objects: &mut Cow<'_, serde_json::Map<String, Json>>,
     a: &Applied,
-    live: Option<&Json>,
+    live: Option<Live<'_>>,
     recorded: impl FnOnce() -> Option<serde_json::Map<String, Json>>,
 ) {
     let own_entry = a.entry == a.key();
@@ -652,11 +678,16 @@ fn seen_as(
     if as_applied(a, live) {
         return;
     }
-    let since = live["metadata"]["deletionTimestamp"].as_str();
-    let recorded = if own_entry { recorded().and_then(|mut r| r.remove(&a.entry)) } else { None };
+    let since = live.deletion_timestamp();
+    // The tool's own objects that changed were fetched whole (one listed only went away before
+    // it could be fetched, or was seen through a listing alone: noted, not shown field by field).
+    let recorded = match live {
+        Live::Whole(whole) if own_entry => recorded().and_then(|mut r| r.remove(&a.entry)).map(|r| (r, whole)),
+        _ => None,
+    };
     match recorded {
-        Some(r) if own_entry => {
-            let mut found = project(&r, live);
+        Some((r, whole)) => {
+            let mut found = project(&r, whole);
             if let Some(t) = since {
                 found["metadata"]["deletionTimestamp"] = Json::String(t.to_string());
             }
@@ -810,7 +841,7 @@ impl Provider for KubernetesProvider {
                 let mut recorded = None;
                 for a in inventory {
                     let live = match whole.get(&object_key_of(&a)) {
-                        Some(fetched) => fetched.as_ref(),
+                        Some(fetched) => fetched.as_ref().map(Live::Whole),
                         None => listed_of(&lists, &a),
                     };
                     seen_as(&mut objects, &a, live, || {
