@@ -70,7 +70,9 @@ pub fn add_bootstrap(g: &mut DesiredGraph, spec: &PlatformSpec, b: &ClusterBindi
         let instances: Vec<Option<&TenantSpec>> = match row.instances {
             Instances::One => vec![None],
             Instances::EachTenant => spec.tenants.iter().map(Some).collect(),
-            Instances::DedicatedIngressTenants => spec.tenants.iter().filter(|t| t.dedicated_ingress).map(Some).collect(),
+            Instances::DedicatedIngressTenants => {
+                spec.tenants.iter().filter(|t| t.dedicated_ingress).map(Some).collect()
+            }
             Instances::TenantCertificates if a.certificates == Certificates::PerTenant => {
                 spec.tenants.iter().map(Some).collect()
             }

@@ -679,8 +679,8 @@ fn seen_as(
         return;
     }
     let since = live.deletion_timestamp();
-    // The tool's own objects that changed were fetched whole (one listed only went away before
-    // it could be fetched, or was seen through a listing alone: noted, not shown field by field).
+    // An own object whose listing showed it changed was fetched whole (`observe`), and is shown
+    // field by field; anything else is noted.
     let recorded = match live {
         Live::Whole(whole) if own_entry => recorded().and_then(|mut r| r.remove(&a.entry)).map(|r| (r, whole)),
         _ => None,
