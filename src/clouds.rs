@@ -143,7 +143,7 @@ mod tests {
     #[test]
     fn every_address_of_every_cloud_fits_every_clouds_owner_tag_rules() {
         let dir = tempfile::tempdir().unwrap();
-        let spec = spec(dir.path());
+        let spec = std::sync::Arc::new(spec(dir.path()));
         let o = Ownership {
             platform: spec.spec.platform.name.clone(),
             environment: spec.spec.platform.environment.clone(),

@@ -130,12 +130,8 @@ pub fn spec_dir(spec: &LoadedSpec) -> PathBuf {
 
 /// Everything the platform spec asks of `cloud`: its resources and, for a cloud with clusters,
 /// the bootstrap's add-on instances. No clients, no network.
-pub fn desired(spec: &LoadedSpec, cloud: &dyn Cloud) -> Result<DesiredGraph, Failure> {
-    let graph = cloud.desired_graph(&spec.spec);
-    match cloud.bootstrap_binding(&spec.spec) {
-        None => Ok(graph),
-        Some(binding) => bootstrap::add(graph, spec, &binding),
-    }
+pub fn desired(spec: &Arc<LoadedSpec>, cloud: &dyn Cloud) -> Result<DesiredGraph, Failure> {
+    PendingDesired::start(spec, cloud)?.into_graph()
 }
 
 /// The desired graph of a command that refreshes first: the cloud's resources at once, and the
@@ -168,6 +164,12 @@ impl PendingDesired {
     /// Every resource type the graph has, known before its rendering ends.
     pub fn types(&self) -> &std::collections::BTreeSet<matih_plans::ResourceType> {
         &self.types
+    }
+
+    /// The whole graph, waiting for its rendering to end.
+    pub fn into_graph(mut self) -> Result<DesiredGraph, Failure> {
+        self.graph()?;
+        Ok(self.graph.take().expect("rendered above"))
     }
 
     /// The whole graph, waiting for its rendering to end.

@@ -699,7 +699,7 @@ pub async fn refresh(g: &Global, env: &Env) -> Result<i32, Failure> {
 }
 
 pub async fn graph(g: &Global) -> Result<i32, Failure> {
-    let spec = context::load_spec(g)?;
+    let spec = Arc::new(context::load_spec(g)?);
     let cloud = context::cloud(g, &spec)?;
     let desired = context::desired(&spec, cloud.as_ref())?;
     let mut out = String::from("digraph matih {\n  rankdir = \"BT\";\n");
