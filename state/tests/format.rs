@@ -78,32 +78,35 @@ fn v3_fixture() -> Vec<u8> {
 #[test]
 fn layout_is_one_resource_per_line_with_repeated_values_shared() {
     let mut state = common::sample_state();
-    // Three resources with the same long value, the same owner tags (but their own address
-    // tag) and the same dependencies.
+    // Three add-ons with the same long value, the same owner tags (but their own address tag)
+    // and the same dependencies; a fourth that differs from them; a cluster with the same
+    // connection and owner tags.
     let conn = json!({"endpoint": "https://cluster.example", "ca_data": "x".repeat(200)});
+    let deps: Vec<ResourceAddr> =
+        ["eks.vpc.main", "eks.cluster.main", "eks.node_group.system"].into_iter().map(ResourceAddr::must).collect();
+    let mut add = |address: &str, attrs: Value, dependencies: &[ResourceAddr]| {
+        let addr = ResourceAddr::must(address);
+        let owner_tags = [
+            ("matih:address".to_string(), addr.to_string()),
+            ("matih:environment".to_string(), "production".to_string()),
+            ("matih:platform".to_string(), "matih-platform".to_string()),
+        ]
+        .into();
+        let resource = matih_state::ResourceState {
+            rtype: addr.rtype.clone(),
+            id: attrs["id"].as_str().unwrap().into(),
+            attrs: attrs.as_object().unwrap().clone().into(),
+            dependencies: dependencies.to_vec(),
+            owner_tags,
+            protected: false,
+        };
+        state.resources.insert(addr, resource);
+    };
     for name in ["a", "b", "c"] {
-        let addr = ResourceAddr::must(&format!("k8s.addon.{name}"));
-        state.resources.insert(
-            addr.clone(),
-            matih_state::ResourceState {
-                rtype: addr.rtype.clone(),
-                id: name.into(),
-                attrs: json!({"connection": conn, "id": name, "short": "same"}).as_object().unwrap().clone().into(),
-                dependencies: vec![
-                    ResourceAddr::must("eks.vpc.main"),
-                    ResourceAddr::must("eks.cluster.main"),
-                    ResourceAddr::must("eks.node_group.system"),
-                ],
-                owner_tags: [
-                    ("matih:address".to_string(), addr.to_string()),
-                    ("matih:environment".to_string(), "production".to_string()),
-                    ("matih:platform".to_string(), "matih-platform".to_string()),
-                ]
-                .into(),
-                protected: false,
-            },
-        );
+        add(&format!("k8s.addon.{name}"), json!({"connection": conn, "id": name, "short": "same"}), &deps);
     }
+    add("k8s.addon.d", json!({"connection": conn, "id": "d", "short": "other"}), &[]);
+    add("eks.cluster.main", json!({"connection": conn, "id": "matih-prod"}), &deps[..1]);
     let bytes = format::encode(&state);
     let text = std::str::from_utf8(&bytes).unwrap();
     assert_eq!(decode(&bytes).unwrap(), state);
@@ -117,6 +120,7 @@ fn layout_is_one_resource_per_line_with_repeated_values_shared() {
             "serial",
             "lineage",
             "shared",
+            "defaults",
             "resources",
             "intents",
             "deposed",
@@ -126,30 +130,42 @@ fn layout_is_one_resource_per_line_with_repeated_values_shared() {
     );
     assert_eq!(doc["format_version"], json!(FORMAT_VERSION));
     assert_eq!(doc["tool_version"], json!(TOOL_VERSION));
-    assert!(text.starts_with("{\n  \"format_version\": 4,\n  \"tool_version\": "), "{text}");
+    assert!(text.starts_with("{\n  \"format_version\": 5,\n  \"tool_version\": "), "{text}");
     assert!(text.ends_with("\n}\n"));
 
-    // The connection, the owner tags without the address, and the dependencies, once each.
+    // Written more than once: the connection and the owner tags (the address as `true`), once.
+    let tags = json!({"matih:address": true, "matih:environment": "production", "matih:platform": "matih-platform"});
+    assert_eq!(doc["shared"], json!([conn, tags]), "{text}");
+    // What most lines of a type share, once per type, on a line of its own: the add-ons'
+    // connection, `short`, dependencies and owner tags; the subnets' dependencies (the deposed
+    // subnet counts). The cluster and the VPC are alone of their types: no defaults.
+    let defaults: Vec<&str> = text.lines().skip_while(|l| !l.contains("\"defaults\"")).skip(1).take(3).collect();
     assert_eq!(
-        doc["shared"],
-        json!([conn, ["eks.vpc.main", "eks.cluster.main", "eks.node_group.system"],
-        {"matih:address": true, "matih:environment": "production", "matih:platform": "matih-platform"}])
+        defaults,
+        [
+            r#"    "eks.subnet": {"dependencies":["eks.vpc.main"]},"#,
+            r#"    "k8s.addon": {"attrs":{"connection":{"$shared":0},"short":"same"},"dependencies":["eks.vpc.main","eks.cluster.main","eks.node_group.system"],"owner_tags":{"$shared":1}}"#,
+            "  },",
+        ]
     );
-    // Each resource on a line of its own, compact, sorted by address, defaults left out.
-    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("    {\"address\":")).collect();
-    assert_eq!(lines.len(), 6, "5 resources and 1 deposed: {text}");
+    // Each resource on a line of its own, compact, sorted by address, defaults left out; where a
+    // type's default is not the line's value, the line says so, even when empty.
+    let lines: Vec<&str> =
+        text.lines().filter(|l| l.starts_with("    {\"address\":")).map(|l| l.trim_end_matches(',')).collect();
     assert_eq!(
-        lines[0].trim_end_matches(','),
-        r#"    {"address":"eks.subnet.private[\"us-east-1a\"]","id":"subnet-1","attrs":{"name":"quote \" backslash \\ newline \n unicode ü"},"dependencies":["eks.vpc.main"]}"#
-    );
-    assert_eq!(
-        lines[2].trim_end_matches(','),
-        r#"    {"address":"k8s.addon.a","attrs":{"connection":{"$shared":0},"id":"a","short":"same"},"dependencies":{"$shared":1},"owner_tags":{"$shared":2}}"#
-    );
-    // Attribute keys sorted, at every depth; `protected` only when true.
-    assert_eq!(
-        lines[1].trim_end_matches(','),
-        r#"    {"address":"eks.vpc.main","id":"vpc-0abc","attrs":{"cidr":"10.0.0.0/16","nested":{"x":true,"y":1},"z_last":[1,2,{"a":"x","b":null}]},"owner_tags":{"matih:platform":"prod"},"protected":true}"#
+        lines,
+        [
+            r#"    {"address":"eks.cluster.main","attrs":{"connection":{"$shared":0},"id":"matih-prod"},"dependencies":["eks.vpc.main"],"owner_tags":{"$shared":1}}"#,
+            r#"    {"address":"eks.subnet.private[\"us-east-1a\"]","id":"subnet-1","attrs":{"name":"quote \" backslash \\ newline \n unicode ü"}}"#,
+            // Attribute keys sorted, at every depth; `protected` only when true.
+            r#"    {"address":"eks.vpc.main","id":"vpc-0abc","attrs":{"cidr":"10.0.0.0/16","nested":{"x":true,"y":1},"z_last":[1,2,{"a":"x","b":null}]},"owner_tags":{"matih:platform":"prod"},"protected":true}"#,
+            r#"    {"address":"k8s.addon.a","attrs":{"id":"a"}}"#,
+            r#"    {"address":"k8s.addon.b","attrs":{"id":"b"}}"#,
+            r#"    {"address":"k8s.addon.c","attrs":{"id":"c"}}"#,
+            r#"    {"address":"k8s.addon.d","attrs":{"id":"d","short":"other"},"dependencies":[]}"#,
+            r#"    {"address":"eks.subnet.private[\"us-east-1a\"]","id":"subnet-0-old","attrs":{}}"#,
+        ],
+        "7 resources and 1 deposed: {text}"
     );
 
     let i = &doc["intents"][0];
@@ -173,6 +189,88 @@ fn upgrades_version_3() {
     let now = format::encode(&state);
     assert_eq!(decode(&now).unwrap(), state);
     assert!(now.len() < bytes.len(), "{} bytes now, {} before", now.len(), bytes.len());
+}
+
+/// The state the version 4 fixture holds: `common::sample_state()` and three add-ons.
+fn v4_state() -> State {
+    let mut state = common::sample_state();
+    let conn = json!({"endpoint": "https://cluster.example", "ca_data": "x".repeat(40)});
+    for name in ["a", "b", "c"] {
+        let addr = ResourceAddr::must(&format!("k8s.addon.{name}"));
+        let resource = matih_state::ResourceState {
+            rtype: addr.rtype.clone(),
+            id: name.into(),
+            attrs: json!({"connection": conn, "id": name, "short": "same"}).as_object().unwrap().clone().into(),
+            dependencies: vec![ResourceAddr::must("eks.cluster.main")],
+            owner_tags: [
+                ("matih:address".to_string(), addr.to_string()),
+                ("matih:platform".to_string(), "matih-platform".to_string()),
+            ]
+            .into(),
+            protected: false,
+        };
+        state.resources.insert(addr, resource);
+    }
+    state
+}
+
+#[test]
+fn upgrades_version_4() {
+    // Written by the previous release, byte for byte.
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v4.json")).unwrap();
+    let state = decode(&bytes).unwrap();
+    let mut expected = v4_state();
+    expected.lineage = state.lineage.clone();
+    assert_eq!(state, expected);
+    let now = format::encode(&state);
+    assert_eq!(serde_json::from_slice::<Value>(&now).unwrap()["format_version"], json!(5));
+    assert_eq!(decode(&now).unwrap(), state);
+    assert!(now.len() < bytes.len(), "{} bytes now, {} before", now.len(), bytes.len());
+}
+
+#[test]
+fn refuses_bad_defaults_at_their_line() {
+    let text = String::from_utf8(format::encode(&v4_state())).unwrap();
+    let line = text.lines().position(|l| l.contains(r#""k8s.addon": {"#)).unwrap() + 1;
+    let cases = [
+        (r#""k8s.addon": {"#, r#""k8s": {"#, "defaults: `k8s` is not a resource type"),
+        (r#""owner_tags":{"matih:address":true"#, r#""owner_tags":{"matih:address":false"#, "a tag is text"),
+        (r#""owner_tags":{"matih:address":true"#, r#""owner_tags":{"matih:address":true,"x":1"#, "a tag is text"),
+        (r#""attrs":{"connection":"#, r#""attributes":{"connection":"#, "unknown field `attributes`"),
+        (r#""dependencies":["eks.cluster.main"]"#, r#""dependencies":{"$shared":9}"#, "refers to shared value 9"),
+        (r#""dependencies":["eks.cluster.main"]"#, r#""dependencies":["not an address"]"#, "dependencies"),
+    ];
+    for (from, to, says) in cases {
+        let bad = text.replacen(from, to, 1);
+        assert_ne!(bad, text, "{from}");
+        match decode(bad.as_bytes()) {
+            Err(e @ StateError::Corrupt { kind: CorruptKind::Invalid, .. }) => {
+                let StateError::Corrupt { line: l, .. } = &e else { unreachable!() };
+                assert_eq!(*l, line, "{to}: {e}");
+                let msg = format!("{e} {:?}", std::error::Error::source(&e));
+                assert!(msg.contains(says), "{to}: {msg}");
+            }
+            other => panic!("{to}: {other:?}"),
+        }
+    }
+    // The defaults must come before the lists that leave values out, and only version 5 has them.
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let mut reordered = doc.as_object().unwrap().clone();
+    let defaults = reordered.remove("defaults").unwrap();
+    reordered.insert("defaults".into(), defaults);
+    let e = decode(&serde_json::to_vec(&reordered).unwrap()).unwrap_err();
+    let msg = format!("{e} {:?}", std::error::Error::source(&e));
+    assert!(msg.contains("`defaults` comes after `resources`"), "{msg}");
+    let mut v4 = doc.clone();
+    v4["format_version"] = json!(4);
+    let e = decode(&serde_json::to_vec(&v4).unwrap()).unwrap_err();
+    let msg = format!("{e} {:?}", std::error::Error::source(&e));
+    assert!(msg.contains("`defaults` is new in format version 5, not 4"), "{msg}");
+    // Without the defaults, the lines that left values out mean something else: no quiet guess.
+    let mut without = doc;
+    without.as_object_mut().unwrap().remove("defaults");
+    let back = decode(&serde_json::to_vec(&without).unwrap()).unwrap();
+    assert_ne!(back, decode(text.as_bytes()).unwrap());
 }
 
 #[test]
@@ -367,31 +465,34 @@ fn refuses_a_file_that_is_json_but_not_state() {
 
 #[test]
 fn refuses_a_newer_format_naming_the_version_that_wrote_it() {
-    let bytes = br#"{"format_version": 5, "tool_version": "0.9.0", "serial": 1, "lineage": "x", "something_new": []}"#;
-    match decode(bytes) {
-        Err(e @ StateError::NewerFormat { found: 5, supported: FORMAT_VERSION, .. }) => {
+    let next = FORMAT_VERSION + 1;
+    let bytes = format!(
+        r#"{{"format_version": {next}, "tool_version": "0.9.0", "serial": 1, "lineage": "x", "something_new": []}}"#
+    );
+    match decode(bytes.as_bytes()) {
+        Err(e @ StateError::NewerFormat { found, supported: FORMAT_VERSION, .. }) if found == next => {
             let msg = e.to_string();
             assert!(
                 msg.contains(&format!(
-                    "format version 5; this matih-infra ({}) reads format versions up to {FORMAT_VERSION}",
+                    "format version {next}; this matih-infra ({}) reads format versions up to {FORMAT_VERSION}",
                     matih_state::format::TOOL_VERSION
                 )),
                 "{msg}"
             );
             assert!(msg.contains("matih-infra 0.9.0 wrote it"), "{msg}");
             let hint = e.hint().unwrap();
-            assert!(hint.contains("0.9.0 or later") && hint.contains("format version 5"), "{hint}");
+            assert!(hint.contains("0.9.0 or later") && hint.contains(&format!("format version {next}")), "{hint}");
         }
         other => panic!("{other:?}"),
     }
     // A file that claims this very release wrote a format it does not write: say that, not
     // "upgrade to the version you have".
     let this = matih_state::format::TOOL_VERSION;
-    let same = format!(r#"{{"format_version": 5, "tool_version": "{this}", "serial": 1, "lineage": "x"}}"#);
+    let same = format!(r#"{{"format_version": {next}, "tool_version": "{this}", "serial": 1, "lineage": "x"}}"#);
     let e = decode(same.as_bytes()).unwrap_err();
     let hint = e.hint().unwrap();
     assert!(
-        !hint.contains("or later") && hint.contains(&format!("writes format version {FORMAT_VERSION}, not 5")),
+        !hint.contains("or later") && hint.contains(&format!("writes format version {FORMAT_VERSION}, not {next}")),
         "{hint}"
     );
     assert_eq!(e.to_string().matches(this).count(), 2, "this release, and the file's claim: {e}");
@@ -461,6 +562,7 @@ fn accepts_any_key_order_and_layout() {
         "outputs",
         "shared",
         "schema_versions",
+        "defaults",
         "resources",
         "lineage",
         "deposed",
