@@ -32,7 +32,7 @@
 //! A record is still one line, and the file still diffs one line per changed resource (plus the
 //! defaults line when what most records of a type share changes). At 1,000 tenants on EKS the
 //! owner tags, cluster connection and dependencies that every add-on and DNS record repeated were
-//! about an eighth of version 4's bytes.
+//! about a sixth of version 4's bytes (1,865 KiB; version 5: 1,572 KiB).
 //!
 //! # Version 4 (read, never written)
 //!
