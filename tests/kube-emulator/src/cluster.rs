@@ -387,21 +387,22 @@ impl Cluster {
 
     /// Objects of `rt` (in `ns`, or everywhere), in namespace/name order.
     pub(crate) fn list(&self, rt: &ResourceType, ns: Option<&str>) -> Vec<Value> {
-        self.page(rt, ns, None, 0, |_| true).0
+        self.page(rt, ns, None, 0, |_| true, present).0
     }
 
     /// One page of the objects of `rt` (in `ns`, or everywhere) that `keep` accepts, in
     /// namespace/name order: those after the key `after`, at most `limit` of them (0: all). With
-    /// the key of the page's last object when another accepted object follows it. Only the
-    /// page's objects are copied.
-    pub(crate) fn page(
+    /// the key of the page's last object when another accepted object follows it. Only what
+    /// `show` makes of the page's objects is copied.
+    pub(crate) fn page<T>(
         &self,
         rt: &ResourceType,
         ns: Option<&str>,
         after: Option<&ObjKey>,
         limit: usize,
         keep: impl Fn(&Value) -> bool,
-    ) -> (Vec<Value>, Option<ObjKey>) {
+        show: impl Fn(&Value, &ResourceType) -> T,
+    ) -> (Vec<T>, Option<ObjKey>) {
         use std::ops::Bound;
         let ns = if rt.namespaced { ns } else { None };
         let Some(m) = self.objects.get(&rt.key()) else { return (Vec::new(), None) };
@@ -414,7 +415,7 @@ impl Cluster {
         let mut items = Vec::new();
         let mut last = None;
         for (k, o) in accepted.by_ref() {
-            items.push(present(o, rt));
+            items.push(show(o, rt));
             last = Some(k);
             if items.len() == limit {
                 break;
