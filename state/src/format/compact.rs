@@ -4,7 +4,8 @@
 //!
 //! A value is shared when its compact JSON text is at least [`MIN_SHARED_LEN`] bytes long and
 //! occurs at least twice among the shareable positions: a resource's top-level attribute
-//! values, its `dependencies` list and its `owner_tags` (with its own address written as `true`).
+//! values, its `dependencies` list and its `owner_tags` (with its own address written as `true`),
+//! on a record's line or as a type's entry under `defaults`.
 //! The reference `{"$shared":N}` cannot be mistaken for a real value there: a dependency list is
 //! an array, owner tags have only string values, and an attribute value that is an object with a
 //! `$shared` key is always written to the table (so every such object in `attrs` is a
