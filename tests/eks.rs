@@ -172,26 +172,56 @@ impl Aws {
         })
     }
 
+    /// The platform zone's id and every record set it holds, page by page (none if it is gone).
+    fn zone_sets(&self) -> Option<(String, Vec<aws_sdk_route53::types::ResourceRecordSet>)> {
+        self.rt.block_on(async {
+            let zones = self.r53.list_hosted_zones_by_name().dns_name("matih.ai").send().await.unwrap();
+            let zone = zones.hosted_zones().iter().find(|z| z.name() == "matih.ai.")?.id().to_string();
+            let mut sets = Vec::new();
+            let mut next: Option<(String, aws_sdk_route53::types::RrType)> = None;
+            loop {
+                let mut q = self.r53.list_resource_record_sets().hosted_zone_id(&zone);
+                if let Some((name, rtype)) = next.take() {
+                    q = q.start_record_name(name).start_record_type(rtype);
+                }
+                let page = q.send().await.unwrap();
+                sets.extend(page.resource_record_sets().iter().cloned());
+                if !page.is_truncated() {
+                    return Some((zone, sets));
+                }
+                next = Some((page.next_record_name().unwrap().into(), page.next_record_type().unwrap().clone()));
+            }
+        })
+    }
+
     /// A and CNAME records of the platform zone: name → sorted values (a CNAME's target without
     /// its trailing dot).
     fn records(&self) -> BTreeMap<String, Vec<String>> {
+        let Some((_, sets)) = self.zone_sets() else { return BTreeMap::new() };
+        sets.iter()
+            .filter(|r| matches!(r.r#type().as_str(), "A" | "CNAME"))
+            .map(|r| {
+                let mut v: Vec<String> =
+                    r.resource_records().iter().map(|x| x.value().trim_end_matches('.').to_string()).collect();
+                v.sort();
+                (r.name().trim_end_matches('.').to_string(), v)
+            })
+            .collect()
+    }
+
+    /// Sends one change batch to the platform zone.
+    fn change_records(&self, changes: Vec<aws_sdk_route53::types::Change>) {
+        use aws_sdk_route53::types::ChangeBatch;
+        let (zone, _) = self.zone_sets().unwrap();
         self.rt.block_on(async {
-            let zones = self.r53.list_hosted_zones_by_name().dns_name("matih.ai").send().await.unwrap();
-            let Some(zone) = zones.hosted_zones().iter().find(|z| z.name() == "matih.ai.") else {
-                return BTreeMap::new();
-            };
-            let sets = self.r53.list_resource_record_sets().hosted_zone_id(zone.id()).send().await.unwrap();
-            sets.resource_record_sets()
-                .iter()
-                .filter(|r| matches!(r.r#type().as_str(), "A" | "CNAME"))
-                .map(|r| {
-                    let mut v: Vec<String> =
-                        r.resource_records().iter().map(|x| x.value().trim_end_matches('.').to_string()).collect();
-                    v.sort();
-                    (r.name().trim_end_matches('.').to_string(), v)
-                })
-                .collect()
-        })
+            self.r53
+                .change_resource_record_sets()
+                .hosted_zone_id(zone)
+                .change_batch(ChangeBatch::builder().set_changes(Some(changes)).build().unwrap())
+                .send()
+                .await
+                .unwrap();
+        });
     }
 }
 
@@ -211,6 +241,11 @@ fn expected_inventory() -> BTreeMap<&'static str, usize> {
         ("zone", 1),
     ]
     .into()
+}
+
+fn delete_change(set: aws_sdk_route53::types::ResourceRecordSet) -> aws_sdk_route53::types::Change {
+    use aws_sdk_route53::types::{Change, ChangeAction};
+    Change::builder().action(ChangeAction::Delete).resource_record_set(set).build().unwrap()
 }
 
 fn calls(plan: &Value, key: &str) -> u64 {
@@ -475,22 +510,10 @@ fn drift_is_reported_and_repaired() {
             .unwrap();
     });
     let before = aws.records();
-    aws.rt.block_on(async {
-        use aws_sdk_route53::types::*;
-        let zones = aws.r53.list_hosted_zones_by_name().dns_name("matih.ai").send().await.unwrap();
-        let zone = zones.hosted_zones()[0].id().to_string();
-        // Route 53 deletes a record set only when given exactly as it is.
-        let sets = aws.r53.list_resource_record_sets().hosted_zone_id(&zone).send().await.unwrap();
-        let set = sets.resource_record_sets().iter().find(|r| r.name() == "api.matih.ai.").unwrap().clone();
-        let change = Change::builder().action(ChangeAction::Delete).resource_record_set(set).build().unwrap();
-        aws.r53
-            .change_resource_record_sets()
-            .hosted_zone_id(zone)
-            .change_batch(ChangeBatch::builder().changes(change).build().unwrap())
-            .send()
-            .await
-            .unwrap();
-    });
+    // Route 53 deletes a record set only when given exactly as it is.
+    let (_, sets) = aws.zone_sets().unwrap();
+    let set = sets.iter().find(|r| r.name() == "api.matih.ai.").unwrap().clone();
+    aws.change_records(vec![delete_change(set)]);
     // In the cluster: someone edits the Corefile by hand, and a tenant's namespace is deleted.
     kube.update_as("kubectl-edit", "v1", "ConfigMap", Some("kube-system"), "coredns", |o| {
         o["data"]["Corefile"] = json!(".:53 {\n    forward . 9.9.9.9\n}\n");
@@ -562,6 +585,75 @@ fn drift_is_reported_and_repaired() {
     let ns = kube.get("v1", "Namespace", None, "matih-tenant-bigcorp").unwrap();
     assert!(ns["metadata"].get("deletionTimestamp").is_none(), "{ns:#}");
     assert!(kube.get("networking.k8s.io/v1", "NetworkPolicy", Some("matih-tenant-bigcorp"), "default-deny").is_some());
+    let out = w.run(&args(&["plan", "--detailed-exitcode"]));
+    assert_eq!(code(&out), 0, "{}", text(&out.stdout));
+}
+
+/// A zone of more record sets than a page is refreshed by walks that run at once, each from a
+/// known record set (the provider's `WALK_SPAN`th, in Route 53's order, by name with its labels
+/// reversed): drift anywhere in it is seen, the record set a walk starts from included.
+#[test]
+fn a_zone_larger_than_a_page_is_listed_by_walks_at_once_and_drift_anywhere_in_it_is_seen() {
+    const WALK_SPAN: usize = 290;
+    let moto = Moto::start();
+    let aws = Aws::new(&moto);
+    let (w, _kube) = work(&moto);
+    for i in 0..330 {
+        std::fs::write(w.path(&format!("tenants/t{i:03}.yaml")), format!("slug: t{i:03}\ndisplay_name: T{i}\n"))
+            .unwrap();
+    }
+    let out = w.run(&args(&["apply", "--auto-approve", "-q"]));
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let (_, sets) = aws.zone_sets().unwrap();
+    // The tool's record sets (A and CNAME, one per name here) in listing order: all are
+    // `<label>.matih.ai`, so by label.
+    let mut ours: Vec<_> = sets.iter().filter(|s| matches!(s.r#type().as_str(), "A" | "CNAME")).cloned().collect();
+    assert_eq!(ours.len(), 334, "api, ingress, and a record per tenant");
+    assert!(sets.len() > 300, "more than a page");
+    ours.sort_by(|a, b| a.name().cmp(b.name()));
+    let name = |i: usize| ours[i].name().trim_end_matches('.').to_string();
+
+    // A no-op plan: one page from the zone's start up to the second walk's start, one from there.
+    let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
+    assert_eq!(c, 0, "{p:#}");
+    assert_eq!(calls(&p, "Route 53:ListResourceRecordSets"), 2, "{:#}", p["statistics"]);
+
+    // Behind the tool's back: the second walk's start, a record before it and one after it
+    // deleted, one more changed.
+    let gone = [10, WALK_SPAN, 300];
+    let mut changes: Vec<_> = gone.iter().map(|&i| delete_change(ours[i].clone())).collect();
+    let mut edited = ours[100].clone();
+    edited.ttl = Some(60);
+    changes.push(
+        aws_sdk_route53::types::Change::builder()
+            .action(aws_sdk_route53::types::ChangeAction::Upsert)
+            .resource_record_set(edited)
+            .build()
+            .unwrap(),
+    );
+    aws.change_records(changes);
+    let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
+    assert_eq!(c, 2, "{p:#}");
+    let address = |i: usize| match name(i).as_str() {
+        "api.matih.ai" => "dns.record.api".to_string(),
+        "ingress.matih.ai" => "dns.record.ingress".to_string(),
+        n => format!("dns.record.tenant[\"{}\"]", n.trim_end_matches(".matih.ai")),
+    };
+    let mut want: Vec<(String, String)> = gone.iter().map(|&i| (address(i), "create".to_string())).collect();
+    want.push((address(100), "update".to_string()));
+    want.sort();
+    let mut got = changed(&p);
+    got.sort();
+    assert_eq!(got, want);
+    // The first walk, not finding the second's start, went on to the zone's end (two pages).
+    assert_eq!(calls(&p, "Route 53:ListResourceRecordSets"), 3, "{:#}", p["statistics"]);
+
+    let out = w.run(&args(&["apply", "--auto-approve", "-q"]));
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let records = aws.records();
+    for i in gone.into_iter().chain([100]) {
+        assert!(records.contains_key(&name(i)), "{} is back", name(i));
+    }
     let out = w.run(&args(&["plan", "--detailed-exitcode"]));
     assert_eq!(code(&out), 0, "{}", text(&out.stdout));
 }

@@ -15,7 +15,7 @@
 //! Not here: private zones, alias/weighted/latency record sets (they are left alone, never
 //! matched), DNSSEC and health checks.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::time::Duration;
 
@@ -213,16 +213,83 @@ async fn add_zone_tags(ctx: &Ctx, id: &str, tags: Vec<(String, String)>) -> Resu
     Ok(())
 }
 
-/// Every record set of a zone, in one paginated walk; `None` if the zone does not exist.
-async fn list_sets(ctx: &Ctx, zone_id: &str) -> Result<Option<Vec<ResourceRecordSet>>, ProviderError> {
+/// `ListResourceRecordSets` returns at most this many record sets per page.
+const PAGE_SIZE: usize = 300;
+
+/// Known record sets per parallel walk of a zone: a page's worth, less room for a few sets state
+/// does not know (the zone's SOA and NS, a record of someone else's), so that a walk is usually
+/// one page and the walks together list each set about once. A range with more sets than that
+/// takes its walk a second page.
+const WALK_SPAN: usize = PAGE_SIZE - 10;
+
+/// At most this many walks of a zone at once: within Route 53's burst of 50 requests (its
+/// per-account and per-operation token buckets), leaving room for the other calls of a refresh.
+const MAX_WALKS: usize = 40;
+
+/// Every record set of a zone; `None` if the zone does not exist.
+///
+/// `known` are sets the zone is expected to hold (in any order). With more of them than one walk's
+/// span, the zone is listed by several walks at once: one from the start and one from each of a
+/// few known sets (`StartRecordName`/`StartRecordType`), so a large zone costs about one round
+/// trip instead of one per page. A walk stops at the first page that holds another walk's start
+/// (from there that walk lists on) or at the zone's end. Since a walk only ever sees sets at or
+/// after its own start, the walks cover the zone whatever order `known` is in and whether or not
+/// its sets still exist; sets two walks both saw are kept once.
+async fn list_sets(
+    ctx: &Ctx,
+    zone_id: &str,
+    known: &[&RecordKey],
+) -> Result<Option<Vec<ResourceRecordSet>>, ProviderError> {
+    let starts = walk_starts(known);
+    let stops: HashSet<&(String, String)> = starts.iter().collect();
+    let walks = std::iter::once(None).chain(starts.iter().map(Some)).map(|start| walk(ctx, zone_id, start, &stops));
     let mut out = Vec::new();
-    let mut next: Option<(String, RrType, Option<String>)> = None;
+    let mut seen = HashSet::new();
+    for walked in futures_util::future::join_all(walks).await {
+        let Some(sets) = walked? else { return Ok(None) };
+        for s in sets {
+            if seen.insert((s.name().to_string(), s.r#type().clone(), s.set_identifier().map(str::to_string))) {
+                out.push(s);
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Where the walks of a zone after the first start: every [`WALK_SPAN`]th of the known sets (at
+/// most [`MAX_WALKS`] walks in all), in Route 53's listing order, as (name, type) match keys.
+fn walk_starts(known: &[&RecordKey]) -> Vec<(String, String)> {
+    let mut keys: Vec<(String, String)> = known.iter().map(|k| k.matcher()).collect();
+    keys.sort_by(listing_order);
+    keys.dedup();
+    let span = WALK_SPAN.max(keys.len().div_ceil(MAX_WALKS));
+    keys.into_iter().skip(span).step_by(span).collect()
+}
+
+/// Route 53's listing order of (name, type) match keys: by name with its labels reversed
+/// (`api.matih.ai` as `ai.matih.api`), then by type. Near enough is enough (escapes aside): the
+/// order only decides how evenly the walks share a zone.
+fn listing_order((a, at): &(String, String), (b, bt): &(String, String)) -> std::cmp::Ordering {
+    a.rsplit('.').cmp(b.rsplit('.')).then_with(|| at.cmp(bt))
+}
+
+/// One walk of a zone's pages from `start` (from the first set if `None`), until a page holds
+/// one of `stops` other than `start`, or the last page; `None` if the zone does not exist.
+async fn walk(
+    ctx: &Ctx,
+    zone_id: &str,
+    start: Option<&(String, String)>,
+    stops: &HashSet<&(String, String)>,
+) -> Result<Option<Vec<ResourceRecordSet>>, ProviderError> {
+    let mut out = Vec::new();
+    let mut next: Option<(String, RrType, Option<String>)> =
+        start.map(|(name, rtype)| (fqdn(name), RrType::from(rtype.as_str()), None));
     loop {
-        let start = next.take();
+        let from = next.take();
         let r = ctx
             .read(SVC, "ListResourceRecordSets", || {
                 let mut q = ctx.c.route53.list_resource_record_sets().hosted_zone_id(zone_id);
-                if let Some((name, rtype, ident)) = &start {
+                if let Some((name, rtype, ident)) = &from {
                     q = q
                         .start_record_name(name)
                         .start_record_type(rtype.clone())
@@ -232,8 +299,13 @@ async fn list_sets(ctx: &Ctx, zone_id: &str) -> Result<Option<Vec<ResourceRecord
             })
             .await;
         let Some(r) = not_found_none(r)? else { return Ok(None) };
-        out.extend(r.resource_record_sets().iter().cloned());
-        if !r.is_truncated() {
+        let sets = r.resource_record_sets();
+        let reached = sets.iter().any(|s| {
+            let key = match_key(s.name(), s.r#type().as_str());
+            start != Some(&key) && stops.contains(&key)
+        });
+        out.extend(sets.iter().cloned());
+        if reached || !r.is_truncated() {
             return Ok(Some(out));
         }
         match (r.next_record_name(), r.next_record_type()) {
@@ -563,7 +635,8 @@ async fn write_zone(
         if unsettled.is_empty() {
             break;
         }
-        let current = match list_sets(ctx, zone).await {
+        let known: Vec<&RecordKey> = group.iter().map(|g| &g.2.key).collect();
+        let current = match list_sets(ctx, zone, &known).await {
             Ok(Some(current)) => current,
             Ok(None) => {
                 for &i in &unsettled {
@@ -657,7 +730,7 @@ async fn delete_sets(ctx: &Ctx, keys: Vec<Result<RecordKey, ProviderError>>) -> 
         // A DELETE whose answer was lost may have happened: read the zone again and delete what
         // is still there, a few times, rather than send the same DELETE twice.
         for _round in 0..DELETE_ROUNDS {
-            results = match list_sets(ctx, &zone).await {
+            results = match list_sets(ctx, &zone, &group).await {
                 // The zone is gone, and its records with it.
                 Ok(None) => group.iter().map(|_| Ok(())).collect(),
                 Ok(Some(current)) => {
@@ -704,7 +777,8 @@ async fn read_sets<'i>(
             continue;
         }
         // A zone that is gone takes all its records with it.
-        let Some(sets) = list_sets(ctx, &zone).await? else { continue };
+        let known: Vec<&RecordKey> = wanted.iter().map(|(_, k)| k).collect();
+        let Some(sets) = list_sets(ctx, &zone, &known).await? else { continue };
         let now = index(&sets);
         for (item, key) in wanted {
             if let Some(s) = now.get(&key.matcher()) {
@@ -1199,6 +1273,35 @@ mod tests {
 
     fn spec(name: &str, values: &[&str]) -> RecordSpec {
         RecordSpec { key: key(name, "A"), ttl: Some(300), values: values.iter().map(|v| v.to_string()).collect() }
+    }
+
+    #[test]
+    fn walks_start_at_every_spanth_known_set_in_listing_order() {
+        let few: Vec<RecordKey> = (0..WALK_SPAN).map(|i| key(&format!("t{i}.matih.ai"), "CNAME")).collect();
+        assert!(walk_starts(&few.iter().collect::<Vec<_>>()).is_empty(), "a span's worth is one walk");
+
+        // Given in reverse, named in mixed case, each twice: the starts are the same.
+        let n = 2 * WALK_SPAN + 10;
+        let mut keys: Vec<RecordKey> = (0..n).map(|i| key(&format!("T{i:04}.matih.ai"), "cname")).collect();
+        keys.reverse();
+        let twice: Vec<&RecordKey> = keys.iter().chain(&keys).collect();
+        let want = |i: usize| (format!("t{i:04}.matih.ai"), "CNAME".to_string());
+        assert_eq!(walk_starts(&twice), vec![want(WALK_SPAN), want(2 * WALK_SPAN)]);
+
+        // By labels reversed: every name under `b.matih.ai` sorts after `c.a.matih.ai`.
+        let mut order: Vec<(String, String)> =
+            [("x.b.matih.ai", "A"), ("c.a.matih.ai", "A"), ("a.matih.ai", "TXT"), ("a.matih.ai", "A")]
+                .iter()
+                .map(|(n, t)| key(n, t).matcher())
+                .collect();
+        order.sort_by(listing_order);
+        let names: Vec<String> = order.iter().map(|(n, t)| format!("{n} {t}")).collect();
+        assert_eq!(names, ["a.matih.ai A", "a.matih.ai TXT", "c.a.matih.ai A", "x.b.matih.ai A"]);
+
+        // Never more than MAX_WALKS walks: the span grows instead.
+        let many: Vec<RecordKey> =
+            (0..WALK_SPAN * MAX_WALKS * 3).map(|i| key(&format!("t{i:06}.matih.ai"), "A")).collect();
+        assert_eq!(walk_starts(&many.iter().collect::<Vec<_>>()).len(), MAX_WALKS - 1);
     }
 
     fn values_of(c: &Change) -> (Option<i64>, Vec<&str>) {
