@@ -7,9 +7,11 @@
 //!
 //! Per size it also prints: state bytes per resource; the apply's Kubernetes API calls per
 //! Kubernetes object it applied (objects counted from the add-ons' inventories in state); the
-//! time to the first byte `plan` writes (text output, as a person runs it); and the no-op plan's
-//! peak resident memory (from `wait4`, measured through a fresh copy of the bench, see
-//! [`measure`]).
+//! time to the first byte `plan` writes (text output, as a person runs it); the no-op plan's
+//! peak resident memory and CPU time (from `wait4`, measured through a fresh copy of the bench, see
+//! [`measure`]); and the emulators' CPU time while it ran (this process, where the Kubernetes
+//! emulator runs, and its child processes such as moto; see [`wait::emulators_cpu`]): with two
+//! cores, the wall time of a plan is bounded below by half of the two together.
 //!
 //! Then one apply with 100 ms added to every cloud call (a latency proxy in front of each loopback
 //! endpoint the cloud's environment names; the Kubernetes emulator is not delayed), set against
@@ -116,6 +118,8 @@ pub struct Measured {
     pub max_rss_kib: i64,
     /// The tool's own CPU time (user and system), apart from the emulators'.
     pub cpu: Duration,
+    /// The emulators' CPU time while the tool ran (see [`wait::emulators_cpu`]).
+    pub emulators_cpu: Duration,
 }
 
 /// [`run`], with the peak resident memory and CPU time of the tool, through a fresh copy of the
@@ -132,6 +136,7 @@ pub fn run_measured(
     let mut c = tool(dir, cloud, env, kube, args);
     c.args(["-o", "json", "-q"]);
     let wrap = std::env::var("MATIH_BENCH_WRAP").unwrap_or_default();
+    let emulators_before = wait::emulators_cpu();
     let helper = Command::new(std::env::current_exe().unwrap())
         .env(MEASURE, figures.path())
         .args(wrap.split_whitespace())
@@ -142,6 +147,7 @@ pub fn run_measured(
         .stdin(Stdio::null())
         .output()
         .unwrap();
+    let emulators_cpu = wait::cpu_between(&emulators_before, &wait::emulators_cpu());
     let report = std::fs::read_to_string(figures.path()).unwrap();
     let f: Vec<i64> = report.split_whitespace().map(|n| n.parse().unwrap()).collect();
     let [code, wall_us, max_rss_kib, cpu_us] = f[..] else { panic!("measuring {args:?}: {report}") };
@@ -153,6 +159,7 @@ pub fn run_measured(
         wall: Duration::from_micros(wall_us as u64),
         max_rss_kib,
         cpu: Duration::from_micros(cpu_us as u64),
+        emulators_cpu,
     };
     (m, serde_json::from_slice(&out[doc..]).unwrap())
 }
@@ -316,6 +323,7 @@ pub fn main_for(cloud: Cloud, emulator: &str) {
             let mut peak_rss = 0;
             let mut walls = Vec::new();
             let mut cpus = Vec::new();
+            let mut emulators = Vec::new();
             let mut calls = 0;
             let mut kube_calls = 0;
             let mut tool = (0, 0);
@@ -324,6 +332,7 @@ pub fn main_for(cloud: Cloud, emulator: &str) {
                 let mut a = vec!["plan", "--detailed-exitcode"];
                 a.extend_from_slice(extra);
                 let (m, plan) = run_measured(dir.path(), &cloud, &env, &kube, &a);
+                emulators.push(m.emulators_cpu);
                 let wall = m.wall;
                 peak_rss = peak_rss.max(m.max_rss_kib);
                 cpus.push(m.cpu);
@@ -337,14 +346,16 @@ pub fn main_for(cloud: Cloud, emulator: &str) {
             }
             walls.sort();
             cpus.sort();
+            emulators.sort();
             let mut slowest: Vec<(String, u64)> =
                 slowest.into_iter().map(|(t, ms)| (t, ms.as_u64().unwrap_or(0))).collect();
             slowest.sort_by_key(|s| std::cmp::Reverse(s.1));
             let slowest: Vec<String> = slowest.iter().take(4).map(|(t, ms)| format!("{t} {ms} ms")).collect();
-            let cpu = cpus[cpus.len() / 2];
+            let cpu = (cpus[cpus.len() / 2], emulators[emulators.len() / 2]);
             (calls, walls[walls.len() / 2], tool, kube_calls, peak_rss, slowest.join(", "), cpu)
         };
-        let (b_calls, b_wall, (b_refresh, b_plan), b_kube, batched_rss, b_slowest, b_cpu) = measure(&[], 3);
+        let (b_calls, b_wall, (b_refresh, b_plan), b_kube, batched_rss, b_slowest, (b_cpu, b_emulators)) =
+            measure(&[], 3);
         if n <= 100 || std::env::var_os("MATIH_BENCH_PER_RESOURCE").is_some() {
             // One run: at 1,000 tenants this mode alone keeps the emulators busy for many minutes.
             let (p_calls, p_wall, _, p_kube, _, _, _) = measure(&["--refresh", "per-resource"], 1);
@@ -378,10 +389,11 @@ pub fn main_for(cloud: Cloud, emulator: &str) {
         let first = first_output(dir.path(), &cloud, &env, &kube);
         println!(
             "{:>8}   batched plan, last run: refresh {b_refresh} ms (waiting on the cloud), planning {b_plan} ms; \
-             the tool's own CPU {:.0} ms (median); peak RSS {:.0} MiB; first output after {:.0} ms; \
-             slowest reads: {b_slowest}",
+             the tool's own CPU {:.0} ms, the emulators' {:.0} ms (medians); peak RSS {:.0} MiB; first output \
+             after {:.0} ms; slowest reads: {b_slowest}",
             "",
             b_cpu.as_secs_f64() * 1e3,
+            b_emulators.as_secs_f64() * 1e3,
             batched_rss as f64 / 1024.0,
             first.as_secs_f64() * 1e3
         );
