@@ -40,6 +40,7 @@ pub fn run(cmd: &[String], stdout: Stdio) -> Ran {
 /// running (an emulator of its own, such as moto), by process id. Only a process present at both
 /// ends of a span counts in it (see [`cpu_between`]), so a command the bench runs in between
 /// is not the emulators'.
+#[allow(dead_code)] // the validate bench reports wall time and memory only
 pub fn emulators_cpu() -> Vec<(u32, Duration)> {
     let me = std::process::id();
     let mut out = vec![(me, own_cpu())];
@@ -55,10 +56,12 @@ pub fn emulators_cpu() -> Vec<(u32, Duration)> {
 }
 
 /// The emulators' CPU time from `before` to `after` (two [`emulators_cpu`]).
+#[allow(dead_code)] // the validate bench reports wall time and memory only
 pub fn cpu_between(before: &[(u32, Duration)], after: &[(u32, Duration)]) -> Duration {
     after.iter().filter_map(|(pid, t)| Some(t.saturating_sub(before.iter().find(|(p, _)| p == pid)?.1))).sum()
 }
 
+#[allow(dead_code)] // the validate bench reports wall time and memory only
 fn own_cpu() -> Duration {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) }, 0);
@@ -67,6 +70,7 @@ fn own_cpu() -> Duration {
 }
 
 /// A process's parent and CPU time, from `/proc/<pid>/stat` (Linux; none elsewhere).
+#[allow(dead_code)] // the validate bench reports wall time and memory only
 fn proc_stat(pid: u32) -> Option<(u32, Duration)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // After the command name (in parentheses, which may hold anything): state, ppid, ...; utime
