@@ -256,8 +256,8 @@ async fn list_sets(
     Ok(Some(out))
 }
 
-/// Where the walks of a zone after the first start: every [`WALK_SPAN`]th of the known sets (at
-/// most [`MAX_WALKS`] walks in all), in Route 53's listing order, as (name, type) match keys.
+/// Where a zone's walks other than the first start: at every [`WALK_SPAN`]th of the known sets
+/// in Route 53's listing order (at most [`MAX_WALKS`] walks in all), as (name, type) match keys.
 fn walk_starts(known: &[&RecordKey]) -> Vec<(String, String)> {
     let mut keys: Vec<(String, String)> = known.iter().map(|k| k.matcher()).collect();
     keys.sort_by(listing_order);
