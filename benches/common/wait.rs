@@ -26,13 +26,13 @@ pub fn run(cmd: &[String], stdout: Stdio) -> Ran {
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
     let wall = started.elapsed();
+    Ran { code: libc::WEXITSTATUS(status), wall, max_rss_kib: usage.ru_maxrss, cpu: cpu_time(&usage) }
+}
+
+/// User and system CPU time of a `rusage`.
+fn cpu_time(usage: &libc::rusage) -> Duration {
     let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    Ran {
-        code: libc::WEXITSTATUS(status),
-        wall,
-        max_rss_kib: usage.ru_maxrss,
-        cpu: time(usage.ru_utime) + time(usage.ru_stime),
-    }
+    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 /// CPU time (user and system) so far of the emulators a bench runs: its own process (the
@@ -65,8 +65,7 @@ pub fn cpu_between(before: &[(u32, Duration)], after: &[(u32, Duration)]) -> Dur
 fn own_cpu() -> Duration {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) }, 0);
-    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    time(usage.ru_utime) + time(usage.ru_stime)
+    cpu_time(&usage)
 }
 
 /// A process's parent and CPU time, from `/proc/<pid>/stat` (Linux; none elsewhere).
