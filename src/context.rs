@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use matih_plans::{DesiredGraph, Ownership, Persist, Provider, Providers};
 use matih_provider_kit::Cloud;
-use matih_spec::LoadedSpec;
 use matih_spec::StateBackend;
+use matih_spec::{LoadedSpec, PlatformFile};
 use matih_state::{
     LocalStore, LockOptions, RemoteLocation, RemoteStore, Service, Snapshot, State, StateError, StateStore, StoreLock,
 };
@@ -22,7 +22,13 @@ pub fn load_spec(global: &Global) -> Result<LoadedSpec, Failure> {
 
 /// Loads and validates the platform spec at `path`.
 pub fn load_spec_at(path: &Path) -> Result<LoadedSpec, Failure> {
-    matih_spec::load(path).map_err(|e| {
+    load_spec_with(path, &mut |_| {})
+}
+
+/// [`load_spec_at`], calling `platform_read` once the platform file is read and valid, while the
+/// tenant files are still being parsed.
+pub fn load_spec_with(path: &Path, platform_read: &mut dyn FnMut(PlatformFile<'_>)) -> Result<LoadedSpec, Failure> {
+    matih_spec::load_with(path, platform_read).map_err(|e| {
         let hint = e.hint();
         let mut f = Failure::user(e);
         f.hint = hint;
@@ -31,7 +37,8 @@ pub fn load_spec_at(path: &Path) -> Result<LoadedSpec, Failure> {
 }
 
 /// The cloud to work on: `--cloud`, or the only cloud the spec configures.
-pub fn cloud(global: &Global, spec: &LoadedSpec) -> Result<Box<dyn Cloud>, Failure> {
+pub fn cloud<'a>(global: &Global, spec: impl Into<PlatformFile<'a>>) -> Result<Box<dyn Cloud>, Failure> {
+    let spec = spec.into();
     let configured = spec.spec.clouds.configured();
     let name = match &global.cloud {
         Some(c) => c.clone(),
@@ -91,7 +98,11 @@ impl std::fmt::Display for StateLocation {
 
 /// Where state lives: `--state`, else what the platform spec's `state:` section names for `cloud`
 /// (by default `.matih/state/<environment>-<cloud>.json` beside the spec).
-pub fn state_location(global: &Global, spec: &LoadedSpec, cloud: &dyn Cloud) -> Result<StateLocation, Failure> {
+pub fn state_location<'a>(
+    global: &Global,
+    spec: impl Into<PlatformFile<'a>>,
+    cloud: &dyn Cloud,
+) -> Result<StateLocation, Failure> {
     match &global.state {
         Some(s) => StateLocation::parse(s),
         None => Ok(spec_location(spec, cloud.name())),
@@ -99,7 +110,8 @@ pub fn state_location(global: &Global, spec: &LoadedSpec, cloud: &dyn Cloud) -> 
 }
 
 /// The state of `cloud` where the platform spec's `state:` section puts it.
-pub fn spec_location(spec: &LoadedSpec, cloud: &str) -> StateLocation {
+pub fn spec_location<'a>(spec: impl Into<PlatformFile<'a>>, cloud: &str) -> StateLocation {
+    let spec = spec.into();
     let key = spec.spec.state_key(cloud);
     let remote = |service, account: Option<&String>, bucket: &String, region: Option<&String>| {
         StateLocation::Remote(RemoteLocation {
@@ -119,13 +131,14 @@ pub fn spec_location(spec: &LoadedSpec, cloud: &str) -> StateLocation {
 }
 
 /// `.matih/state/<environment>-<cloud>.json` beside the spec.
-pub fn local_state_path(spec: &LoadedSpec, cloud: &str) -> PathBuf {
+pub fn local_state_path<'a>(spec: impl Into<PlatformFile<'a>>, cloud: &str) -> PathBuf {
+    let spec = spec.into();
     spec_dir(spec).join(".matih").join("state").join(format!("{}-{cloud}.json", spec.spec.platform.environment))
 }
 
 /// The directory of the platform spec.
-pub fn spec_dir(spec: &LoadedSpec) -> PathBuf {
-    spec.config_path.parent().map(Path::to_path_buf).unwrap_or_default()
+pub fn spec_dir<'a>(spec: impl Into<PlatformFile<'a>>) -> PathBuf {
+    spec.into().config_path.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// Everything the platform spec asks of `cloud`: its resources and, for a cloud with clusters,
@@ -246,7 +259,7 @@ mod bootstrap {
 
     use matih_plans::{DesiredGraph, Provider};
     use matih_provider_kit::{ClusterAccess, ClusterBinding};
-    use matih_spec::LoadedSpec;
+    use matih_spec::{LoadedSpec, PlatformFile};
 
     use crate::exit::Failure;
 

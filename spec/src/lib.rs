@@ -259,9 +259,42 @@ pub struct LoadedSpec {
     pub hash: String,
 }
 
+impl LoadedSpec {
+    /// The platform file's part of the spec, with its tenants counted.
+    pub fn platform_file(&self) -> PlatformFile<'_> {
+        PlatformFile { spec: &self.spec, config_path: &self.config_path, tenant_files: self.spec.tenants.len() }
+    }
+}
+
+impl<'a> From<&'a LoadedSpec> for PlatformFile<'a> {
+    fn from(spec: &'a LoadedSpec) -> Self {
+        spec.platform_file()
+    }
+}
+
+/// A valid platform file and the number of tenant files beside it: what [`load_with`] hands its
+/// caller before the tenant files are parsed, so that a command can say what it is about to work
+/// on (the platform, its cloud, where its state is) while they are.
+#[derive(Debug, Clone, Copy)]
+pub struct PlatformFile<'a> {
+    /// The platform file's settings. Its `tenants` may still be empty: they are not read yet.
+    pub spec: &'a PlatformSpec,
+    /// The platform file, as given to [`load`].
+    pub config_path: &'a Path,
+    /// The tenant files in `tenants/` (each one tenant once the spec is valid).
+    pub tenant_files: usize,
+}
+
 /// Loads the platform file at `config_path` and the tenant files in `tenants/` beside it, and
 /// validates them together.
 pub fn load(config_path: &Path) -> Result<LoadedSpec, SpecError> {
+    load_with(config_path, &mut |_| {})
+}
+
+/// [`load`], calling `platform_read` as soon as the platform file is read and found valid, while
+/// the tenant files are still being parsed (at 10,000 tenants, most of the load). It is not called
+/// when the platform file has a problem.
+pub fn load_with(config_path: &Path, platform_read: &mut dyn FnMut(PlatformFile<'_>)) -> Result<LoadedSpec, SpecError> {
     let mut sink = Sink::default();
     let config_bytes = read(config_path, MAX_PLATFORM_FILE, &mut sink)?;
     let tenant_dir = config_path.parent().unwrap_or(Path::new("")).join(TENANT_DIR);
@@ -279,6 +312,12 @@ pub fn load(config_path: &Path) -> Result<LoadedSpec, SpecError> {
             let root = yaml::parse(file, &mut config_sink)?;
             Decoder::new(file, &mut config_sink).platform_file(&root)
         });
+        if let Some(spec) = &spec
+            && config_sink.items.is_empty()
+            && sink.items.is_empty()
+        {
+            platform_read(PlatformFile { spec, config_path, tenant_files: tenant_names.len() });
+        }
         sink.absorb(config_sink);
         let read: Result<Vec<TenantsRead>, SpecError> =
             tenants.into_iter().map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect();
@@ -627,6 +666,34 @@ clouds:
         assert_eq!(loaded.spec.parent_zone().as_deref(), Some("matih.ai"));
         assert_eq!(loaded.spec.cluster(CloudKind::Eks).unwrap().region, "us-east-1");
         assert!(loaded.spec.cluster(CloudKind::Gke).is_none());
+    }
+
+    #[test]
+    fn the_platform_file_is_handed_over_before_the_tenants_and_only_when_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "matih.yaml", PLATFORM);
+        write(dir.path(), "tenants/acme.yaml", "slug: acme\ndisplay_name: Acme Corp\n");
+        write(dir.path(), "tenants/beta.yaml", "slug: beta\ndisplay_name: Beta\n");
+        write(dir.path(), "tenants/notes.txt", "not a tenant");
+        let mut seen = Vec::new();
+        let loaded = load_with(&dir.path().join("matih.yaml"), &mut |file| {
+            seen.push((file.spec.platform.name.clone(), file.config_path.to_path_buf(), file.tenant_files));
+        })
+        .unwrap();
+        assert_eq!(seen, [(loaded.spec.platform.name.clone(), dir.path().join("matih.yaml"), 2)]);
+        assert_eq!(loaded.platform_file().tenant_files, 2);
+
+        // A tenant file's problem is found after the platform file was handed over.
+        write(dir.path(), "tenants/beta.yaml", "slug: beta\n");
+        let mut calls = 0;
+        assert!(load_with(&dir.path().join("matih.yaml"), &mut |_| calls += 1).is_err());
+        assert_eq!(calls, 1);
+
+        // A platform file with a problem is not handed over.
+        write(dir.path(), "matih.yaml", &PLATFORM.replace("platform:", "platfrom:"));
+        let mut calls = 0;
+        assert!(load_with(&dir.path().join("matih.yaml"), &mut |_| calls += 1).is_err());
+        assert_eq!(calls, 0);
     }
 
     /// Enough tenant files to be read on several threads.

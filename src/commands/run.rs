@@ -47,20 +47,29 @@ pub(crate) async fn open_with(
     command: &str,
     edit: Option<SpecEdit<'_>>,
 ) -> Result<Session, Failure> {
-    let mut spec = context::load_spec(g)?;
-    let cloud = context::cloud(g, &spec)?;
-    let location = context::state_location(g, &spec, cloud.as_ref())?;
     // Said at once, before the seconds of work a large platform takes: what is about to be
-    // planned or changed, and where its state is.
-    let p = &spec.spec.platform;
-    // (An edit changes the tenants: their count is left out.)
-    let tenants = if edit.is_none() { format!(", {} tenant(s)", spec.spec.tenants.len()) } else { String::new() };
-    env.progress.line(&format!(
-        "{command}: {} {} on {}{tenants}; state {location}",
-        p.name,
-        p.environment,
-        cloud.name()
-    ));
+    // planned or changed, and where its state is. That is known from the platform file, so it is
+    // said while the tenant files are still being parsed.
+    let mut chosen = None;
+    let mut spec = context::load_spec_with(&g.config, &mut |file| {
+        let found = context::cloud(g, file).and_then(|cloud| {
+            let location = context::state_location(g, file, cloud.as_ref())?;
+            Ok((cloud, location))
+        });
+        if let Ok((cloud, location)) = &found {
+            let p = &file.spec.platform;
+            // (An edit changes the tenants: their count is left out.)
+            let tenants = if edit.is_none() { format!(", {} tenant(s)", file.tenant_files) } else { String::new() };
+            env.progress.line(&format!(
+                "{command}: {} {} on {}{tenants}; state {location}",
+                p.name,
+                p.environment,
+                cloud.name()
+            ));
+        }
+        chosen = Some(found);
+    })?;
+    let (cloud, location) = chosen.expect("a valid spec's platform file was read")?;
     let locked = Locked::open(&location, g, Some(&spec), command).await?;
     if let Some(edit) = edit {
         edit(&spec)?;
@@ -700,7 +709,7 @@ pub async fn refresh(g: &Global, env: &Env) -> Result<i32, Failure> {
 
 pub async fn graph(g: &Global) -> Result<i32, Failure> {
     let spec = Arc::new(context::load_spec(g)?);
-    let cloud = context::cloud(g, &spec)?;
+    let cloud = context::cloud(g, &*spec)?;
     let desired = context::desired(&spec, cloud.as_ref())?;
     let mut out = String::from("digraph matih {\n  rankdir = \"BT\";\n");
     for (addr, d) in &desired.resources {
