@@ -98,6 +98,31 @@ def get_tags(self):
 
 TaggedEC2Resource.get_tags = get_tags
 
+# Speed, not behaviour: moto's response serializer finds each field of each item it writes by
+# asking six alias rules which attribute names to try (get_possible_keys), about a quarter of its
+# time on a 300-record Route 53 page or 300 Elastic IPs. The answer depends only on what the rules
+# read: the picker and its rules, the item's class (its Meta aliases and its name), the field, and
+# the field's shape and its parent shape. So it is worked out once for each of those and the same
+# names are tried, in the same order. Shapes are told apart by identity, and each entry holds on
+# to its shapes, so that an identity is never reused while its entry is kept.
+from moto.core.serialize import XFormedAttributePicker  # noqa: E402
+
+possible_keys = XFormedAttributePicker.get_possible_keys
+known_keys = {}
+
+
+def cached_possible_keys(self, context):
+    shape = context.shape
+    parent = getattr(shape, "parent", None)
+    at = (type(self), id(self.alias_providers), type(context.obj), context.key, id(shape), id(parent))
+    known = known_keys.get(at)
+    if known is None:
+        known = known_keys[at] = (self.alias_providers, shape, parent, tuple(possible_keys(self, context)))
+    return known[3]
+
+
+XFormedAttributePicker.get_possible_keys = cached_possible_keys
+
 from moto.server import main  # noqa: E402
 
 main(sys.argv[1:])
