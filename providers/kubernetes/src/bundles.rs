@@ -63,7 +63,15 @@ pub fn objects(file: ManifestFile, version: &str) -> Option<&'static [BundleObje
 
 /// Digest of one object (16 hex digits of the sha256 of its JSON).
 pub fn object_digest(o: &Json) -> String {
-    hex::encode(&Sha256::digest(o.to_string().as_bytes())[..8])
+    json_digest(o)
+}
+
+/// The first 8 bytes of the SHA-256 of `v` as compact JSON, in hex. The JSON is written straight
+/// into the hash, never held as text.
+pub fn json_digest(v: &Json) -> String {
+    let mut hash = Sha256::new();
+    serde_json::to_writer(&mut hash, v).expect("a JSON value writes to a hash");
+    hex::encode(&hash.finalize()[..8])
 }
 
 /// The listing of one release's objects (already relocated), as `bundles.txt` lines.

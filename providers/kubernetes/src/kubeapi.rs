@@ -18,7 +18,6 @@ use matih_provider_kit::retry::retry;
 use matih_provider_kit::{Call, Recorder, RetryPolicy};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
-use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
 /// The field manager of every write the tool makes.
@@ -286,7 +285,7 @@ pub fn owned_digest(managed_fields: Option<&Json>) -> String {
 
 /// The digest of one managed-fields entry's `fieldsV1`, as [`Applied::owned`] records it.
 fn fields_digest(fields_v1: &Json) -> String {
-    hex::encode(&Sha256::digest(fields_v1.to_string().as_bytes())[..8])
+    crate::bundles::json_digest(fields_v1)
 }
 
 impl<'a> Session<'a> {
