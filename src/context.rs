@@ -259,7 +259,7 @@ mod bootstrap {
 
     use matih_plans::{DesiredGraph, Provider};
     use matih_provider_kit::{ClusterAccess, ClusterBinding};
-    use matih_spec::{LoadedSpec, PlatformFile};
+    use matih_spec::LoadedSpec;
 
     use crate::exit::Failure;
 
