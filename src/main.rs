@@ -24,11 +24,12 @@ use crate::exit::{Class, Failure, code};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// A run of the tool lasts seconds: transparent huge pages cost it more than they give. The
-/// allocator asks for them (`madvise`), and where the kernel defragments on such a request each
+/// A run of the tool lasts seconds: transparent huge pages cost it more than they give. Each
 /// fault may stall on compaction and then zero 2 MiB at once, however little of it is used. At
 /// 1,000 tenants a no-op plan with them now and then spent 0.3 s in the kernel (0.05 s without)
-/// and peaked 30 MB higher.
+/// and peaked 30 MB higher. The allocator is built not to ask for them (`madvise`, mimalloc's
+/// `no_thp`), from its first allocation on; this keeps a kernel that hands them out unasked
+/// (`enabled` set to `always`) from doing so for the rest of the run.
 fn no_huge_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE sets a flag of this process; it reads no memory of ours.
