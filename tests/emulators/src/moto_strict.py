@@ -99,8 +99,8 @@ def get_tags(self):
 TaggedEC2Resource.get_tags = get_tags
 
 # Speed, not behaviour: moto's response serializer finds each field of each item it writes by
-# asking six alias rules which attribute names to try (get_possible_keys), about a quarter of its
-# time on a 300-record Route 53 page or 300 Elastic IPs. The answer depends only on what the rules
+# asking six alias rules which attribute names to try (get_possible_keys): a quarter of its
+# samples over eight no-op plans of 1,000 tenants (py-spy). The answer depends only on what the rules
 # read: the picker and its rules, the item's class (its Meta aliases and its name), the field, and
 # the field's shape and its parent shape. So it is worked out once for each of those and the same
 # names are tried, in the same order. Shapes are told apart by identity, and each entry holds on
