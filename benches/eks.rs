@@ -5,17 +5,20 @@
 //!
 //! `cargo bench --bench eks` (needs moto: `scripts/test` installs it). Every tenth tenant has a
 //! dedicated ingress (three Elastic IPs of its own); the others share the platform's.
+//!
+//! moto runs as three servers, EC2, Route 53 and the rest (EKS, IAM), each on its own endpoint
+//! the way AWS serves them ([`MotoPerService`]): one moto process serves its requests one at a
+//! time, so a single server would queue the plan's EC2 reads behind its Route 53 pages.
 
 mod common;
 
-use matih_emulators::Moto;
+use matih_emulators::MotoPerService;
 
 fn main() {
     common::main_for(
         common::eks(|| {
-            let moto = Moto::start();
-            let env = moto.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-            (env, Box::new(moto))
+            let moto = MotoPerService::start(&[&["EC2"], &["ROUTE_53"]]);
+            (moto.env(), Box::new(moto))
         }),
         "moto",
     );

@@ -15,7 +15,7 @@ use std::process::Stdio;
 use aws_sdk_ec2::types::Filter;
 use std::sync::Arc;
 
-use matih_emulators::Moto;
+use matih_emulators::{Moto, MotoPerService};
 use matih_kube_emulator::{Auth, KubeEmulator, NamespaceTermination, Options, Readiness, WebhookBackends};
 use serde_json::{Value, json};
 
@@ -44,6 +44,11 @@ fn work_with(moto: &Moto, cluster: &str, readiness: Readiness) -> (Work, Arc<Kub
 }
 
 fn work_with_options(moto: &Moto, cluster: &str, options: Options) -> (Work, Arc<KubeEmulator>) {
+    work_at(moto.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect(), cluster, options)
+}
+
+/// [`work_with_options`] with the AWS environment given.
+fn work_at(aws_env: Vec<(String, String)>, cluster: &str, options: Options) -> (Work, Arc<KubeEmulator>) {
     let kube = Arc::new(KubeEmulator::start(Options {
         auth: Auth::EksToken {
             cluster: cluster.into(),
@@ -53,12 +58,12 @@ fn work_with_options(moto: &Moto, cluster: &str, options: Options) -> (Work, Arc
         ..options
     }));
     let mut w = Work::new();
-    point_at(&mut w, moto, &kube);
+    point_at(&mut w, aws_env, &kube);
     (w, kube)
 }
 
-fn point_at(w: &mut Work, moto: &Moto, kube: &KubeEmulator) {
-    w.env = moto.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+fn point_at(w: &mut Work, aws_env: Vec<(String, String)>, kube: &KubeEmulator) {
+    w.env = aws_env;
     w.env.push(("MATIH_KUBE_API_SERVER".into(), kube.url()));
     w.env.push(("MATIH_ADDONS_DIR".into(), matih_emulators::addons_dir().display().to_string()));
 }
@@ -442,6 +447,38 @@ fn assert_bootstrapped(w: &Work, kube: &KubeEmulator, outputs: &Value) {
 
 /// Another manager's item in a list the tool writes (an injector's env var in the ingress
 /// controller's container) is not drift, and survives the tool's next apply of that object.
+
+#[test]
+fn each_service_is_reached_at_its_own_endpoint() {
+    // The SDK's per-service endpoints (`AWS_ENDPOINT_URL_EC2`, ..., as for VPC interface
+    // endpoints) send each service to its own server, here one moto each for EC2 and Route 53 and
+    // one for the rest: every resource is made where its service is, none on another server, and
+    // the next plan finds them all there.
+    let split = MotoPerService::start(&[&["EC2"], &["ROUTE_53"]]);
+    let (w, _kube) = work_at(split.env(), "matih-prod", Options::default());
+    let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
+    assert_eq!(c, 0, "{v:#}");
+    assert_eq!(v["outcome"], "complete");
+
+    let ec2 = ["vpc", "subnet", "internet_gateway", "eip", "nat_gateway", "route_table", "security_group"];
+    let on = |server: usize, kind: &str| match server {
+        0 => ec2.contains(&kind),
+        1 => kind == "zone",
+        _ => !ec2.contains(&kind) && kind != "zone",
+    };
+    for (server, moto) in split.servers().enumerate() {
+        let expected: BTreeMap<&str, usize> =
+            expected_inventory().into_iter().map(|(k, n)| (k, if on(server, k) { n } else { 0 })).collect();
+        assert_eq!(Aws::new(moto).inventory(), expected, "server {server} ({})", moto.endpoint());
+    }
+
+    let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
+    assert_eq!(c, 0, "{:#}", p["changes"]);
+    for service in ["EC2:", "Route 53:", "EKS:", "IAM:"] {
+        let stats = p["statistics"]["api_calls"].as_object().unwrap();
+        assert!(stats.keys().any(|k| k.starts_with(service)), "no {service} read in {stats:?}");
+    }
+}
 #[test]
 fn another_managers_list_item_is_neither_drift_nor_removed() {
     let moto = Moto::start();
@@ -1093,7 +1130,7 @@ fn a_replaced_or_vanished_cluster_is_bootstrapped_again_from_scratch() {
         ..Options::default()
     });
     assert_ne!(new.kube_system_uid(), old.kube_system_uid());
-    point_at(&mut w, &moto, &new);
+    point_at(&mut w, moto.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect(), &new);
     let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
     assert_eq!(c, 2);
     let creates: Vec<String> = changed(&p).into_iter().filter(|(_, a)| a == "create").map(|(addr, _)| addr).collect();

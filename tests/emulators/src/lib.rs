@@ -239,6 +239,46 @@ impl Moto {
     }
 }
 
+/// moto split the way AWS is: each group of services on a server of its own, so that requests
+/// to different services are served side by side, as separate AWS endpoints serve them, instead of
+/// one after another in one Python process. The tool is pointed at each group through the SDK's
+/// per-service variables (`AWS_ENDPOINT_URL_EC2`, `AWS_ENDPOINT_URL_ROUTE_53`, ...) and at the
+/// last server, which serves every service no group names, through `AWS_ENDPOINT_URL`.
+///
+/// Each server keeps its own resources, which is how the groups must be chosen: moto 5.2.5's EKS
+/// reads EC2 only for launch templates, and Route 53 and IAM read no other service.
+pub struct MotoPerService {
+    groups: Vec<(&'static [&'static str], Moto)>,
+    rest: Moto,
+}
+
+impl MotoPerService {
+    /// One server per group of SDK service ids (upper case, spaces as `_`: `ROUTE_53`), and one
+    /// for the rest, started side by side.
+    pub fn start(groups: &[&'static [&'static str]]) -> MotoPerService {
+        std::thread::scope(|s| {
+            let started: Vec<_> = groups.iter().map(|g| (*g, s.spawn(Moto::start))).collect();
+            let rest = Moto::start();
+            let groups = started.into_iter().map(|(g, h)| (g, h.join().expect("starting moto"))).collect();
+            MotoPerService { groups, rest }
+        })
+    }
+
+    /// The servers: one per group, in the order given, then the one for the rest.
+    pub fn servers(&self) -> impl Iterator<Item = &Moto> {
+        self.groups.iter().map(|(_, m)| m).chain(std::iter::once(&self.rest))
+    }
+
+    /// [`Moto::env`] for the rest, with an `AWS_ENDPOINT_URL_<SERVICE>` for each grouped service.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self.rest.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        for (services, moto) in &self.groups {
+            env.extend(services.iter().map(|s| (format!("AWS_ENDPOINT_URL_{s}"), moto.endpoint())));
+        }
+        env
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
