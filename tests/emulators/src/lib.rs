@@ -373,3 +373,24 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The speed patches in `moto_strict.py` give the same bytes as moto's own functions for a
+    /// platform's reads (`moto_same_answers.py` says what it compares).
+    #[test]
+    fn the_moto_wrapper_changes_speed_not_answers() {
+        let python = interpreter_of(&find_moto());
+        let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
+        let out = Command::new(&python)
+            .arg(src.join("moto_same_answers.py"))
+            .arg(src.join("moto_strict.py"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("running {}: {e}", python.display()));
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    }
+}
