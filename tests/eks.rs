@@ -722,8 +722,9 @@ fn a_tenant_added_plans_only_its_addresses_and_record_moves_between_controllers_
     assert_eq!(aws.inventory()["eip"], 12);
     assert_eq!(aws.records()["globex.matih.ai"].len(), 3);
 
-    // Onto the shared controller: its A record becomes a CNAME to ingress (replaced, the A first,
-    // since Route 53 keeps no CNAME beside another set), its addresses go once allowed.
+    // Onto the shared controller: its A record becomes a CNAME to ingress, the A set's DELETE and
+    // the CNAME's CREATE in one request (Route 53 keeps no CNAME beside another set, and makes a
+    // request as a whole: the name never goes unanswered); its addresses go once allowed.
     let eips: Vec<&'static str> = ["a", "b", "c"]
         .iter()
         .map(|az| &*Box::leak(format!(r#"eks.eip.ingress["globex/us-east-1{az}"]"#).into_boxed_str()))
@@ -735,19 +736,23 @@ fn a_tenant_added_plans_only_its_addresses_and_record_moves_between_controllers_
     };
     std::fs::write(w.path("tenants/globex.yaml"), "slug: globex\ndisplay_name: Globex\n").unwrap();
     let (_, p) = w.json(&args(&["plan", "-o", "json"]));
-    assert!(changed(&p).contains(&(r#"dns.record.tenant["globex"]"#.to_string(), "replace".to_string())), "{p:#}");
-    let mut a = args(&["apply", "--auto-approve", "-q"]);
+    assert!(changed(&p).contains(&(r#"dns.record.tenant["globex"]"#.to_string(), "update".to_string())), "{p:#}");
+    let mut a = args(&["apply", "--auto-approve", "-o", "json"]);
     allowing(&mut a);
-    let out = w.run(&a);
-    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let (c, v) = w.json(&a);
+    assert_eq!(c, 0, "{v:#}");
+    assert_eq!(v["api_calls"]["Route 53:ChangeResourceRecordSets"], 1, "{:#}", v["api_calls"]);
     assert_eq!(aws.records()["globex.matih.ai"], ["ingress.matih.ai"]);
     assert_eq!(aws.inventory()["eip"], 9);
-    // And back: a CNAME replaced by an A record of its own addresses again.
+    // And back: the CNAME swapped for an A record of its own addresses again, in one request.
     std::fs::write(w.path("tenants/globex.yaml"), "slug: globex\ndisplay_name: Globex\ndedicated_ingress: true\n")
         .unwrap();
-    let out = w.run(&args(&["apply", "--auto-approve", "-q"]));
-    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
+    assert_eq!(c, 0, "{v:#}");
+    assert_eq!(v["api_calls"]["Route 53:ChangeResourceRecordSets"], 1, "{:#}", v["api_calls"]);
     assert_eq!(aws.records()["globex.matih.ai"].len(), 3);
+    let (c, _) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
+    assert_eq!(c, 0, "nothing left to do after the swaps");
     assert_eq!(aws.inventory()["eip"], 12);
 
     std::fs::remove_file(w.path("tenants/globex.yaml")).unwrap();

@@ -354,6 +354,24 @@ fn a_dedicated_tenant_gets_its_address_and_record_and_removal_takes_them_away() 
         .expect("globex's controller Service");
     assert_eq!(svc["spec"]["loadBalancerIP"], address(&gcp, "globex"));
 
+    // Onto the shared controller and back: the record changes type in place, the old set's
+    // deletion and the new set's addition in one change, which Cloud DNS makes as a whole.
+    for dedicated in [false, true] {
+        let yaml = format!("slug: globex\ndisplay_name: Globex\ndedicated_ingress: {dedicated}\n");
+        std::fs::write(w.path("tenants/globex.yaml"), yaml).unwrap();
+        let (_, p) = w.json(&args(&["plan", "-o", "json"]));
+        let record = (r#"dns.record.tenant["globex"]"#.to_string(), "update".to_string());
+        assert!(changed(&p).contains(&record), "{:?}", changed(&p));
+        let allow = r#"gke.address.ingress["globex"]"#;
+        let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json", "--allow-replace", allow]));
+        assert_eq!(c, 0, "{v:#}");
+        assert_eq!(v["api_calls"]["dns:changes.create"], 1, "{:#}", v["api_calls"]);
+        let want = if dedicated { vec![address(&gcp, "globex")] } else { vec!["ingress.matih.ai.".to_string()] };
+        assert_eq!(records(&gcp)["globex.matih.ai."], want);
+    }
+    let (c, p) = w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
+    assert_eq!(c, 0, "{:?}", changed(&p));
+
     std::fs::remove_file(w.path("tenants/globex.yaml")).unwrap();
     // Its address is protected: removing it is said explicitly.
     assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 3);

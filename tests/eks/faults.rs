@@ -158,3 +158,51 @@ fn random_faults_on_a_fifth_of_all_calls_converge_in_one_apply() {
         assert!(n >= 10, "seed {seed}: only {n} faults injected");
     }
 }
+
+#[test]
+fn a_record_swap_whose_answer_was_lost_is_found_done_and_not_sent_again() {
+    // bigcorp moves onto a controller of its own: its CNAME becomes an A record, both in one
+    // ChangeResourceRecordSets request. moto makes that request, and the tool gets a 500 (then,
+    // in a second run back, a reset connection) instead of the answer.
+    let l = lying(Vec::new());
+    let (c, v) = l.w.json(&args(&["apply", "--auto-approve", "-o", "json"]));
+    assert_eq!(c, 0, "{v:#}");
+    let aws = Aws::new(&l.moto);
+    let tenant = |dedicated: bool| {
+        let yaml = format!("slug: bigcorp\ndisplay_name: BigCorp\ndedicated_ingress: {dedicated}\n");
+        std::fs::write(l.w.path("tenants/bigcorp.yaml"), yaml).unwrap();
+    };
+    let eips = ["a", "b", "c"].map(|az| format!(r#"eks.eip.ingress["bigcorp/us-east-1{az}"]"#));
+    for (dedicated, fault) in [(true, Fault::ForwardThen500), (false, Fault::ForwardThenReset)] {
+        tenant(dedicated);
+        // (Setting rules starts the proxy's count of calls again.)
+        let rule = Rule::Action { name: "ChangeResourceRecordSets".into(), calls: vec![1], fault: fault.clone() };
+        l.proxy.set_rules(vec![rule]);
+        let mut a = args(&["apply", "--auto-approve", "-o", "json"]);
+        for e in &eips {
+            a.extend(["--allow-replace", e.as_str()]);
+        }
+        let (c, v) = l.w.json(&a);
+        assert_eq!(c, 0, "{fault:?}: {v:#}");
+        assert_eq!(l.proxy.injected().len(), if dedicated { 1 } else { 2 }, "{fault:?}");
+        let sent = l.proxy.calls()["ChangeResourceRecordSets"];
+        assert_eq!(sent, 1, "{fault:?}: the swap was made once, and found made");
+        let records = aws.records();
+        let want: Vec<String> = if dedicated {
+            let mut ips: Vec<String> = v["outputs"]["ingress_addresses"]["bigcorp"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap().to_string())
+                .collect();
+            ips.sort();
+            ips
+        } else {
+            vec!["ingress.matih.ai".into()]
+        };
+        assert_eq!(records["bigcorp.matih.ai"], want, "{fault:?}");
+        l.proxy.set_rules(Vec::new());
+        let (c, p) = l.w.json(&args(&["plan", "-o", "json", "--detailed-exitcode"]));
+        assert_eq!(c, 0, "{fault:?}: {:?}", changed(&p));
+    }
+}

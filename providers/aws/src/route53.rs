@@ -7,7 +7,9 @@
 //! counts its values once against the per-request limit, an UPSERT's twice); one it has is changed
 //! with an UPSERT. A CREATE refused because the set exists, or whose answer was lost, is settled
 //! from a fresh listing of the zone: what is there as wanted is done, what is there otherwise is
-//! taken over with an UPSERT, what is missing is created again.
+//! taken over with an UPSERT, what is missing is created again. A record that changes type (A ↔
+//! CNAME) is swapped in one request, its old set's DELETE beside its new set's CREATE
+//! ([`swap_zone`]).
 //!
 //! Route 53 speaks in fully qualified names (`api.matih.ai.`) and prefixed ids (`/hostedzone/Z…`,
 //! `/change/C…`); attributes always hold the bare forms.
@@ -437,9 +439,11 @@ impl RecordSpec {
     }
 }
 
-/// What one change costs against the per-request limits.
+/// What one change (or changes that must go in one request) costs against the per-request
+/// limits.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Cost {
+    changes: usize,
     records: usize,
     chars: usize,
 }
@@ -448,22 +452,35 @@ fn cost(c: &Change) -> Cost {
     let twice = if *c.action() == ChangeAction::Upsert { 2 } else { 1 };
     let records = c.resource_record_set().map(|s| s.resource_records()).unwrap_or_default();
     Cost {
+        changes: 1,
         records: records.len().max(1) * twice,
         chars: records.iter().map(|r| r.value().len()).sum::<usize>() * twice,
     }
 }
 
-/// Cuts consecutive changes into requests within the limits. A change that alone exceeds a limit
-/// is sent on its own, so Route 53's refusal reaches only that change.
+/// The cost of changes sent together.
+fn cost_of(changes: &[Change]) -> Cost {
+    changes.iter().map(cost).fold(Cost { changes: 0, records: 0, chars: 0 }, |a, c| Cost {
+        changes: a.changes + c.changes,
+        records: a.records + c.records,
+        chars: a.chars + c.chars,
+    })
+}
+
+/// Cuts consecutive units (a change, or changes that go together) into requests within the
+/// limits. A unit that alone exceeds a limit is sent on its own, so Route 53's refusal reaches
+/// only that unit.
 fn chunks(costs: &[Cost]) -> Vec<Range<usize>> {
     let mut out = Vec::new();
-    let (mut start, mut records, mut chars) = (0, 0, 0);
+    let (mut start, mut changes, mut records, mut chars) = (0, 0, 0, 0);
     for (i, c) in costs.iter().enumerate() {
-        let n = i - start;
-        if n > 0 && (n == MAX_CHANGES || records + c.records > MAX_RECORDS || chars + c.chars > MAX_CHARS) {
+        if i > start
+            && (changes + c.changes > MAX_CHANGES || records + c.records > MAX_RECORDS || chars + c.chars > MAX_CHARS)
+        {
             out.push(start..i);
-            (start, records, chars) = (i, 0, 0);
+            (start, changes, records, chars) = (i, 0, 0, 0);
         }
+        changes += c.changes;
         records += c.records;
         chars += c.chars;
     }
@@ -686,19 +703,39 @@ fn settle(
     current: &[ResourceRecordSet],
     now: &HashMap<(String, String), &ResourceRecordSet>,
 ) -> Result<Option<ChangeAction>, ProviderError> {
-    let (name, rtype) = spec.key.matcher();
-    if let Some(set) = now.get(&(name.clone(), rtype.clone())) {
-        let found = RecordSpec::found(&spec.key.zone_id, set, None);
-        let mut wanted = spec.values.clone();
-        wanted.sort();
-        return Ok((found.ttl != spec.ttl || found.values != wanted).then_some(ChangeAction::Upsert));
+    if let Some(set) = now.get(&spec.key.matcher()) {
+        return Ok(differs(spec, set).then_some(ChangeAction::Upsert));
     }
-    let clash = current.iter().find(|s| {
+    match clash(addr, spec, current, None) {
+        Some(e) => Err(e),
+        None => Ok(Some(ChangeAction::Create)),
+    }
+}
+
+/// Whether the set Route 53 holds for `spec`'s name and type has another TTL or other values.
+fn differs(spec: &RecordSpec, set: &ResourceRecordSet) -> bool {
+    let found = RecordSpec::found(&spec.key.zone_id, set, None);
+    let mut wanted = spec.values.clone();
+    wanted.sort();
+    found.ttl != spec.ttl || found.values != wanted
+}
+
+/// The error for a set of another type at `spec`'s name that `spec` cannot stand beside (a CNAME
+/// shares its name with no other set), if the zone holds one; the set of type `leaving`, deleted in
+/// the same request, does not count.
+fn clash(
+    addr: &ResourceAddr,
+    spec: &RecordSpec,
+    current: &[ResourceRecordSet],
+    leaving: Option<&str>,
+) -> Option<ProviderError> {
+    let (name, rtype) = spec.key.matcher();
+    let s = current.iter().find(|s| {
         let (n, t) = match_key(s.name(), s.r#type().as_str());
-        n == name && t != rtype && (t == "CNAME" || rtype == "CNAME")
-    });
-    match clash {
-        Some(s) => Err(ApiError::new(
+        n == name && t != rtype && Some(t.as_str()) != leaving && (t == "CNAME" || rtype == "CNAME")
+    })?;
+    Some(
+        ApiError::new(
             SVC,
             "ChangeResourceRecordSets",
             ErrorKind::Conflict,
@@ -710,9 +747,103 @@ fn settle(
                 s.r#type().as_str()
             ),
         )
-        .into()),
-        None => Ok(Some(ChangeAction::Create)),
+        .into(),
+    )
+}
+
+/// A record changing type (a tenant moving between a dedicated and the shared controller: A ↔
+/// CNAME), with the key of the set it had.
+struct Swap<'a> {
+    addr: &'a ResourceAddr,
+    old: RecordKey,
+    spec: &'a RecordSpec,
+}
+
+/// The changes that take a zone from `current` to `swap` done: the old set's DELETE (from what
+/// the zone holds now, as Route 53 requires) and the new set's CREATE, or UPSERT if it is there
+/// otherwise; none if it is done.
+fn swap_changes(
+    swap: &Swap<'_>,
+    current: &[ResourceRecordSet],
+    now: &HashMap<(String, String), &ResourceRecordSet>,
+) -> Result<Vec<Change>, ProviderError> {
+    let (old_type, spec) = (swap.old.rtype.to_ascii_uppercase(), swap.spec);
+    if let Some(e) = clash(swap.addr, spec, current, Some(&old_type)) {
+        return Err(e);
     }
+    let mut changes = Vec::new();
+    if let Some(set) = now.get(&swap.old.matcher()) {
+        changes.push(Change::builder().action(ChangeAction::Delete).resource_record_set((*set).clone()).build());
+    }
+    let write = match now.get(&spec.key.matcher()) {
+        None => Some(ChangeAction::Create),
+        Some(set) => differs(spec, set).then_some(ChangeAction::Upsert),
+    };
+    if let Some(action) = write {
+        changes.push(Change::builder().action(action).resource_record_set(spec.rrset()?).build());
+    }
+    changes.into_iter().map(|c| c.map_err(build_error)).collect()
+}
+
+/// Records of one zone that change type. Each one's DELETE and CREATE go in the same request,
+/// which Route 53 makes as a whole: the name always answers, with the old set or the new one,
+/// never with NXDOMAIN (which resolvers would keep for the zone's negative-caching time). Each
+/// round reads the zone first, so a request whose answer was lost is not sent again: the next
+/// round finds it done.
+async fn swap_zone(ctx: &Ctx, zone: &str, swaps: &[Swap<'_>]) -> Vec<Result<(), ProviderError>> {
+    let mut out: Vec<Result<(), ProviderError>> = swaps.iter().map(|_| Ok(())).collect();
+    let mut open: Vec<usize> = (0..swaps.len()).collect();
+    for round in 1..=WRITE_ROUNDS {
+        let known: Vec<&RecordKey> = open.iter().flat_map(|&i| [&swaps[i].old, &swaps[i].spec.key]).collect();
+        let current = match list_sets(ctx, zone, &known).await {
+            Ok(Some(current)) => current,
+            Ok(None) => {
+                for &i in &open {
+                    let addr = swaps[i].addr;
+                    out[i] = Err(ProviderError::other(format!(
+                        "{addr}: hosted zone {zone} is gone; apply again to create it"
+                    )));
+                }
+                break;
+            }
+            Err(e) => {
+                for &i in &open {
+                    out[i] = Err(e.clone());
+                }
+                break;
+            }
+        };
+        let now = index(&current);
+        let mut units: Vec<(usize, Vec<Change>)> = Vec::new();
+        for &i in &open {
+            match swap_changes(&swaps[i], &current, &now) {
+                Ok(changes) if changes.is_empty() => out[i] = Ok(()),
+                Ok(changes) => units.push((i, changes)),
+                Err(e) => out[i] = Err(e),
+            }
+        }
+        open.clear();
+        let costs: Vec<Cost> = units.iter().map(|(_, c)| cost_of(c)).collect();
+        for range in chunks(&costs) {
+            let batch = units[range.clone()].iter().flat_map(|(_, c)| c.iter().cloned()).collect();
+            let sent = send_changes(ctx, zone, batch).await;
+            for &(i, _) in &units[range] {
+                out[i] = match &sent {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        if round < WRITE_ROUNDS && (e.kind().transient() || e.kind() == ErrorKind::Conflict) {
+                            open.push(i);
+                        }
+                        Err(e.clone())
+                    }
+                };
+            }
+        }
+        if open.is_empty() {
+            break;
+        }
+    }
+    out
 }
 
 /// DELETEs record sets of any zones, from their current contents; one result per key, in order.
@@ -1083,16 +1214,53 @@ impl Record {
 }
 
 /// Creates or updates `dns.record`s together: one request per zone (per 1,000 records), a CREATE
-/// for each record the tool has not recorded and an UPSERT for each it changes.
+/// for each record the tool has not recorded and an UPSERT for each it changes. Records that
+/// change type are swapped in requests of their own ([`swap_zone`]).
 async fn apply_records(ctx: &Ctx, reqs: &[ApplyRequest]) -> Vec<Result<ApplyResponse, ProviderError>> {
-    let specs = reqs
+    let specs: Vec<Result<RecordSpec, ProviderError>> = reqs.iter().map(Record::spec).collect();
+    // The key a record had, where it changes type.
+    let old: Vec<Option<RecordKey>> = reqs
         .iter()
-        .map(|r| {
-            let action = if r.prior.is_some() { ChangeAction::Upsert } else { ChangeAction::Create };
-            (&r.addr, action, Record::spec(r))
+        .zip(&specs)
+        .map(|(r, s)| {
+            let (prior, spec) = (r.prior.as_ref()?, s.as_ref().ok()?);
+            let old = RecordKey::of_record(&r.addr, &prior.id, &prior.attrs).ok()?;
+            (!old.rtype.eq_ignore_ascii_case(&spec.key.rtype)).then_some(old)
         })
         .collect();
-    write(ctx, specs).await.into_iter().map(|r| r.map(|s| ApplyResponse::new(s.key.id(), Record::attrs(&s)))).collect()
+    let plain = reqs
+        .iter()
+        .zip(&specs)
+        .zip(&old)
+        .filter(|(_, old)| old.is_none())
+        .map(|((r, s), _)| {
+            let action = if r.prior.is_some() { ChangeAction::Upsert } else { ChangeAction::Create };
+            (&r.addr, action, s.clone())
+        })
+        .collect();
+    let mut written = write(ctx, plain).await.into_iter();
+    let mut zones: BTreeMap<&str, Vec<(usize, Swap<'_>)>> = BTreeMap::new();
+    for (i, ((r, s), old)) in reqs.iter().zip(&specs).zip(old).enumerate() {
+        if let (Some(old), Ok(spec)) = (old, s) {
+            zones.entry(&spec.key.zone_id).or_default().push((i, Swap { addr: &r.addr, old, spec }));
+        }
+    }
+    let mut swapped: HashMap<usize, Result<(), ProviderError>> = HashMap::new();
+    for (zone, swaps) in zones {
+        let (at, swaps): (Vec<usize>, Vec<Swap<'_>>) = swaps.into_iter().unzip();
+        swapped.extend(at.into_iter().zip(swap_zone(ctx, zone, &swaps).await));
+    }
+    specs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let done = match swapped.remove(&i) {
+                Some(r) => r.and_then(|()| s.clone()),
+                None => written.next().expect("a result for each record not swapped"),
+            };
+            done.map(|s| ApplyResponse::new(s.key.id(), Record::attrs(&s)))
+        })
+        .collect()
 }
 
 /// Deletes `dns.record`s together: one listing and one DELETE request per zone.
@@ -1108,8 +1276,8 @@ fn only<T>(mut v: Vec<Result<T, ProviderError>>) -> Result<T, ProviderError> {
 impl Kind<Ctx> for Record {
     fn schema(&self) -> TypeSchema {
         schema("dns", "record")
-            .force_new(&["zone_id", "name", "type"])
-            .updatable(&["ttl", "values"])
+            .force_new(&["zone_id", "name"])
+            .updatable(&["type", "ttl", "values"])
             .computed(&["id"])
             .batched()
             .build()
@@ -1352,17 +1520,17 @@ mod tests {
 
     #[test]
     fn chunks_stay_within_every_limit() {
-        let one = Cost { records: 1, chars: 7 };
+        let one = Cost { changes: 1, records: 1, chars: 7 };
         let sizes = |c: Vec<Range<usize>>| c.iter().map(|r| r.len()).collect::<Vec<_>>();
         assert_eq!(sizes(chunks(&vec![one; 2500])), vec![1000, 1000, 500]);
         // An UPSERT of one value costs two records: 500 to a request.
-        let upsert = Cost { records: 2, chars: 14 };
+        let upsert = Cost { changes: 1, records: 2, chars: 14 };
         assert_eq!(sizes(chunks(&vec![upsert; 1200])), vec![500, 500, 200]);
         // Long values: the character limit binds first.
-        let long = Cost { records: 2, chars: 4000 };
+        let long = Cost { changes: 1, records: 2, chars: 4000 };
         assert_eq!(sizes(chunks(&[long; 10])), vec![8, 2]);
         // Too big alone: sent alone, and the rest carries on.
-        let huge = Cost { records: 1, chars: 40_000 };
+        let huge = Cost { changes: 1, records: 1, chars: 40_000 };
         assert_eq!(chunks(&[one, huge, one]), vec![0..1, 1..2, 2..3]);
         assert!(chunks(&[]).is_empty());
         // The ranges cover every change exactly once, in order.
@@ -1373,15 +1541,59 @@ mod tests {
     }
 
     #[test]
+    fn changes_that_go_together_stay_in_one_request() {
+        // Swaps of two changes each: 500 to a request of at most 1,000 changes.
+        let pair = Cost { changes: 2, records: 2, chars: 30 };
+        let sizes = |c: Vec<Range<usize>>| c.iter().map(|r| r.len()).collect::<Vec<_>>();
+        assert_eq!(sizes(chunks(&vec![pair; 1100])), vec![500, 500, 100]);
+        let a = set("t1.matih.ai.", RrType::A, 300, &["1.1.1.1", "2.2.2.2"]);
+        let del = Change::builder().action(ChangeAction::Delete).resource_record_set(a.clone()).build().unwrap();
+        let up = Change::builder().action(ChangeAction::Upsert).resource_record_set(a).build().unwrap();
+        assert_eq!(cost_of(&[del, up]), Cost { changes: 2, records: 6, chars: 42 });
+    }
+
+    #[test]
+    fn a_swap_deletes_what_the_zone_holds_and_creates_the_new_type_in_one_request() {
+        let addr = ResourceAddr::must(r#"dns.record.tenant["t1"]"#);
+        let cname =
+            RecordSpec { key: key("t1.matih.ai", "CNAME"), ttl: Some(300), values: vec!["ingress.matih.ai".into()] };
+        let swap = Swap { addr: &addr, old: key("t1.matih.ai", "A"), spec: &cname };
+        let changes_for = |current: &[ResourceRecordSet]| swap_changes(&swap, current, &index(current));
+        let actions = |c: Result<Vec<Change>, ProviderError>| {
+            c.unwrap()
+                .iter()
+                .map(|c| {
+                    (c.action().as_str().to_string(), c.resource_record_set().unwrap().r#type().as_str().to_string())
+                })
+                .collect::<Vec<_>>()
+        };
+        // The A set as the zone holds it now (its values changed outside the tool): deleted as is.
+        let a = set("T1.matih.ai.", RrType::A, 60, &["9.9.9.9"]);
+        let changes = changes_for(&[a.clone()]).unwrap();
+        assert_eq!(changes[0].resource_record_set(), Some(&a));
+        assert_eq!(actions(Ok(changes)), [("DELETE".into(), "A".into()), ("CREATE".into(), "CNAME".into())]);
+        // Done already (a lost answer): nothing; half there: what is left.
+        let done = set("t1.matih.ai.", RrType::Cname, 300, &["ingress.matih.ai."]);
+        assert!(changes_for(&[done]).unwrap().is_empty());
+        assert_eq!(actions(changes_for(&[])), [("CREATE".to_string(), "CNAME".to_string())]);
+        let stale = set("t1.matih.ai.", RrType::Cname, 60, &["ingress.matih.ai."]);
+        assert_eq!(actions(changes_for(&[stale])), [("UPSERT".to_string(), "CNAME".to_string())]);
+        // A set of a third type at the name: the CNAME cannot stand beside it; nothing is sent.
+        let aaaa = set("t1.matih.ai.", RrType::Aaaa, 300, &["2001:db8::1"]);
+        let e = changes_for(&[a, aaaa]).unwrap_err();
+        assert!(e.to_string().contains("already holds a record set of type AAAA"), "{e}");
+    }
+
+    #[test]
     fn upserts_cost_double() {
         let s = spec("api.matih.ai", &["1.1.1.1", "2.2.2.2"]);
         let addr = ResourceAddr::must("dns.record.api");
         let (changes, _) = plan_writes(&[(&addr, &ChangeAction::Upsert, &s)]);
-        assert_eq!(cost(&changes[0]), Cost { records: 4, chars: 28 });
+        assert_eq!(cost(&changes[0]), Cost { changes: 1, records: 4, chars: 28 });
         let (creates, _) = plan_writes(&[(&addr, &ChangeAction::Create, &s)]);
-        assert_eq!(cost(&creates[0]), Cost { records: 2, chars: 14 });
+        assert_eq!(cost(&creates[0]), Cost { changes: 1, records: 2, chars: 14 });
         let (deletes, _) = plan_deletes(&[&s.key], &[s.rrset().unwrap()]);
-        assert_eq!(cost(&deletes[0]), Cost { records: 2, chars: 14 });
+        assert_eq!(cost(&deletes[0]), Cost { changes: 1, records: 2, chars: 14 });
     }
 
     #[test]

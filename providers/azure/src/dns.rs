@@ -119,6 +119,10 @@ impl Record {
 
 #[async_trait]
 impl ArmType for Record {
+    /// `type` forces a replacement: Azure DNS keeps each type's record set as a resource of its
+    /// own, with no request that deletes one and creates another as a whole, and refuses a CNAME
+    /// beside another record set. So a record changing type (A ↔ CNAME) is deleted, then created:
+    /// the name is without an answer for the time between the two requests.
     fn schema(&self) -> TypeSchema {
         schema("dns", "record")
             .force_new(&["zone_id", "name", "type"])

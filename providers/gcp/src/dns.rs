@@ -548,8 +548,8 @@ fn only<T>(mut v: Vec<Result<T, ProviderError>>) -> Result<T, ProviderError> {
 impl Kind<Ctx> for Record {
     fn schema(&self) -> TypeSchema {
         schema("dns", "record")
-            .force_new(&["zone_id", "name", "type"])
-            .updatable(&["ttl", "values"])
+            .force_new(&["zone_id", "name"])
+            .updatable(&["type", "ttl", "values"])
             .computed(&["id"])
             .batched()
             .build()
@@ -586,18 +586,37 @@ impl Kind<Ctx> for Record {
     async fn apply_batch(&self, ctx: &Ctx, reqs: &[ApplyRequest]) -> Option<Vec<Result<ApplyResponse, ProviderError>>> {
         let mut out: Vec<Option<Result<ApplyResponse, ProviderError>>> = reqs.iter().map(|_| None).collect();
         let mut wanted = Vec::new();
+        // For each entry of `wanted`, its request, and whether it is the deletion of a set that
+        // changes type.
         let mut at = Vec::new();
         for (i, r) in reqs.iter().enumerate() {
             match Record::set(r) {
                 Ok(s) => {
+                    // A record changing type (a tenant moving between a dedicated and the shared
+                    // controller: A ↔ CNAME): the old set's deletion goes in the same change as
+                    // the new set's addition. Cloud DNS makes a change as a whole, so the name
+                    // always answers, never with NXDOMAIN.
+                    let old = r.prior.as_ref().and_then(|p| parts(&p.id));
+                    if let Some((zone, name, rtype)) = old
+                        && zone == s.zone
+                        && fqdn(&name) == s.name
+                        && rtype != s.rtype
+                    {
+                        wanted.push((zone, name, rtype, None));
+                        at.push((i, true));
+                    }
                     wanted.push((s.zone.clone(), s.name.clone(), s.rtype.clone(), Some(s)));
-                    at.push(i);
+                    at.push((i, false));
                 }
                 Err(e) => out[i] = Some(Err(e)),
             }
         }
         let status = reqs.first().map(|r| r.status.clone()).unwrap_or_default();
-        for (i, r) in at.into_iter().zip(change(ctx, wanted, &status).await) {
+        for ((i, deletion), r) in at.into_iter().zip(change(ctx, wanted, &status).await) {
+            // A zone's change succeeds or fails as a whole: the addition's result is the request's.
+            if deletion {
+                continue;
+            }
             out[i] = Some(r.map(|s| {
                 let s = s.expect("an addition");
                 ApplyResponse::new(s.id(), record_attrs(&s, "values", "zone_id"))

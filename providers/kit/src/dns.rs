@@ -77,8 +77,12 @@ pub fn delegation_addr() -> ResourceAddr {
 ///
 /// A record's `type` is `A` (values are addresses) or `CNAME` (one value, a name without its
 /// trailing dot); each cloud writes the name in its own form. A tenant moving between a dedicated
-/// and the shared controller changes its record's type, which replaces the record (delete first:
-/// a name cannot hold a CNAME beside another record).
+/// and the shared controller changes its record's type. A name cannot hold a CNAME beside another
+/// record, so the old set goes before the new one comes: where the cloud makes a deletion and an
+/// addition as one change (a Route 53 change batch, a Cloud DNS change), `type` is updatable and
+/// both go in one change, so the name never answers NXDOMAIN (which resolvers would keep for the
+/// zone's negative-caching time); Azure DNS keeps each type's record set as a resource of its
+/// own, so there `type` forces a replacement, the delete first.
 pub fn add_dns(
     g: &mut DesiredGraph,
     spec: &PlatformSpec,
