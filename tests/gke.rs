@@ -603,3 +603,31 @@ fn a_record_deletion_whose_answer_is_lost_is_not_an_error() {
     proxy.set_rules(vec![]);
     assert_settled(&w, GKE, "after the lost deletion");
 }
+
+#[test]
+fn a_record_swap_whose_answer_is_lost_is_found_made_and_not_sent_again() {
+    // bigcorp moves onto a controller of its own and back: its CNAME becomes an A record and
+    // then a CNAME again, each swap one change (deletion and addition together). The emulator
+    // makes the change, and the tool gets a 500, then a reset connection, instead of the answer.
+    let gcp = gcp();
+    let upstream: std::net::SocketAddr = gcp.url().trim_start_matches("http://").parse().unwrap();
+    let proxy = FaultProxy::start(matih_fault_proxy::gcp::options(upstream, vec![]));
+    let (w, _kube) = work(&proxy.url());
+    assert_eq!(code(&w.run(&args(&["apply", "--auto-approve", "-q"]))), 0);
+    for (dedicated, fault) in [(true, Fault::ForwardThen500), (false, Fault::ForwardThenReset)] {
+        let yaml = format!("slug: bigcorp\ndisplay_name: BigCorp\ndedicated_ingress: {dedicated}\n");
+        std::fs::write(w.path("tenants/bigcorp.yaml"), yaml).unwrap();
+        // (Setting rules starts the proxy's count of calls again.)
+        let rule = Rule::Action { name: "POST dns.changes".into(), calls: vec![1], fault: fault.clone() };
+        proxy.set_rules(vec![rule]);
+        let allow = r#"gke.address.ingress["bigcorp"]"#;
+        let (c, v) = w.json(&args(&["apply", "--auto-approve", "-o", "json", "--allow-replace", allow]));
+        assert_eq!(c, 0, "{fault:?}: {v:#}");
+        assert_eq!(proxy.injected().len(), if dedicated { 1 } else { 2 }, "{fault:?}");
+        assert_eq!(proxy.calls()["POST dns.changes"], 1, "{fault:?}: the swap was made once, and found made");
+        let want = if dedicated { vec![address(&gcp, "bigcorp")] } else { vec!["ingress.matih.ai.".to_string()] };
+        assert_eq!(records(&gcp)["bigcorp.matih.ai."], want, "{fault:?}");
+        proxy.set_rules(vec![]);
+        assert_settled(&w, GKE, &format!("after the swap with {fault:?}"));
+    }
+}

@@ -413,8 +413,12 @@ async fn change_zone(
             return Ok(());
         }
         let body: model::Change = from_json("change", json!({"additions": additions, "deletions": deletions}))?;
+        // A change is conditional: its deletions must match what the zone holds and its
+        // additions must not be there yet, so sent again after it was made it is refused. A lost
+        // answer is therefore not sent again blindly: the zone is read again, and the change is
+        // left out when the zone already shows it (or made of what is still missing).
         let sent = ctx
-            .write(SVC, "changes.create", || {
+            .create(SVC, "changes.create", || {
                 ctx.c
                     .changes
                     .create()
@@ -426,9 +430,14 @@ async fn change_zone(
             .await;
         let c = match sent {
             Ok(c) => to_json(&c),
-            // The zone changed under us, or this change's own lost answer was sent again and met
-            // what it did (an addition that exists, a deletion already gone): read again.
-            Err(e) if matches!(e.kind(), ErrorKind::Conflict | ErrorKind::NotFound) && attempt < 3 => continue,
+            // The answer was lost (or the server failed, having done it or not), or the zone
+            // changed under us (an addition that exists, a deletion already gone): read again.
+            Err(e)
+                if (e.kind().transient() || matches!(e.kind(), ErrorKind::Conflict | ErrorKind::NotFound))
+                    && attempt < 3 =>
+            {
+                continue;
+            }
             Err(e) => return Err(e),
         };
         if c["status"] == "done" {
