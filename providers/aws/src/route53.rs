@@ -1569,7 +1569,7 @@ mod tests {
         };
         // The A set as the zone holds it now (its values changed outside the tool): deleted as is.
         let a = set("T1.matih.ai.", RrType::A, 60, &["9.9.9.9"]);
-        let changes = changes_for(&[a.clone()]).unwrap();
+        let changes = changes_for(std::slice::from_ref(&a)).unwrap();
         assert_eq!(changes[0].resource_record_set(), Some(&a));
         assert_eq!(actions(Ok(changes)), [("DELETE".into(), "A".into()), ("CREATE".into(), "CNAME".into())]);
         // Done already (a lost answer): nothing; half there: what is left.
